@@ -1,0 +1,141 @@
+"""Model registry: names to builders, ``create_model`` and ``list_models``.
+
+ImageNet networks (Table 1): resnet18/34/50/101/152 and their plain twins plain18..plain152.
+CIFAR networks (§4.2): resnetN / plainN for every depth N = 6n+2; the names ``cifar_resnetN`` and
+``cifar_plainN`` always mean the CIFAR network (``resnet50`` and ``resnet152`` are the ImageNet
+ones, though 50 and 152 are also of the form 6n+2).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from torch import nn
+
+from .blocks import BasicBlock, Bottleneck, PlainBasicBlock, PlainBottleneck
+from .resnet import ResNet
+
+# Table 1: blocks per stage.
+IMAGENET_LAYERS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+IMAGENET_WIDTHS = (64, 128, 256, 512)
+CIFAR_WIDTHS = (16, 32, 64)  # §4.2: 16, 32, 64 filters on 32, 16, 8 maps
+# Depths listed by list_models(); any other 6n+2 depth is built on request.
+CIFAR_LISTED_DEPTHS = (8, 14, 20, 32, 44, 56, 110, 1202)
+_PLAIN = {BasicBlock: PlainBasicBlock, Bottleneck: PlainBottleneck}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a registered name builds."""
+
+    name: str
+    family: str  # "imagenet" or "cifar"
+    depth: int
+    residual: bool
+    default_num_classes: int
+    default_input_size: int
+    default_shortcut: str
+
+
+def _imagenet_spec(name: str, depth: int, residual: bool) -> ModelSpec:
+    # Option B by default for ImageNet models (§4.1: the 50/101/152 use B; torchvision's too).
+    return ModelSpec(name, "imagenet", depth, residual, 1000, 224, "B")
+
+
+def _cifar_spec(name: str, depth: int, residual: bool) -> ModelSpec:
+    # Option A in all CIFAR cases (§4.2), so residual and plain nets have equal parameters.
+    return ModelSpec(name, "cifar", depth, residual, 10, 32, "A")
+
+
+_CIFAR_RE = re.compile(r"^(?:cifar_)?(resnet|plain)(\d+)$")
+
+
+def resolve(name: str) -> ModelSpec:
+    """Parse a model name into its spec, or raise a ValueError that lists what exists."""
+    m = _CIFAR_RE.match(name)
+    if m is None:
+        raise ValueError(_unknown(name))
+    kind, depth = m.group(1), int(m.group(2))
+    residual = kind == "resnet"
+    if not name.startswith("cifar_") and depth in IMAGENET_LAYERS:
+        return _imagenet_spec(name, depth, residual)
+    if depth >= 8 and (depth - 2) % 6 == 0:
+        return _cifar_spec(name, depth, residual)
+    raise ValueError(_unknown(name))
+
+
+def _unknown(name: str) -> str:
+    return (
+        f"unknown model {name!r}. ImageNet models: resnet18/34/50/101/152 and plain18..plain152; "
+        "CIFAR models: resnetN or plainN for any depth N = 6n+2 (8, 14, 20, 32, 44, 56, 110, "
+        "1202, ...), also as cifar_resnetN. `deepres models` lists them."
+    )
+
+
+def list_models() -> list[str]:
+    """The registered model names (ImageNet first, then CIFAR), each residual then plain."""
+    names = [f"{k}{d}" for k in ("resnet", "plain") for d in IMAGENET_LAYERS]
+    names += [f"{k}{d}" for k in ("resnet", "plain") for d in CIFAR_LISTED_DEPTHS]
+    return names
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    shortcut: str | None = None,
+    stride_in_1x1: bool = False,
+    zero_init_residual: bool = False,
+) -> nn.Module:
+    """Build a registered model with He initialisation.
+
+    Args:
+        name: a name from :func:`list_models`, or any CIFAR depth ``resnetN``/``plainN``, N=6n+2.
+        num_classes: classifier outputs; 1000 for ImageNet models, 10 for CIFAR ones by default.
+        shortcut: "A" (zero-padded identity), "B" (projection where dimensions grow) or "C"
+            (projection everywhere), §4.1. Default A for CIFAR models, B for ImageNet ones.
+            Plain models have no shortcuts, so only their default is accepted.
+        stride_in_1x1: bottleneck models only; put the downsampling stride in the first 1x1
+            convolution as the paper's released models do (default: in the 3x3, as torchvision).
+        zero_init_residual: start each residual branch's last BN at zero (as torchvision).
+    """
+    spec = resolve(name)
+    if shortcut is None:
+        shortcut = spec.default_shortcut
+    if shortcut not in ("A", "B", "C"):
+        raise ValueError(f"shortcut must be 'A', 'B' or 'C', got {shortcut!r}")
+    if not spec.residual and shortcut != spec.default_shortcut:
+        raise ValueError(f"{name} is a plain network with no shortcuts; drop shortcut={shortcut!r}")
+    if num_classes is None:
+        num_classes = spec.default_num_classes
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if spec.family == "imagenet":
+        block, layers = IMAGENET_LAYERS[spec.depth]
+        widths, stem = IMAGENET_WIDTHS, "imagenet"
+    else:
+        block, n = BasicBlock, (spec.depth - 2) // 6
+        layers, widths, stem = (n, n, n), CIFAR_WIDTHS, "cifar"
+    if stride_in_1x1 and block is not Bottleneck:
+        raise ValueError(
+            f"stride_in_1x1 applies to bottleneck models (resnet50/101/152), not {name}"
+        )
+    if not spec.residual:
+        block = _PLAIN[block]
+    model = ResNet(
+        block, layers, widths, stem=stem, num_classes=num_classes, shortcut=shortcut,
+        stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual,
+    )
+    # What built it, so that weights files and run directories can rebuild it.
+    model.model_name = name
+    model.model_options = {
+        "num_classes": num_classes, "shortcut": shortcut, "stride_in_1x1": stride_in_1x1,
+    }
+    return model

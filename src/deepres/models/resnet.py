@@ -1,0 +1,128 @@
+"""The ResNet family: ImageNet networks (Table 1) and CIFAR networks (§4.2), residual and plain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blocks import Block, conv3x3
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One backbone output: its name, channels and stride relative to the input."""
+
+    name: str
+    channels: int
+    stride: int
+
+
+class ResNet(nn.Module):
+    """A stem, a stack of stages of blocks, global average pooling and a linear classifier.
+
+    ``stem="imagenet"``: 7x7/2 convolution with 64 filters and 3x3/2 max pooling (Table 1).
+    ``stem="cifar"``: one 3x3 convolution with ``widths[0]`` filters (§4.2).
+    Each stage after the first halves the feature map with a stride-2 first block.
+    """
+
+    def __init__(
+        self,
+        block: Block,
+        layers: Sequence[int],
+        widths: Sequence[int],
+        *,
+        stem: str = "imagenet",
+        num_classes: int = 1000,
+        shortcut: str = "B",
+        stride_in_1x1: bool = False,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(layers) != len(widths):
+            raise ValueError(f"layers {list(layers)} and widths {list(widths)} differ in length")
+        if stem not in ("imagenet", "cifar"):
+            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+        self.stem_kind = stem
+        # Children are registered in execution order (conv1, bn1, relu, maxpool, layer1, ...),
+        # as torchvision does: IntermediateLayerGetter-style wrappers run them in that order.
+        imagenet = stem == "imagenet"
+        self.inplanes = 64 if imagenet else widths[0]
+        if imagenet:
+            self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        else:
+            self.conv1 = conv3x3(3, widths[0])
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool: nn.Module = (
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else nn.Identity()
+        )
+        stem_stride = 4 if imagenet else 1
+
+        self.feature_info: list[FeatureInfo] = [FeatureInfo("stem", self.inplanes, stem_stride)]
+        stride = stem_stride
+        self.stage_names: list[str] = []
+        for i, (count, width) in enumerate(zip(layers, widths, strict=True)):
+            first_stride = 1 if i == 0 else 2
+            stride *= first_stride
+            name = f"layer{i + 1}"
+            stage = self._make_stage(block, width, count, first_stride, shortcut, stride_in_1x1)
+            self.add_module(name, stage)
+            self.stage_names.append(name)
+            self.feature_info.append(FeatureInfo(name, self.inplanes, stride))
+
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(self.inplanes, num_classes)
+        self.num_features = self.inplanes
+        self._init_weights(zero_init_residual)
+
+    def _make_stage(self, block: Block, planes: int, count: int, stride: int, shortcut: str,
+                    stride_in_1x1: bool) -> nn.Sequential:
+        blocks = []
+        for j in range(count):
+            blocks.append(block(self.inplanes, planes, stride if j == 0 else 1, shortcut,
+                                stride_in_1x1))
+            self.inplanes = planes * block.expansion
+        return nn.Sequential(*blocks)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                # He (MSRA) initialisation, as the paper trains from scratch with it (§3.4).
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if zero_init_residual:
+            # Each residual branch then starts as zero, so each block starts as the identity
+            # (Goyal et al. 2017); only meaningful where a shortcut exists.
+            for m in self.modules():
+                if getattr(m, "residual", False) and hasattr(m, "last_bn"):
+                    nn.init.constant_(m.last_bn.weight, 0)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The stem's and every stage's output, keyed as in :attr:`feature_info`.
+
+        For ImageNet models the strides are 4 (stem, after max pooling), 4, 8, 16, 32
+        (``layer1`` .. ``layer4``), the inputs a detection or segmentation neck expects.
+        """
+        feats = {"stem": self.stem(x)}
+        out = feats["stem"]
+        for name in self.stage_names:
+            out = getattr(self, name)(out)
+            feats[name] = out
+        return feats
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stem(x)
+        for name in self.stage_names:
+            out = getattr(self, name)(out)
+        return self.forward_head(out)

@@ -1,0 +1,215 @@
+"""Loading and saving weights without ever running code from a file.
+
+Reads ``.safetensors`` (no code by design) and ``.pth``/``.pt``/``.bin`` through
+``torch.load(weights_only=True)``, with no fallback to full unpickling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+CLASSIFIER_PREFIXES = ("fc.",)
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
+_NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "ema", "module")
+_STRIP_PREFIXES = ("module.", "_orig_mod.", "model.")
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read, or that does not fit the model."""
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        tensors: dict[str, torch.Tensor] = {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                tensors[key] = f.get_tensor(key)
+        return tensors, metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(
+            f"{path}: not a readable .safetensors file ({exc}); it may be truncated or corrupt. "
+            "Re-download or re-export it."
+        ) from exc
+
+
+def _read_pickle_checkpoint(path: Path) -> Any:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses anything but tensors and plain containers: never fall back.
+        raise WeightsError(
+            f"{path}: refused to load: the file contains Python objects other than tensors, "
+            "which could run code when unpickled. Only plain state dicts are accepted; "
+            f"convert it to .safetensors in a trusted environment. (torch said: "
+            f"{str(exc).splitlines()[0]})"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        raise WeightsError(
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); it may be truncated "
+            "or corrupt. Re-download it."
+        ) from exc
+
+
+def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    """Find the tensors in a checkpoint: a bare state dict, or one nested under a usual key."""
+    for _ in range(3):
+        if isinstance(obj, Mapping) and obj and all(
+            isinstance(v, torch.Tensor) for v in obj.values()
+        ):
+            return dict(obj)
+        if isinstance(obj, Mapping):
+            nested = next((obj[k] for k in _NESTED_KEYS if k in obj and
+                           isinstance(obj[k], Mapping)), None)
+            if nested is not None:
+                obj = nested
+                continue
+            tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+            if tensors:
+                return tensors
+        break
+    raise WeightsError(f"{path}: holds no state dict of tensors (found {type(obj).__name__})")
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
+    """Drop a ``module.`` (DataParallel/DDP) or ``_orig_mod.`` (torch.compile) prefix."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _STRIP_PREFIXES:
+            if state and all(k.startswith(prefix) for k in state) and not (
+                set(state) & model_keys
+            ):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a weights file into ``(state_dict, metadata)`` without running code from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: the file is empty (0 bytes); re-download or re-export it")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    # By suffix; otherwise sniff: a PyTorch checkpoint is a zip archive (PK) or a pickle (0x80).
+    torch_like = head.startswith(b"PK") or head[:1] == b"\x80"
+    if path.suffix == ".safetensors" or (path.suffix not in TORCH_SUFFIXES and not torch_like):
+        return _read_safetensors(path)
+    obj = _read_pickle_checkpoint(path)
+    return _extract_state_dict(obj, path), {}
+
+
+def load_weights(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    skip_classifier: bool = False,
+) -> dict[str, str]:
+    """Load weights into ``model`` from ``.safetensors`` or ``.pth``/``.pt``; return metadata.
+
+    A mismatch raises :class:`WeightsError` listing missing, unexpected and wrong-shaped keys,
+    and leaves the model unchanged. ``skip_classifier=True`` loads everything but the final
+    ``fc`` layer (for fine-tuning on other classes).
+    """
+    path = Path(path)
+    state, metadata = read_weights(path)
+    own = model.state_dict()
+    state = _strip_prefixes(state, set(own))
+    if skip_classifier:
+        state = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
+        expected = {k for k in own if not k.startswith(CLASSIFIER_PREFIXES)}
+    else:
+        expected = set(own)
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong_shape = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(state) & set(own) if state[k].shape != own[k].shape
+    )
+    if missing or unexpected or wrong_shape:
+        raise WeightsError(_mismatch_message(path, missing, unexpected, wrong_shape))
+    model.load_state_dict(state, strict=False)  # every key was checked above
+    return metadata
+
+
+def _mismatch_message(path: Path, missing: list[str], unexpected: list[str],
+                      wrong_shape: list[str]) -> str:
+    def block(title: str, items: list[str]) -> str:
+        shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20 else [])
+        return f"  {title} ({len(items)}):\n" + "\n".join(f"    {s}" for s in shown)
+
+    parts = [f"{path}: the weights do not fit this model; nothing was loaded."]
+    if missing:
+        parts.append(block("missing from the file", missing))
+    if unexpected:
+        parts.append(block("unexpected in the file", unexpected))
+    if wrong_shape:
+        parts.append(block("wrong shape", wrong_shape))
+    hint = "Check the model name and options (depth, shortcut option, num_classes)"
+    if any(s.startswith(CLASSIFIER_PREFIXES) for s in wrong_shape):
+        hint += "; to fine-tune on other classes, load with skip_classifier=True"
+    parts.append(hint + ".")
+    return "\n".join(parts)
+
+
+def save_weights(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    class_names: list[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the model's weights as ``.safetensors``, with its name, options and class names.
+
+    The file is written to a temporary name, fsynced and renamed, so an existing file is
+    never left half-written.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {"format": "pt"}
+    if hasattr(model, "model_name"):
+        metadata["model"] = str(model.model_name)
+        metadata["model_options"] = json.dumps(getattr(model, "model_options", {}))
+    if class_names is not None:
+        metadata["class_names"] = json.dumps(list(class_names))
+    for k, v in (extra or {}).items():
+        metadata[k] = v if isinstance(v, str) else json.dumps(v)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:
+    """Rebuild the model a deepres ``.safetensors`` file was saved from, with its class names."""
+    from .registry import create_model
+
+    _, metadata = read_weights(path)
+    if "model" not in metadata:
+        raise WeightsError(
+            f"{path}: has no deepres metadata naming its model; build the model with "
+            "create_model(name) and call load_weights(model, path) instead"
+        )
+    options = json.loads(metadata.get("model_options", "{}"))
+    model = create_model(metadata["model"], **options)
+    load_weights(model, path)
+    names = json.loads(metadata["class_names"]) if "class_names" in metadata else None
+    return model, names

@@ -1,0 +1,140 @@
+"""load_weights: safetensors and .pth, prefixes, mismatches, corrupt files, malicious pickles."""
+
+import os
+import pickle
+
+import pytest
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+from deepres import WeightsError, create_model, load_weights, model_from_weights, save_weights
+
+
+def _snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torchvision_pth_loads_and_gives_identical_outputs(tmp_path):
+    theirs = torchvision.models.resnet18().eval()
+    path = tmp_path / "resnet18.pth"
+    torch.save(theirs.state_dict(), path)
+    ours = create_model("resnet18").eval()
+    load_weights(ours, path)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_safetensors_round_trip_with_metadata(tmp_path):
+    model = create_model("resnet20", num_classes=3)
+    path = tmp_path / "w.safetensors"
+    save_weights(model, path, class_names=["a", "b", "c"])
+    rebuilt, names = model_from_weights(path)
+    assert names == ["a", "b", "c"]
+    assert _same(model.state_dict(), rebuilt.state_dict())
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod."])
+def test_wrapper_prefixes_are_stripped(tmp_path, prefix):
+    src = create_model("resnet8")
+    path = tmp_path / "ddp.pt"
+    torch.save({"epoch": 3, "state_dict": {prefix + k: v for k, v in src.state_dict().items()}},
+               path)
+    dst = create_model("resnet8")
+    load_weights(dst, path)
+    assert _same(src.state_dict(), dst.state_dict())
+
+
+def test_plain_safetensors_from_another_tool(tmp_path):
+    src = torchvision.models.resnet34()
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
+    dst = create_model("resnet34")
+    load_weights(dst, path)
+    assert _same(src.state_dict(), dst.state_dict())
+
+
+def test_mismatch_lists_keys_and_leaves_model_unchanged(tmp_path):
+    path = tmp_path / "r50.pth"
+    torch.save(create_model("resnet50").state_dict(), path)
+    model = create_model("resnet18")
+    before = _snapshot(model)
+    with pytest.raises(WeightsError) as err:
+        load_weights(model, path)
+    msg = str(err.value)
+    assert "r50.pth" in msg and "unexpected" in msg and "wrong shape" in msg
+    assert "layer1.0.conv3.weight" in msg and "nothing was loaded" in msg
+    assert _same(before, model.state_dict())
+    torch.save(before, tmp_path / "r18.pth")
+    with pytest.raises(WeightsError, match=r"(?s)missing from the file \(\d+\):\n.*conv3"):
+        load_weights(create_model("resnet50"), tmp_path / "r18.pth")
+
+
+def test_num_classes_mismatch_and_skip_classifier(tmp_path):
+    src = create_model("resnet20", num_classes=10)
+    path = tmp_path / "w.safetensors"
+    save_weights(src, path)
+    dst = create_model("resnet20", num_classes=100)
+    before = _snapshot(dst)
+    with pytest.raises(WeightsError, match=r"(?s)fc\.weight.*skip_classifier"):
+        load_weights(dst, path)
+    assert _same(before, dst.state_dict())
+    load_weights(dst, path, skip_classifier=True)
+    assert torch.equal(dst.layer3[0].conv1.weight, src.layer3[0].conv1.weight)
+    assert torch.equal(dst.fc.weight, before["fc.weight"])  # classifier left as initialised
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_truncated_and_garbage_files_name_the_file(tmp_path, suffix):
+    good = tmp_path / f"good{suffix}"
+    model = create_model("resnet8")
+    if suffix == ".pth":
+        torch.save(model.state_dict(), good)
+    else:
+        save_weights(model, good)
+    data = good.read_bytes()
+    for name, content in [("trunc", data[: len(data) // 2]), ("garbage", b"hello world" * 50),
+                          ("empty", b"")]:
+        bad = tmp_path / f"{name}{suffix}"
+        bad.write_bytes(content)
+        with pytest.raises(WeightsError, match=name + suffix.replace(".", r"\.")):
+            load_weights(create_model("resnet8"), bad)
+
+
+def test_missing_file():
+    with pytest.raises(WeightsError, match="no such weights file"):
+        load_weights(create_model("resnet8"), "/nonexistent/w.pth")
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_malicious_checkpoint_does_not_run_code(tmp_path, legacy):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    payload = {"state_dict": create_model("resnet8").state_dict(), "x": _Exploit(marker)}
+    if legacy:
+        with open(path, "wb") as f:
+            pickle.dump(payload, f)
+    else:
+        torch.save(payload, path)
+    # Control: the payload is real; plain unpickling runs it.
+    with open(path, "rb") as f:
+        torch.load(f, weights_only=False) if not legacy else pickle.load(f)  # noqa: S301
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(WeightsError, match="evil.pth"):
+        load_weights(create_model("resnet8"), path)
+    assert not marker.exists()
