@@ -1,8 +1,14 @@
+import os
+import tempfile
+
 import pytest
 import torch
 
+# Tests never touch the user's cache.
+os.environ["DEEPRES_CACHE"] = tempfile.mkdtemp(prefix="deepres-test-cache-")
+
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed():
     torch.manual_seed(0)
     yield

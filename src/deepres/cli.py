@@ -38,6 +38,27 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from .data import check_index, scan_dataset
+
+    splits = scan_dataset(args.path)
+    first = next(iter(splits.values()))
+    print(f"{args.path}: {len(first.classes)} classes: {', '.join(first.classes)}")
+    n_bad = 0
+    for name, index in splits.items():
+        counts = index.counts()
+        print(f"{name}: {len(index)} images"
+              + (f", {len(index.ignored)} non-image files ignored" if index.ignored else ""))
+        for cls, n in counts.items():
+            print(f"  {cls:<24} {n}")
+        bad = check_index(index)
+        n_bad += len(bad)
+        for b in bad:
+            print(f"  BAD {b.path}: {b.reason}")
+    print(f"{n_bad} bad file(s)" if n_bad else "all files decode")
+    return 1 if n_bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepres",
@@ -48,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list every model with parameters and multiply-adds")
     p.add_argument("--json", action="store_true", help="print a JSON list (name, params, macs)")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("data", help="inspect datasets")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("check", help="decode every image; list classes, counts, bad files")
+    q.add_argument("path", help="dataset folder: root/<class>/<image> or root/{train,val,test}/..")
+    q.set_defaults(func=_cmd_data_check)
     return parser
 
 
@@ -57,8 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .data import BadImageError, DatasetError
+    from .models import WeightsError
+
     try:
         return int(args.func(args))
+    except (DatasetError, WeightsError, BadImageError) as exc:
+        print(f"deepres: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,4 +1,4 @@
-"""Architecture facts from the paper: Table 1 multiply-adds, Table 6 parameters, shortcut options."""
+"""Architecture facts from the paper: Table 1 multiply-adds, Table 6 parameters, shortcuts."""
 
 import pytest
 import torch

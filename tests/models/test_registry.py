@@ -1,4 +1,4 @@
-"""Every registered model: builds, runs forward and backward, right shape, finite (timm's pattern)."""
+"""Every registered model: builds, runs forward and backward, right shape, finite."""
 
 import pytest
 import torch

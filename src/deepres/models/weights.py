@@ -83,7 +83,9 @@ def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     raise WeightsError(f"{path}: holds no state dict of tensors (found {type(obj).__name__})")
 
 
-def _strip_prefixes(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
+def _strip_prefixes(
+    state: dict[str, torch.Tensor], model_keys: set[str]
+) -> dict[str, torch.Tensor]:
     """Drop a ``module.`` (DataParallel/DDP) or ``_orig_mod.`` (torch.compile) prefix."""
     changed = True
     while changed:

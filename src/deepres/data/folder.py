@@ -1,0 +1,130 @@
+"""Image folders (``root/<class>/<image>``): scanning, splits and checking every file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .images import BadImageError, decode_image, is_image_name
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as it is; the message says what to change."""
+
+
+@dataclass
+class FolderIndex:
+    """The images of one split: sorted class names and ``(path, label)`` samples."""
+
+    root: Path
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    ignored: list[str] = field(default_factory=list)  # stray non-image files
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def counts(self) -> dict[str, int]:
+        per = np.bincount([y for _, y in self.samples], minlength=len(self.classes))
+        return {c: int(n) for c, n in zip(self.classes, per, strict=True)}
+
+    def without(self, bad: Iterable[str]) -> FolderIndex:
+        drop = set(bad)
+        kept = [(p, y) for p, y in self.samples if p not in drop]
+        return FolderIndex(self.root, self.classes, kept, self.ignored)
+
+
+def _visible(name: str) -> bool:
+    # Hidden entries (.git, .ipynb_checkpoints, .DS_Store) are never classes or images.
+    return not name.startswith((".", "__"))
+
+
+def scan_folder(root: str | os.PathLike[str]) -> FolderIndex:
+    """Index ``root/<class>/**/<image>``; non-image files are ignored and listed.
+
+    Raises :class:`DatasetError` when ``root`` is missing, has no class folders, or a class
+    folder holds no image.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and _visible(e.name))
+    if not classes:
+        raise DatasetError(
+            f"{root}: no class folders found; expected {root}/<class name>/<image files>"
+        )
+    samples: list[tuple[str, int]] = []
+    ignored: list[str] = []
+    empty: list[str] = []
+    for label, cls in enumerate(classes):
+        found = 0
+        for dirpath, dirnames, filenames in os.walk(root / cls, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if _visible(d))
+            for name in sorted(filenames):
+                if not _visible(name):
+                    continue
+                path = os.path.join(dirpath, name)
+                if is_image_name(name):
+                    samples.append((path, label))
+                    found += 1
+                else:
+                    ignored.append(path)
+        if not found:
+            empty.append(cls)
+    if empty:
+        raise DatasetError(
+            f"{root}: class folder(s) with no images: {', '.join(empty)}; add images or remove "
+            "the folder(s)"
+        )
+    return FolderIndex(root, classes, samples, ignored)
+
+
+def find_splits(root: str | os.PathLike[str]) -> dict[str, Path]:
+    """``{"train": .., "val": .., "test": ..}`` for the split sub-folders present, else ``{}``."""
+    root = Path(root)
+    return {s: root / s for s in SPLIT_NAMES if (root / s).is_dir()}
+
+
+def scan_dataset(root: str | os.PathLike[str]) -> dict[str, FolderIndex]:
+    """Every split of a dataset folder; a folder without split sub-folders is one ``train`` split.
+
+    All splits must have the same classes.
+    """
+    splits = find_splits(root)
+    if not splits:
+        return {"train": scan_folder(root)}
+    indexes = {name: scan_folder(path) for name, path in splits.items()}
+    first_name, first = next(iter(indexes.items()))
+    for name, idx in indexes.items():
+        if idx.classes != first.classes:
+            raise DatasetError(
+                f"{root}: splits have different classes: {first_name}={first.classes}, "
+                f"{name}={idx.classes}"
+            )
+    return indexes
+
+
+def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, held_out)`` of a fixed random split, e.g. the paper's 45k/5k (§4.2)."""
+    if not 0 < fraction < 1:
+        raise DatasetError(f"held-out fraction must be between 0 and 1, got {fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    k = int(round(n * fraction))
+    return np.sort(order[k:]), np.sort(order[:k])
+
+
+def check_index(index: FolderIndex) -> list[BadImageError]:
+    """Fully decode every image of a split; return the bad ones with their reasons."""
+    bad = []
+    for path, _ in index.samples:
+        try:
+            decode_image(path)
+        except BadImageError as exc:
+            bad.append(exc)
+    return bad

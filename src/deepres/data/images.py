@@ -1,0 +1,89 @@
+"""Decoding one image file into RGB uint8 pixels, strictly: every bad file gets a reason."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Formats we decode; anything else PIL could open (TIFF, GIF, PSD, ...) is refused.
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+# Above this many pixels a file is treated as a decompression bomb (about 89 MP, PIL's own limit).
+MAX_PIXELS = 89_478_485
+
+
+class BadImageError(ValueError):
+    """A file that cannot be used as a training or test image; ``reason`` says why."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode to 8-bit RGB; 16-bit and 32-bit integer images are scaled, not clipped."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.int64)
+        # 16-bit data (mode I;16 or I holding 0..65535) scaled to 0..255.
+        top = 65535 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255
+        arr8 = np.clip(np.round(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        arr8 = np.clip(np.round(arr * 255.0 if arr.max(initial=0) <= 1 else arr), 0, 255)
+        return Image.fromarray(arr8.astype(np.uint8), mode="L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels over white, as a viewer shows them.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Fully decode ``path`` into an ``H x W x 3`` uint8 array, or raise :class:`BadImageError`.
+
+    Catches: empty files, non-images and formats off the allowlist, truncated data (by a full
+    decode: PIL's ``verify()`` does not check JPEG data), decompression bombs. Applies the EXIF
+    orientation. Grayscale, palette, RGBA, CMYK and 16-bit images all become 3-channel RGB.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BadImageError(path, f"cannot read ({exc.strerror})") from exc
+    if size == 0:
+        raise BadImageError(path, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.format not in ALLOWED_FORMATS:
+                    raise BadImageError(
+                        path, f"format {img.format} is not accepted (allowed: "
+                              f"{', '.join(sorted(ALLOWED_FORMATS))})")
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise BadImageError(path, f"decompression bomb: {w}x{h} pixels is over the "
+                                              f"limit of {MAX_PIXELS}")
+                img.load()  # full decode: truncated data fails here
+                img = ImageOps.exif_transpose(img) or img
+                rgb = _to_rgb(img)
+                return np.asarray(rgb, dtype=np.uint8).copy()
+    except BadImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise BadImageError(path, "not an image (unrecognised data)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(path, f"decompression bomb: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadImageError(path, f"corrupt or truncated image data ({exc})") from exc

@@ -1,0 +1,97 @@
+"""Batches for training and testing.
+
+Small datasets: :class:`ArrayLoader` holds the uint8 pixels on the training device and augments
+whole batches there. Large image folders: :class:`FolderDataset` decodes and scale-augments
+images in DataLoader workers, with bounded memory.
+
+Randomness is derived from ``(seed, epoch, batch)`` (or ``(seed, epoch, index)``), so any batch can
+be rebuilt exactly: a resumed run sees the same data as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from . import transforms as T
+from .cifar import ArrayDataset
+from .folder import FolderIndex
+from .images import decode_image
+
+
+def derived_generator(*keys: int) -> torch.Generator:
+    """A CPU generator seeded from a tuple of integers (stable across runs and processes)."""
+    seed = 0
+    for k in keys:
+        seed = (seed * 1_000_003 + int(k) + 1) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+class ArrayLoader:
+    """Shuffled, augmented batches from a small dataset held on ``device`` as uint8.
+
+    ``augment(x_uint8, generator) -> x_uint8`` is applied per batch (e.g.
+    :func:`deepres.data.transforms.cifar_train_augment`). With ``rank``/``world_size`` each process
+    takes a disjoint shard of every global batch.
+    """
+
+    def __init__(self, ds: ArrayDataset, batch_size: int, device: torch.device | str = "cpu", *,
+                 shuffle: bool = True, drop_last: bool = True, seed: int = 0,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
+        self.images = torch.from_numpy(ds.images).permute(0, 3, 1, 2).contiguous().to(device)
+        self.labels = torch.from_numpy(ds.labels).to(device)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.seed, self.augment = seed, augment
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        n = self.labels.shape[0]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        n = self.labels.shape[0]
+        if not self.shuffle:
+            return torch.arange(n)
+        return torch.randperm(n, generator=derived_generator(self.seed, epoch))
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches ``start, start+1, ...`` of ``epoch`` (this rank's share of each)."""
+        order = self.order(epoch).to(self.labels.device)
+        for b in range(start, len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = idx[self.rank::self.world_size]
+            x = self.images[idx]
+            if self.augment is not None:
+                x = self.augment(x, derived_generator(self.seed, epoch, b, 1))
+            yield x, self.labels[idx]
+
+
+class FolderDataset(torch.utils.data.Dataset):
+    """Images decoded from files on demand: scale augmentation for training (§3.4), or
+    resize-256 + centre-224 crop for testing. Returns ``(uint8 3 x crop x crop, label)``."""
+
+    def __init__(self, index: FolderIndex, train: bool, *, crop: int = 224, seed: int = 0,
+                 scale: tuple[int, int] = (256, 480), test_resize: int = 256) -> None:
+        self.index, self.train, self.crop, self.seed = index, train, crop, seed
+        self.scale, self.test_resize = scale, test_resize
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.index.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.index.samples[i]
+        img = torch.from_numpy(decode_image(path)).permute(2, 0, 1)
+        if self.train:
+            g = derived_generator(self.seed, self.epoch, i)
+            img = T.scale_augment(img, g, self.crop, self.scale)
+        else:
+            img = T.imagenet_test_transform(img, self.test_resize, self.crop)
+        return img.contiguous(), label

@@ -1,0 +1,164 @@
+"""Where data comes from: ``--data PATH|cifar10|cifar100|sample``, the bundled sample, the cache.
+
+Small (CIFAR-sized) datasets are decoded once into uint8 arrays and cached under
+``$DEEPRES_CACHE`` (default ``~/.cache/deepres``), keyed by every file's path, size and
+modification time, so a changed folder is read again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .cifar import ArrayDataset, prepare_cifar, read_cifar, safe_extract
+from .folder import DatasetError, FolderIndex, scan_dataset
+from .images import BadImageError, decode_image
+
+SAMPLE_ARCHIVE = "cifar10-sample.tar.xz"
+SMALL_MAX_SIDE = 64  # images this size or smaller are held in memory as uint8 arrays
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DEEPRES_CACHE") or Path.home() / ".cache" / "deepres")
+
+
+@dataclass
+class Splits:
+    """A dataset's splits as arrays (small images) or folder indexes (streamed), and its classes."""
+
+    name: str
+    classes: list[str]
+    train: ArrayDataset | FolderIndex
+    test: ArrayDataset | FolderIndex | None
+    bad: list[BadImageError] = field(default_factory=list)
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.train, ArrayDataset)
+
+
+def sample_root() -> Path:
+    """The bundled CIFAR-10 sample (500 train, 100 test images per class), extracted once."""
+    dest = cache_dir() / "sample-v1"
+    folder = dest / "cifar10-sample"
+    if (folder / ".complete").exists():
+        return folder
+    dest.mkdir(parents=True, exist_ok=True)
+    with resources.as_file(resources.files("deepres.data") / "sample" / SAMPLE_ARCHIVE) as tar:
+        tmp = Path(tempfile.mkdtemp(dir=dest))
+        safe_extract(tar, tmp)
+        if folder.exists():  # a half-finished earlier extraction
+            import shutil
+            shutil.rmtree(folder)
+        os.replace(tmp / "cifar10-sample", folder)
+        tmp.rmdir()
+    (folder / ".complete").touch()
+    return folder
+
+
+def _fingerprint(index: FolderIndex) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    for path, label in index.samples:
+        st = os.stat(path)
+        rel = os.path.relpath(path, index.root)
+        h.update(f"{rel}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def decode_to_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageError]]:
+    """Decode a split of small images into arrays; bad files are returned, not included."""
+    images, labels, bad = [], [], []
+    shape = None
+    for path, label in index.samples:
+        try:
+            img = decode_image(path)
+        except BadImageError as exc:
+            bad.append(exc)
+            continue
+        if shape is None:
+            shape = img.shape
+        elif img.shape != shape:
+            bad.append(BadImageError(path, f"size {img.shape[1]}x{img.shape[0]} differs from the "
+                                           f"dataset's {shape[1]}x{shape[0]}"))
+            continue
+        images.append(img)
+        labels.append(label)
+    arr = np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8)
+    return ArrayDataset(arr, np.asarray(labels, dtype=np.int64), index.classes), bad
+
+
+def load_cached_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageError]]:
+    """:func:`decode_to_arrays` through the on-disk cache."""
+    key = _fingerprint(index)
+    path = cache_dir() / "arrays" / f"{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                bad = [BadImageError(p, r) for p, r in json.loads(str(z["bad"]))]
+                return ArrayDataset(z["images"], z["labels"], index.classes), bad
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # unreadable cache: decode again
+    ds, bad = decode_to_arrays(index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, images=ds.images, labels=ds.labels,
+             bad=np.array(json.dumps([[b.path, b.reason] for b in bad])))
+    os.replace(tmp, path)
+    return ds, bad
+
+
+def _is_small(index: FolderIndex) -> bool:
+    for path, _ in index.samples[:8]:
+        try:
+            h, w = decode_image(path).shape[:2]
+        except BadImageError:
+            continue
+        return max(h, w) <= SMALL_MAX_SIDE
+    return True
+
+
+def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits:
+    """An image-folder dataset; small images are decoded into (cached) arrays."""
+    indexes = scan_dataset(root)
+    train = indexes["train"]
+    test = indexes.get("test") or indexes.get("val")
+    name = name or Path(root).name
+    if not _is_small(train):
+        return Splits(name, train.classes, train, test)
+    train_arr, bad = load_cached_arrays(train)
+    test_arr = None
+    if test is not None:
+        test_arr, bad_test = load_cached_arrays(test)
+        bad += bad_test
+    return Splits(name, train.classes, train_arr, test_arr, bad)
+
+
+def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
+    """Resolve ``--data``: ``sample``, ``cifar10``, ``cifar100`` or a folder path.
+
+    ``cifar10``/``cifar100`` are downloaded into ``root`` (default: the cache) unless already
+    there, and checked against the published MD5.
+    """
+    if spec == "sample":
+        return load_folder(sample_root(), "sample")
+    if spec in ("cifar10", "cifar100"):
+        folder = prepare_cifar(spec, Path(root) if root else cache_dir() / "datasets")
+        train, test = read_cifar(folder, "train"), read_cifar(folder, "test")
+        return Splits(spec, train.classes, train, test)
+    path = Path(spec)
+    if not path.exists():
+        raise DatasetError(f"{spec}: no such folder; --data takes a folder path, 'sample', "
+                           "'cifar10' or 'cifar100'")
+    if (path / "batches.meta").exists() or (path / "batches.meta.txt").exists() or (
+            path / "fine_label_names.txt").exists() or (path / "meta").is_file():
+        train, test = read_cifar(path, "train"), read_cifar(path, "test")
+        return Splits(path.name, train.classes, train, test)
+    return load_folder(path)

@@ -1,0 +1,125 @@
+"""The paper's augmentation as pure functions on batched tensors with an explicit generator.
+
+Every random draw comes from the ``torch.Generator`` passed in, so the same seed gives the same
+batches; the draws are made on the CPU and applied on the data's device, so CPU and GPU agree.
+Images are ``N x 3 x H x W``: uint8 in, float32 out of :func:`normalize`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# PCA lighting (Krizhevsky et al. 2012) for ImageNet pixels in [0, 1] (§3.4, PAPER.md).
+IMAGENET_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
+IMAGENET_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
+                                [-0.5808, -0.0045, -0.8140],
+                                [-0.5836, -0.6948, 0.4203]])
+
+
+def _rand(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=generator).to(device)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image horizontally with probability 1/2."""
+    flip = _rand(x.shape[0], generator, x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def pad_crop(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Zero-pad ``pad`` pixels on each side and take a random crop of the original size (§4.2)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def cifar_train_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """§4.2: 4-pixel padding, random 32x32 crop, horizontal flip (uint8 in, uint8 out)."""
+    return random_flip(pad_crop(x, generator, 4), generator)
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None = None
+              ) -> torch.Tensor:
+    """uint8 pixels to float in [0, 1], minus the per-pixel mean image (§3.4, §4.2).
+
+    ``mean`` is ``3 x H x W`` (the training split's mean image, in [0, 1]) or ``3`` per channel;
+    the paper divides by nothing, so ``std`` is optional.
+    """
+    out = x.float().div_(255.0)
+    out = out - (mean if mean.dim() == 3 else mean[:, None, None]).to(out.device)
+    if std is not None:
+        out = out / std.to(out.device)[:, None, None]
+    return out
+
+
+def pca_lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1,
+                 eigval: torch.Tensor = IMAGENET_EIGVAL,
+                 eigvec: torch.Tensor = IMAGENET_EIGVEC) -> torch.Tensor:
+    """Add ``sum_i alpha_i lambda_i p_i`` to every pixel, alpha ~ N(0, std) per image (§3.4).
+
+    ``x`` is float with pixels on the [0, 1] scale (before or after mean subtraction).
+    """
+    alpha = torch.randn(x.shape[0], 3, generator=generator) * std
+    rgb = (alpha * eigval) @ eigvec.T  # N x 3: p_i weighted by alpha_i lambda_i
+    return x + rgb.to(x.device, x.dtype)[:, :, None, None]
+
+
+def resize_shorter(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize one ``3 x H x W`` image so its shorter side is ``size`` (bilinear, antialiased)."""
+    h, w = img.shape[-2:]
+    scale = size / min(h, w)
+    new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    out = F.interpolate(img[None].float(), size=new, mode="bilinear", align_corners=False,
+                        antialias=True)[0]
+    return out.round_().clamp_(0, 255).to(img.dtype) if img.dtype == torch.uint8 else out
+
+
+def scale_augment(img: torch.Tensor, generator: torch.Generator, crop: int = 224,
+                  scale: tuple[int, int] = (256, 480)) -> torch.Tensor:
+    """§3.4: shorter side resized to a random length in [256, 480], a random 224 crop."""
+    side = int(torch.randint(scale[0], scale[1] + 1, (1,), generator=generator))
+    img = resize_shorter(img, side)
+    h, w = img.shape[-2:]
+    top = int(torch.randint(0, h - crop + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - crop + 1, (1,), generator=generator))
+    return img[:, top:top + crop, left:left + crop]
+
+
+def center_crop(img: torch.Tensor, crop: int) -> torch.Tensor:
+    h, w = img.shape[-2:]
+    top, left = (h - crop) // 2, (w - crop) // 2
+    return img[..., top:top + crop, left:left + crop]
+
+
+def imagenet_test_transform(img: torch.Tensor, resize: int = 256, crop: int = 224
+                            ) -> torch.Tensor:
+    """Test time: shorter side 256, centre 224 crop."""
+    return center_crop(resize_shorter(img, resize), crop)
+
+
+def imagenet_train_batch(x: torch.Tensor, generator: torch.Generator, mean: torch.Tensor
+                         ) -> torch.Tensor:
+    """The batched part of §3.4's augmentation after per-image scale augmentation:
+    flip, per-pixel mean subtraction and PCA colour augmentation."""
+    return pca_lighting(normalize(random_flip(x, generator), mean), generator)
+
+
+def channel_mean(images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean of uint8 images in [0, 1]."""
+    return images_nhwc_uint8.float().mean(dim=(0, 1, 2)) / 255.0
+
+
+def mean_image(images_nhwc_uint8: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """The per-pixel mean image ``3 x H x W`` in [0, 1] (§4.2), in float64 chunks."""
+    total = torch.zeros(images_nhwc_uint8.shape[1:], dtype=torch.float64)
+    for i in range(0, images_nhwc_uint8.shape[0], chunk):
+        total += images_nhwc_uint8[i:i + chunk].to(torch.float64).sum(0)
+    return (total / max(1, images_nhwc_uint8.shape[0]) / 255.0).permute(2, 0, 1).float()
+
