@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -59,6 +60,48 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 1 if n_bad else 0
 
 
+def _train_config(args: argparse.Namespace):
+    from .train.config import TrainConfig, recipe, with_overrides
+
+    if args.resume:
+        path = Path(args.resume) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{args.resume}: no run to resume (no config.json there)")
+        cfg = TrainConfig.from_dict(json.loads(path.read_text()))
+        return with_overrides(cfg, run={"run_dir": args.resume, "device": args.device})
+    cfg = recipe(args.recipe, args.model)
+    optim = {"batch_size": args.batch_size, "lr": args.lr, "iterations": args.iterations,
+             "epochs": args.epochs}
+    if args.iterations is not None:
+        optim["epochs"] = None
+    cfg = with_overrides(
+        cfg,
+        model={"shortcut": args.shortcut},
+        data={"data": args.data, "skip_bad": args.skip_bad or None, "holdout": args.holdout},
+        optim=optim,
+        run={"run_dir": args.run_dir, "seed": args.seed, "device": args.device,
+             "log_every": args.log_every, "checkpoint_every": args.checkpoint_every,
+             "channels_last": args.channels_last, "amp": args.amp, "compile": args.compile},
+    )
+    if args.iterations is not None and cfg.optim.epochs is not None:
+        from dataclasses import replace
+        cfg = replace(cfg, optim=replace(cfg.optim, epochs=None))
+    return cfg
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import fit
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("deepres: error: --device cuda but no GPU is visible; use --device cpu",
+              file=sys.stderr)
+        return 2
+    cfg = _train_config(args)
+    summary = fit(cfg, resume=bool(args.resume))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepres",
@@ -69,6 +112,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list every model with parameters and multiply-adds")
     p.add_argument("--json", action="store_true", help="print a JSON list (name, params, macs)")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("train", help="train a model (default: resnet20 on the bundled sample)")
+    p.add_argument("--model", default="resnet20", help="a name from `deepres models`")
+    p.add_argument("--data", default=None,
+                   help="folder path, 'sample' (default), 'cifar10' or 'cifar100'")
+    p.add_argument("--recipe", default="fast", choices=["fast", "cifar-paper", "imagenet-paper"],
+                   help="preset: 'fast' (default, short one-cycle; not the paper's), "
+                        "'cifar-paper' (§4.2) or 'imagenet-paper' (§3.4)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=int, default=None)
+    g.add_argument("--iterations", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    p.add_argument("--shortcut", choices=["A", "B", "C"], default=None)
+    p.add_argument("--holdout", type=float, default=None,
+                   help="fraction of train held out for validation (cifar-paper: 0.1)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--run-dir", default=None, help="where the run is written (runs/latest)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="train without the dataset's bad files (counted in the log)")
+    p.add_argument("--log-every", type=int, default=None, help="steps between log lines")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    p.add_argument("--channels-last", action="store_true", default=None)
+    p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("data", help="inspect datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -86,10 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from .data import BadImageError, DatasetError
     from .models import WeightsError
+    from .train import CheckpointError, NonFiniteLossError
 
     try:
         return int(args.func(args))
-    except (DatasetError, WeightsError, BadImageError) as exc:
+    except (DatasetError, WeightsError, BadImageError, CheckpointError, NonFiniteLossError,
+            FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"deepres: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

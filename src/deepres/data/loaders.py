@@ -95,3 +95,35 @@ class FolderDataset(torch.utils.data.Dataset):
         else:
             img = T.imagenet_test_transform(img, self.test_resize, self.crop)
         return img.contiguous(), label
+
+
+class FolderLoader:
+    """Batches from a :class:`FolderDataset` through DataLoader workers, with the same
+    ``batches(epoch, start)`` interface and sharding as :class:`ArrayLoader`."""
+
+    def __init__(self, dataset: FolderDataset, batch_size: int, *, shuffle: bool = True,
+                 drop_last: bool = True, seed: int = 0, workers: int = 2, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
+        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
+        self.drop_last, self.seed, self.workers = drop_last, seed, workers
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.dataset)
+        order = (torch.randperm(n, generator=derived_generator(self.seed, epoch))
+                 if self.shuffle else torch.arange(n))
+        index_batches = [
+            order[b * self.batch_size:(b + 1) * self.batch_size][self.rank::self.world_size]
+            .tolist() for b in range(start, len(self))
+        ]
+        self.dataset.set_epoch(epoch)  # workers start per iteration and copy this
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=index_batches, num_workers=self.workers,
+            persistent_workers=False, pin_memory=torch.cuda.is_available())
+        yield from loader

@@ -1,0 +1,388 @@
+"""The training loop: ``fit(config) -> summary``, readable top to bottom.
+
+``prepare`` builds data, model and optimizer; ``train_one_epoch`` runs optimizer steps with
+logging and checkpoints as plain ``if step % n == 0`` checks; ``evaluate`` measures errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import ArrayLoader, DatasetError, load_data
+from ..data import transforms as T
+from ..data.folder import holdout_split
+from ..data.loaders import FolderDataset, FolderLoader, derived_generator
+from ..evaluate.metrics import evaluate
+from ..models import create_model, save_weights
+from . import distributed as dist
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .schedule import ScheduleState, after_eval, after_train_error, lr_at
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or a gradient became NaN or infinite; training stopped before the update."""
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0
+    batch: int = 0  # next batch within the epoch
+    schedule: ScheduleState = field(default_factory=ScheduleState)
+
+
+@dataclass
+class Setup:
+    cfg: TrainConfig
+    model: nn.Module
+    module: nn.Module  # the unwrapped model (without DDP)
+    optimizer: torch.optim.Optimizer
+    train: ArrayLoader | FolderLoader
+    val: ArrayLoader | FolderLoader | None
+    test: ArrayLoader | FolderLoader | None
+    prep_train: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+    prep_eval: Callable[[torch.Tensor], torch.Tensor]
+    mean: torch.Tensor
+    classes: list[str]
+    device: torch.device
+    skipped_bad: int
+    run_dir: Path
+    ctx: dist.Context
+
+
+def _check_bad(splits, skip_bad: bool) -> int:
+    if splits.bad and not skip_bad:
+        listing = "\n".join(f"  {b.path}: {b.reason}" for b in splits.bad[:50])
+        more = f"\n  ... and {len(splits.bad) - 50} more" if len(splits.bad) > 50 else ""
+        raise DatasetError(f"{len(splits.bad)} bad file(s) in {splits.name}; fix or remove them, "
+                           f"or pass --skip-bad to train without them:\n{listing}{more}")
+    return len(splits.bad)
+
+
+def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
+    device = torch.device(cfg.run.device)
+    splits = load_data(cfg.data.data)
+    skipped = _check_bad(splits, cfg.data.skip_bad)
+    o, seed = cfg.optim, cfg.run.seed
+    shard = {"rank": ctx.rank, "world_size": ctx.world_size}
+    if splits.in_memory:
+        train_ds, val_ds = splits.train, None
+        if cfg.data.holdout:
+            tr, va = holdout_split(len(train_ds), cfg.data.holdout, cfg.data.holdout_seed)
+            train_ds, val_ds = train_ds.subset(tr), train_ds.subset(va)
+        # Per-pixel mean of the training images (§4.2).
+        mean = T.mean_image(torch.from_numpy(train_ds.images)).to(device)
+        augment = T.cifar_train_augment if cfg.data.augment else None
+        train = ArrayLoader(train_ds, o.batch_size, device, seed=seed, augment=augment, **shard)
+
+        def eval_loader(ds):
+            return None if ds is None else ArrayLoader(ds, 2 * o.batch_size, device,
+                                                        shuffle=False, drop_last=False, **shard)
+
+        val, test = eval_loader(val_ds), eval_loader(splits.test)
+
+        def prep_train(x, g):
+            return T.normalize(x, mean)
+    else:
+        # Large images (§3.4): scale augmentation in workers; flip, mean, colour in batches.
+        index, val_index = splits.train, None
+        if cfg.data.holdout:
+            tr, va = holdout_split(len(index), cfg.data.holdout, cfg.data.holdout_seed)
+            val_index = type(index)(index.root, index.classes, [index.samples[i] for i in va])
+            index = type(index)(index.root, index.classes, [index.samples[i] for i in tr])
+        train = FolderLoader(FolderDataset(index, True, seed=seed), o.batch_size, seed=seed,
+                             **shard)
+        mean = _channel_mean(FolderDataset(index, False)).to(device)
+
+        def eval_folder(idx):
+            return None if idx is None else FolderLoader(
+                FolderDataset(idx, False), 2 * o.batch_size, shuffle=False, drop_last=False,
+                **shard)
+
+        val, test = eval_folder(val_index), eval_folder(splits.test)
+
+        def prep_train(x, g):
+            return T.imagenet_train_batch(x, g, mean) if cfg.data.augment else T.normalize(x, mean)
+
+    module = create_model(cfg.model.name, num_classes=len(splits.classes),
+                          shortcut=cfg.model.shortcut,
+                          zero_init_residual=cfg.model.zero_init_residual).to(device)
+    if cfg.run.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    model = ctx.wrap(module)
+    if cfg.run.compile:
+        model = torch.compile(model)
+    optimizer = torch.optim.SGD(module.parameters(), lr=o.lr, momentum=o.momentum,
+                                weight_decay=o.weight_decay, nesterov=o.nesterov)
+    return Setup(cfg, model, module, optimizer, train, val, test, prep_train,
+                 lambda x: T.normalize(x, mean), mean, splits.classes, device, skipped,
+                 Path(cfg.run.run_dir), ctx)
+
+
+def _channel_mean(ds: FolderDataset, limit: int = 500) -> torch.Tensor:
+    step = max(1, len(ds) // limit)
+    total = torch.zeros(3, dtype=torch.float64)
+    count = 0
+    for i in range(0, len(ds), step):
+        total += ds[i][0].double().mean(dim=(1, 2))
+        count += 1
+    return (total / max(1, count) / 255.0).float()
+
+
+def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
+    return {
+        "model": s.module.state_dict(),
+        "optimizer": s.optimizer.state_dict(),
+        "step": state.step, "epoch": state.epoch, "batch": state.batch,
+        "schedule": state.schedule.to_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "config": s.cfg.to_json(),
+    }
+
+
+def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
+    s.module.load_state_dict(ckpt["model"])
+    s.optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng_cpu"])
+    if ckpt["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+    return TrainState(ckpt["step"], ckpt["epoch"], ckpt["batch"],
+                      ScheduleState(**ckpt["schedule"]))
+
+
+class Logger:
+    """metrics.jsonl, TensorBoard and the console; only rank 0 writes anything."""
+
+    def __init__(self, s: Setup, total_steps: int) -> None:
+        self.active = s.ctx.is_main
+        self.total, self.t0, self.tty = total_steps, time.time(), sys.stderr.isatty()
+        self.path = s.run_dir / "metrics.jsonl"
+        self.tb = None
+        if self.active:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(s.run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional at run time
+                self.tb = None
+
+    def record(self, row: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, float | int) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(k, v, row["step"])
+            self.tb.flush()
+
+    def progress(self, step: int, text: str) -> None:
+        if not self.active:
+            return
+        done = step / max(1, self.total)
+        elapsed = time.time() - self.t0
+        eta = elapsed / max(done, 1e-9) * (1 - done) if done > 0 else float("nan")
+        line = f"[{step}/{self.total} {100 * done:5.1f}% eta {eta:5.0f}s] {text}"
+        if self.tty:
+            print("\r" + line.ljust(110), end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def message(self, text: str) -> None:
+        if self.active:
+            print(("\n" if self.tty else "") + text, file=sys.stderr, flush=True)
+
+
+def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
+    """Optimizer steps from ``state.batch`` to the epoch's end (or the iteration budget)."""
+    cfg, o = s.cfg, s.cfg.optim
+    s.model.train()
+    loss_sum = torch.zeros((), device=s.device)
+    wrong_sum = torch.zeros((), device=s.device)
+    seen, t_last = 0, time.time()
+    batches = s.train.batches(state.epoch, state.batch)
+    for x, y in batches:
+        if state.step >= o.iterations:
+            break
+        x, y = x.to(s.device, non_blocking=True), y.to(s.device, non_blocking=True)
+        x = s.prep_train(x, derived_generator(cfg.run.seed, state.epoch, state.batch, 2))
+        if cfg.run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        lr = lr_at(state.step, o, state.schedule)
+        for group in s.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=cfg.run.amp):
+            logits = s.model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=o.label_smoothing)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        _check_finite(s, loss, state.step)
+        s.optimizer.step()
+        wrong = (logits.argmax(1) != y).sum()
+        loss_sum += loss.detach() * y.shape[0]
+        wrong_sum += wrong
+        seen += y.shape[0]
+        state.step += 1
+        state.batch += 1
+        if o.warmup_lr is not None and not state.schedule.warmed_up:
+            # §4.2: ResNet-110 leaves its 0.01 warm-up once training error is below 80%.
+            if after_train_error(state.schedule, o, s.ctx.mean(wrong.float()).item()
+                                 / y.shape[0]):
+                log.message(f"step {state.step}: training error below "
+                            f"{o.warmup_until_error:.0%}; warm-up over, lr {o.lr}")
+        if state.step % cfg.run.log_every == 0 or state.step == o.iterations:
+            totals = s.ctx.sum(torch.stack([loss_sum, wrong_sum,
+                                            torch.tensor(float(seen), device=s.device)]))
+            loss_v, wrong_v, n = totals.tolist()
+            now = time.time()
+            row = {"step": state.step, "epoch": state.epoch, "lr": lr,
+                   "train_loss": loss_v / n, "train_error": wrong_v / n,
+                   "images_per_s": n / max(now - t_last, 1e-9)}
+            log.record(row)
+            log.progress(state.step, f"epoch {state.epoch} loss {row['train_loss']:.3f} "
+                                     f"err {row['train_error']:.3f} lr {lr:.4g} "
+                                     f"{row['images_per_s']:.0f} img/s")
+            loss_sum.zero_(), wrong_sum.zero_()
+            seen, t_last = 0, now
+        if state.step % cfg.run.checkpoint_every == 0:
+            _save(s, state)
+
+
+def _check_finite(s: Setup, loss: torch.Tensor, step: int) -> None:
+    grads = [p.grad for p in s.module.parameters() if p.grad is not None]
+    finite = torch.isfinite(loss.detach()) & torch.stack(
+        [torch.isfinite(g).all() for g in grads]).all()
+    if not bool(finite):
+        raise NonFiniteLossError(
+            f"step {step + 1}: the loss or a gradient is not finite (loss {loss.item():.4g}); "
+            "stopped before the update. The last checkpoint in the run directory holds the last "
+            "good state; lower --lr or check the data, then --resume."
+        )
+
+
+def _save(s: Setup, state: TrainState) -> None:
+    if s.ctx.is_main:
+        save_checkpoint(_checkpoint_payload(s, state), s.run_dir / CHECKPOINT)
+    s.ctx.barrier()
+
+
+def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
+    """Train as ``cfg`` says; with ``resume`` continue the run in ``cfg.run.run_dir``."""
+    ctx = dist.init()
+    try:
+        return _fit(cfg, resume, ctx)
+    finally:
+        ctx.close()
+
+
+def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
+    torch.manual_seed(cfg.run.seed)
+    run_dir = Path(cfg.run.run_dir)
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume and (run_dir / CHECKPOINT).exists():
+            raise FileExistsError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
+                                  "continue it, or choose another --run-dir")
+    ctx.barrier()
+    s = prepare(cfg, ctx)
+    if len(s.train) == 0:
+        raise DatasetError(f"the training split has fewer images than one batch "
+                           f"({cfg.optim.batch_size}); lower --batch-size")
+    if cfg.optim.epochs is not None:  # resolve epochs into iterations; saved resolved
+        cfg = replace(cfg, optim=replace(cfg.optim, iterations=cfg.optim.epochs * len(s.train),
+                                         epochs=None))
+        s.cfg = cfg
+    state = TrainState()
+    if resume and (run_dir / CHECKPOINT).exists():
+        state = _restore(s, load_checkpoint(run_dir / CHECKPOINT))
+    if ctx.is_main:
+        _truncate_metrics(run_dir / "metrics.jsonl", state.step if resume else -1)
+    if not (run_dir / CHECKPOINT).exists():
+        _save(s, state)  # the starting point: there is always a good checkpoint to go back to
+    if ctx.is_main and not resume:
+        (run_dir / "config.json").write_text(cfg.to_json() + "\n")
+    steps_per_epoch = len(s.train)
+    log = Logger(s, cfg.optim.iterations)
+    if s.skipped_bad:
+        log.message(f"skipped {s.skipped_bad} bad file(s) (--skip-bad)")
+        log.record({"step": state.step, "epoch": state.epoch, "skipped_bad_files": s.skipped_bad})
+    log.message(f"training {cfg.model.name} on {cfg.data.data} ({cfg.recipe} recipe): "
+                f"{len(s.classes)} classes, {steps_per_epoch} steps/epoch, "
+                f"{cfg.optim.iterations} steps, {ctx.world_size} process(es), {s.device}")
+    t0 = time.time()
+    while state.step < cfg.optim.iterations:
+        train_one_epoch(s, state, log)
+        if state.batch >= steps_per_epoch:  # the epoch is complete
+            row = _evaluate_epoch(s, state)
+            log.record(row)
+            log.message(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                 for k, v in row.items()))
+            state.epoch, state.batch = state.epoch + 1, 0
+            _save(s, state)
+    _save(s, state)
+    return _finish(s, state, time.time() - t0, log)
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop metrics logged after the checkpoint being resumed from (they are redone)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= last_step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    tmp.replace(path)
+
+
+def _evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
+    row: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
+    last = state.step >= s.cfg.optim.iterations
+    if (state.epoch + 1) % s.cfg.run.eval_every and not last:
+        return row
+    if s.val is not None:
+        m = evaluate(s.model, s.val, s.prep_eval, s.device, s.ctx)
+        row["val_error"], row["val_top5_error"] = m["top1_error"], m["top5_error"]
+        if after_eval(state.schedule, s.cfg.optim, m["top1_error"]):
+            row["lr_divided"] = True
+    if s.test is not None:
+        m = evaluate(s.model, s.test, s.prep_eval, s.device, s.ctx)
+        row["test_error"], row["test_top5_error"] = m["top1_error"], m["top5_error"]
+    return row
+
+
+def _finish(s: Setup, state: TrainState, seconds: float, log: Logger) -> dict[str, Any]:
+    summary: dict[str, Any] = {"steps": state.step, "epochs": state.epoch,
+                               "seconds": round(seconds, 1), "run_dir": str(s.run_dir)}
+    for name, loader in (("val", s.val), ("test", s.test)):
+        if loader is not None:
+            m = evaluate(s.model, loader, s.prep_eval, s.device, s.ctx)
+            summary[f"{name}_error"], summary[f"{name}_top5_error"] = (m["top1_error"],
+                                                                      m["top5_error"])
+            summary[f"{name}_images"] = m["images"]
+    if s.ctx.is_main:
+        save_weights(s.module, s.run_dir / "weights.safetensors", class_names=s.classes,
+                     extra={"input_mean": s.mean.cpu().tolist(), "recipe": s.cfg.recipe})
+        rows = [json.loads(line) for line in open(s.run_dir / "metrics.jsonl")]
+        from ..report.curves import plot_error_curves
+        plot_error_curves({s.cfg.model.name: rows}, s.run_dir / "curves.png",
+                          title=f"{s.cfg.model.name} ({s.cfg.recipe}): thin train, bold test")
+        (s.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if log.tb is not None:
+            log.tb.close()
+    if not math.isnan(summary.get("test_error", math.nan)):
+        log.message(f"done: test error {100 * summary['test_error']:.2f}% "
+                    f"(accuracy {100 * (1 - summary['test_error']):.2f}%) in {seconds:.0f}s")
+    return summary

@@ -1,0 +1,84 @@
+"""Training end to end on small data: accuracy rises, run directory, bad data, NaN, full disk."""
+
+import errno
+import json
+
+import pytest
+import torch
+
+from deepres import model_from_weights
+from deepres.data import DatasetError
+from deepres.train import CheckpointError, NonFiniteLossError, fit, load_checkpoint, recipe
+from deepres.train import checkpoint as ckpt_mod
+from deepres.train.config import with_overrides
+
+
+def _cfg(data, run_dir, **optim):
+    cfg = recipe("fast", "resnet8")
+    return with_overrides(cfg, data={"data": str(data)},
+                          optim={"batch_size": 16, "epochs": 3, **optim},
+                          run={"run_dir": str(run_dir), "log_every": 2, "checkpoint_every": 4})
+
+
+def test_accuracy_rises_and_run_directory_is_complete(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    summary = fit(_cfg(tiny_data, run, epochs=4))
+    assert summary["test_error"] < 0.34  # chance is 0.67 for three classes
+    assert summary["test_images"] == 24
+    for name in ("config.json", "metrics.jsonl", "weights.safetensors", "curves.png",
+                 "checkpoint.pt", "summary.json"):
+        assert (run / name).exists(), name
+    assert any(p.name.startswith("events") for p in (run / "tensorboard").iterdir())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "train_error" in r]
+    assert {"step", "epoch", "lr", "train_loss", "train_error", "images_per_s"} <= set(
+        train_rows[0])
+    assert train_rows[-1]["train_loss"] < train_rows[0]["train_loss"]
+    assert [r["test_error"] for r in rows if "test_error" in r][-1] == summary["test_error"]
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["optim"]["iterations"] == 4 * 6 and saved["optim"]["epochs"] is None
+    model, classes = model_from_weights(run / "weights.safetensors")
+    assert classes == ["class0", "class1", "class2"] and model.fc.out_features == 3
+
+
+def test_refuses_to_overwrite_a_run(tiny_data, tmp_path):
+    fit(_cfg(tiny_data, tmp_path / "run", epochs=1))
+    with pytest.raises(FileExistsError, match="--resume"):
+        fit(_cfg(tiny_data, tmp_path / "run", epochs=1))
+
+
+def test_bad_files_stop_before_first_step_unless_skipped(tiny_data, tmp_path):
+    (tiny_data / "train" / "class1" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"(?s)1 bad file.*--skip-bad.*broken\.png"):
+        fit(_cfg(tiny_data, tmp_path / "a", epochs=1))
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+    cfg = with_overrides(_cfg(tiny_data, tmp_path / "b", epochs=1), data={"skip_bad": True})
+    fit(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["skipped_bad_files"] == 1
+
+
+def test_non_finite_loss_stops_before_the_update(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    cfg = _cfg(tiny_data, run, epochs=3, lr=1e12)
+    with pytest.raises(NonFiniteLossError, match=r"step \d+") as err:
+        fit(cfg)
+    failed_at = int(str(err.value).split()[1].rstrip(":"))
+    ck = load_checkpoint(run / "checkpoint.pt")
+    assert ck["step"] < failed_at
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_full_disk_keeps_earlier_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    ckpt_mod.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", full)
+    with pytest.raises(CheckpointError, match="disk is full"):
+        ckpt_mod.save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left
