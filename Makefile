@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/deepres models
+	$(VENV)/bin/deepres train
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def _train_config(args: argparse.Namespace):
         cfg = TrainConfig.from_dict(json.loads(path.read_text()))
         return with_overrides(cfg, run={"run_dir": args.resume, "device": args.device})
     cfg = recipe(args.recipe, args.model)
+    if args.run_dir is None:  # a fresh folder per run, so a second run never collides
+        args.run_dir = f"runs/{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     optim = {"batch_size": args.batch_size, "lr": args.lr, "iterations": args.iterations,
              "epochs": args.epochs}
     if args.iterations is not None:
@@ -130,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of train held out for validation (cifar-paper: 0.1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--run-dir", default=None, help="where the run is written (runs/latest)")
+    p.add_argument("--run-dir", default=None,
+                   help="where the run is written (default runs/MODEL-DATE-TIME)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--skip-bad", action="store_true",
                    help="train without the dataset's bad files (counted in the log)")

@@ -34,9 +34,10 @@ class OptimConfig:
     label_smoothing: float = 0.0
     iterations: int = 64_000
     epochs: int | None = None  # if set, iterations = epochs x steps per epoch
-    # "step": divide by 10 at `milestones` (fractions of the iterations); "plateau": divide by 10 when the
-    # validation error stops improving for `patience` evaluations; "onecycle": linear up for
-    # `warmup_fraction` of training, then linear down to zero; "cosine": cosine decay to zero.
+    # "step": divide by 10 at `milestones` (fractions of the iterations); "plateau": divide
+    # by 10 when the validation error stops improving for `patience` evaluations; "onecycle":
+    # linear up for `warmup_fraction` of training, then linear down to zero; "cosine": cosine
+    # decay to zero.
     schedule: str = "step"
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
@@ -84,7 +85,8 @@ class TrainConfig:
 
 
 def _cifar_paper(model: str) -> TrainConfig:
-    """§4.2: batch 128, lr 0.1, /10 at 32k and 48k (half and three quarters), stop at 64k, 45k/5k split; ResNet-110 and
+    """§4.2: batch 128, lr 0.1, /10 at 32k and 48k (half and three quarters), stop at 64k,
+    45k/5k split; ResNet-110 and
     deeper warm up at 0.01 until training error is below 80% (about 400 iterations)."""
     depth = int("".join(ch for ch in model if ch.isdigit()) or 0)
     return TrainConfig(
