@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -64,6 +65,14 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 def _train_config(args: argparse.Namespace):
     from .train.config import TrainConfig, recipe, with_overrides
 
+    if args.run_dir is None and not args.resume:
+        # A fresh folder per run, so a second run never collides; under torchrun every
+        # process must agree on it, so the job's id names it.
+        stamp = os.environ.get("TORCHELASTIC_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
+        args.run_dir = f"runs/{args.model}-{stamp}"
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    if restarted and not args.resume and (Path(args.run_dir) / "config.json").exists():
+        args.resume = args.run_dir  # torchrun --max-restarts: continue from the checkpoint
     if args.resume:
         path = Path(args.resume) / "config.json"
         if not path.is_file():
@@ -71,8 +80,6 @@ def _train_config(args: argparse.Namespace):
         cfg = TrainConfig.from_dict(json.loads(path.read_text()))
         return with_overrides(cfg, run={"run_dir": args.resume, "device": args.device})
     cfg = recipe(args.recipe, args.model)
-    if args.run_dir is None:  # a fresh folder per run, so a second run never collides
-        args.run_dir = f"runs/{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     optim = {"batch_size": args.batch_size, "lr": args.lr, "iterations": args.iterations,
              "epochs": args.epochs}
     if args.iterations is not None:
@@ -84,7 +91,8 @@ def _train_config(args: argparse.Namespace):
         optim=optim,
         run={"run_dir": args.run_dir, "seed": args.seed, "device": args.device,
              "log_every": args.log_every, "checkpoint_every": args.checkpoint_every,
-             "channels_last": args.channels_last, "amp": args.amp, "compile": args.compile},
+             "channels_last": args.channels_last, "amp": args.amp, "compile": args.compile,
+             "sync_bn": args.sync_bn},
     )
     if args.iterations is not None and cfg.optim.epochs is not None:
         from dataclasses import replace
@@ -101,7 +109,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 2
     cfg = _train_config(args)
     summary = fit(cfg, resume=bool(args.resume))
-    print(json.dumps(summary, indent=2))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -143,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true", default=None)
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile")
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="under torchrun: BN statistics over the global batch (any backend)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("data", help="inspect datasets")

@@ -63,10 +63,13 @@ class ArrayLoader:
         order = self.order(epoch).to(self.labels.device)
         for b in range(start, len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            idx = idx[self.rank::self.world_size]
             x = self.images[idx]
             if self.augment is not None:
+                # Augment the global batch, then shard: every process draws the same random
+                # numbers, so N processes see exactly the images one process would.
                 x = self.augment(x, derived_generator(self.seed, epoch, b, 1))
+            if self.world_size > 1:
+                x, idx = x[self.rank::self.world_size], idx[self.rank::self.world_size]
             yield x, self.labels[idx]
 
 

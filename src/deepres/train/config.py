@@ -59,6 +59,7 @@ class RunConfig:
     channels_last: bool = False
     amp: bool = False  # bf16 autocast (GPU)
     compile: bool = False
+    sync_bn: bool = False  # with several processes: BN statistics over the global batch
 
 
 @dataclass(frozen=True)

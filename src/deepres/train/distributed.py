@@ -48,6 +48,58 @@ class Context:
             tdist.destroy_process_group()
 
 
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm over the global batch of all processes, on any device (gloo or NCCL).
+
+    PyTorch's SyncBatchNorm runs only on GPUs; this one all-reduces the per-channel sums with
+    autograd-aware collectives, so a run on N processes computes what one process would on the
+    whole batch. The paper's own BN statistics were per GPU (32 images); this is an option.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and tdist.is_available() and tdist.is_initialized()
+                and tdist.get_world_size() > 1):
+            return super().forward(x)
+        import warnings
+
+        from torch.distributed.nn.functional import all_reduce  # autograd-aware
+
+        warnings.filterwarnings("ignore", message=".*nn.functional.all_reduce is deprecated")
+
+        c = x.shape[1]
+        count = torch.full((1,), x.numel() / c, device=x.device, dtype=torch.float32)
+        xf = x.float()
+        stats = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), count])
+        stats = all_reduce(stats)
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c:2 * c] / n - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
+                self.num_batches_tracked.add_(1)
+        shape = (1, c, 1, 1)
+        out = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(x.dtype)
+
+
+def convert_global_bn(module: nn.Module) -> nn.Module:
+    """Swap every BatchNorm2d for :class:`GlobalBatchNorm2d`, keeping parameters and names."""
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm2d:
+            new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                    child.track_running_stats, device=child.weight.device)
+            new.load_state_dict(child.state_dict())
+            setattr(module, name, new)
+        else:
+            convert_global_bn(child)
+    return module
+
+
 def init() -> Context:
     """Join the process group that ``torchrun`` describes in the environment, if any."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -119,6 +119,8 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     module = create_model(cfg.model.name, num_classes=len(splits.classes),
                           shortcut=cfg.model.shortcut,
                           zero_init_residual=cfg.model.zero_init_residual).to(device)
+    if cfg.run.sync_bn and ctx.active:
+        module = dist.convert_global_bn(module)
     if cfg.run.channels_last:
         module = module.to(memory_format=torch.channels_last)
     model = ctx.wrap(module)
@@ -283,7 +285,9 @@ def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     """Train as ``cfg`` says; with ``resume`` continue the run in ``cfg.run.run_dir``."""
     ctx = dist.init()
     try:
-        return _fit(cfg, resume, ctx)
+        summary = _fit(cfg, resume, ctx)
+        ctx.barrier()  # let rank 0 finish writing before the process group goes away
+        return summary
     finally:
         ctx.close()
 
@@ -306,11 +310,12 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
                                          epochs=None))
         s.cfg = cfg
     state = TrainState()
-    if resume and (run_dir / CHECKPOINT).exists():
+    restored = resume and (run_dir / CHECKPOINT).exists()
+    if restored:
         state = _restore(s, load_checkpoint(run_dir / CHECKPOINT))
     if ctx.is_main:
-        _truncate_metrics(run_dir / "metrics.jsonl", state.step if resume else -1)
-    if not (run_dir / CHECKPOINT).exists():
+        _truncate_metrics(run_dir / "metrics.jsonl", state.step if restored else -1)
+    if not restored:
         _save(s, state)  # the starting point: there is always a good checkpoint to go back to
     if ctx.is_main and not resume:
         (run_dir / "config.json").write_text(cfg.to_json() + "\n")

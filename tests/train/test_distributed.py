@@ -1,0 +1,101 @@
+"""torchrun with 2 CPU processes (gloo) matches one process on the same global batch."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from deepres.train.distributed import GlobalBatchNorm2d
+
+
+def _train(data, run_dir, nproc, extra=()):
+    base = ["-m", "deepres", "train", "--model", "resnet8", "--data", str(data), "--epochs", "2",
+            "--batch-size", "16", "--log-every", "1", "--seed", "3", "--run-dir", str(run_dir),
+            *extra]
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", *base]
+    else:
+        cmd = [sys.executable, *base]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout[done.stdout.index("{"):])
+
+
+def _rows(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_match_one(tiny_data, tmp_path):
+    one = _train(tiny_data, tmp_path / "one", 1, ["--sync-bn"])
+    two = _train(tiny_data, tmp_path / "two", 2, ["--sync-bn"])
+    # Evaluation counts every test image exactly once.
+    assert one["test_images"] == two["test_images"] == 24
+    assert abs(one["test_error"] - two["test_error"]) < 1e-9
+    losses1 = [r["train_loss"] for r in _rows(tmp_path / "one") if "train_loss" in r]
+    losses2 = [r["train_loss"] for r in _rows(tmp_path / "two") if "train_loss" in r]
+    assert len(losses1) == len(losses2) == 12
+    assert max(abs(a - b) for a, b in zip(losses1, losses2, strict=True)) < 1e-4
+    a = load_file(str(tmp_path / "one" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "two" / "weights.safetensors"))
+    for k in a:
+        if a[k].is_floating_point():
+            assert torch.allclose(a[k], b[k], atol=2e-4, rtol=1e-3), k
+    # Only rank 0 wrote files: one metrics line per step, no duplicates.
+    steps = [r["step"] for r in _rows(tmp_path / "two") if "train_loss" in r]
+    assert steps == sorted(set(steps))
+
+
+def test_global_bn_is_plain_bn_in_one_process():
+    bn, gbn = torch.nn.BatchNorm2d(4), GlobalBatchNorm2d(4)
+    x = torch.randn(8, 4, 5, 5)
+    assert torch.allclose(bn(x), gbn(x))
+
+
+@pytest.mark.slow
+def test_per_rank_bn_differs_without_sync(tiny_data, tmp_path):
+    one = _train(tiny_data, tmp_path / "one", 1)
+    two = _train(tiny_data, tmp_path / "two", 2)
+    assert one["test_images"] == two["test_images"]
+
+
+def test_killed_rank_resumes_with_max_restarts(tiny_data, tmp_path):
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "elastic"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "--max-restarts=1", "-m", "deepres", "train", "--model", "resnet8", "--data",
+           str(tiny_data), "--epochs", "30", "--batch-size", "16", "--log-every", "1",
+           "--checkpoint-every", "4", "--seed", "3", "--run-dir", str(run), "--sync-bn"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            lines = (run / "metrics.jsonl").read_text().splitlines()
+            if any(json.loads(x)["step"] >= 40 for x in lines if x.strip()):
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+    pids = [int(p) for p in children.stdout.split()]
+    assert pids, "no worker processes to kill"
+    os.kill(pids[-1], signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "restart" in err.lower()  # torchrun did restart the worker group
+    summary = json.loads(out[out.index("{"):])
+    assert summary["steps"] == 180
+    ref = _train(tiny_data, tmp_path / "ref", 2, ["--sync-bn", "--epochs", "30",
+                                                  "--checkpoint-every", "4"])
+    assert ref["steps"] == 180
+    a = load_file(str(tmp_path / "ref" / "weights.safetensors"))
+    b = load_file(str(run / "weights.safetensors"))
+    for k in a:
+        if a[k].is_floating_point():
+            assert torch.allclose(a[k], b[k], atol=1e-5), k
