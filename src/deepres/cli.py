@@ -114,6 +114,62 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate.runner import run_eval
+
+    scales = [int(v) for v in args.scales.split(",")] if args.scales else None
+    result = run_eval(args.weights, args.data, crops=args.crops, scales=scales, split=args.split,
+                      batch_size=args.batch_size, device=args.device)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
+              f"{result['data']}/{result['split']}: top-1 error {100 * result['top1_error']:.2f}%"
+              f", top-5 error {100 * result['top5_error']:.2f}%")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .evaluate.predict import predict_files
+
+    failed = 0
+    results = []
+    for r in predict_files(args.weights, args.inputs, args.top_k, args.device):
+        failed += "error" in r
+        if args.json:
+            results.append(r)
+        elif "error" in r:
+            print(f"{r['file']}: ERROR {r['error']}")
+        else:
+            preds = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%"
+                              for p in r["predictions"])
+            print(f"{r['file']}: {preds}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    if failed:
+        print(f"{failed} file(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .evaluate.testing import load_predictor
+    from .export import InferenceModel, export_onnx, export_torchscript, optimize_for_cpu
+
+    p = load_predictor(args.weights)
+    model = optimize_for_cpu(p.model, channels_last=False) if args.format == "cpu" else p.model
+    wrapped = InferenceModel(model, p.mean.cpu()).eval()
+    if args.format == "onnx":
+        export_onnx(wrapped, args.out, p.input_size)
+    else:
+        export_torchscript(wrapped, args.out, p.input_size)
+    print(f"wrote {args.out} ({args.format}): input float images in [0, 1], "
+          f"N x 3 x {p.input_size} x {p.input_size}; output logits over "
+          f"{len(p.classes or [])} classes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepres",
@@ -155,6 +211,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun: BN statistics over the global batch (any backend)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5 error: 1 or 10 crops, multi-scale, ensembles")
+    p.add_argument("--weights", action="append", required=True,
+                   help="weights.safetensors from `deepres train`; repeat for an ensemble")
+    p.add_argument("--data", default="sample", help="folder path, 'sample', 'cifar10', ...")
+    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--crops", type=int, default=1, choices=[1, 10])
+    p.add_argument("--scales", default=None,
+                   help="fully-convolutional multi-scale testing, e.g. 224,256,384,480,640")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("predict", help="top-k classes of image files or folders")
+    p.add_argument("--weights", required=True)
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="ONNX, TorchScript or a CPU-optimised TorchScript file")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "cpu"],
+                   help="cpu: batch norm folded into the convolutions, as TorchScript")
+    p.add_argument("out")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("data", help="inspect datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -72,12 +72,17 @@ def pca_lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1,
 
 
 def resize_shorter(img: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize one ``3 x H x W`` image so its shorter side is ``size`` (bilinear, antialiased)."""
+    """Resize ``3 x H x W`` or ``N x 3 x H x W`` so the shorter side is ``size`` (bilinear,
+    antialiased); uint8 stays uint8."""
     h, w = img.shape[-2:]
     scale = size / min(h, w)
     new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    out = F.interpolate(img[None].float(), size=new, mode="bilinear", align_corners=False,
-                        antialias=True)[0]
+    if new == (h, w):
+        return img
+    batch = img if img.dim() == 4 else img[None]
+    out = F.interpolate(batch.float(), size=new, mode="bilinear", align_corners=False,
+                        antialias=True)
+    out = out if img.dim() == 4 else out[0]
     return out.round_().clamp_(0, 255).to(img.dtype) if img.dtype == torch.uint8 else out
 
 

@@ -378,8 +378,10 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger) -> dict[st
                                                                       m["top5_error"])
             summary[f"{name}_images"] = m["images"]
     if s.ctx.is_main:
+        size = s.train.images.shape[-1] if isinstance(s.train, ArrayLoader) else 224
         save_weights(s.module, s.run_dir / "weights.safetensors", class_names=s.classes,
-                     extra={"input_mean": s.mean.cpu().tolist(), "recipe": s.cfg.recipe})
+                     extra={"input_mean": s.mean.cpu().tolist(), "recipe": s.cfg.recipe,
+                            "input_size": size, "test_resize": size if size <= 64 else 256})
         rows = [json.loads(line) for line in open(s.run_dir / "metrics.jsonl")]
         from ..report.curves import plot_error_curves
         plot_error_curves({s.cfg.model.name: rows}, s.run_dir / "curves.png",

@@ -1,0 +1,94 @@
+"""``deepres eval``: top-1/top-5 error of one model or an ensemble under a testing protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from ..data import ArrayDataset, DatasetError, FolderIndex, decode_image, load_data
+from ..data import transforms as T
+from ..train import distributed as dist
+from .metrics import topk_wrong
+from .testing import (
+    Predictor,
+    ensemble,
+    load_predictor,
+    probs_multiscale,
+    probs_single,
+    probs_ten_crop,
+)
+
+
+def _check_classes(preds: Sequence[Predictor], classes: list[str], paths: Sequence[str]) -> None:
+    for p, path in zip(preds, paths, strict=True):
+        if p.classes is not None and list(p.classes) != list(classes):
+            raise DatasetError(
+                f"{path} was trained on other classes than the dataset has.\n"
+                f"  weights ({len(p.classes)}): {', '.join(p.classes)}\n"
+                f"  dataset ({len(classes)}): {', '.join(classes)}"
+            )
+
+
+def _array_batches(ds: ArrayDataset, batch_size: int, ctx: dist.Context
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    idx = torch.arange(len(ds))[ctx.rank::ctx.world_size]
+    images = torch.from_numpy(ds.images).permute(0, 3, 1, 2)
+    labels = torch.from_numpy(ds.labels)
+    for i in range(0, len(idx), batch_size):
+        j = idx[i:i + batch_size]
+        yield images[j], labels[j]
+
+
+def _folder_images(index: FolderIndex, ctx: dist.Context
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for path, label in index.samples[ctx.rank::ctx.world_size]:
+        img = torch.from_numpy(decode_image(path)).permute(2, 0, 1)
+        yield img[None], torch.tensor([label])
+
+
+def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | None,
+           folder: bool) -> torch.Tensor:
+    x = x.to(p.mean.device)
+    if scales:
+        return probs_multiscale(p, x, scales)
+    if folder:  # the paper's test resolution: shorter side 256 (or the model's own)
+        x = T.resize_shorter(x[0], p.resize)[None]
+    if crops == 10:
+        return probs_ten_crop(p, x)
+    if x.shape[-1] != p.input_size or x.shape[-2] != p.input_size:
+        x = T.center_crop(x, p.input_size)
+    return probs_single(p, x)
+
+
+def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
+             scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
+             device: str = "cpu") -> dict[str, Any]:
+    """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``."""
+    if crops not in (1, 10):
+        raise ValueError(f"--crops must be 1 or 10, not {crops}")
+    ctx = dist.init()
+    try:
+        preds = [load_predictor(w, device) for w in weights]
+        splits = load_data(data)
+        ds = {"test": splits.test, "train": splits.train}.get(split)
+        if ds is None:
+            raise DatasetError(f"{data} has no {split} split")
+        _check_classes(preds, splits.classes, weights)
+        folder = isinstance(ds, FolderIndex)
+        batches = _folder_images(ds, ctx) if folder else _array_batches(ds, batch_size, ctx)
+        totals = torch.zeros(3, dtype=torch.float64)
+        for x, y in batches:
+            probs = ensemble([_probs(p, x, crops, scales, folder) for p in preds]).cpu()
+            totals += torch.tensor([float(topk_wrong(probs, y, 1)),
+                                    float(topk_wrong(probs, y, 5)), float(len(y))],
+                                   dtype=torch.float64)
+        totals = ctx.sum(totals)
+    finally:
+        ctx.close()
+    w1, w5, n = totals.tolist()
+    protocol = (f"multi-scale {','.join(map(str, scales))}" if scales
+                else "10-crop" if crops == 10 else "single crop")
+    return {"top1_error": w1 / max(n, 1), "top5_error": w5 / max(n, 1), "images": int(n),
+            "models": len(preds), "protocol": protocol, "data": data, "split": split}

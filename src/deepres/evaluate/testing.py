@@ -1,0 +1,123 @@
+"""The paper's testing protocols as functions from images to class probabilities.
+
+- single crop: the test transform (CIFAR: the 32x32 image; ImageNet: shorter side 256, centre 224);
+- 10-crop (Table 3's protocol): four corners and centre crop, and their flips, softmax averaged;
+- fully-convolutional multi-scale (§3.4): the image at several shorter sides, the classifier
+  applied at every position of the last feature map, softmax averaged over positions and scales;
+- ensembles: softmax averaged over models (Table 5).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import transforms as T
+from ..models import WeightsError, model_from_weights, read_weights
+
+
+@dataclass
+class Predictor:
+    """A trained model with what it needs to read images: input mean, size and class names."""
+
+    model: nn.Module
+    classes: list[str] | None
+    mean: torch.Tensor  # 3 x H x W per-pixel mean, or 3 per-channel, in [0, 1]
+    input_size: int  # the training crop size (32 for CIFAR, 224 for ImageNet)
+    resize: int  # test-time shorter side before the centre crop (32 or 256)
+
+    @property
+    def channel_mean(self) -> torch.Tensor:
+        return self.mean if self.mean.dim() == 1 else self.mean.mean(dim=(1, 2))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``N x 3 x H x W`` to model input; the per-pixel mean where sizes match."""
+        if self.mean.dim() == 3 and tuple(self.mean.shape[1:]) == tuple(x.shape[2:]):
+            return T.normalize(x, self.mean)
+        return T.normalize(x, self.channel_mean)
+
+
+def load_predictor(path: str, device: torch.device | str = "cpu") -> Predictor:
+    """Rebuild a model from a deepres ``weights.safetensors`` with its class names and mean."""
+    model, classes = model_from_weights(path)
+    _, meta = read_weights(path)
+    if "input_mean" in meta:
+        mean = torch.tensor(json.loads(meta["input_mean"]), dtype=torch.float32)
+    else:
+        raise WeightsError(f"{path}: has no input mean; it was not written by `deepres train`")
+    size = int(meta.get("input_size", 32 if mean.dim() == 3 and mean.shape[-1] <= 64 else 224))
+    resize = int(meta.get("test_resize", size if size <= 64 else round(size * 256 / 224)))
+    return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize)
+
+
+def ten_crops(x: torch.Tensor, crop: int) -> torch.Tensor:
+    """``N x 3 x H x W`` to ``N x 10 x 3 x crop x crop``: corners, centre and their flips."""
+    h, w = x.shape[-2:]
+    if h < crop or w < crop:
+        raise ValueError(f"image {h}x{w} is smaller than the {crop} crop")
+    corners = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop),
+               ((h - crop) // 2, (w - crop) // 2)]
+    crops = [x[..., t:t + crop, left:left + crop] for t, left in corners]
+    crops += [c.flip(-1) for c in crops]
+    return torch.stack(crops, dim=1)
+
+
+def _softmax(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return F.softmax(model(x).float(), dim=1)
+
+
+@torch.no_grad()
+def probs_single(p: Predictor, x: torch.Tensor) -> torch.Tensor:
+    """One crop: ``x`` already at the test size (uint8 N x 3 x H x W)."""
+    return _softmax(p.model, p.normalize(x))
+
+
+@torch.no_grad()
+def probs_ten_crop(p: Predictor, x: torch.Tensor) -> torch.Tensor:
+    """10-crop probabilities of uint8 images at their test resolution.
+
+    CIFAR-sized models: the crops come from the image padded by 4 pixels (as in training,
+    §4.2), so the centre crop is the image itself. Larger: from the image as given (shorter
+    side 256 in the paper's protocol).
+    """
+    crop = p.input_size
+    if x.shape[-1] == crop and x.shape[-2] == crop:
+        x = F.pad(x, (4, 4, 4, 4))
+    crops = ten_crops(x, crop)
+    n = crops.shape[0]
+    probs = _softmax(p.model, p.normalize(crops.flatten(0, 1)))
+    return probs.view(n, 10, -1).mean(1)
+
+
+@torch.no_grad()
+def probs_dense(p: Predictor, x: torch.Tensor) -> torch.Tensor:
+    """Fully-convolutional scores: the classifier at every position of the last feature map,
+    softmax averaged over positions (§3.4). ``x``: uint8 at any size."""
+    model = p.model
+    feats = model.forward_features(p.normalize(x))[model.stage_names[-1]]
+    logits = torch.einsum("nchw,kc->nhwk", feats.float(), model.fc.weight.float()) + model.fc.bias
+    return F.softmax(logits, dim=-1).mean(dim=(1, 2))
+
+
+@torch.no_grad()
+def probs_multiscale(p: Predictor, x: torch.Tensor, scales: Sequence[int],
+                     flips: bool = True) -> torch.Tensor:
+    """uint8 ``N x 3 x H x W`` images (one size) at each shorter side in ``scales`` and
+    their flips, dense scores averaged over positions, scales and flips."""
+    total = None
+    for s in scales:
+        xs = T.resize_shorter(x, s)
+        for v in ([xs, xs.flip(-1)] if flips else [xs]):
+            pr = probs_dense(p, v)
+            total = pr if total is None else total + pr
+    return total / (len(scales) * (2 if flips else 1))
+
+
+def ensemble(prob_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Average of the models' softmax scores (Table 5's ensembles)."""
+    return torch.stack(list(prob_list)).mean(0)

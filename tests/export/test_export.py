@@ -1,0 +1,80 @@
+"""Export round trips: ONNX (checked with onnxruntime) and TorchScript; BN folding."""
+
+import pytest
+import torch
+
+from deepres import create_model
+from deepres.cli import main
+from deepres.export import (
+    InferenceModel,
+    export_onnx,
+    export_torchscript,
+    fold_batchnorm,
+    optimize_for_cpu,
+)
+from helpers import calibrate_bn, make_weights, randomize_bn
+
+CASES = [("resnet18", 64), ("resnet50", 64), ("resnet56", 32)]
+
+
+def _model(name, size):
+    torch.manual_seed(0)
+    m = calibrate_bn(randomize_bn(create_model(name, num_classes=10)), size)
+    return InferenceModel(m, torch.zeros(3)).eval()
+
+
+@pytest.mark.parametrize("name,size", CASES)
+def test_onnx_round_trip_dynamic_batch(name, size, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = _model(name, size)
+    path = tmp_path / f"{name}.onnx"
+    export_onnx(model, path, size)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 3, size, size)  # a batch size other than the export's
+    got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+    with torch.no_grad():
+        assert torch.allclose(got, model(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name,size", CASES)
+def test_torchscript_round_trip(name, size, tmp_path):
+    model = _model(name, size)
+    path = tmp_path / f"{name}.pt"
+    export_torchscript(model, path, size)
+    loaded = torch.jit.load(str(path))
+    x = torch.rand(5, 3, size, size)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet20", "plain20"])
+def test_fold_batchnorm_same_outputs(name):
+    torch.manual_seed(0)
+    size = 32 if name.endswith("20") else 64
+    model = calibrate_bn(randomize_bn(create_model(name)), size)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        # In float64 the folding is exact up to rounding: this tests its arithmetic.
+        exact = fold_batchnorm(model.double())(x.double())
+        assert torch.allclose(exact, model(x.double()), atol=1e-9)
+        model.float()
+        assert torch.allclose(folded(x), model(x), atol=3e-4, rtol=1e-4)
+        fast = optimize_for_cpu(model)
+        assert torch.equal(fast(x).argmax(1), model(x).argmax(1))
+    assert model.training is False and any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # original untouched
+
+
+def test_export_cli(tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    w = make_weights(tmp_path / "w.safetensors")
+    for fmt, name in [("onnx", "m.onnx"), ("torchscript", "m.pt"), ("cpu", "fast.pt")]:
+        assert main(["export", "--weights", str(w), "--format", fmt, str(tmp_path / name)]) == 0
+    x = torch.rand(4, 3, 32, 32)
+    a = torch.jit.load(str(tmp_path / "m.pt"))(x)
+    b = torch.jit.load(str(tmp_path / "fast.pt"))(x)
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    c = torch.from_numpy(s.run(None, {"images": x.numpy()})[0])
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-4) and torch.allclose(a, c, atol=1e-4, rtol=1e-4)
