@@ -170,6 +170,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .experiments.runner import reproduce
+
+    path = reproduce(args.experiment, scale=args.scale, seeds=args.seeds, data=args.data,
+                     device=args.device, out=args.out, report_only=args.report_only)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepres",
@@ -239,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cpu: batch norm folded into the convolutions, as TorchScript")
     p.add_argument("out")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("reproduce", help="run one of the paper's experiments and report it")
+    p.add_argument("experiment",
+                   choices=["table1", "cifar-depth", "shortcuts", "layer-responses", "imagenet"])
+    p.add_argument("--scale", default="smoke", choices=["smoke", "quick", "full"],
+                   help="smoke: seconds; quick: about an hour on 2 CPU cores; full: the paper's")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--data", default=None, help="dataset (default: by experiment and scale)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="reports", help="folder for runs and the report")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild the report from finished runs; train nothing")
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("data", help="inspect datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

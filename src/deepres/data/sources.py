@@ -64,6 +64,37 @@ def sample_root() -> Path:
     return folder
 
 
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2")
+
+
+def extract_folder_archive(archive: Path) -> Path:
+    """A tar archive of an image folder, extracted once (safely) into the cache.
+
+    The cache entry is keyed by the archive's path, size and modification time; the folder
+    returned is the archive's single top-level folder, or the extraction root.
+    """
+    st = archive.stat()
+    key = hashlib.sha256(f"{archive.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    dest = cache_dir() / "extracted" / key.hexdigest()[:24]
+    if not (dest / ".complete").exists():
+        import shutil
+
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent if dest.parent.exists() else
+                                    _mkdir(dest.parent)))
+        safe_extract(archive, tmp)
+        os.replace(tmp, dest)
+        (dest / ".complete").touch()
+    entries = [e for e in dest.iterdir() if not e.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _fingerprint(index: FolderIndex) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     for path, label in index.samples:
@@ -142,7 +173,8 @@ def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits
 
 
 def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
-    """Resolve ``--data``: ``sample``, ``cifar10``, ``cifar100`` or a folder path.
+    """Resolve ``--data``: ``sample``, ``cifar10``, ``cifar100``, a folder, or a tar archive of
+    a folder (extracted once into the cache).
 
     ``cifar10``/``cifar100`` are downloaded into ``root`` (default: the cache) unless already
     there, and checked against the published MD5.
@@ -154,6 +186,8 @@ def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
         train, test = read_cifar(folder, "train"), read_cifar(folder, "test")
         return Splits(spec, train.classes, train, test)
     path = Path(spec)
+    if path.is_file() and spec.endswith(ARCHIVE_SUFFIXES):
+        return load_folder(extract_folder_archive(path), path.name.split(".")[0])
     if not path.exists():
         raise DatasetError(f"{spec}: no such folder; --data takes a folder path, 'sample', "
                            "'cifar10' or 'cifar100'")

@@ -36,7 +36,7 @@ def plot_error_curves(
     ax.set_ylabel("error (%)")
     ax.set_title(title or "thin: training error, bold: test error")
     ax.grid(alpha=0.3)
-    if runs:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path)

@@ -1,0 +1,72 @@
+"""``deepres reproduce``: run an experiment's trainings (resuming any that were interrupted),
+then write its report."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data import DatasetError
+from ..train import fit
+from .specs import EXPERIMENTS, SCALES, Run, default_data, plan
+
+
+def make_generated_imagenet(root: Path, classes: int = 3, per_class: int = 8) -> Path:
+    """A tiny ImageNet-shaped folder (train/test, photo-sized images) for smoke runs."""
+    if (root / ".complete").exists():
+        return root
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("test", per_class // 2)):
+        for c in range(classes):
+            d = root / split / f"n{c:08d}"
+            d.mkdir(parents=True, exist_ok=True)
+            base = rng.integers(30, 225, 3)
+            for i in range(n):
+                h, w = rng.integers(240, 320, 2)
+                img = np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(d / f"{i:04d}.jpg", quality=90)
+    (root / ".complete").touch()
+    return root
+
+
+def train_runs(runs: list[Run], log=print) -> None:
+    """Train each run not yet finished; an interrupted one continues from its checkpoint."""
+    for i, run in enumerate(runs, 1):
+        run_dir = Path(run.config.run.run_dir)
+        if (run_dir / "summary.json").exists():
+            log(f"[{i}/{len(runs)}] {run.key}: done already")
+            continue
+        resume = (run_dir / "config.json").exists()
+        log(f"[{i}/{len(runs)}] {run.key}: {'resuming' if resume else 'training'}")
+        fit(run.config, resume=resume)
+
+
+def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: str | None = None,
+              device: str = "cpu", out: str | Path = "reports", report_only: bool = False,
+              command: str | None = None) -> Path:
+    """Run ``experiment`` at ``scale`` and write ``OUT/EXPERIMENT.md``; returns its path."""
+    from ..report.experiments import write_report
+
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = data or default_data(experiment, scale)
+    if experiment == "imagenet" and data == "generated":
+        data = str(make_generated_imagenet(out / "_generated-imagenet"))
+    if experiment == "imagenet" and not data:
+        raise DatasetError("the imagenet experiment needs --data PATH, an ImageNet folder with "
+                           "train/ and val/ (or test/) sub-folders")
+    runs = [] if experiment == "table1" else plan(experiment, scale, seeds, data, device, out)
+    if not report_only:
+        train_runs(runs, log=lambda m: print(m, file=sys.stderr, flush=True))
+    command = command or "deepres reproduce " + shlex.join(sys.argv[2:])
+    return write_report(experiment, scale, runs, out, command, device=device)

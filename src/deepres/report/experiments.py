@@ -1,0 +1,207 @@
+"""Markdown reports (with PNG figures) that put the paper's numbers beside ours."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..analysis import count_macs, count_params
+from ..experiments import paper
+from ..experiments.specs import Run
+from ..models import create_model, resolve
+
+
+def _load(run: Run) -> dict[str, Any] | None:
+    run_dir = Path(run.config.run.run_dir)
+    if not (run_dir / "summary.json").exists():
+        return None
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if x.strip()]
+    train = [r["train_error"] for r in rows if "train_error" in r]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    # Final training error: the mean of the last few logged values (they are noisy).
+    summary["train_error"] = statistics.mean(train[-5:]) if train else float("nan")
+    summary["rows"] = rows
+    summary["model"] = run.config.model.name
+    return summary
+
+
+def _pct(values: list[float]) -> str:
+    values = [100 * v for v in values if v == v]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _group(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        s = _load(run)
+        if s is not None:
+            groups[run.label].append(s)
+    return groups
+
+
+def _header(title: str, scale: str, command: str, device: str) -> list[str]:
+    return [f"# {title}", "",
+            f"Made by `{command}` (scale `{scale}`, device `{device}`) on "
+            f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, torch {torch.__version__}.", ""]
+
+
+def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, sharey=True)
+    for ax, kind in zip(axes, ("plain", "resnet"), strict=True):
+        labels = sorted((k for k in groups if k.startswith(kind)),
+                        key=lambda k: resolve(k).depth)
+        for i, label in enumerate(labels):
+            summary = groups[label][0]
+            rows = summary["rows"]
+            color = plt.rcParams["axes.prop_cycle"].by_key()["color"][i % 10]
+            tr = [(r["step"], 100 * r["train_error"]) for r in rows if "train_error" in r]
+            te = [(r["step"], 100 * r["test_error"]) for r in rows if "test_error" in r]
+            if not te or te[-1][0] != summary["steps"]:  # the final model's test error
+                te.append((summary["steps"], 100 * summary["test_error"]))
+            if tr:
+                ax.plot(*zip(*tr, strict=True), color=color, linewidth=0.7, linestyle="--")
+            if te:
+                ax.plot(*zip(*te, strict=True), color=color, linewidth=2.2,
+                        label=f"{kind}-{resolve(label).depth}")
+        ax.set_title(("plain networks" if kind == "plain" else "ResNets") +
+                     " (dashed: training, bold: test)")
+        ax.set_xlabel("iterations")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_ylabel("error (%)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = []
+    for kind, want in (("plain", "worse"), ("resnet", "better")):
+        items = sorted(((resolve(k).depth, statistics.mean(s["train_error"] for s in v))
+                        for k, v in groups.items() if k.startswith(kind)))
+        if len(items) < 2:
+            continue
+        (d0, e0), (d1, e1) = items[0], items[-1]
+        deeper_worse = e1 > e0
+        shown = deeper_worse if want == "worse" else not deeper_worse
+        lines.append(
+            f"- {kind}-{d1} vs {kind}-{d0}: final training error {100 * e1:.2f}% vs "
+            f"{100 * e0:.2f}%: the deeper net trains {'worse' if deeper_worse else 'better'}; "
+            f"the paper's finding (deeper {kind} nets train {want}) is "
+            f"{'reproduced' if shown else 'not reproduced'} at this scale.")
+    return lines
+
+
+def _report_cifar_depth(runs, out, lines) -> None:
+    groups = _group(runs)
+    lines += ["Figure 6 and Table 6 (§4.2): plain and residual nets of several depths on "
+              "CIFAR-10. Test error of the final model (no selection on the test set).", "",
+              "| model | params | train error % | val error % | test error % | paper test error % |",
+              "|---|---|---|---|---|---|"]
+    for label in sorted(groups, key=lambda k: (not k.startswith("plain"), resolve(k).depth)):
+        ss = groups[label]
+        with torch.device("meta"):
+            params = count_params(create_model(label))
+        ref = paper.TABLE6_ERROR.get(label)
+        lines.append(f"| {label} | {params / 1e6:.2f}M | {_pct([s['train_error'] for s in ss])} "
+                     f"| {_pct([s.get('val_error', float('nan')) for s in ss])} "
+                     f"| {_pct([s['test_error'] for s in ss])} | {ref if ref else '–'} |")
+    _depth_figure(groups, out / "cifar-depth.png")
+    lines += ["", "![training and test error](cifar-depth.png)", "",
+              f"The paper: {paper.FIGURE6_CLAIM}.", "", "Ours:", *_claims(groups), ""]
+
+
+def _report_shortcuts(runs, out, lines) -> None:
+    groups = _group(runs)
+    lines += ["Table 3's question (§4.1) on CIFAR-10: shortcut options A (zero-padded "
+              "identity), B (projections where dimensions grow), C (all projections).", "",
+              "| model | params | test error % | paper (ResNet-34, ImageNet, 10-crop top-1/top-5) |",
+              "|---|---|---|---|"]
+    for label, ss in groups.items():
+        option = label.split("(")[-1].rstrip(")")
+        with torch.device("meta"):
+            params = count_params(create_model(ss[0]["model"], shortcut=option))
+        ref = paper.TABLE3[f"resnet34-{option}"]
+        lines.append(f"| {label} | {params / 1e6:.3f}M | {_pct([s['test_error'] for s in ss])} "
+                     f"| {ref[0]} / {ref[1]} |")
+    lines += ["", "The paper: B is slightly better than A, C marginally better than B; "
+              "projections are not essential for addressing degradation.", ""]
+
+
+def _report_table1(lines) -> None:
+    lines += ["Table 1: parameters and multiply-adds at 224x224, counted by deepres's hooks. "
+              "`stride in 1x1` is the paper's own placement; `stride in 3x3` is torchvision's.",
+              "", "| model | params | GMACs (stride in 1x1) | paper GMACs | ratio | "
+              "GMACs (stride in 3x3) |", "|---|---|---|---|---|---|"]
+    for name, ref in paper.TABLE1_GMACS.items():
+        bottleneck = resolve(name).depth >= 50
+        with torch.device("meta"):
+            m1 = create_model(name, stride_in_1x1=bottleneck)
+            m3 = create_model(name)
+        g1, g3 = count_macs(m1, 224) / 1e9, count_macs(m3, 224) / 1e9
+        lines.append(f"| {name} | {count_params(m1) / 1e6:.2f}M | {g1:.2f} | {ref} | "
+                     f"{g1 / ref:.3f} | {g3:.2f} |")
+    lines.append("")
+
+
+def _report_imagenet(runs, out, lines) -> None:
+    from ..evaluate.runner import run_eval
+
+    groups = _group(runs)
+    lines += ["Tables 2 to 4 (§3.4, §4.1): ImageNet networks trained with the imagenet-paper "
+              "recipe. Errors of the final models on the data's test (or val) split.", "",
+              "| model | 1-crop top-1 % | 10-crop top-1 % | 10-crop top-5 % | paper 10-crop top-1 "
+              "(Table 2) |", "|---|---|---|---|---|"]
+    for label, ss in groups.items():
+        ten = [run_eval([str(Path(s["run_dir"]) / "weights.safetensors")],
+                        runs[0].config.data.data, crops=10) for s in ss]
+        lines.append(f"| {label} | {_pct([s['test_error'] for s in ss])} "
+                     f"| {_pct([t['top1_error'] for t in ten])} "
+                     f"| {_pct([t['top5_error'] for t in ten])} "
+                     f"| {paper.TABLE2_TOP1.get(label, '–')} |")
+    lines.append("")
+
+
+def write_report(experiment: str, scale: str, runs: list[Run], out: Path, command: str,
+                 device: str = "cpu") -> Path:
+    titles = {"table1": "Table 1: network sizes and multiply-adds",
+              "cifar-depth": "CIFAR-10 depth sweep: plain vs residual (Figure 6, Table 6)",
+              "shortcuts": "Shortcut options A, B, C (Table 3's question)",
+              "layer-responses": "Layer responses (Figure 7)",
+              "imagenet": "ImageNet: plain vs residual (Tables 2 to 4)"}
+    lines = _header(titles[experiment], scale, command, device)
+    missing = [r.key for r in runs if _load(r) is None]
+    if missing:
+        lines += [f"Not finished (left out of this report): {', '.join(missing)}.", ""]
+    if experiment == "table1":
+        _report_table1(lines)
+    elif experiment == "cifar-depth":
+        _report_cifar_depth(runs, out, lines)
+    elif experiment == "shortcuts":
+        _report_shortcuts(runs, out, lines)
+    elif experiment == "imagenet":
+        _report_imagenet(runs, out, lines)
+    else:
+        from .responses import report_layer_responses
+
+        report_layer_responses(runs, out, lines)
+    path = out / f"{experiment}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
