@@ -10,28 +10,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 import torchvision
+from timing import interleaved
 
 import deepres
 from deepres.export import fold_batchnorm
-
-
-def bench(fns: dict, x: torch.Tensor, reps: int, iters: int) -> dict[str, float]:
-    with torch.inference_mode():
-        for fn in fns.values():
-            fn(x)  # warm-up (and compilation)
-        times: dict[str, list[float]] = {k: [] for k in fns}
-        for _ in range(reps):
-            for k, fn in fns.items():
-                t = time.perf_counter()
-                for _ in range(iters):
-                    fn(x)
-                times[k].append((time.perf_counter() - t) / iters)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -58,14 +43,15 @@ def main() -> None:
     for batch in (1, 16):
         x = torch.rand(batch, 3, 224, 224)
         x_cl = x.contiguous(memory_format=torch.channels_last)
-        fns = {k: (lambda inp, m=m, cl="channels_last" in k: m(x_cl if cl else inp))
+        fns = {k: (lambda m=m, inp=(x_cl if "channels_last" in k else x): m(inp))
                for k, m in variants.items()}
         with torch.inference_mode():
             ref = tv(x)
             for k, m in variants.items():
                 diff = (m(x_cl if "channels_last" in k else x) - ref).abs().max().item()
                 assert diff < 1e-2, (k, diff)
-        t = bench(fns, x, args.reps, iters=10 if batch == 1 else 2)
+        t = interleaved(fns, args.reps, iters=10 if batch == 1 else 2, warmup=1,
+                        context=torch.inference_mode)
         base = t["torchvision eager"]
         print(f"\nresnet50, batch {batch}, 224x224, float32, torch.inference_mode")
         print("| variant | images/s | ratio vs torchvision eager |\n|---|---|---|")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 import torchvision
+from timing import interleaved
 from torch import nn
 
 import deepres
@@ -63,20 +62,6 @@ def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     return step
 
 
-def time_pair(fns: dict[str, object], reps: int, iters: int, warmup: int = 2) -> dict[str, float]:
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            for _ in range(iters):
-                fn()
-            times[k].append((time.perf_counter() - t) / iters)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
@@ -97,7 +82,7 @@ def main() -> None:
     if args.compile:
         fns["deepres resnet20 compiled"] = step_fn(torch.compile(deepres.create_model("resnet20")),
                                                    x, y)
-    t20 = time_pair(fns, args.reps, iters=5)
+    t20 = interleaved(fns, args.reps, iters=5)
     base = t20["plain-PyTorch resnet20"]
     print(f"\nresnet20, batch {bs}, 32x32, train step (forward+backward+SGD)")
     print("| model | images/s | ratio vs plain PyTorch |\n|---|---|---|")
@@ -112,7 +97,7 @@ def main() -> None:
     ours_cl = deepres.create_model("resnet50").to(memory_format=torch.channels_last)
     fns["deepres resnet50 channels_last"] = step_fn(
         ours_cl, x.contiguous(memory_format=torch.channels_last), y)
-    t50 = time_pair(fns, args.reps, iters=2, warmup=1)
+    t50 = interleaved(fns, args.reps, iters=2, warmup=1)
     base = t50["torchvision resnet50"]
     print(f"\nresnet50, batch {bs50}, {size}x{size}, train step")
     print("| model | images/s | ratio vs torchvision |\n|---|---|---|")

@@ -72,11 +72,33 @@ def make_shortcut(
     return None
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with a shortcut around them (Fig. 2 / Fig. 5 left)."""
+class ResidualBlockBase(nn.Module):
+    """What every block shares: ``y = relu(F(x) + shortcut(x))``, or ``relu(F(x))`` when plain.
+
+    Subclasses define ``residual_branch`` (F), ``downsample`` (the shortcut; None for the
+    identity) and ``relu``.
+    """
 
     expansion = 1
     residual = True
+    downsample: nn.Module | None
+    relu: nn.Module
+
+    def residual_branch(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.residual_branch(x)
+        if self.residual:
+            # y = F(x) + x, then ReLU after the addition (§3.2, Fig. 2).
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
+
+
+class BasicBlock(ResidualBlockBase):
+    """Two 3x3 convolutions with a shortcut around them (Fig. 2 / Fig. 5 left)."""
+
+    expansion = 1
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B",
                  stride_in_1x1: bool = False) -> None:
@@ -97,20 +119,13 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         return self.bn2(self.conv2(out))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.residual_branch(x)
-        if self.residual:
-            # y = F(x) + x, then ReLU after the addition (§3.2, Fig. 2).
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return self.relu(out)
-
     @property
     def last_bn(self) -> nn.BatchNorm2d:
         """The BN whose output is added to the shortcut (zero-initialised on request)."""
         return self.bn2
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlockBase):
     """1x1 reduce, 3x3, 1x1 restore, with a shortcut around them (Fig. 5 right, §4.1).
 
     ``stride_in_1x1=True`` puts a downsampling block's stride in the first 1x1 convolution,
@@ -119,7 +134,6 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
-    residual = True
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B",
                  stride_in_1x1: bool = False) -> None:
@@ -142,12 +156,6 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         return self.bn3(self.conv3(out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.residual_branch(x)
-        if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return self.relu(out)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:

@@ -113,7 +113,8 @@ def _report_cifar_depth(runs, out, lines) -> None:
     groups = _group(runs)
     lines += ["Figure 6 and Table 6 (§4.2): plain and residual nets of several depths on "
               "CIFAR-10. Test error of the final model (no selection on the test set).", "",
-              "| model | params | train error % | val error % | test error % | paper test error % |",
+              "| model | params | train error % | val error % | test error % "
+              "| paper test error % |",
               "|---|---|---|---|---|---|"]
     for label in sorted(groups, key=lambda k: (not k.startswith("plain"), resolve(k).depth)):
         ss = groups[label]
@@ -132,7 +133,8 @@ def _report_shortcuts(runs, out, lines) -> None:
     groups = _group(runs)
     lines += ["Table 3's question (§4.1) on CIFAR-10: shortcut options A (zero-padded "
               "identity), B (projections where dimensions grow), C (all projections).", "",
-              "| model | params | test error % | paper (ResNet-34, ImageNet, 10-crop top-1/top-5) |",
+              "| model | params | test error % "
+              "| paper (ResNet-34, ImageNet, 10-crop top-1/top-5) |",
               "|---|---|---|---|"]
     for label, ss in groups.items():
         option = label.split("(")[-1].rstrip(")")

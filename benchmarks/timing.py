@@ -1,0 +1,27 @@
+"""Interleaved timing: each variant runs in turn, round after round, so drift and noise on a
+shared machine hit all of them alike; the median round is reported."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+
+
+def interleaved(fns: dict[str, Callable[[], object]], reps: int, iters: int, warmup: int = 2,
+                context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+                ) -> dict[str, float]:
+    """Median seconds per call of each function."""
+    with context():
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn()
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(reps):
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                for _ in range(iters):
+                    fn()
+                times[k].append((time.perf_counter() - t) / iters)
+    return {k: statistics.median(v) for k, v in times.items()}
