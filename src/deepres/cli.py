@@ -214,9 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train without the dataset's bad files (counted in the log)")
     p.add_argument("--log-every", type=int, default=None, help="steps between log lines")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
-    p.add_argument("--channels-last", action="store_true", default=None)
-    p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory layout (default: on)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast (default: on for cuda, off for cpu)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile (default: off)")
     p.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun: BN statistics over the global batch (any backend)")
     p.set_defaults(func=_cmd_train)

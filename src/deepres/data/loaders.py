@@ -42,7 +42,9 @@ class ArrayLoader:
                  rank: int = 0, world_size: int = 1) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
-        self.images = torch.from_numpy(ds.images).permute(0, 3, 1, 2).contiguous().to(device)
+        # Held as N x H x W x 3, sharing the dataset's memory on the CPU (no second copy);
+        # each batch is gathered and viewed as N x 3 x H x W.
+        self.images = torch.from_numpy(ds.images).to(device)
         self.labels = torch.from_numpy(ds.labels).to(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.augment = seed, augment
@@ -63,7 +65,7 @@ class ArrayLoader:
         order = self.order(epoch).to(self.labels.device)
         for b in range(start, len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            x = self.images[idx]
+            x = self.images[idx].permute(0, 3, 1, 2)
             if self.augment is not None:
                 # Augment the global batch, then shard: every process draws the same random
                 # numbers, so N processes see exactly the images one process would.

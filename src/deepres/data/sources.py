@@ -105,24 +105,28 @@ def _fingerprint(index: FolderIndex) -> str:
 
 
 def decode_to_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageError]]:
-    """Decode a split of small images into arrays; bad files are returned, not included."""
-    images, labels, bad = [], [], []
-    shape = None
+    """Decode a split of small images into arrays; bad files are returned, not included.
+
+    Pixels are written into one preallocated array, so decoding costs no more memory than the
+    pixels themselves.
+    """
+    labels, bad = [], []
+    images: np.ndarray | None = None
     for path, label in index.samples:
         try:
             img = decode_image(path)
         except BadImageError as exc:
             bad.append(exc)
             continue
-        if shape is None:
-            shape = img.shape
-        elif img.shape != shape:
+        if images is None:
+            images = np.empty((len(index.samples), *img.shape), dtype=np.uint8)
+        elif img.shape != images.shape[1:]:
             bad.append(BadImageError(path, f"size {img.shape[1]}x{img.shape[0]} differs from the "
-                                           f"dataset's {shape[1]}x{shape[0]}"))
+                                           f"dataset's {images.shape[2]}x{images.shape[1]}"))
             continue
-        images.append(img)
+        images[len(labels)] = img
         labels.append(label)
-    arr = np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8)
+    arr = images[:len(labels)] if images is not None else np.zeros((0, 32, 32, 3), np.uint8)
     return ArrayDataset(arr, np.asarray(labels, dtype=np.int64), index.classes), bad
 
 

@@ -56,8 +56,11 @@ class RunConfig:
     log_every: int = 20  # steps
     eval_every: int = 1  # epochs
     checkpoint_every: int = 200  # steps; also at each epoch's end
-    channels_last: bool = False
-    amp: bool = False  # bf16 autocast (GPU)
+    # None: automatic. channels_last on (measured faster for training on CPU, BENCHMARKS.md;
+    # the usual choice on GPUs too); bf16 autocast on GPU only (CPUs here lack fast bf16);
+    # torch.compile off (its start-up cost outweighs short runs).
+    channels_last: bool | None = None
+    amp: bool | None = None
     compile: bool = False
     sync_bn: bool = False  # with several processes: BN statistics over the global batch
 
@@ -124,6 +127,16 @@ def _fast(model: str) -> TrainConfig:
 
 
 RECIPES = {"cifar-paper": _cifar_paper, "imagenet-paper": _imagenet_paper, "fast": _fast}
+
+
+def resolve_auto(cfg: TrainConfig) -> TrainConfig:
+    """Settle the settings left as None (automatic) for the run's device."""
+    cuda = cfg.run.device.startswith("cuda")
+    return replace(cfg, run=replace(
+        cfg.run,
+        channels_last=True if cfg.run.channels_last is None else cfg.run.channels_last,
+        amp=cuda if cfg.run.amp is None else cfg.run.amp,
+    ))
 
 
 def recipe(name: str, model: str) -> TrainConfig:

@@ -27,7 +27,7 @@ from ..evaluate.metrics import evaluate
 from ..models import create_model, save_weights
 from . import distributed as dist
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, resolve_auto
 from .schedule import ScheduleState, after_eval, after_train_error, lr_at
 
 
@@ -293,6 +293,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
 
 def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
+    cfg = resolve_auto(cfg)
     torch.manual_seed(cfg.run.seed)
     run_dir = Path(cfg.run.run_dir)
     if ctx.is_main:
@@ -378,7 +379,7 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger) -> dict[st
                                                                       m["top5_error"])
             summary[f"{name}_images"] = m["images"]
     if s.ctx.is_main:
-        size = s.train.images.shape[-1] if isinstance(s.train, ArrayLoader) else 224
+        size = s.train.images.shape[2] if isinstance(s.train, ArrayLoader) else 224
         save_weights(s.module, s.run_dir / "weights.safetensors", class_names=s.classes,
                      extra={"input_mean": s.mean.cpu().tolist(), "recipe": s.cfg.recipe,
                             "input_size": size, "test_resize": size if size <= 64 else 256})

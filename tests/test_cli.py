@@ -1,0 +1,38 @@
+"""The command line: models listing, help, and torchrun-sharded evaluation."""
+
+import json
+import subprocess
+import sys
+
+from deepres.cli import main
+from helpers import make_tiny_folder, make_weights
+
+
+def test_models_json_counts_are_computed(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"name", "params", "macs"} <= set(rows["resnet50"])
+    assert abs(rows["resnet50"]["macs"] - 4.09e9) / 4.09e9 < 0.01
+    assert rows["resnet20"]["params"] == rows["plain20"]["params"]  # option A: no parameters
+    assert len(rows) == 26
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "reproduce" in capsys.readouterr().out
+
+
+def test_eval_under_torchrun_counts_each_image_once(tmp_path):
+    data = make_tiny_folder(tmp_path / "tiny", test_per_class=7)  # 21 images: uneven shards
+    w = make_weights(tmp_path / "w.safetensors")
+    single = subprocess.run([sys.executable, "-m", "deepres", "eval", "--weights", str(w),
+                             "--data", str(data), "--json", "--batch-size", "4"],
+                            capture_output=True, text=True, timeout=120)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc-per-node=2", "-m", "deepres", "eval", "--weights", str(w),
+                          "--data", str(data), "--json", "--batch-size", "4"],
+                         capture_output=True, text=True, timeout=120)
+    assert single.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    a, b = json.loads(single.stdout), json.loads(two.stdout.strip().splitlines()[-1])
+    assert a["images"] == b["images"] == 21
+    assert abs(a["top1_error"] - b["top1_error"]) < 1e-12
