@@ -16,7 +16,7 @@ import torchvision
 from timing import interleaved
 
 import deepres
-from deepres.export import fold_batchnorm
+from deepres.export import fold_batchnorm, trace_frozen
 
 
 def main() -> None:
@@ -37,6 +37,8 @@ def main() -> None:
         "deepres eager": ours,
         "deepres + BN folded": folded,
         "deepres + BN folded + channels_last": folded_cl,
+        "deepres + BN folded + TorchScript, CPU passes (export --format cpu, load_cpu)":
+            trace_frozen(folded, 224, optimize=True),
     }
     if args.compile:
         variants["deepres + BN folded + channels_last + compile"] = torch.compile(folded_cl)

@@ -248,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="ONNX, TorchScript or a CPU-optimised TorchScript file")
     p.add_argument("--weights", required=True)
     p.add_argument("--format", required=True, choices=["onnx", "torchscript", "cpu"],
-                   help="cpu: batch norm folded into the convolutions, as TorchScript")
+                   help="cpu: batch norm folded into the convolutions, as TorchScript; load "
+                        "it with deepres.export.load_cpu for PyTorch's CPU inference passes")
     p.add_argument("out")
     p.set_defaults(func=_cmd_export)
 

@@ -23,7 +23,7 @@ from .images import BadImageError, decode_image
 
 SAMPLE_ARCHIVE = "cifar10-sample.tar.xz"
 SMALL_MAX_SIDE = 64  # images this size or smaller are held in memory as uint8 arrays
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -131,22 +131,29 @@ def decode_to_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageErr
 
 
 def load_cached_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageError]]:
-    """:func:`decode_to_arrays` through the on-disk cache."""
+    """:func:`decode_to_arrays` through the on-disk cache (plain ``.npy`` files, read straight
+    into one array each: a cached reload costs no more memory than the pixels)."""
     key = _fingerprint(index)
-    path = cache_dir() / "arrays" / f"{key}.npz"
-    if path.exists():
+    folder = cache_dir() / "arrays" / key
+    if (folder / "complete").exists():
         try:
-            with np.load(path, allow_pickle=False) as z:
-                bad = [BadImageError(p, r) for p, r in json.loads(str(z["bad"]))]
-                return ArrayDataset(z["images"], z["labels"], index.classes), bad
+            images = np.load(folder / "images.npy", allow_pickle=False)
+            labels = np.load(folder / "labels.npy", allow_pickle=False)
+            bad = [BadImageError(p, r) for p, r in json.loads((folder / "bad.json").read_text())]
+            return ArrayDataset(images, labels, index.classes), bad
         except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # unreadable cache: decode again
+            pass  # an unreadable cache entry: decode again
     ds, bad = decode_to_arrays(index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, images=ds.images, labels=ds.labels,
-             bad=np.array(json.dumps([[b.path, b.reason] for b in bad])))
-    os.replace(tmp, path)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent))
+    np.save(tmp / "images.npy", ds.images)
+    np.save(tmp / "labels.npy", ds.labels)
+    (tmp / "bad.json").write_text(json.dumps([[b.path, b.reason] for b in bad]))
+    (tmp / "complete").touch()
+    if folder.exists():
+        import shutil
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
     return ds, bad
 
 
