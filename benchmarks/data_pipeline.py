@@ -2,7 +2,7 @@
 memory, and the streamed image-folder path (224 px) per DataLoader worker.
 
     .venv/bin/python benchmarks/data_pipeline.py [--archive ../shared/datasets/cifar10-jpg.tar.gz]
-        [--folder-images 50000] [--parts decode,cifar,folder]
+        [--folder-images 50000] [--parts decode,breakdown,cifar,folder]
 """
 
 from __future__ import annotations
@@ -48,6 +48,27 @@ print(f"| {{sys.argv[1]}} | {{took:.2f}} s | {{pixels:.0f}} MB | {{peak - base:.
         env = {**os.environ, "DEEPRES_CACHE": cache}
         for step in ("first decode (extract + decode 60,000 JPEGs)", "cached reload"):
             subprocess.run([sys.executable, "-c", code, step], env=env, check=True)
+
+
+def decode_breakdown(archive: Path) -> None:
+    """Where a first decode's time goes: extracting the archive's files, then decoding them."""
+    code = f"""
+import time
+from pathlib import Path
+from deepres.data import sources as S
+t = time.perf_counter(); root = S.extract_folder_archive(Path({str(archive)!r}))
+extract = time.perf_counter() - t
+splits = S.scan_dataset(root)
+t = time.perf_counter()
+for index in splits.values():
+    S.decode_to_arrays(index)
+print(f"| extract 60,000 files | {{extract:.1f}} s |\\n| decode 60,000 JPEGs | "
+      f"{{time.perf_counter() - t:.1f}} s |")
+"""
+    print("\nFirst decode, broken down (child process, empty cache)\n| step | time |\n|---|---|")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "DEEPRES_CACHE": cache}
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
 
 def cifar_rates(archive: Path) -> None:
@@ -132,13 +153,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--archive", default=str(DEFAULT_ARCHIVE))
     ap.add_argument("--folder-images", type=int, default=50_000)
-    ap.add_argument("--parts", default="decode,cifar,folder", help="which sections to run")
+    ap.add_argument("--parts", default="decode,breakdown,cifar,folder",
+                    help="which sections to run")
     args = ap.parse_args()
     import platform
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
     if "decode" in args.parts:
         decode_timing(Path(args.archive))
+    if "breakdown" in args.parts:
+        decode_breakdown(Path(args.archive))
     if "cifar" in args.parts:
         cifar_rates(Path(args.archive))
     if "folder" in args.parts:
