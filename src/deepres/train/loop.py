@@ -329,6 +329,7 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
                 f"{len(s.classes)} classes, {steps_per_epoch} steps/epoch, "
                 f"{cfg.optim.iterations} steps, {ctx.world_size} process(es), {s.device}")
     t0 = time.time()
+    row: dict[str, Any] = {}
     while state.step < cfg.optim.iterations:
         train_one_epoch(s, state, log)
         if state.batch >= steps_per_epoch:  # the epoch is complete
@@ -339,7 +340,7 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
             state.epoch, state.batch = state.epoch + 1, 0
             _save(s, state)
     _save(s, state)
-    return _finish(s, state, time.time() - t0, log)
+    return _finish(s, state, time.time() - t0, log, row)
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
@@ -361,23 +362,34 @@ def _evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
     if s.val is not None:
         m = evaluate(s.model, s.val, s.prep_eval, s.device, s.ctx)
         row["val_error"], row["val_top5_error"] = m["top1_error"], m["top5_error"]
+        row["val_images"] = m["images"]
         if after_eval(state.schedule, s.cfg.optim, m["top1_error"]):
             row["lr_divided"] = True
     if s.test is not None:
         m = evaluate(s.model, s.test, s.prep_eval, s.device, s.ctx)
         row["test_error"], row["test_top5_error"] = m["top1_error"], m["top5_error"]
+        row["test_images"] = m["images"]
     return row
 
 
-def _finish(s: Setup, state: TrainState, seconds: float, log: Logger) -> dict[str, Any]:
+def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
+            last_row: dict[str, Any]) -> dict[str, Any]:
+    """Final errors (reusing the last epoch's evaluation when it was of these weights), the
+    weights file, the curves and the summary."""
     summary: dict[str, Any] = {"steps": state.step, "epochs": state.epoch,
                                "seconds": round(seconds, 1), "run_dir": str(s.run_dir)}
+    fresh = last_row.get("step") == state.step
     for name, loader in (("val", s.val), ("test", s.test)):
-        if loader is not None:
+        if loader is None:
+            continue
+        if fresh and f"{name}_error" in last_row:
+            top1, top5, n = (last_row[f"{name}_error"], last_row[f"{name}_top5_error"],
+                             last_row[f"{name}_images"])
+        else:
             m = evaluate(s.model, loader, s.prep_eval, s.device, s.ctx)
-            summary[f"{name}_error"], summary[f"{name}_top5_error"] = (m["top1_error"],
-                                                                      m["top5_error"])
-            summary[f"{name}_images"] = m["images"]
+            top1, top5, n = m["top1_error"], m["top5_error"], m["images"]
+        summary[f"{name}_error"], summary[f"{name}_top5_error"] = top1, top5
+        summary[f"{name}_images"] = n
     if s.ctx.is_main:
         size = s.train.images.shape[2] if isinstance(s.train, ArrayLoader) else 224
         save_weights(s.module, s.run_dir / "weights.safetensors", class_names=s.classes,
