@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import transforms as T
-from ..models import WeightsError, model_from_weights, read_weights
+from ..models.weights import WeightsError, rebuild_from_weights
 
 
 @dataclass
@@ -44,8 +44,8 @@ class Predictor:
 
 def load_predictor(path: str, device: torch.device | str = "cpu") -> Predictor:
     """Rebuild a model from a deepres ``weights.safetensors`` with its class names and mean."""
-    model, classes = model_from_weights(path)
-    _, meta = read_weights(path)
+    model, meta = rebuild_from_weights(path)
+    classes = json.loads(meta["class_names"]) if "class_names" in meta else None
     if "input_mean" in meta:
         mean = torch.tensor(json.loads(meta["input_mean"]), dtype=torch.float32)
     else:

@@ -130,6 +130,13 @@ def load_weights(
     """
     path = Path(path)
     state, metadata = read_weights(path)
+    _apply_state(model, state, path, skip_classifier)
+    return metadata
+
+
+def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path,
+                 skip_classifier: bool = False) -> None:
+    """Check every key and shape, then load; on any mismatch raise and leave the model as is."""
     own = model.state_dict()
     state = _strip_prefixes(state, set(own))
     if skip_classifier:
@@ -146,7 +153,6 @@ def load_weights(
     if missing or unexpected or wrong_shape:
         raise WeightsError(_mismatch_message(path, missing, unexpected, wrong_shape))
     model.load_state_dict(state, strict=False)  # every key was checked above
-    return metadata
 
 
 def _mismatch_message(path: Path, missing: list[str], unexpected: list[str],
@@ -200,11 +206,13 @@ def save_weights(
     os.replace(tmp, path)
 
 
-def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:
-    """Rebuild the model a deepres ``.safetensors`` file was saved from, with its class names."""
+def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, str]]:
+    """The model a deepres ``.safetensors`` file was saved from, loaded, and the file's metadata;
+    the file is read once."""
     from .registry import create_model
 
-    _, metadata = read_weights(path)
+    path = Path(path)
+    state, metadata = read_weights(path)
     if "model" not in metadata:
         raise WeightsError(
             f"{path}: has no deepres metadata naming its model; build the model with "
@@ -212,6 +220,12 @@ def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[st
         )
     options = json.loads(metadata.get("model_options", "{}"))
     model = create_model(metadata["model"], **options)
-    load_weights(model, path)
+    _apply_state(model, state, path)
+    return model, metadata
+
+
+def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:
+    """Rebuild the model a deepres ``.safetensors`` file was saved from, with its class names."""
+    model, metadata = rebuild_from_weights(path)
     names = json.loads(metadata["class_names"]) if "class_names" in metadata else None
     return model, names
