@@ -73,3 +73,20 @@ def test_large_images_stream(tmp_path):
 def test_unknown_data_spec():
     with pytest.raises(DatasetError, match="no such folder"):
         load_data("/definitely/not/here")
+
+
+def test_tar_archive_of_a_folder_is_extracted_once(tmp_path, monkeypatch):
+    import tarfile
+
+    _folder(tmp_path / "ds" / "train")
+    _folder(tmp_path / "ds" / "test", n=2)
+    archive = tmp_path / "ds.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "ds", arcname="ds")
+    calls = []
+    real = S.safe_extract
+    monkeypatch.setattr(S, "safe_extract", lambda a, d: calls.append(a) or real(a, d))
+    first = load_data(str(archive))
+    second = load_data(str(archive))
+    assert len(calls) == 1  # the second load reuses the extraction
+    assert first.name == "ds" and len(first.train) == 8 and len(second.test) == 4

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -45,23 +47,34 @@ class Splits:
         return isinstance(self.train, ArrayDataset)
 
 
+COMPLETE = ".complete"
+
+
+def _cached_dir(dest: Path, fill: Callable[[Path], None]) -> Path:
+    """``dest``, built once: ``fill`` writes into a temporary folder beside it, which is then
+    marked complete and renamed into place, so an interrupted build is never taken as done."""
+    if (dest / COMPLETE).exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent))
+    fill(tmp)
+    (tmp / COMPLETE).touch()
+    if dest.exists():  # a half-finished or unreadable earlier entry
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest
+
+
+def _single_folder(root: Path) -> Path:
+    entries = [e for e in root.iterdir() if not e.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else root
+
+
 def sample_root() -> Path:
     """The bundled CIFAR-10 sample (500 train, 100 test images per class), extracted once."""
-    dest = cache_dir() / "sample-v1"
-    folder = dest / "cifar10-sample"
-    if (folder / ".complete").exists():
-        return folder
-    dest.mkdir(parents=True, exist_ok=True)
     with resources.as_file(resources.files("deepres.data") / "sample" / SAMPLE_ARCHIVE) as tar:
-        tmp = Path(tempfile.mkdtemp(dir=dest))
-        safe_extract(tar, tmp)
-        if folder.exists():  # a half-finished earlier extraction
-            import shutil
-            shutil.rmtree(folder)
-        os.replace(tmp / "cifar10-sample", folder)
-        tmp.rmdir()
-    (folder / ".complete").touch()
-    return folder
+        return _single_folder(_cached_dir(cache_dir() / "sample-v2",
+                                          lambda tmp: safe_extract(tar, tmp)))
 
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2")
@@ -76,23 +89,7 @@ def extract_folder_archive(archive: Path) -> Path:
     st = archive.stat()
     key = hashlib.sha256(f"{archive.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
     dest = cache_dir() / "extracted" / key.hexdigest()[:24]
-    if not (dest / ".complete").exists():
-        import shutil
-
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent if dest.parent.exists() else
-                                    _mkdir(dest.parent)))
-        safe_extract(archive, tmp)
-        os.replace(tmp, dest)
-        (dest / ".complete").touch()
-    entries = [e for e in dest.iterdir() if not e.name.startswith(".")]
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _single_folder(_cached_dir(dest, lambda tmp: safe_extract(archive, tmp)))
 
 
 def _fingerprint(index: FolderIndex) -> str:
@@ -133,27 +130,23 @@ def decode_to_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageErr
 def load_cached_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageError]]:
     """:func:`decode_to_arrays` through the on-disk cache (plain ``.npy`` files, read straight
     into one array each: a cached reload costs no more memory than the pixels)."""
-    key = _fingerprint(index)
-    folder = cache_dir() / "arrays" / key
-    if (folder / "complete").exists():
+    folder = cache_dir() / "arrays" / _fingerprint(index)
+    if (folder / COMPLETE).exists():
         try:
             images = np.load(folder / "images.npy", allow_pickle=False)
             labels = np.load(folder / "labels.npy", allow_pickle=False)
             bad = [BadImageError(p, r) for p, r in json.loads((folder / "bad.json").read_text())]
             return ArrayDataset(images, labels, index.classes), bad
         except (OSError, ValueError, KeyError):
-            pass  # an unreadable cache entry: decode again
+            (folder / COMPLETE).unlink(missing_ok=True)  # unreadable: decode again
     ds, bad = decode_to_arrays(index)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent))
-    np.save(tmp / "images.npy", ds.images)
-    np.save(tmp / "labels.npy", ds.labels)
-    (tmp / "bad.json").write_text(json.dumps([[b.path, b.reason] for b in bad]))
-    (tmp / "complete").touch()
-    if folder.exists():
-        import shutil
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+
+    def fill(tmp: Path) -> None:
+        np.save(tmp / "images.npy", ds.images)
+        np.save(tmp / "labels.npy", ds.labels)
+        (tmp / "bad.json").write_text(json.dumps([[b.path, b.reason] for b in bad]))
+
+    _cached_dir(folder, fill)
     return ds, bad
 
 
