@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -82,8 +83,6 @@ def _train_config(args: argparse.Namespace):
     cfg = recipe(args.recipe, args.model)
     optim = {"batch_size": args.batch_size, "lr": args.lr, "iterations": args.iterations,
              "epochs": args.epochs}
-    if args.iterations is not None:
-        optim["epochs"] = None
     cfg = with_overrides(
         cfg,
         model={"shortcut": args.shortcut},
@@ -94,8 +93,7 @@ def _train_config(args: argparse.Namespace):
              "channels_last": args.channels_last, "amp": args.amp, "compile": args.compile,
              "sync_bn": args.sync_bn},
     )
-    if args.iterations is not None and cfg.optim.epochs is not None:
-        from dataclasses import replace
+    if args.iterations is not None:  # an iteration count replaces the recipe's epochs
         cfg = replace(cfg, optim=replace(cfg.optim, epochs=None))
     return cfg
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..train.config import TrainConfig, recipe, with_overrides
@@ -103,4 +103,4 @@ def plan(experiment: str, scale_name: str, seeds: int, data: str, device: str, o
                              "device": device, "log_every": 1 if scale_name == "smoke" else 100,
                              "checkpoint_every": max(1, scale.imagenet_iterations // 4)})
                     runs.append(Run(f"{model}-s{seed}", model, cfg))
-    return [replace(r) for r in runs]
+    return runs

@@ -63,28 +63,20 @@ def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .curves import draw_error_curves
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, sharey=True)
     for ax, kind in zip(axes, ("plain", "resnet"), strict=True):
-        labels = sorted((k for k in groups if k.startswith(kind)),
-                        key=lambda k: resolve(k).depth)
-        for i, label in enumerate(labels):
+        runs = {}
+        for label in sorted((k for k in groups if k.startswith(kind)),
+                            key=lambda k: resolve(k).depth):
             summary = groups[label][0]
-            rows = summary["rows"]
-            color = plt.rcParams["axes.prop_cycle"].by_key()["color"][i % 10]
-            tr = [(r["step"], 100 * r["train_error"]) for r in rows if "train_error" in r]
-            te = [(r["step"], 100 * r["test_error"]) for r in rows if "test_error" in r]
-            if not te or te[-1][0] != summary["steps"]:  # the final model's test error
-                te.append((summary["steps"], 100 * summary["test_error"]))
-            if tr:
-                ax.plot(*zip(*tr, strict=True), color=color, linewidth=0.7, linestyle="--")
-            if te:
-                ax.plot(*zip(*te, strict=True), color=color, linewidth=2.2,
-                        label=f"{kind}-{resolve(label).depth}")
+            # The final model's test error closes the bold curve (Figure 6: dashed training).
+            final = {"step": summary["steps"], "test_error": summary["test_error"]}
+            runs[f"{kind}-{resolve(label).depth}"] = [*summary["rows"], final]
+        draw_error_curves(ax, runs, train_style="--")
         ax.set_title(("plain networks" if kind == "plain" else "ResNets") +
                      " (dashed: training, bold: test)")
-        ax.set_xlabel("iterations")
-        ax.grid(alpha=0.3)
-        ax.legend()
     axes[0].set_ylabel("error (%)")
     fig.tight_layout()
     fig.savefig(path)
