@@ -12,3 +12,10 @@ os.environ["DEEPRES_CACHE"] = tempfile.mkdtemp(prefix="deepres-test-cache-")
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    from helpers import make_tiny_folder
+
+    return make_tiny_folder(tmp_path / "tiny")

@@ -90,7 +90,8 @@ def _train_config(args: argparse.Namespace):
         optim=optim,
         run={"run_dir": args.run_dir, "seed": args.seed, "device": args.device,
              "log_every": args.log_every, "checkpoint_every": args.checkpoint_every,
-             "channels_last": args.channels_last, "amp": args.amp, "compile": args.compile,
+             "channels_last": args.channels_last, "precision": args.precision,
+             "compile": args.compile,
              "sync_bn": args.sync_bn},
     )
     if args.iterations is not None:  # an iteration count replaces the recipe's epochs
@@ -117,7 +118,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     scales = [int(v) for v in args.scales.split(",")] if args.scales else None
     result = run_eval(args.weights, args.data, crops=args.crops, scales=scales, split=args.split,
-                      batch_size=args.batch_size, device=args.device)
+                      batch_size=args.batch_size, device=args.device,
+                      precision=args.precision)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if args.json:
@@ -134,7 +136,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     failed = 0
     results = []
-    for r in predict_files(args.weights, args.inputs, args.top_k, args.device):
+    for r in predict_files(args.weights, args.inputs, args.top_k, args.device,
+                               args.precision):
         failed += "error" in r
         if args.json:
             results.append(r)
@@ -177,6 +180,18 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    from .runtime.precision import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="auto (default): bf16 autocast on CUDA and on CPUs with native bf16 "
+                        "(avx512_bf16 or AMX), fp32 elsewhere")
+    p.add_argument("--amp", dest="precision", action="store_const", const="bf16",
+                   help="alias of --precision bf16")
+    p.add_argument("--no-amp", dest="precision", action="store_const", const="fp32",
+                   help="alias of --precision fp32")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepres",
@@ -214,8 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory layout (default: on)")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: on for cuda, off for cpu)")
+    _add_precision(p)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile (default: off)")
     p.add_argument("--sync-bn", action="store_true", default=None,
@@ -232,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fully-convolutional multi-scale testing, e.g. 224,256,384,480,640")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
+    _add_precision(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_eval)
 
@@ -240,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    _add_precision(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_predict)
 

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..runtime.precision import autocast
+
 
 def topk_wrong(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     """How many labels are not among the ``k`` highest scores."""
@@ -18,14 +20,16 @@ def topk_wrong(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Any, prep: Callable[[torch.Tensor], torch.Tensor],
-             device: torch.device, ctx: Any = None) -> dict[str, float]:
-    """Errors of ``model`` on every batch of ``loader`` (its ``batches(0)``)."""
+             device: torch.device, ctx: Any = None, precision: str = "fp32") -> dict[str, float]:
+    """Errors of ``model`` on every batch of ``loader`` (its ``batches(0)``), computed in
+    ``precision`` (``fp32`` or ``bf16`` autocast)."""
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64, device=device)
     for x, y in loader.batches(0):
         x, y = x.to(device), y.to(device)
-        logits = model(prep(x)).float()
+        with autocast(precision, device):
+            logits = model(prep(x)).float()
         totals += torch.stack([topk_wrong(logits, y, 1), topk_wrong(logits, y, 5),
                                torch.tensor(y.shape[0], device=device)]).double()
     if ctx is not None:

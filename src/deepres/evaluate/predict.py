@@ -49,8 +49,8 @@ def predict_one(p: Predictor, path: str, top_k: int) -> dict[str, Any]:
         for v, i in zip(values.tolist(), indices.tolist(), strict=True)]}
 
 
-def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: str = "cpu"
-                  ) -> Iterator[dict[str, Any]]:
-    p = load_predictor(weights, device)
+def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: str = "cpu",
+                  precision: str | None = "auto") -> Iterator[dict[str, Any]]:
+    p = load_predictor(weights, device, precision)
     for path in expand_inputs(inputs):
         yield predict_one(p, path, top_k)

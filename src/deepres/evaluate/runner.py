@@ -64,13 +64,13 @@ def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | No
 
 def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
              scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
-             device: str = "cpu") -> dict[str, Any]:
+             device: str = "cpu", precision: str | None = "auto") -> dict[str, Any]:
     """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``."""
     if crops not in (1, 10):
         raise ValueError(f"--crops must be 1 or 10, not {crops}")
     ctx = dist.init()
     try:
-        preds = [load_predictor(w, device) for w in weights]
+        preds = [load_predictor(w, device, precision) for w in weights]
         splits = load_data(data)
         ds = {"test": splits.test, "train": splits.train}.get(split)
         if ds is None:
@@ -91,4 +91,5 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
     protocol = (f"multi-scale {','.join(map(str, scales))}" if scales
                 else "10-crop" if crops == 10 else "single crop")
     return {"top1_error": w1 / max(n, 1), "top5_error": w5 / max(n, 1), "images": int(n),
-            "models": len(preds), "protocol": protocol, "data": data, "split": split}
+            "models": len(preds), "protocol": protocol, "data": data, "split": split,
+            "precision": preds[0].precision}

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..data import transforms as T
 from ..models.weights import WeightsError, rebuild_from_weights
+from ..runtime.precision import autocast, resolve_precision
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Predictor:
     mean: torch.Tensor  # 3 x H x W per-pixel mean, or 3 per-channel, in [0, 1]
     input_size: int  # the training crop size (32 for CIFAR, 224 for ImageNet)
     resize: int  # test-time shorter side before the centre crop (32 or 256)
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
 
     @property
     def channel_mean(self) -> torch.Tensor:
@@ -42,7 +44,8 @@ class Predictor:
         return T.normalize(x, self.channel_mean)
 
 
-def load_predictor(path: str, device: torch.device | str = "cpu") -> Predictor:
+def load_predictor(path: str, device: torch.device | str = "cpu",
+                   precision: str | None = "fp32") -> Predictor:
     """Rebuild a model from a deepres ``weights.safetensors`` with its class names and mean."""
     model, meta = rebuild_from_weights(path)
     classes = json.loads(meta["class_names"]) if "class_names" in meta else None
@@ -52,7 +55,8 @@ def load_predictor(path: str, device: torch.device | str = "cpu") -> Predictor:
         raise WeightsError(f"{path}: has no input mean; it was not written by `deepres train`")
     size = int(meta.get("input_size", 32 if mean.dim() == 3 and mean.shape[-1] <= 64 else 224))
     resize = int(meta.get("test_resize", size if size <= 64 else round(size * 256 / 224)))
-    return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize)
+    return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
+                     resolve_precision(precision, device))
 
 
 def ten_crops(x: torch.Tensor, crop: int) -> torch.Tensor:
@@ -67,14 +71,15 @@ def ten_crops(x: torch.Tensor, crop: int) -> torch.Tensor:
     return torch.stack(crops, dim=1)
 
 
-def _softmax(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return F.softmax(model(x).float(), dim=1)
+def _softmax(p: Predictor, x: torch.Tensor) -> torch.Tensor:
+    with autocast(p.precision, x.device):
+        return F.softmax(p.model(x).float(), dim=1)
 
 
 @torch.no_grad()
 def probs_single(p: Predictor, x: torch.Tensor) -> torch.Tensor:
     """One crop: ``x`` already at the test size (uint8 N x 3 x H x W)."""
-    return _softmax(p.model, p.normalize(x))
+    return _softmax(p, p.normalize(x))
 
 
 @torch.no_grad()
@@ -90,7 +95,7 @@ def probs_ten_crop(p: Predictor, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (4, 4, 4, 4))
     crops = ten_crops(x, crop)
     n = crops.shape[0]
-    probs = _softmax(p.model, p.normalize(crops.flatten(0, 1)))
+    probs = _softmax(p, p.normalize(crops.flatten(0, 1)))
     return probs.view(n, 10, -1).mean(1)
 
 
@@ -99,7 +104,9 @@ def probs_dense(p: Predictor, x: torch.Tensor) -> torch.Tensor:
     """Fully-convolutional scores: the classifier at every position of the last feature map,
     softmax averaged over positions (§3.4). ``x``: uint8 at any size."""
     model = p.model
-    feats = model.forward_features(p.normalize(x))[model.stage_names[-1]]
+    x = p.normalize(x)
+    with autocast(p.precision, x.device):
+        feats = model.forward_features(x)[model.stage_names[-1]]
     logits = torch.einsum("nchw,kc->nhwk", feats.float(), model.fc.weight.float()) + model.fc.bias
     return F.softmax(logits, dim=-1).mean(dim=(1, 2))
 

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..runtime.precision import resolve_precision
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -57,10 +59,11 @@ class RunConfig:
     eval_every: int = 1  # epochs
     checkpoint_every: int = 200  # steps; also at each epoch's end
     # None: automatic. channels_last on (measured faster for training on CPU, BENCHMARKS.md;
-    # the usual choice on GPUs too); bf16 autocast on GPU only (CPUs here lack fast bf16);
-    # torch.compile off (its start-up cost outweighs short runs).
+    # the usual choice on GPUs too); torch.compile off (its start-up cost outweighs short runs).
     channels_last: bool | None = None
-    amp: bool | None = None
+    # "auto": bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), fp32
+    # elsewhere (deepres.runtime.precision); resolved to "fp32" or "bf16" in the saved config.
+    precision: str = "auto"
     compile: bool = False
     sync_bn: bool = False  # with several processes: BN statistics over the global batch
 
@@ -83,9 +86,13 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         optim = dict(d["optim"])
         optim["milestones"] = tuple(optim.get("milestones", ()))
+        run = dict(d["run"])
+        if "amp" in run:  # configs written before --precision: amp true/false/null
+            amp = run.pop("amp")
+            run.setdefault("precision", {True: "bf16", False: "fp32"}.get(amp, "auto"))
         return cls(recipe=d["recipe"], model=ModelConfig(**d["model"]),
                    data=DataConfig(**d["data"]), optim=OptimConfig(**optim),
-                   run=RunConfig(**d["run"]))
+                   run=RunConfig(**run))
 
 
 def _cifar_paper(model: str) -> TrainConfig:
@@ -131,11 +138,10 @@ RECIPES = {"cifar-paper": _cifar_paper, "imagenet-paper": _imagenet_paper, "fast
 
 def resolve_auto(cfg: TrainConfig) -> TrainConfig:
     """Settle the settings left as None (automatic) for the run's device."""
-    cuda = cfg.run.device.startswith("cuda")
     return replace(cfg, run=replace(
         cfg.run,
         channels_last=True if cfg.run.channels_last is None else cfg.run.channels_last,
-        amp=cuda if cfg.run.amp is None else cfg.run.amp,
+        precision=resolve_precision(cfg.run.precision, cfg.run.device),
     ))
 
 

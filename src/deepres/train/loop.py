@@ -25,6 +25,8 @@ from ..data.folder import holdout_split
 from ..data.loaders import FolderDataset, FolderLoader, derived_generator
 from ..evaluate.metrics import evaluate
 from ..models import create_model, save_weights
+from ..runtime.precision import autocast
+from ..runtime.precision import why as precision_why
 from . import distributed as dist
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig, resolve_auto
@@ -226,7 +228,7 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
         lr = lr_at(state.step, o, state.schedule)
         for group in s.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=cfg.run.amp):
+        with autocast(cfg.run.precision, s.device):
             logits = s.model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=o.label_smoothing)
         s.optimizer.zero_grad(set_to_none=True)
@@ -293,6 +295,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
 
 def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
+    requested_precision = cfg.run.precision
     cfg = resolve_auto(cfg)
     torch.manual_seed(cfg.run.seed)
     run_dir = Path(cfg.run.run_dir)
@@ -327,7 +330,9 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
         log.record({"step": state.step, "epoch": state.epoch, "skipped_bad_files": s.skipped_bad})
     log.message(f"training {cfg.model.name} on {cfg.data.data} ({cfg.recipe} recipe): "
                 f"{len(s.classes)} classes, {steps_per_epoch} steps/epoch, "
-                f"{cfg.optim.iterations} steps, {ctx.world_size} process(es), {s.device}")
+                f"{cfg.optim.iterations} steps, {ctx.world_size} process(es), {s.device}, "
+                + (precision_why(cfg.run.precision, s.device)
+                   if requested_precision in (None, "auto") else cfg.run.precision))
     t0 = time.time()
     row: dict[str, Any] = {}
     while state.step < cfg.optim.iterations:
@@ -360,13 +365,15 @@ def _evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
     if (state.epoch + 1) % s.cfg.run.eval_every and not last:
         return row
     if s.val is not None:
-        m = evaluate(s.model, s.val, s.prep_eval, s.device, s.ctx)
+        m = evaluate(s.model, s.val, s.prep_eval, s.device, s.ctx,
+                     s.cfg.run.precision)
         row["val_error"], row["val_top5_error"] = m["top1_error"], m["top5_error"]
         row["val_images"] = m["images"]
         if after_eval(state.schedule, s.cfg.optim, m["top1_error"]):
             row["lr_divided"] = True
     if s.test is not None:
-        m = evaluate(s.model, s.test, s.prep_eval, s.device, s.ctx)
+        m = evaluate(s.model, s.test, s.prep_eval, s.device, s.ctx,
+                     s.cfg.run.precision)
         row["test_error"], row["test_top5_error"] = m["top1_error"], m["top5_error"]
         row["test_images"] = m["images"]
     return row
@@ -386,7 +393,8 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
             top1, top5, n = (last_row[f"{name}_error"], last_row[f"{name}_top5_error"],
                              last_row[f"{name}_images"])
         else:
-            m = evaluate(s.model, loader, s.prep_eval, s.device, s.ctx)
+            m = evaluate(s.model, loader, s.prep_eval, s.device, s.ctx,
+                         s.cfg.run.precision)
             top1, top5, n = m["top1_error"], m["top5_error"], m["images"]
         summary[f"{name}_error"], summary[f"{name}_top5_error"] = top1, top5
         summary[f"{name}_images"] = n

@@ -1,0 +1,5 @@
+"""The bottom layer: what the hardware is and how to use it (precision, distributed context)."""
+
+from .precision import PRECISIONS, autocast, cpu_has_native_bf16, resolve_precision
+
+__all__ = ["PRECISIONS", "autocast", "cpu_has_native_bf16", "resolve_precision"]

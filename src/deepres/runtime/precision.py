@@ -1,0 +1,78 @@
+"""Numeric precision: which one a device does well, and the autocast context for it.
+
+bf16 autocast is fast where the hardware computes bf16 dot products natively: NVIDIA GPUs, and
+CPUs with AVX512-BF16 or AMX (Intel Cooper Lake / Sapphire Rapids and later, AMD Zen 4 and
+later). Elsewhere PyTorch emulates bf16 on the CPU, which is slower than fp32, so ``auto``
+follows the hardware rather than a fixed default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+# CPU feature flags (as /proc/cpuinfo spells them) that mean native bf16 matrix arithmetic.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """True when the CPU computes bf16 dot products in hardware (AVX512-BF16 or AMX)."""
+    flags = cpu_flags() if flags is None else flags
+    if any(f in flags for f in NATIVE_BF16_FLAGS):
+        return True
+    if flags:  # /proc/cpuinfo answered: trust it
+        return False
+    # No /proc/cpuinfo (macOS, Windows): ask PyTorch's own CPU feature probe where it has one.
+    probe = getattr(torch._C, "_cpu", None)
+    check = getattr(probe, "_is_avx512_bf16_supported", None)
+    return bool(check()) if check is not None else False
+
+
+def resolve_precision(precision: str | None, device: str | torch.device) -> str:
+    """``auto`` (or None) becomes ``bf16`` on CUDA and on CPUs with native bf16, else ``fp32``."""
+    precision = precision or "auto"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision != "auto":
+        return precision
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bf16"
+    if kind == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
+def why(precision: str, device: str | torch.device) -> str:
+    """One line saying which precision ``auto`` chose and why."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return f"{precision} (auto: CUDA)"
+    native = [f for f in NATIVE_BF16_FLAGS if f in cpu_flags()]
+    if precision == "bf16":
+        return f"bf16 (auto: the CPU has {', '.join(native) or 'native bf16'})"
+    return "fp32 (auto: the CPU has no native bf16, which would be emulated and slower)"
+
+
+def autocast(precision: str, device: str | torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``precision == 'bf16'``; a no-op context for fp32."""
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

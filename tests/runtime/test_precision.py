@@ -1,0 +1,63 @@
+"""``--precision auto`` follows the hardware: bf16 only where it is native."""
+
+import json
+
+import pytest
+import torch
+
+from deepres.runtime import precision as P
+
+
+def test_native_bf16_detected_from_cpu_flags():
+    assert P.cpu_has_native_bf16(frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    assert P.cpu_has_native_bf16(frozenset({"avx2", "amx_bf16", "amx_tile"}))
+    # An older Xeon: AVX-512 but no bf16 instructions, so bf16 would be emulated.
+    assert not P.cpu_has_native_bf16(frozenset({"avx2", "avx512f", "avx512_vnni"}))
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (frozenset({"avx512f", "avx512_bf16"}), "bf16"),
+    (frozenset({"avx2", "amx_bf16"}), "bf16"),
+    (frozenset({"avx2", "avx512f"}), "fp32"),
+])
+def test_auto_follows_the_cpu(monkeypatch, flags, expected):
+    monkeypatch.setattr(P, "cpu_flags", lambda: flags)
+    assert P.resolve_precision("auto", "cpu") == expected
+    assert P.resolve_precision(None, "cpu") == expected
+    assert P.resolve_precision("fp32", "cpu") == "fp32"
+    assert P.resolve_precision("bf16", "cpu") == "bf16"
+    assert P.resolve_precision("auto", "cuda") == "bf16"
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="fp16"):
+        P.resolve_precision("fp16", "cpu")
+
+
+def test_autocast_runs_bf16_only_when_asked():
+    lin = torch.nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+    with P.autocast("bf16", "cpu"):
+        assert lin(x).dtype == torch.bfloat16
+    with P.autocast("fp32", "cpu"):
+        assert lin(x).dtype == torch.float32
+
+
+def test_train_saves_the_precision_auto_chose(monkeypatch, tmp_path, tiny_data):
+    from deepres.cli import main
+
+    monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    run = tmp_path / "run"
+    rc = main(["train", "--data", str(tiny_data), "--iterations", "2", "--batch-size", "8",
+               "--run-dir", str(run)])
+    assert rc == 0
+    assert json.loads((run / "config.json").read_text())["run"]["precision"] == "fp32"
+
+
+def test_old_amp_configs_still_load():
+    from deepres.train.config import TrainConfig
+
+    d = TrainConfig().to_dict()
+    del d["run"]["precision"]
+    d["run"]["amp"] = True
+    assert TrainConfig.from_dict(d).run.precision == "bf16"
