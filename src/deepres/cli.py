@@ -4,14 +4,95 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+# ---------------------------------------------------------------------------------------------
+# Every option is checked where it is parsed, here: a bad value is one line naming the option
+# and the accepted range, exit status 2, before anything is read or written.
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) that point to ``--help``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None,
+            what: str = "") -> Callable[[str], float | int]:
+    """An argparse ``type``: a finite ``kind`` (int or float) within ``[low, high]``."""
+    span = (f">= {low:g}" if high is None else f"between {low:g} and {high:g}") \
+        if low is not None else "finite"
+    desc = what or f"{'an integer' if kind is int else 'a number'} {span}"
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {desc}, not {text!r}") from None
+        if not math.isfinite(value) or (low is not None and value < low) or (
+                high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {desc}, not {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+POSITIVE_INT = _number(int, 1)
+NONNEG_INT = _number(int, 0)
+POSITIVE_FLOAT = _number(float, 1e-12, what="a number > 0")
+NONNEG_FLOAT = _number(float, 0.0)
+
+
+def _holdout(text: str) -> float:
+    """A fraction in (0, 1), an image count >= 1, or 0 for none."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value >= 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (none), a fraction between 0 and 1, or a whole number of images, "
+            f"not {text!r}")
+    return value
+
+
+def _scales(text: str) -> list[int]:
+    parse = _number(int, 8, 4096)
+    try:
+        return [int(parse(v)) for v in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated integers between 8 and 4096 (e.g. 224,256,384), "
+            f"not {text!r}") from None
+
+
+def _device(text: str) -> str:
+    t = text.strip().lower()
+    m = re.fullmatch(r"cuda(?::(\d+))?", t)
+    if t == "cpu":
+        return t
+    if m is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device deepres runs on; use cpu, "
+                                         "cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no GPU is visible to PyTorch here; use "
+                                         "--device cpu")
+    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: only {torch.cuda.device_count()} GPU(s) visible (cuda:0.."
+            f"cuda:{torch.cuda.device_count() - 1})")
+    return t
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -44,56 +125,127 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from .data import check_index, scan_dataset
+    from .data.sources import choose_layout, scan_sizes
 
     splits = scan_dataset(args.path)
     first = next(iter(splits.values()))
-    print(f"{args.path}: {len(first.classes)} classes: {', '.join(first.classes)}")
-    n_bad = 0
+    report: dict = {"path": str(args.path), "classes": first.classes, "splits": {}}
     for name, index in splits.items():
-        counts = index.counts()
-        print(f"{name}: {len(index)} images"
-              + (f", {len(index.ignored)} non-image files ignored" if index.ignored else ""))
-        for cls, n in counts.items():
-            print(f"  {cls:<24} {n}")
+        sizes = scan_sizes(index)
         bad = check_index(index)
-        n_bad += len(bad)
-        for b in bad:
-            print(f"  BAD {b.path}: {b.reason}")
+        report["splits"][name] = {
+            "images": len(index), "counts": index.counts(), "ignored": len(index.ignored),
+            "sizes": {f"{w}x{h}" if w else "unreadable": n for (w, h), n in sizes.most_common()},
+            "layout": choose_layout(sizes)[1],
+            "bad": [{"file": b.path, "reason": b.reason} for b in bad],
+        }
+    n_bad = sum(len(s["bad"]) for s in report["splits"].values())
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 1 if n_bad else 0
+    print(f"{args.path}: {len(first.classes)} classes: {', '.join(first.classes)}")
+    for name, r in report["splits"].items():
+        print(f"{name}: {r['images']} images"
+              + (f", {r['ignored']} non-image files ignored" if r["ignored"] else ""))
+        for cls, n in r["counts"].items():
+            print(f"  {cls:<24} {n}")
+        shown = list(r["sizes"].items())
+        print("  sizes: " + ", ".join(f"{k} ({v})" for k, v in shown[:8])
+              + (f", and {len(shown) - 8} more sizes" if len(shown) > 8 else ""))
+        print(f"  training would hold it {r['layout'].split(' ', 1)[1]}"
+              if r["layout"].startswith("held") else f"  training would stream it: "
+              f"{r['layout'].split(': ', 1)[-1]}")
+        for b in r["bad"]:
+            print(f"  BAD {b['file']}: {b['reason']}")
     print(f"{n_bad} bad file(s)" if n_bad else "all files decode")
     return 1 if n_bad else 0
 
 
-def _train_config(args: argparse.Namespace):
-    from .train.config import TrainConfig, recipe, with_overrides
+# `deepres train` flag -> (config section, field); the resume check and the overrides use it.
+TRAIN_FLAGS: dict[str, tuple[str, str]] = {
+    "recipe": ("", "recipe"), "model": ("model", "name"), "shortcut": ("model", "shortcut"),
+    "data": ("data", "data"), "skip_bad": ("data", "skip_bad"), "holdout": ("data", "holdout"),
+    "batch_size": ("optim", "batch_size"), "lr": ("optim", "lr"),
+    "iterations": ("optim", "iterations"), "epochs": ("optim", "epochs"),
+    "seed": ("run", "seed"), "device": ("run", "device"), "log_every": ("run", "log_every"),
+    "checkpoint_every": ("run", "checkpoint_every"), "channels_last": ("run", "channels_last"),
+    "precision": ("run", "precision"), "compile": ("run", "compile"),
+    "sync_bn": ("run", "sync_bn"),
+}
+# What may change when a run is resumed: where it runs, how often it logs and checkpoints, and
+# its length (extending a run is what users ask for; the schedule is recomputed over it).
+SAFE_ON_RESUME = {"device", "log_every", "checkpoint_every", "iterations", "epochs"}
 
-    if args.run_dir is None and not args.resume:
+
+def _read_run_config(run: str):
+    from .train.config import TrainConfig
+    from .train.guard import RunError
+
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise RunError(f"{run}: no run to resume (no config.json there)")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise RunError(f"{path}: not a readable deepres run config ({type(exc).__name__}: "
+                       f"{exc}); nothing was changed") from exc
+
+
+def _resume_config(args: argparse.Namespace):
+    from .runtime.precision import resolve_precision
+    from .train.config import with_overrides
+    from .train.guard import RunError
+
+    cfg = _read_run_config(args.resume)
+    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k, None) is not None}
+    if "precision" in given:
+        given["precision"] = resolve_precision(given["precision"], given.get("device", "cpu"))
+    changed = []
+    for flag, value in given.items():
+        section, name = TRAIN_FLAGS[flag]
+        saved = getattr(getattr(cfg, section) if section else cfg, name)
+        if flag not in SAFE_ON_RESUME and value != saved and not (
+                flag == "data" and Path(str(value)).resolve() == Path(str(saved)).resolve()):
+            changed.append(f"--{flag.replace('_', '-')} {value} (the run has {saved})")
+    if changed:
+        raise RunError(f"{args.resume}: these flags differ from the run's config.json and "
+                       f"cannot change when resuming: {'; '.join(changed)}. Drop them to "
+                       "resume the run as it was, or start a new run with --run-dir")
+    run = {k: given.get(k) for k in ("device", "log_every", "checkpoint_every")}
+    cfg = with_overrides(cfg, run={"run_dir": args.resume, **run})
+    length = {k: given[k] for k in ("iterations", "epochs") if k in given}
+    if "epochs" in length:
+        cfg = with_overrides(cfg, optim={"epochs": length["epochs"]})
+    elif "iterations" in length and length["iterations"] != cfg.optim.iterations:
+        cfg = with_overrides(cfg, optim={"iterations": length["iterations"]})
+    return cfg
+
+
+def _train_config(args: argparse.Namespace):
+    from .train.config import recipe, with_overrides
+
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    if restarted and not args.resume and args.run_dir and (
+            Path(args.run_dir) / "config.json").exists():
+        args.resume, args.run_dir = args.run_dir, None  # torchrun --max-restarts: continue
+    if args.resume:
+        if args.run_dir is not None and Path(args.run_dir) != Path(args.resume):
+            raise ValueError("--run-dir and --resume name different folders; --resume DIR "
+                             "continues the run in DIR")
+        return _resume_config(args)
+    args.model = args.model or "resnet20"
+    if args.run_dir is None:
         # A fresh folder per run, so a second run never collides; under torchrun every
         # process must agree on it, so the job's id names it.
         stamp = os.environ.get("TORCHELASTIC_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
         args.run_dir = f"runs/{args.model}-{stamp}"
-    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
-    if restarted and not args.resume and (Path(args.run_dir) / "config.json").exists():
-        args.resume = args.run_dir  # torchrun --max-restarts: continue from the checkpoint
-    if args.resume:
-        path = Path(args.resume) / "config.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{args.resume}: no run to resume (no config.json there)")
-        cfg = TrainConfig.from_dict(json.loads(path.read_text()))
-        return with_overrides(cfg, run={"run_dir": args.resume, "device": args.device})
-    cfg = recipe(args.recipe, args.model)
-    optim = {"batch_size": args.batch_size, "lr": args.lr, "iterations": args.iterations,
-             "epochs": args.epochs}
-    cfg = with_overrides(
-        cfg,
-        model={"shortcut": args.shortcut},
-        data={"data": args.data, "skip_bad": args.skip_bad or None, "holdout": args.holdout},
-        optim=optim,
-        run={"run_dir": args.run_dir, "seed": args.seed, "device": args.device,
-             "log_every": args.log_every, "checkpoint_every": args.checkpoint_every,
-             "channels_last": args.channels_last, "precision": args.precision,
-             "compile": args.compile,
-             "sync_bn": args.sync_bn},
-    )
+    cfg = recipe(args.recipe or "fast", args.model)
+    sections: dict[str, dict] = {"model": {}, "data": {}, "optim": {}, "run": {}}
+    for flag, (section, name) in TRAIN_FLAGS.items():
+        if section and flag != "model":
+            sections[section][name] = getattr(args, flag, None)
+    sections["run"]["run_dir"] = args.run_dir
+    cfg = with_overrides(cfg, **sections)
     if args.iterations is not None:  # an iteration count replaces the recipe's epochs
         cfg = replace(cfg, optim=replace(cfg.optim, epochs=None))
     return cfg
@@ -102,10 +254,6 @@ def _train_config(args: argparse.Namespace):
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import fit
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("deepres: error: --device cuda but no GPU is visible; use --device cpu",
-              file=sys.stderr)
-        return 2
     cfg = _train_config(args)
     summary = fit(cfg, resume=bool(args.resume))
     if int(os.environ.get("RANK", "0")) == 0:
@@ -116,8 +264,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate.runner import run_eval
 
-    scales = [int(v) for v in args.scales.split(",")] if args.scales else None
-    result = run_eval(args.weights, args.data, crops=args.crops, scales=scales, split=args.split,
+    result = run_eval(args.weights, args.data, crops=args.crops, scales=args.scales,
+                      split=args.split,
+                      tta=args.tta,
                       batch_size=args.batch_size, device=args.device,
                       precision=args.precision)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -132,12 +281,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from .data.images import IMAGE_EXTENSIONS
     from .evaluate.predict import predict_files
 
-    failed = 0
+    failed = seen = 0
     results = []
     for r in predict_files(args.weights, args.inputs, args.top_k, args.device,
-                               args.precision):
+                           args.precision):
+        seen += 1
         failed += "error" in r
         if args.json:
             results.append(r)
@@ -147,6 +298,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             preds = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%"
                               for p in r["predictions"])
             print(f"{r['file']}: {preds}")
+    if not seen:
+        print(f"deepres: error: no image files in {', '.join(args.inputs)} (accepted: "
+              f"{', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(results, indent=2))
     if failed:
@@ -154,17 +309,41 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _check_output_path(out: str) -> Path:
+    """An output file path that can be written: its folder exists, it is not a folder."""
+    path = Path(out)
+    if path.is_dir():
+        raise ValueError(f"{out}: is a folder; give a file name for the export, e.g. "
+                         f"{path / 'model.onnx'}")
+    parent = path.parent
+    if not parent.exists():
+        raise ValueError(f"{out}: the folder {parent} does not exist; create it first")
+    if not parent.is_dir():
+        raise ValueError(f"{out}: {parent} is a file, not a folder")
+    return path
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .evaluate.testing import load_predictor
     from .export import InferenceModel, export_onnx, export_torchscript, optimize_for_cpu
 
+    out = _check_output_path(args.out)
     p = load_predictor(args.weights)
     model = optimize_for_cpu(p.model, channels_last=False) if args.format == "cpu" else p.model
     wrapped = InferenceModel(model, p.mean.cpu()).eval()
-    if args.format == "onnx":
-        export_onnx(wrapped, args.out, p.input_size)
-    else:
-        export_torchscript(wrapped, args.out, p.input_size)
+    # Written beside the target and renamed into place: never a half-written output file.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if args.format == "onnx":
+            export_onnx(wrapped, tmp, p.input_size)
+        else:
+            export_torchscript(wrapped, tmp, p.input_size)
+        os.replace(tmp, out)
+    except (OSError, RuntimeError) as exc:
+        raise ValueError(f"{out}: could not write the export ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"wrote {args.out} ({args.format}): input float images in [0, 1], "
           f"N x 3 x {p.input_size} x {p.input_size}; output logits over "
           f"{len(p.classes or [])} classes")
@@ -193,10 +372,13 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .train.config import RECIPES
+
+    parser = _Parser(
         prog="deepres",
         description="Deep residual networks (He et al. 2015): models, training, testing.",
     )
+    parser.add_argument("--version", action="version", version=f"deepres {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("models", help="list every model with parameters and multiply-adds")
@@ -204,34 +386,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("train", help="train a model (default: resnet20 on the bundled sample)")
-    p.add_argument("--model", default="resnet20", help="a name from `deepres models`")
+    p.add_argument("--model", default=None, help="a name from `deepres models` (default resnet20)")
     p.add_argument("--data", default=None,
-                   help="folder path, 'sample' (default), 'cifar10' or 'cifar100'")
-    p.add_argument("--recipe", default="fast", choices=["fast", "cifar-paper", "imagenet-paper"],
-                   help="preset: 'fast' (default, short one-cycle; not the paper's), "
+                   help="folder path, archive, 'sample' (default), 'cifar10' or 'cifar100'")
+    p.add_argument("--recipe", default=None, choices=list(RECIPES),
+                   help="preset: 'fast' (default, short one-cycle; not the paper's), 'fast90' "
+                        "(not the paper's: ResNet-20 to 90%% on CIFAR-10 in 30 CPU minutes), "
                         "'cifar-paper' (§4.2) or 'imagenet-paper' (§3.4)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=int, default=None)
-    g.add_argument("--iterations", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    g.add_argument("--epochs", type=POSITIVE_INT, default=None)
+    g.add_argument("--iterations", type=POSITIVE_INT, default=None)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=None)
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=None, help="peak learning rate")
     p.add_argument("--shortcut", choices=["A", "B", "C"], default=None)
-    p.add_argument("--holdout", type=float, default=None,
-                   help="fraction of train held out for validation (cifar-paper: 0.1)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--holdout", type=_holdout, default=None,
+                   help="held out of train for validation: a fraction (0.1) or a number of "
+                        "images (5000); 0 for none")
+    p.add_argument("--device", type=_device, default=None, help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--seed", type=NONNEG_INT, default=None)
     p.add_argument("--run-dir", default=None,
                    help="where the run is written (default runs/MODEL-DATE-TIME)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
-    p.add_argument("--skip-bad", action="store_true",
+    p.add_argument("--skip-bad", action="store_true", default=None,
                    help="train without the dataset's bad files (counted in the log)")
-    p.add_argument("--log-every", type=int, default=None, help="steps between log lines")
-    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    p.add_argument("--log-every", type=POSITIVE_INT, default=None, help="steps between log lines")
+    p.add_argument("--checkpoint-every", type=POSITIVE_INT, default=None,
+                   help="steps between checkpoints")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory layout (default: on)")
     _add_precision(p)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile (default: off)")
+                   help="torch.compile (default: off, on in fast90)")
     p.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun: BN statistics over the global batch (any backend)")
     p.set_defaults(func=_cmd_train)
@@ -242,10 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="sample", help="folder path, 'sample', 'cifar10', ...")
     p.add_argument("--split", default="test", choices=["test", "train"])
     p.add_argument("--crops", type=int, default=1, choices=[1, 10])
-    p.add_argument("--scales", default=None,
+    p.add_argument("--tta", choices=["flip"], default=None,
+                   help="test-time augmentation for single-crop testing: 'flip' averages the "
+                        "softmax of each image and its mirror image")
+    p.add_argument("--scales", type=_scales, default=None,
                    help="fully-convolutional multi-scale testing, e.g. 224,256,384,480,640")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=256)
+    p.add_argument("--device", type=_device, default="cpu")
     _add_precision(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_eval)
@@ -253,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="top-k classes of image files or folders")
     p.add_argument("--weights", required=True)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--top-k", type=POSITIVE_INT, default=5)
+    p.add_argument("--device", type=_device, default="cpu")
     _add_precision(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_predict)
@@ -272,9 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["table1", "cifar-depth", "shortcuts", "layer-responses", "imagenet"])
     p.add_argument("--scale", default="smoke", choices=["smoke", "quick", "full"],
                    help="smoke: seconds; quick: about an hour on 2 CPU cores; full: the paper's")
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=POSITIVE_INT, default=1)
     p.add_argument("--data", default=None, help="dataset (default: by experiment and scale)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=_device, default="cpu")
     p.add_argument("--out", default="reports", help="folder for runs and the report")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild the report from finished runs; train nothing")
@@ -282,10 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="inspect datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    q = data_sub.add_parser("check", help="decode every image; list classes, counts, bad files")
+    q = data_sub.add_parser("check", help="decode every image; list classes, counts, sizes, "
+                                          "bad files")
     q.add_argument("path", help="dataset folder: root/<class>/<image> or root/{train,val,test}/..")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.set_defaults(func=_cmd_data_check)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deepres")
+    except PackageNotFoundError:
+        from . import __version__
+        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -297,11 +497,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import BadImageError, DatasetError
     from .models import WeightsError
     from .train import CheckpointError, NonFiniteLossError
+    from .train.guard import RunError, RunStopped
 
     try:
         return int(args.func(args))
+    except RunStopped as exc:
+        print(f"deepres: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (DatasetError, WeightsError, BadImageError, CheckpointError, NonFiniteLossError,
-            FileExistsError, FileNotFoundError, ValueError) as exc:
+            RunError, ValueError) as exc:
+        print(f"deepres: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `deepres models | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # a path the user named: missing, not writable, a folder, ...
         print(f"deepres: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from deepres.train.distributed import GlobalBatchNorm2d
 def _train(data, run_dir, nproc, extra=()):
     base = ["-m", "deepres", "train", "--model", "resnet8", "--data", str(data), "--epochs", "2",
             "--batch-size", "16", "--log-every", "1", "--seed", "3", "--run-dir", str(run_dir),
-            "--precision", "fp32", *extra]
+            "--precision", "fp32", "--lr", "0.01", *extra]
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc-per-node={nproc}", *base]
@@ -38,13 +38,14 @@ def test_two_processes_match_one(tiny_data, tmp_path):
     losses1 = [r["train_loss"] for r in _rows(tmp_path / "one") if "train_loss" in r]
     losses2 = [r["train_loss"] for r in _rows(tmp_path / "two") if "train_loss" in r]
     assert len(losses1) == len(losses2) == 12
-    assert max(abs(a - b) for a, b in zip(losses1, losses2, strict=True)) < 1e-3  # sum order
+    # fp32 and a low learning rate: sums taken in another order (another conv algorithm per
+    # batch size and thread count) are not amplified into a different trajectory.
+    assert max(abs(a - b) for a, b in zip(losses1, losses2, strict=True)) < 1e-4
     a = load_file(str(tmp_path / "one" / "weights.safetensors"))
     b = load_file(str(tmp_path / "two" / "weights.safetensors"))
     for k in a:
         if a[k].is_floating_point():
-            # Sums in another order, amplified over 12 SGD steps: ~1e-3 relative on some CPUs.
-            assert torch.allclose(a[k], b[k], atol=3e-3, rtol=1e-2), k
+            assert torch.allclose(a[k], b[k], atol=2e-4, rtol=5e-3), k
     # Only rank 0 wrote files: one metrics line per step, no duplicates.
     steps = [r["step"] for r in _rows(tmp_path / "two") if "train_loss" in r]
     assert steps == sorted(set(steps))

@@ -108,17 +108,72 @@ def download(archive: Archive, root: Path) -> Path:
     return path
 
 
+MAX_ARRAY_BYTES = 1 << 31  # no CIFAR batch array comes near 2 GiB
+
+
+def _bounded_reconstruct(limit: int):
+    """numpy's array constructor for pickles (protocol <= 4), refusing absurd shapes before
+    any memory is asked for."""
+    def reconstruct(subtype, shape, dtype):
+        _check_size(shape, np.dtype(dtype), limit)
+        return np.ndarray.__new__(subtype, shape, dtype)
+
+    return reconstruct
+
+
+def _check_size(shape, dtype: np.dtype, limit: int) -> None:
+    dims = tuple(shape) if isinstance(shape, tuple | list) else (shape,)
+    if not all(isinstance(d, int | np.integer) and d >= 0 for d in dims):
+        raise pickle.UnpicklingError(f"array shape {shape!r} is not a shape")
+    if int(np.prod(dims, dtype=object)) * dtype.itemsize > limit:
+        raise pickle.UnpicklingError(f"an array of shape {tuple(dims)} ({dtype}) is larger "
+                                     "than a CIFAR batch can be")
+
+
+def _bounded_frombuffer(limit: int):
+    """numpy's protocol-5 array constructor (an array over an in-band buffer), checked."""
+    def frombuffer(buf, dtype, shape, order):
+        dtype = np.dtype(dtype)
+        _check_size(shape, dtype, limit)
+        arr = np.frombuffer(buf, dtype=dtype)
+        if arr.size != int(np.prod(shape, dtype=object)):
+            raise pickle.UnpicklingError(f"buffer of {arr.size} items does not fill shape "
+                                         f"{tuple(shape)}")
+        return arr.reshape(shape, order=order).copy()
+
+    return frombuffer
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing codec {encoding!r} in a CIFAR batch")
+    return text.encode("latin1")
+
+
 class _ArrayUnpickler(pickle.Unpickler):
-    """Builds only what CIFAR batches contain: dicts, lists, bytes and numpy arrays."""
+    """Builds only what CIFAR batches contain: dicts, lists, bytes and numpy arrays, pickled
+    with any protocol (5 included); array sizes are bounded before memory is allocated."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
     }
+    RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"),
+                   ("numpy._core.multiarray", "_reconstruct")}
+    FROMBUFFER = {("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+
+    def __init__(self, file, *, limit: int = MAX_ARRAY_BYTES, **kw) -> None:
+        super().__init__(file, **kw)
+        self.limit = limit
 
     def find_class(self, module: str, name: str):  # type: ignore[override]
-        if (module, name) in self.ALLOWED:
+        if (module, name) in self.RECONSTRUCT:
+            return _bounded_reconstruct(self.limit)
+        if (module, name) in self.FROMBUFFER:
+            return _bounded_frombuffer(self.limit)
+        if (module, name) == ("_codecs", "encode"):  # bytes pickled by Python 3, protocol < 3
+            return _latin1_encode
+        if (module, name) in self.ALLOWED or module.startswith("numpy.dtypes"):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
 
@@ -126,8 +181,11 @@ class _ArrayUnpickler(pickle.Unpickler):
 def _load_pickle_batch(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            obj = _ArrayUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
+            data = f.read()
+        obj = _ArrayUnpickler(io.BytesIO(data), encoding="bytes",
+                              limit=min(MAX_ARRAY_BYTES, 4 * len(data) + (1 << 20))).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError,
+            MemoryError) as exc:
         raise DatasetError(f"{path}: not a readable CIFAR batch ({exc})") from exc
     if not isinstance(obj, dict):
         raise DatasetError(f"{path}: not a CIFAR batch (a {type(obj).__name__})")

@@ -110,19 +110,23 @@ def scan_dataset(root: str | os.PathLike[str]) -> dict[str, FolderIndex]:
     return indexes
 
 
-def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, held_out)`` of a fixed random split, e.g. the paper's 45k/5k (§4.2)."""
-    if not 0 < fraction < 1:
-        raise DatasetError(f"held-out fraction must be between 0 and 1, got {fraction}")
+def holdout_split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, held_out)`` of a fixed random split: ``holdout`` is a fraction in
+    (0, 1) or a number of images (>= 1), e.g. the paper's 45k/5k split is 5000 (§4.2)."""
+    k = int(holdout) if holdout >= 1 else int(round(n * holdout))
+    if not 0 < holdout or (holdout >= 1 and holdout != int(holdout)) or not 0 < k < n:
+        raise DatasetError(f"cannot hold out {holdout:g} of {n} training images; give a "
+                           f"fraction between 0 and 1 or a count between 1 and {n - 1}")
     order = np.random.default_rng(seed).permutation(n)
-    k = int(round(n * fraction))
     return np.sort(order[k:]), np.sort(order[:k])
 
 
 def check_index(index: FolderIndex) -> list[BadImageError]:
     """Fully decode every image of a split; return the bad ones with their reasons."""
+    from .progress import progress
+
     bad = []
-    for path, _ in index.samples:
+    for path, _ in progress(index.samples, f"checking {index.root}"):
         try:
             decode_image(path)
         except BadImageError as exc:

@@ -87,3 +87,18 @@ def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise BadImageError(path, f"decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadImageError(path, f"corrupt or truncated image data ({exc})") from exc
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(width, height)`` as decoded (EXIF rotation applied) from the header alone, without
+    decoding the pixels; None when the file cannot be opened as an image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                w, h = img.size
+                if img.format == "JPEG" and img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                    w, h = h, w  # rotated by 90 degrees when decoded
+                return w, h
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return None

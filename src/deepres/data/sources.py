@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,7 +22,8 @@ import numpy as np
 
 from .cifar import ArrayDataset, prepare_cifar, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
-from .images import BadImageError, decode_image
+from .images import BadImageError, decode_image, image_size
+from .progress import progress
 
 SAMPLE_ARCHIVE = "cifar10-sample.tar.xz"
 SMALL_MAX_SIDE = 64  # images this size or smaller are held in memory as uint8 arrays
@@ -41,6 +43,7 @@ class Splits:
     train: ArrayDataset | FolderIndex
     test: ArrayDataset | FolderIndex | None
     bad: list[BadImageError] = field(default_factory=list)
+    layout: str = ""  # in memory or streamed, and why
 
     @property
     def in_memory(self) -> bool:
@@ -57,7 +60,11 @@ def _cached_dir(dest: Path, fill: Callable[[Path], None]) -> Path:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent))
-    fill(tmp)
+    try:
+        fill(tmp)
+    except BaseException:  # a refused archive or an interrupted decode leaves nothing behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     (tmp / COMPLETE).touch()
     if dest.exists():  # a half-finished or unreadable earlier entry
         shutil.rmtree(dest)
@@ -96,28 +103,31 @@ def _fingerprint(index: FolderIndex) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     for path, label in index.samples:
         st = os.stat(path)
-        rel = os.path.relpath(path, index.root)
-        h.update(f"{rel}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        rel = os.fsencode(os.path.relpath(path, index.root))  # any bytes, UTF-8 or not
+        h.update(rel + f"\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:24]
 
 
-def decode_to_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageError]]:
+def decode_to_arrays(index: FolderIndex, shape: tuple[int, int] | None = None
+                     ) -> tuple[ArrayDataset, list[BadImageError]]:
     """Decode a split of small images into arrays; bad files are returned, not included.
 
-    Pixels are written into one preallocated array, so decoding costs no more memory than the
-    pixels themselves.
+    ``shape`` is the dataset's ``(height, width)`` (from :func:`scan_sizes`); an image of
+    another size is a bad file. Pixels are written into one preallocated array, so decoding
+    costs no more memory than the pixels themselves.
     """
     labels, bad = [], []
     images: np.ndarray | None = None
-    for path, label in index.samples:
+    for path, label in progress(index.samples, f"decoding {index.root}"):
         try:
             img = decode_image(path)
         except BadImageError as exc:
             bad.append(exc)
             continue
         if images is None:
-            images = np.empty((len(index.samples), *img.shape), dtype=np.uint8)
-        elif img.shape != images.shape[1:]:
+            shape = shape or img.shape[:2]
+            images = np.empty((len(index.samples), *shape, 3), dtype=np.uint8)
+        if img.shape != images.shape[1:]:
             bad.append(BadImageError(path, f"size {img.shape[1]}x{img.shape[0]} differs from the "
                                            f"dataset's {images.shape[2]}x{images.shape[1]}"))
             continue
@@ -127,7 +137,8 @@ def decode_to_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageErr
     return ArrayDataset(arr, np.asarray(labels, dtype=np.int64), index.classes), bad
 
 
-def load_cached_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageError]]:
+def load_cached_arrays(index: FolderIndex, shape: tuple[int, int] | None = None
+                       ) -> tuple[ArrayDataset, list[BadImageError]]:
     """:func:`decode_to_arrays` through the on-disk cache (plain ``.npy`` files, read straight
     into one array each: a cached reload costs no more memory than the pixels)."""
     folder = cache_dir() / "arrays" / _fingerprint(index)
@@ -139,7 +150,7 @@ def load_cached_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageE
             return ArrayDataset(images, labels, index.classes), bad
         except (OSError, ValueError, KeyError):
             (folder / COMPLETE).unlink(missing_ok=True)  # unreadable: decode again
-    ds, bad = decode_to_arrays(index)
+    ds, bad = decode_to_arrays(index, shape)
 
     def fill(tmp: Path) -> None:
         np.save(tmp / "images.npy", ds.images)
@@ -150,30 +161,67 @@ def load_cached_arrays(index: FolderIndex) -> tuple[ArrayDataset, list[BadImageE
     return ds, bad
 
 
-def _is_small(index: FolderIndex) -> bool:
-    for path, _ in index.samples[:8]:
-        try:
-            h, w = decode_image(path).shape[:2]
-        except BadImageError:
-            continue
-        return max(h, w) <= SMALL_MAX_SIDE
-    return True
+def scan_sizes(index: FolderIndex) -> Counter[tuple[int, int]]:
+    """How many images of each ``(width, height)``, read from the file headers (cached by the
+    folder's fingerprint); unreadable files are counted under ``(0, 0)``."""
+    path = cache_dir() / "sizes" / f"{_fingerprint(index)}.json"
+    try:
+        return Counter({tuple(k): v for k, v in json.loads(path.read_text())})
+    except (OSError, ValueError, TypeError):
+        pass
+    sizes: Counter[tuple[int, int]] = Counter(
+        image_size(p) or (0, 0) for p, _ in progress(index.samples, f"scanning {index.root}"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps([[list(k), v] for k, v in sizes.items()]))
+    os.replace(tmp, path)
+    return sizes
+
+
+def choose_layout(sizes: Counter[tuple[int, int]]) -> tuple[tuple[int, int] | None, str]:
+    """In memory at the dominant size when that size is small, else streamed; and why."""
+    readable = Counter({k: v for k, v in sizes.items() if k != (0, 0)})
+    total = sum(readable.values())
+    if not total:
+        return (32, 32), "no readable image headers"
+    (w, h), n = readable.most_common(1)[0]
+    others = total - n
+    mixed = f"; {others} image(s) of other sizes" if others else ""
+    if max(w, h) <= SMALL_MAX_SIDE:
+        note = (f"held in memory: {n} of {total} images are {w}x{h} (small){mixed}"
+                + (" are bad files (see `deepres data check`)" if others else ""))
+        return (h, w), note
+    biggest = max(readable, key=lambda k: k[0] * k[1])
+    return None, (f"streamed from disk: the most common size is {w}x{h} (over "
+                  f"{SMALL_MAX_SIDE} pixels), largest {biggest[0]}x{biggest[1]}{mixed}")
 
 
 def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits:
-    """An image-folder dataset; small images are decoded into (cached) arrays."""
+    """An image-folder dataset; small images are decoded into (cached) arrays. The choice
+    follows a scan of every image's size, and ``Splits.layout`` says which and why."""
     indexes = scan_dataset(root)
     train = indexes["train"]
     test = indexes.get("test") or indexes.get("val")
     name = name or Path(root).name
-    if not _is_small(train):
-        return Splits(name, train.classes, train, test)
-    train_arr, bad = load_cached_arrays(train)
+    shape, note = choose_layout(scan_sizes(train))
+    if shape is None:
+        return Splits(name, train.classes, train, test, layout=note)
+    train_arr, bad = load_cached_arrays(train, shape)
     test_arr = None
     if test is not None:
-        test_arr, bad_test = load_cached_arrays(test)
+        test_arr, bad_test = load_cached_arrays(test, shape)
         bad += bad_test
-    return Splits(name, train.classes, train_arr, test_arr, bad)
+    return Splits(name, train.classes, train_arr, test_arr, bad, layout=note)
+
+
+def _is_cifar_folder(path: Path) -> bool:
+    return any((path / marker).exists() for marker in (
+        "batches.meta", "batches.meta.txt", "fine_label_names.txt")) or (path / "meta").is_file()
+
+
+def _cifar_splits(path: Path, name: str) -> Splits:
+    train, test = read_cifar(path, "train"), read_cifar(path, "test")
+    return Splits(name, train.classes, train, test, layout="held in memory: CIFAR batches")
 
 
 def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
@@ -187,16 +235,22 @@ def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
         return load_folder(sample_root(), "sample")
     if spec in ("cifar10", "cifar100"):
         folder = prepare_cifar(spec, Path(root) if root else cache_dir() / "datasets")
-        train, test = read_cifar(folder, "train"), read_cifar(folder, "test")
-        return Splits(spec, train.classes, train, test)
+        return _cifar_splits(folder, spec)
     path = Path(spec)
-    if path.is_file() and spec.endswith(ARCHIVE_SUFFIXES):
-        return load_folder(extract_folder_archive(path), path.name.split(".")[0])
+    if path.is_file():
+        if not spec.endswith(ARCHIVE_SUFFIXES):
+            raise DatasetError(f"{spec}: is a file, not a dataset; --data takes a folder, a tar "
+                               f"archive ({', '.join(ARCHIVE_SUFFIXES)}) of a folder or of "
+                               "CIFAR batches, 'sample', 'cifar10' or 'cifar100'")
+        folder = extract_folder_archive(path)  # an image folder, or CIFAR's own archive
+        if _is_cifar_folder(folder):
+            return _cifar_splits(folder, path.name.split(".")[0])
+        return load_folder(folder, path.name.split(".")[0])
     if not path.exists():
-        raise DatasetError(f"{spec}: no such folder; --data takes a folder path, 'sample', "
-                           "'cifar10' or 'cifar100'")
-    if (path / "batches.meta").exists() or (path / "batches.meta.txt").exists() or (
-            path / "fine_label_names.txt").exists() or (path / "meta").is_file():
-        train, test = read_cifar(path, "train"), read_cifar(path, "test")
-        return Splits(path.name, train.classes, train, test)
+        raise DatasetError(f"{spec}: no such folder; --data takes a folder path, a tar archive, "
+                           "'sample', 'cifar10' or 'cifar100'")
+    if not path.is_dir():
+        raise DatasetError(f"{spec}: not a folder or a regular file")
+    if _is_cifar_folder(path):
+        return _cifar_splits(path, path.name)
     return load_folder(path)

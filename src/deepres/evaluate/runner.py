@@ -49,7 +49,7 @@ def _folder_images(index: FolderIndex, ctx: dist.Context
 
 
 def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | None,
-           folder: bool) -> torch.Tensor:
+           folder: bool, tta: str | None = None) -> torch.Tensor:
     x = x.to(p.mean.device)
     if scales:
         return probs_multiscale(p, x, scales)
@@ -59,11 +59,14 @@ def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | No
         return probs_ten_crop(p, x)
     if x.shape[-1] != p.input_size or x.shape[-2] != p.input_size:
         x = T.center_crop(x, p.input_size)
+    if tta == "flip":
+        return (probs_single(p, x) + probs_single(p, x.flip(-1))) / 2
     return probs_single(p, x)
 
 
 def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
              scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
+             tta: str | None = None,
              device: str = "cpu", precision: str | None = "auto") -> dict[str, Any]:
     """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``."""
     if crops not in (1, 10):
@@ -80,7 +83,7 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
         batches = _folder_images(ds, ctx) if folder else _array_batches(ds, batch_size, ctx)
         totals = torch.zeros(3, dtype=torch.float64)
         for x, y in batches:
-            probs = ensemble([_probs(p, x, crops, scales, folder) for p in preds]).cpu()
+            probs = ensemble([_probs(p, x, crops, scales, folder, tta) for p in preds]).cpu()
             totals += torch.tensor([float(topk_wrong(probs, y, 1)),
                                     float(topk_wrong(probs, y, 5)), float(len(y))],
                                    dtype=torch.float64)
@@ -88,8 +91,12 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
     finally:
         ctx.close()
     w1, w5, n = totals.tolist()
+    if n == 0:
+        raise DatasetError(f"{data}: no images in the {split} split were evaluated; check the "
+                           "data and --batch-size")
     protocol = (f"multi-scale {','.join(map(str, scales))}" if scales
-                else "10-crop" if crops == 10 else "single crop")
+                else "10-crop" if crops == 10 else "single crop + flip" if tta == "flip"
+                else "single crop")
     return {"top1_error": w1 / max(n, 1), "top5_error": w5 / max(n, 1), "images": int(n),
             "models": len(preds), "protocol": protocol, "data": data, "split": split,
             "precision": preds[0].precision}

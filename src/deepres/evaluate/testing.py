@@ -46,17 +46,59 @@ class Predictor:
 
 def load_predictor(path: str, device: torch.device | str = "cpu",
                    precision: str | None = "fp32") -> Predictor:
-    """Rebuild a model from a deepres ``weights.safetensors`` with its class names and mean."""
+    """Rebuild a model from a deepres ``weights.safetensors`` with its class names and mean;
+    every metadata field is checked before it is used, and errors name the field."""
     model, meta = rebuild_from_weights(path)
-    classes = json.loads(meta["class_names"]) if "class_names" in meta else None
-    if "input_mean" in meta:
-        mean = torch.tensor(json.loads(meta["input_mean"]), dtype=torch.float32)
-    else:
+    n = model.fc.out_features
+    classes = _field(meta, "class_names", path, lambda v: isinstance(v, list) and len(v) == n
+                     and all(isinstance(c, str) for c in v),
+                     f"a list of {n} class names (one per classifier output)")
+    mean = _field(meta, "input_mean", path, _is_mean,
+                  "a list of 3 channel means or a 3 x H x W image of finite numbers")
+    if mean is None:
         raise WeightsError(f"{path}: has no input mean; it was not written by `deepres train`")
-    size = int(meta.get("input_size", 32 if mean.dim() == 3 and mean.shape[-1] <= 64 else 224))
-    resize = int(meta.get("test_resize", size if size <= 64 else round(size * 256 / 224)))
+    mean = torch.tensor(mean, dtype=torch.float32)
+    size = _field(meta, "input_size", path, lambda v: _is_int(v, 1, 4096),
+                  "an integer between 1 and 4096")
+    if size is None:
+        size = 32 if mean.dim() == 3 and mean.shape[-1] <= 64 else 224
+    resize = _field(meta, "test_resize", path, lambda v: _is_int(v, size, 8192),
+                    f"an integer between the input size {size} and 8192")
+    if resize is None:
+        resize = size if size <= 64 else round(size * 256 / 224)
     return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
                      resolve_precision(precision, device))
+
+
+def _is_int(v: object, low: int, high: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _is_mean(v: object) -> bool:
+    try:
+        t = torch.tensor(v, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    ok_shape = t.shape == (3,) or (t.dim() == 3 and t.shape[0] == 3
+                                   and 1 <= t.shape[1] <= 4096 and 1 <= t.shape[2] <= 4096)
+    return ok_shape and bool(torch.isfinite(t).all())
+
+
+def _field(meta: dict[str, str], key: str, path: str, valid, expected: str):
+    """A JSON metadata field, or None when absent; a malformed one is a WeightsError."""
+    if key not in meta:
+        return None
+    try:
+        value = json.loads(meta[key])
+    except ValueError:
+        value = _INVALID
+    if value is _INVALID or not valid(value):
+        shown = meta[key] if len(meta[key]) <= 60 else meta[key][:57] + "..."
+        raise WeightsError(f"{path}: metadata field {key!r} must be {expected}, not {shown}")
+    return value
+
+
+_INVALID = object()
 
 
 def ten_crops(x: torch.Tensor, crop: int) -> torch.Tensor:

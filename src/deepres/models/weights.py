@@ -99,8 +99,23 @@ def _strip_prefixes(
     return state
 
 
+def _check_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightsError(f"{path}: tensor {key!r} holds NaN or infinite values; these "
+                               "weights are broken (a diverged run?) and would only give NaN. "
+                               "Use an earlier checkpoint or retrain")
+
+
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a weights file into ``(state_dict, metadata)`` without running code from it."""
+    """Read a weights file into ``(state_dict, metadata)`` without running code from it; every
+    floating-point tensor must be finite."""
+    state, metadata = _read_weights(Path(path))
+    _check_finite(state, Path(path))
+    return state, metadata
+
+
+def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
@@ -218,10 +233,61 @@ def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[
             f"{path}: has no deepres metadata naming its model; build the model with "
             "create_model(name) and call load_weights(model, path) instead"
         )
-    options = json.loads(metadata.get("model_options", "{}"))
-    model = create_model(metadata["model"], **options)
+    name, options = check_model_metadata(metadata, state, path)
+    model = create_model(name, **options)
     _apply_state(model, state, path)
     return model, metadata
+
+
+# The model options a deepres weights file may carry, with their types.
+MODEL_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "num_classes": int, "shortcut": str, "stride_in_1x1": bool, "zero_init_residual": bool,
+}
+MAX_DEPTH = 10_000  # ResNet-1202 is the paper's deepest; beyond this a file is not believed
+
+
+def _meta_json(metadata: Mapping[str, str], key: str, path: Path) -> Any:
+    try:
+        return json.loads(metadata[key])
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{path}: metadata field {key!r} is not valid JSON ({exc})") from exc
+
+
+def check_model_metadata(metadata: Mapping[str, str], state: Mapping[str, torch.Tensor],
+                         path: Path) -> tuple[str, dict[str, Any]]:
+    """The model name and options of a deepres file, checked against the schema and the
+    file's own tensors before anything is built; errors name the file and the field."""
+    from .registry import resolve
+
+    name = metadata["model"]
+    try:
+        spec = resolve(name)
+    except ValueError as exc:
+        raise WeightsError(f"{path}: metadata field 'model': {exc}") from exc
+    if spec.depth > MAX_DEPTH:
+        raise WeightsError(f"{path}: metadata field 'model': depth {spec.depth} is beyond "
+                           f"{MAX_DEPTH}; the file is not a deepres model")
+    options = _meta_json(metadata, "model_options", path) if "model_options" in metadata else {}
+    if not isinstance(options, dict):
+        raise WeightsError(f"{path}: metadata field 'model_options' must be a JSON object")
+    for key, value in options.items():
+        want = MODEL_OPTIONS.get(key)
+        if want is None:
+            raise WeightsError(f"{path}: metadata field 'model_options' has an unknown option "
+                               f"{key!r}; known: {', '.join(MODEL_OPTIONS)}")
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise WeightsError(f"{path}: metadata field 'model_options.{key}' must be a "
+                               f"{getattr(want, '__name__', want)}, not {value!r}")
+    if options.get("shortcut") not in (None, "A", "B", "C"):
+        raise WeightsError(f"{path}: metadata field 'model_options.shortcut' must be A, B or "
+                           f"C, not {options['shortcut']!r}")
+    fc = state.get("fc.weight")
+    n = options.get("num_classes")
+    if n is not None and (n < 1 or (fc is not None and fc.dim() == 2 and fc.shape[0] != n)):
+        raise WeightsError(f"{path}: metadata field 'model_options.num_classes' is {n}, but "
+                           f"the file's classifier has "
+                           f"{fc.shape[0] if fc is not None else 'no'} outputs")
+    return name, options
 
 
 def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:

@@ -69,11 +69,17 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         c = x.shape[1]
         count = torch.full((1,), x.numel() / c, device=x.device, dtype=torch.float32)
         xf = x.float()
-        stats = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), count])
+        # Sums around a shift that every process shares (the running mean, which DDP keeps
+        # equal across processes), so E[d^2] - E[d]^2 does not cancel catastrophically in fp32.
+        shift = (self.running_mean.detach().float() if self.track_running_stats
+                 else torch.zeros(c, device=x.device)).view(1, c, 1, 1)
+        d = xf - shift
+        stats = torch.cat([d.sum((0, 2, 3)), (d * d).sum((0, 2, 3)), count])
         stats = all_reduce(stats)
         n = stats[-1]
-        mean = stats[:c] / n
-        var = (stats[c:2 * c] / n - mean * mean).clamp_min(0)
+        mean_d = stats[:c] / n
+        var = (stats[c:2 * c] / n - mean_d * mean_d).clamp_min(0)
+        mean = mean_d + shift.view(c)
         if self.track_running_stats:
             with torch.no_grad():
                 m = self.momentum if self.momentum is not None else 0.1

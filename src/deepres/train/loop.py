@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from ..runtime.precision import why as precision_why
 from . import distributed as dist
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig, resolve_auto
+from .guard import RunError, RunLock, RunStopped, StopOnSignal
 from .schedule import ScheduleState, after_eval, after_train_error, lr_at
 
 
@@ -62,6 +66,19 @@ class Setup:
     skipped_bad: int
     run_dir: Path
     ctx: dist.Context
+    layout: str = ""  # how the data is held (in memory or streamed) and why
+    stop: StopOnSignal | None = None
+
+    def stop_requested(self) -> bool:
+        """A SIGTERM/SIGINT arrived; with several processes, one that all of them agree on."""
+        signum = self.stop.signum if self.stop is not None else None
+        if not self.ctx.active:
+            return signum is not None
+        flag = torch.tensor([float(signum or 0)], device=self.device)
+        got = self.ctx.sum(flag).item()  # the same answer on every process
+        if got and self.stop is not None and self.stop.signum is None:
+            self.stop.signum = int(signal.SIGTERM)
+        return bool(got)
 
 
 def _check_bad(splits, skip_bad: bool) -> int:
@@ -76,6 +93,9 @@ def _check_bad(splits, skip_bad: bool) -> int:
 def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     device = torch.device(cfg.run.device)
     splits = load_data(cfg.data.data)
+    if len(splits.classes) < 2:
+        raise DatasetError(f"{cfg.data.data}: has one class ({', '.join(splits.classes)}); a "
+                           "classifier needs at least 2 class folders to learn anything")
     skipped = _check_bad(splits, cfg.data.skip_bad)
     o, seed = cfg.optim, cfg.run.seed
     shard = {"rank": ctx.rank, "world_size": ctx.world_size}
@@ -132,7 +152,7 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
                                 weight_decay=o.weight_decay, nesterov=o.nesterov)
     return Setup(cfg, model, module, optimizer, train, val, test, prep_train,
                  lambda x: T.normalize(x, mean), mean, splits.classes, device, skipped,
-                 Path(cfg.run.run_dir), ctx)
+                 Path(cfg.run.run_dir), ctx, splits.layout)
 
 
 def _channel_mean(ds: FolderDataset, limit: int = 500) -> torch.Tensor:
@@ -263,6 +283,8 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
             seen, t_last = 0, now
         if state.step % cfg.run.checkpoint_every == 0:
             _save(s, state)
+        if s.stop_requested():
+            return
 
 
 def _check_finite(s: Setup, loss: torch.Tensor, step: int) -> None:
@@ -299,12 +321,37 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
     cfg = resolve_auto(cfg)
     torch.manual_seed(cfg.run.seed)
     run_dir = Path(cfg.run.run_dir)
+    lock = RunLock(run_dir)
+    created = False
     if ctx.is_main:
+        if resume and not (run_dir / CHECKPOINT).is_file():
+            raise RunError(f"{run_dir / CHECKPOINT}: no checkpoint to resume from; nothing was "
+                           "changed. Start a new run with another --run-dir")
+        created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume and (run_dir / CHECKPOINT).exists():
-            raise FileExistsError(f"{run_dir} already holds a run; pass --resume {run_dir} to "
-                                  "continue it, or choose another --run-dir")
-    ctx.barrier()
+        lock.acquire()
+    try:
+        try:
+            if ctx.is_main and not resume and (run_dir / CHECKPOINT).exists():
+                raise FileExistsError(f"{run_dir} already holds a run; pass --resume {run_dir} "
+                                      "to continue it, or choose another --run-dir")
+            ctx.barrier()
+            s, cfg, state = _start(cfg, resume, ctx)
+        except BaseException:
+            if created:  # a failed start leaves nothing behind
+                lock.release()
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return _train(s, cfg, state, ctx, requested_precision)
+    finally:
+        lock.release()
+
+
+def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
+           ) -> tuple[Setup, TrainConfig, TrainState]:
+    """Data, model and optimizer, the training length resolved, the checkpoint restored (or the
+    first one written); up to here a failure changes nothing in the run directory."""
+    run_dir = Path(cfg.run.run_dir)
     s = prepare(cfg, ctx)
     if len(s.train) == 0:
         raise DatasetError(f"the training split has fewer images than one batch "
@@ -314,15 +361,33 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
                                          epochs=None))
         s.cfg = cfg
     state = TrainState()
-    restored = resume and (run_dir / CHECKPOINT).exists()
-    if restored:
+    if resume:
         state = _restore(s, load_checkpoint(run_dir / CHECKPOINT))
+        if state.step > cfg.optim.iterations:
+            raise RunError(f"{run_dir}: the run is at step {state.step}, past the "
+                           f"{cfg.optim.iterations} iterations asked for; nothing was changed")
     if ctx.is_main:
-        _truncate_metrics(run_dir / "metrics.jsonl", state.step if restored else -1)
-    if not restored:
+        _truncate_metrics(run_dir / "metrics.jsonl", state.step if resume else -1)
+    if not resume:
         _save(s, state)  # the starting point: there is always a good checkpoint to go back to
-    if ctx.is_main and not resume:
-        (run_dir / "config.json").write_text(cfg.to_json() + "\n")
+    if ctx.is_main:
+        path = run_dir / "config.json"
+        text = cfg.to_json() + "\n"
+        if resume and path.exists():
+            before = json.loads(path.read_text())["optim"]["iterations"]
+            if before != cfg.optim.iterations:
+                print(f"resuming {run_dir} at step {state.step} with a new length: "
+                      f"{before} -> {cfg.optim.iterations} iterations; the learning-rate "
+                      "schedule is recomputed over the new length", file=sys.stderr)
+        if not path.exists() or path.read_text() != text:  # new, or resumed with a new length
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+    return s, cfg, state
+
+
+def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
+           requested_precision: str | None) -> dict[str, Any]:
     steps_per_epoch = len(s.train)
     log = Logger(s, cfg.optim.iterations)
     if s.skipped_bad:
@@ -332,20 +397,26 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
                 f"{len(s.classes)} classes, {steps_per_epoch} steps/epoch, "
                 f"{cfg.optim.iterations} steps, {ctx.world_size} process(es), {s.device}, "
                 + (precision_why(cfg.run.precision, s.device)
-                   if requested_precision in (None, "auto") else cfg.run.precision))
+                   if requested_precision in (None, "auto") else cfg.run.precision)
+                + (f"; data {s.layout}" if s.layout else ""))
     t0 = time.time()
     row: dict[str, Any] = {}
-    while state.step < cfg.optim.iterations:
-        train_one_epoch(s, state, log)
-        if state.batch >= steps_per_epoch:  # the epoch is complete
-            row = _evaluate_epoch(s, state)
-            log.record(row)
-            log.message(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                 for k, v in row.items()))
-            state.epoch, state.batch = state.epoch + 1, 0
-            _save(s, state)
-    _save(s, state)
-    return _finish(s, state, time.time() - t0, log, row)
+    with StopOnSignal() as stop:
+        s.stop = stop
+        while state.step < cfg.optim.iterations:
+            train_one_epoch(s, state, log)
+            if s.stop_requested():
+                _save(s, state)
+                raise RunStopped(stop.signum or int(signal.SIGTERM), state.step, s.run_dir)
+            if state.batch >= steps_per_epoch:  # the epoch is complete
+                row = _evaluate_epoch(s, state)
+                log.record(row)
+                log.message(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in row.items()))
+                state.epoch, state.batch = state.epoch + 1, 0
+                _save(s, state)
+        _save(s, state)
+        return _finish(s, state, time.time() - t0, log, row)
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
