@@ -323,18 +323,38 @@ def _check_output_path(out: str) -> Path:
     return path
 
 
+def _export_int8(args: argparse.Namespace, p, tmp: Path) -> None:
+    from .evaluate.runner import calibration_batches
+    from .export.quantize import quantize_int8, save_int8
+    from .models.weights import read_weights
+
+    batches = calibration_batches(p, args.data, args.calibration_images)
+    quantized = quantize_int8(p.model, batches)
+    _, meta = read_weights(args.weights)
+    keep = {k: json.loads(meta[k]) for k in ("class_names", "input_mean", "input_size",
+                                              "test_resize") if k in meta}
+    save_int8(quantized, tmp, batches[0][:2], {
+        "model": meta.get("model"), "num_classes": p.model.fc.out_features, **keep,
+        "calibration": {"data": args.data, "images": sum(len(b) for b in batches)}})
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .evaluate.testing import load_predictor
     from .export import InferenceModel, export_onnx, export_torchscript, optimize_for_cpu
 
     out = _check_output_path(args.out)
+    if args.format == "int8" and not args.data:
+        raise ValueError("--format int8 needs --data: the training images that calibrate the "
+                         "activation ranges (a few hundred are read)")
     p = load_predictor(args.weights)
     model = optimize_for_cpu(p.model, channels_last=False) if args.format == "cpu" else p.model
     wrapped = InferenceModel(model, p.mean.cpu()).eval()
     # Written beside the target and renamed into place: never a half-written output file.
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        if args.format == "onnx":
+        if args.format == "int8":
+            _export_int8(args, p, tmp)
+        elif args.format == "onnx":
             export_onnx(wrapped, tmp, p.input_size)
         else:
             export_torchscript(wrapped, tmp, p.input_size)
@@ -344,6 +364,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
     finally:
         tmp.unlink(missing_ok=True)
+    if args.format == "int8":
+        print(f"wrote {args.out} (int8, x86 CPUs): give it to `deepres eval` or `deepres "
+              "predict` as --weights")
+        return 0
     print(f"wrote {args.out} ({args.format}): input float images in [0, 1], "
           f"N x 3 x {p.input_size} x {p.input_size}; output logits over "
           f"{len(p.classes or [])} classes")
@@ -449,9 +473,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="ONNX, TorchScript or a CPU-optimised TorchScript file")
     p.add_argument("--weights", required=True)
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "cpu"],
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "cpu", "int8"],
                    help="cpu: batch norm folded into the convolutions, as TorchScript; load "
-                        "it with deepres.export.load_cpu for PyTorch's CPU inference passes")
+                        "it with deepres.export.load_cpu for PyTorch's CPU inference passes. "
+                        "int8: post-training static quantization for x86 CPUs (needs --data); "
+                        "`deepres eval` and `predict` take the file as --weights")
+    p.add_argument("--data", default=None,
+                   help="int8: dataset whose training images calibrate the quantization")
+    p.add_argument("--calibration-images", type=POSITIVE_INT, default=512,
+                   help="int8: how many training images calibrate (default 512)")
     p.add_argument("out")
     p.set_defaults(func=_cmd_export)
 

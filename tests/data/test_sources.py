@@ -40,7 +40,8 @@ def test_cache_is_reused_and_invalidated_by_changes(tmp_path, monkeypatch):
     _folder(tmp_path / "ds")
     calls = []
     real = S.decode_to_arrays
-    monkeypatch.setattr(S, "decode_to_arrays", lambda idx, shape=None: calls.append(1) or real(idx, shape))
+    monkeypatch.setattr(S, "decode_to_arrays",
+                        lambda idx, shape=None: calls.append(1) or real(idx, shape))
     a = load_data(str(tmp_path / "ds"))
     b = load_data(str(tmp_path / "ds"))
     assert len(calls) == 1 and np.array_equal(a.train.images, b.train.images)

@@ -59,3 +59,41 @@ def test_sigkill_and_resume_is_bit_identical(tiny_data, tmp_path):
     def steps(run):
         return [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps(ref) == steps(killed)
+
+
+def _stop_with(data, run_dir, sig, at_step):
+    """Start a run, send ``sig`` once the log reaches ``at_step``; return (code, stderr)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(_cmd(data, run_dir, resume=run_dir.exists()), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while _last_step(run_dir) < at_step and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err.decode()
+
+
+def test_sigterm_and_sigint_checkpoint_the_current_step_and_resume_bit_identically(
+        tiny_data, tmp_path):
+    import torch
+
+    ref = tmp_path / "ref"
+    done = subprocess.run(_cmd(tiny_data, ref, resume=False), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    run = tmp_path / "stopped"
+    for sig, code, target in ((signal.SIGTERM, 143, 12), (signal.SIGINT, 130, 40)):
+        rc, err = _stop_with(tiny_data, run, sig, target)
+        assert rc == code, err[-2000:]
+        assert "Traceback" not in err
+        line = [x for x in err.splitlines() if "stopped by" in x]
+        assert line and signal.Signals(sig).name in line[0], err[-2000:]
+        step = int(line[0].split("after step ")[1].split(";")[0])
+        # The checkpoint holds exactly the step it says (not the last --checkpoint-every one).
+        ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+        assert ckpt["step"] == step
+    done = subprocess.run(_cmd(tiny_data, run, resume=True), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    a = load_file(str(ref / "weights.safetensors"))
+    b = load_file(str(run / "weights.safetensors"))
+    assert not [k for k in a if not (a[k] == b[k]).all()]

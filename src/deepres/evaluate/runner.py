@@ -64,6 +64,28 @@ def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | No
     return probs_single(p, x)
 
 
+def calibration_batches(p: Predictor, data: str, images: int = 512, batch_size: int = 64,
+                        seed: int = 0) -> list[torch.Tensor]:
+    """``images`` training images of ``data``, drawn at random (fixed seed) and preprocessed
+    as the predictor's input specification says: model input, for int8 calibration."""
+    splits = load_data(data)
+    ds = splits.train
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:images]
+    out = []
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        if isinstance(ds, FolderIndex):
+            x = torch.stack([T.center_crop(T.resize_shorter(
+                torch.from_numpy(decode_image(ds.samples[j][0])).permute(2, 0, 1), p.resize),
+                p.input_size) for j in idx.tolist()])
+        else:
+            x = torch.from_numpy(ds.images[idx.numpy()]).permute(0, 3, 1, 2)
+            if x.shape[-1] != p.input_size or x.shape[-2] != p.input_size:
+                x = T.center_crop(T.resize_shorter(x, p.resize), p.input_size)
+        out.append(p.normalize(x.to(p.mean.device)).cpu())
+    return out
+
+
 def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
              scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
              tta: str | None = None,

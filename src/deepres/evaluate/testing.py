@@ -2,8 +2,9 @@
 
 - single crop: the test transform (CIFAR: the 32x32 image; ImageNet: shorter side 256, centre 224);
 - 10-crop (Table 3's protocol): four corners and centre crop, and their flips, softmax averaged;
-- fully-convolutional multi-scale (§3.4): the image at several shorter sides, the classifier
-  applied at every position of the last feature map, softmax averaged over positions and scales;
+- fully-convolutional multi-scale (§3.4, as VGG): the image at several shorter sides; at each,
+  the class scores of every position of the last feature map are averaged, then the softmax;
+  the softmax is then averaged over scales (and flips);
 - ensembles: softmax averaged over models (Table 5).
 """
 
@@ -46,10 +47,31 @@ class Predictor:
 
 def load_predictor(path: str, device: torch.device | str = "cpu",
                    precision: str | None = "fp32") -> Predictor:
-    """Rebuild a model from a deepres ``weights.safetensors`` with its class names and mean;
-    every metadata field is checked before it is used, and errors name the field."""
+    """Rebuild a model from a deepres ``weights.safetensors`` (or an int8 file from
+    ``deepres export --format int8``) with its class names and mean; every metadata field is
+    checked before it is used, and errors name the field."""
+    from ..export.quantize import is_int8_file, load_int8
+
+    if is_int8_file(path):
+        if torch.device(device).type != "cpu":
+            raise WeightsError(f"{path}: int8 files run on the CPU only; use --device cpu")
+        module, raw = load_int8(path)
+        meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+        n = raw.get("num_classes")
+        if not _is_int(n, 1, 1_000_000):
+            raise WeightsError(f"{path}: metadata field 'num_classes' must be a positive "
+                               f"integer, not {n!r}")
+        classes, mean, size, resize = _input_spec(meta, path, n)
+        # int8 kernels take float input and quantize it themselves: no autocast.
+        return Predictor(module, classes, mean, size, resize, "fp32")
     model, meta = rebuild_from_weights(path)
-    n = model.fc.out_features
+    classes, mean, size, resize = _input_spec(meta, path, model.fc.out_features)
+    return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
+                     resolve_precision(precision, device))
+
+
+def _input_spec(meta: dict[str, str], path: str, n: int
+                ) -> tuple[list[str] | None, torch.Tensor, int, int]:
     classes = _field(meta, "class_names", path, lambda v: isinstance(v, list) and len(v) == n
                      and all(isinstance(c, str) for c in v),
                      f"a list of {n} class names (one per classifier output)")
@@ -66,8 +88,7 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
                     f"an integer between the input size {size} and 8192")
     if resize is None:
         resize = size if size <= 64 else round(size * 256 / 224)
-    return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
-                     resolve_precision(precision, device))
+    return classes, mean, size, resize
 
 
 def _is_int(v: object, low: int, high: int) -> bool:
@@ -143,14 +164,12 @@ def probs_ten_crop(p: Predictor, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def probs_dense(p: Predictor, x: torch.Tensor) -> torch.Tensor:
-    """Fully-convolutional scores: the classifier at every position of the last feature map,
-    softmax averaged over positions (§3.4). ``x``: uint8 at any size."""
-    model = p.model
-    x = p.normalize(x)
-    with autocast(p.precision, x.device):
-        feats = model.forward_features(x)[model.stage_names[-1]]
-    logits = torch.einsum("nchw,kc->nhwk", feats.float(), model.fc.weight.float()) + model.fc.bias
-    return F.softmax(logits, dim=-1).mean(dim=(1, 2))
+    """Fully-convolutional testing at one scale (§3.4, the method of VGG that the paper cites):
+    the classifier at every position of the last feature map, the class scores averaged over
+    positions, then the softmax. Averaging the scores over positions equals global average
+    pooling followed by the fc layer, so this is the network's forward pass on the whole image
+    at its own size. ``x``: uint8 at any size."""
+    return _softmax(p, p.normalize(x))
 
 
 @torch.no_grad()

@@ -1,0 +1,189 @@
+"""`deepres eval`, `predict`, `export`, `data check` and the command itself: bad options, broken
+or edited weights, bad output paths, empty inputs."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import assert_clean_error, tree_hash
+from helpers import make_tiny_folder, make_weights
+
+
+@pytest.fixture
+def weights(tmp_path):
+    return make_weights(tmp_path / "w.safetensors")
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return make_tiny_folder(tmp_path / "tiny", per_class=4, test_per_class=3)
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--batch-size", "-1"], "--batch-size"), (["--batch-size", "0"], "--batch-size"),
+    (["--scales", "0"], "--scales"), (["--scales", "224,abc"], "--scales"),
+    (["--scales", "224,-5"], "--scales"), (["--device", "tpu"], "--device"),
+    (["--crops", "3"], "--crops"),
+])
+def test_eval_bad_options(cli, weights, tiny, args, named):
+    code, out, err = cli("eval", "--weights", weights, "--data", tiny, *args)
+    assert_clean_error(code, err, named)
+    assert "0.00%" not in out
+
+
+@pytest.mark.parametrize("args, named", [(["--top-k", "0"], "--top-k"),
+                                         (["--top-k", "-2"], "--top-k")])
+def test_predict_bad_options(cli, weights, tiny, args, named):
+    code, _, err = cli("predict", "--weights", weights, tiny / "test", *args)
+    assert_clean_error(code, err, named)
+
+
+def test_predict_on_an_empty_folder_is_an_error(cli, weights, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("predict", "--weights", weights, tmp_path / "empty")
+    assert_clean_error(code, err, tmp_path / "empty")
+
+
+def _edit(path, tensors=None, **meta):
+    state = load_file(str(path))
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        metadata = dict(f.metadata())
+    state.update(tensors or {})
+    metadata.update(meta)
+    save_file(state, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize("cmd", ["eval", "predict", "export"])
+def test_non_finite_weights_are_refused(cli, weights, tiny, tmp_path, cmd):
+    w = load_file(str(weights))["conv1.weight"].clone()
+    w[0, 0, 0, 0] = float("nan")
+    _edit(weights, {"conv1.weight": w})
+    args = {"eval": ["eval", "--weights", weights, "--data", tiny],
+            "predict": ["predict", "--weights", weights, tiny / "test"],
+            "export": ["export", "--weights", weights, "--format", "onnx", tmp_path / "m.onnx"]}
+    code, out, err = cli(*args[cmd])
+    assert_clean_error(code, err, weights, "conv1.weight", "NaN")
+    assert "nan%" not in out
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("model_options", json.dumps({"num_classes": 10**12, "shortcut": "A",
+                                  "stride_in_1x1": False})),
+    ("model_options", json.dumps({"num_classes": 3, "warp_drive": True})),
+    ("model_options", "{broken"),
+    ("model", "resnet999999998"),
+    ("input_mean", json.dumps([1, 2])),
+    ("input_mean", json.dumps("zero")),
+    ("class_names", json.dumps(["a", "b"])),
+    ("class_names", json.dumps([1, 2, 3])),
+    ("input_size", "0"),
+    ("test_resize", "-4"),
+])
+def test_edited_metadata_names_the_field(cli, weights, tiny, field, value):
+    _edit(weights, **{field: value})
+    code, _, err = cli("eval", "--weights", weights, "--data", tiny)
+    assert_clean_error(code, err, weights, field)
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "under-a-file", "a-folder", "proc"])
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "cpu"])
+def test_export_to_a_bad_path(cli, weights, tmp_path, where, fmt):
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "dir").mkdir()
+    out = {"missing-folder": tmp_path / "nope" / "m.bin",
+           "under-a-file": tmp_path / "file.txt" / "m.bin",
+           "a-folder": tmp_path / "dir",
+           "proc": "/proc/deepres-export.bin"}[where]
+    before = tree_hash(tmp_path)
+    code, _, err = cli("export", "--weights", weights, "--format", fmt, out)
+    assert_clean_error(code, err, out)
+    assert tree_hash(tmp_path) == before  # no half-written or temporary file left
+
+
+def test_export_int8_needs_calibration_data(cli, weights, tmp_path):
+    code, _, err = cli("export", "--weights", weights, "--format", "int8", tmp_path / "q.pt")
+    assert_clean_error(code, err, "--data")
+
+
+def test_data_check_json_and_size_histogram(cli, tiny):
+    from PIL import Image
+    Image.new("RGB", (64, 48)).save(tiny / "train" / "class0" / "odd.png")
+    code, out, _ = cli("data", "check", tiny, "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["splits"]["train"]["sizes"] == {"32x32": 12, "64x48": 1}
+    code, out, _ = cli("data", "check", tiny)
+    assert "32x32 (12), 64x48 (1)" in out
+
+
+def test_version(cli):
+    from importlib.metadata import version
+    code, out, _ = cli("--version")
+    assert code == 0 and version("deepres") in out
+
+
+def test_models_into_a_closed_pipe_has_no_traceback():
+    done = subprocess.run(f"{sys.executable} -m deepres models | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert done.stdout.startswith("model")
+
+
+def test_cifar_python_archive_as_data(cli, tmp_path):
+    """The official archive layout (cifar-10-batches-py/ inside a .tar.gz), pickled with
+    protocol 5."""
+    import pickle
+    import tarfile
+
+    import numpy as np
+
+    from deepres.data.cifar import CIFAR10_CLASSES
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, 8).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=5))
+    (folder / "batches.meta").write_bytes(
+        pickle.dumps({b"label_names": [c.encode() for c in CIFAR10_CLASSES]}, protocol=5))
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(folder, arcname="cifar-10-batches-py")
+    code, _, err = cli("train", "--data", archive, "--model", "resnet8", "--iterations", "2",
+                       "--batch-size", "8", "--run-dir", tmp_path / "run")
+    assert code == 0, err
+    assert "10 classes" in err
+
+
+def test_absurd_cifar_pickle_is_a_clean_error(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from deepres.data import DatasetError
+    from deepres.data.cifar import _load_pickle_batch
+
+    class Huge:
+        def __reduce__(self):
+            return (np._core.multiarray._reconstruct, (np.ndarray, (10**13,), b"b"))
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Huge()}, protocol=2))
+    with pytest.raises(DatasetError, match="larger than a CIFAR batch"):
+        _load_pickle_batch(path)
+
+
+def test_int8_file_is_not_mistaken_for_weights_by_default_readers(tmp_path):
+    # Sanity: a plain TorchScript export is not taken as an int8 deepres file.
+    from deepres.export.quantize import is_int8_file
+    m = torch.jit.script(torch.nn.Linear(2, 2))
+    m.save(str(tmp_path / "ts.pt"))
+    assert not is_int8_file(tmp_path / "ts.pt")
