@@ -127,7 +127,8 @@ def test_resume_can_extend_the_run(cli, finished_run):
     assert code == 0, err
     assert "3 -> 5 iterations" in err
     assert json.loads((finished_run / "config.json").read_text())["optim"]["iterations"] == 5
-    steps = [json.loads(x)["step"] for x in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    lines = (finished_run / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(x)["step"] for x in lines]
     assert max(steps) == 5
 
 
