@@ -18,7 +18,18 @@ from .models import (
     save_weights,
 )
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    # The version is written once, in pyproject.toml; the installed metadata carries it.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deepres")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "WeightsError", "__version__", "count_macs", "count_params", "create_model", "list_models",

@@ -164,17 +164,19 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 # `deepres train` flag -> (config section, field); the resume check and the overrides use it.
 TRAIN_FLAGS: dict[str, tuple[str, str]] = {
     "recipe": ("", "recipe"), "model": ("model", "name"), "shortcut": ("model", "shortcut"),
+    "stride_in_1x1": ("model", "stride_in_1x1"), "val_split": ("data", "val_split"),
     "data": ("data", "data"), "skip_bad": ("data", "skip_bad"), "holdout": ("data", "holdout"),
     "batch_size": ("optim", "batch_size"), "lr": ("optim", "lr"),
     "iterations": ("optim", "iterations"), "epochs": ("optim", "epochs"),
     "seed": ("run", "seed"), "device": ("run", "device"), "log_every": ("run", "log_every"),
     "checkpoint_every": ("run", "checkpoint_every"), "channels_last": ("run", "channels_last"),
     "precision": ("run", "precision"), "compile": ("run", "compile"),
-    "sync_bn": ("run", "sync_bn"),
+    "sync_bn": ("run", "sync_bn"), "precise_bn": ("run", "precise_bn"),
 }
 # What may change when a run is resumed: where it runs, how often it logs and checkpoints, and
 # its length (extending a run is what users ask for; the schedule is recomputed over it).
-SAFE_ON_RESUME = {"device", "log_every", "checkpoint_every", "iterations", "epochs"}
+SAFE_ON_RESUME = {"device", "log_every", "checkpoint_every", "iterations", "epochs",
+                  "precise_bn"}
 
 
 def _read_run_config(run: str):
@@ -211,7 +213,7 @@ def _resume_config(args: argparse.Namespace):
         raise RunError(f"{args.resume}: these flags differ from the run's config.json and "
                        f"cannot change when resuming: {'; '.join(changed)}. Drop them to "
                        "resume the run as it was, or start a new run with --run-dir")
-    run = {k: given.get(k) for k in ("device", "log_every", "checkpoint_every")}
+    run = {k: given.get(k) for k in ("device", "log_every", "checkpoint_every", "precise_bn")}
     cfg = with_overrides(cfg, run={"run_dir": args.resume, **run})
     length = {k: given[k] for k in ("iterations", "epochs") if k in given}
     if "epochs" in length:
@@ -374,6 +376,30 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_precise_bn(args: argparse.Namespace) -> int:
+    from .evaluate.runner import calibration_batches, run_eval
+    from .evaluate.testing import load_predictor
+    from .models import save_weights
+    from .models.weights import read_weights
+    from .train.precise_bn import recompute_bn_stats
+
+    out = _check_output_path(args.out)
+    if out.resolve() == Path(args.weights).resolve():
+        raise ValueError(f"{args.out}: would overwrite the input weights; write a new file")
+    p = load_predictor(args.weights, args.device, "fp32")
+    batches = calibration_batches(p, args.data, args.batches * args.batch_size, args.batch_size)
+    before = run_eval([args.weights], args.data, device=args.device, precision="fp32")
+    used = recompute_bn_stats(p.model, iter(batches), args.batches)
+    _, meta = read_weights(args.weights)
+    keep = {k: v for k, v in meta.items() if k not in ("format", "model", "model_options")}
+    save_weights(p.model, out, extra={**keep, "precise_bn_batches": used})
+    after = run_eval([str(out)], args.data, device=args.device, precision="fp32")
+    print(f"precise BN over {used} batches of {args.batch_size} un-augmented training images "
+          f"of {args.data}: test error {100 * before['top1_error']:.2f}% -> "
+          f"{100 * after['top1_error']:.2f}% ({after['images']} images); wrote {out}")
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .experiments.runner import reproduce
 
@@ -423,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=POSITIVE_INT, default=None)
     p.add_argument("--lr", type=POSITIVE_FLOAT, default=None, help="peak learning rate")
     p.add_argument("--shortcut", choices=["A", "B", "C"], default=None)
+    p.add_argument("--stride-in-1x1", action="store_true", default=None,
+                   help="bottleneck nets: the downsampling stride in the first 1x1 conv, as the "
+                        "paper's models (default: in the 3x3, as torchvision)")
+    p.add_argument("--val-split", action="store_true", default=None,
+                   help="validate on the dataset's own val/ folder instead of a held-out part "
+                        "of train")
     p.add_argument("--holdout", type=_holdout, default=None,
                    help="held out of train for validation: a fraction (0.1) or a number of "
                         "images (5000); 0 for none")
@@ -443,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile (default: off, on in fast90)")
     p.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun: BN statistics over the global batch (any backend)")
+    p.add_argument("--precise-bn", type=NONNEG_INT, default=None, metavar="N",
+                   help="after training, recompute batch-norm statistics over N batches of "
+                        "un-augmented training images (the authors' precise BN); 0: off")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error: 1 or 10 crops, multi-scale, ensembles")
@@ -485,6 +520,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.set_defaults(func=_cmd_export)
 
+    p = sub.add_parser("precise-bn", help="recompute a weights file's batch-norm statistics "
+                                          "over training images (the authors' precise BN)")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--data", required=True, help="the dataset the weights were trained on")
+    p.add_argument("--batches", type=POSITIVE_INT, default=100)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=128)
+    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("out", help="where the new weights are written")
+    p.set_defaults(func=_cmd_precise_bn)
+
     p = sub.add_parser("reproduce", help="run one of the paper's experiments and report it")
     p.add_argument("experiment",
                    choices=["table1", "cifar-depth", "shortcuts", "layer-responses", "imagenet"])
@@ -509,13 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from . import __version__
 
-    try:
-        return version("deepres")
-    except PackageNotFoundError:
-        from . import __version__
-        return __version__
+    return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,9 +64,9 @@ def _per_view_reference(p, x, scales):
         for v in (xs, xs.flip(-1)):
             with torch.no_grad():
                 f = m.layer3(m.layer2(m.layer1(m.relu(m.bn1(m.conv1(v / 255 - mean))))))
-            pos = [F.softmax(m.fc(f[0, :, i, j]), 0) for i in range(f.shape[2])
-                   for j in range(f.shape[3])]
-            views.append(torch.stack(pos).mean(0))
+            # VGG's dense testing: class scores averaged over positions, then the softmax.
+            pos = [m.fc(f[0, :, i, j]) for i in range(f.shape[2]) for j in range(f.shape[3])]
+            views.append(F.softmax(torch.stack(pos).mean(0), 0))
     return torch.stack(views).mean(0)
 
 

@@ -56,7 +56,11 @@ def test_interrupted_runs_resume_and_finished_ones_are_kept(tmp_path, monkeypatc
 def test_imagenet_smoke_on_generated_folder(tmp_path):
     path = reproduce("imagenet", out=tmp_path)
     text = path.read_text()
-    assert "| resnet18 |" in text and "| plain18 |" in text and "27.88" in text
+    # Table 2's pair with option A, option C, the paper's bottleneck, precise BN, plateau.
+    assert "| plain18 | Table 2 |" in text and "| resnet18-A | Table 2 | A | no |" in text
+    assert "27.88" in text and "| resnet18-C |" in text
+    assert "| resnet50-B | Table 3 | B | yes |" in text
+    assert "precise BN" in text and "2; " in text
 
 
 def test_layer_response_hooks_cover_every_3x3_layer():

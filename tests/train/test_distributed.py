@@ -79,8 +79,11 @@ def test_killed_rank_resumes_with_max_restarts(tiny_data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            "--max-restarts=3", "-m", "deepres", "train", "--model", "resnet8", "--data",
            str(tiny_data), "--epochs", "30", "--batch-size", "16", "--log-every", "1",
-           "--checkpoint-every", "4", "--seed", "3", "--run-dir", str(run), "--sync-bn"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--checkpoint-every", "4", "--seed", "3", "--run-dir", str(run), "--sync-bn",
+           "--precision", "fp32", "--lr", "0.01"]
+    env = {**os.environ, "DEEPRES_DIST_TIMEOUT": "60"}  # a lost peer fails fast, then restarts
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         try:

@@ -44,6 +44,7 @@ class Splits:
     test: ArrayDataset | FolderIndex | None
     bad: list[BadImageError] = field(default_factory=list)
     layout: str = ""  # in memory or streamed, and why
+    val: ArrayDataset | FolderIndex | None = None  # the dataset's own val/ folder, if any
 
     @property
     def in_memory(self) -> bool:
@@ -200,18 +201,19 @@ def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits
     """An image-folder dataset; small images are decoded into (cached) arrays. The choice
     follows a scan of every image's size, and ``Splits.layout`` says which and why."""
     indexes = scan_dataset(root)
-    train = indexes["train"]
-    test = indexes.get("test") or indexes.get("val")
+    train, val = indexes["train"], indexes.get("val")
+    test = indexes.get("test") or val  # with no test/ folder, val/ is what is tested on
     name = name or Path(root).name
     shape, note = choose_layout(scan_sizes(train))
     if shape is None:
-        return Splits(name, train.classes, train, test, layout=note)
+        return Splits(name, train.classes, train, test, layout=note, val=val)
     train_arr, bad = load_cached_arrays(train, shape)
-    test_arr = None
-    if test is not None:
-        test_arr, bad_test = load_cached_arrays(test, shape)
-        bad += bad_test
-    return Splits(name, train.classes, train_arr, test_arr, bad, layout=note)
+    arrays = {}
+    for split in {id(x): x for x in (test, val) if x is not None}.values():
+        arrays[id(split)], bad_split = load_cached_arrays(split, shape)
+        bad += bad_split
+    return Splits(name, train.classes, train_arr, arrays.get(id(test)), bad, layout=note,
+                  val=arrays.get(id(val)))
 
 
 def _is_cifar_folder(path: Path) -> bool:

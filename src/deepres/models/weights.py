@@ -145,8 +145,27 @@ def load_weights(
     """
     path = Path(path)
     state, metadata = read_weights(path)
+    _warn_stride_mismatch(model, metadata, path)
     _apply_state(model, state, path, skip_classifier)
     return metadata
+
+
+def _warn_stride_mismatch(model: nn.Module, metadata: Mapping[str, str], path: Path) -> None:
+    """Bottleneck weights trained with the stride in the 3x3 (torchvision's, timm's) have the
+    same shapes as stride-in-1x1 ones but compute something else in the other model."""
+    ours = bool(getattr(model, "model_options", {}).get("stride_in_1x1"))
+    try:
+        theirs = bool(json.loads(metadata.get("model_options", "{}")).get("stride_in_1x1"))
+    except (ValueError, AttributeError):
+        theirs = False
+    if ours != theirs:
+        import warnings
+
+        where = "1x1" if theirs else "3x3 (as torchvision and timm)"
+        warnings.warn(f"{path}: these weights were trained with the downsampling stride in the "
+                      f"{where}, but the model puts it in the {'1x1' if ours else '3x3'}; they "
+                      "load (the shapes agree) but the outputs will differ. Build the model "
+                      f"with stride_in_1x1={theirs} to match", UserWarning, stacklevel=3)
 
 
 def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path,

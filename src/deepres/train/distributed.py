@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as tdist
@@ -106,6 +107,20 @@ def convert_global_bn(module: nn.Module) -> nn.Module:
     return module
 
 
+def collective_timeout() -> timedelta:
+    """How long a collective waits for the other processes (``DEEPRES_DIST_TIMEOUT`` seconds,
+    default 600). PyTorch's default is 30 minutes: when a peer dies in the middle of a step, the
+    survivors would sit that long before torchrun could restart the group."""
+    raw = os.environ.get("DEEPRES_DIST_TIMEOUT", "600")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1
+    if not seconds > 0:
+        raise ValueError(f"DEEPRES_DIST_TIMEOUT must be a number of seconds > 0, not {raw!r}")
+    return timedelta(seconds=seconds)
+
+
 def init() -> Context:
     """Join the process group that ``torchrun`` describes in the environment, if any."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -113,7 +128,7 @@ def init() -> Context:
         return Context()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if not tdist.is_initialized():
-        tdist.init_process_group(backend)
+        tdist.init_process_group(backend, timeout=collective_timeout())
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if backend == "nccl":
         torch.cuda.set_device(local)

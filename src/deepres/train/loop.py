@@ -6,6 +6,7 @@ logging and checkpoints as plain ``if step % n == 0`` checks; ``evaluate`` measu
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -13,7 +14,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from . import distributed as dist
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig, resolve_auto
 from .guard import RunError, RunLock, RunStopped, StopOnSignal
+from .precise_bn import recompute_bn_stats
 from .schedule import ScheduleState, after_eval, after_train_error, lr_at
 
 
@@ -67,6 +69,7 @@ class Setup:
     run_dir: Path
     ctx: dist.Context
     layout: str = ""  # how the data is held (in memory or streamed) and why
+    validation: str = ""  # where the validation error comes from
     stop: StopOnSignal | None = None
 
     def stop_requested(self) -> bool:
@@ -99,10 +102,12 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     skipped = _check_bad(splits, cfg.data.skip_bad)
     o, seed = cfg.optim, cfg.run.seed
     shard = {"rank": ctx.rank, "world_size": ctx.world_size}
+    held, validation = _validation(cfg, splits)
+    test_split = None if (cfg.data.val_split and splits.test is splits.val) else splits.test
     if splits.in_memory:
-        train_ds, val_ds = splits.train, None
-        if cfg.data.holdout:
-            tr, va = holdout_split(len(train_ds), cfg.data.holdout, cfg.data.holdout_seed)
+        train_ds, val_ds = splits.train, splits.val if cfg.data.val_split else None
+        if held is not None:
+            tr, va = held
             train_ds, val_ds = train_ds.subset(tr), train_ds.subset(va)
         # Per-pixel mean of the training images (§4.2).
         mean = T.mean_image(torch.from_numpy(train_ds.images)).to(device)
@@ -113,15 +118,15 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
             return None if ds is None else ArrayLoader(ds, 2 * o.batch_size, device,
                                                         shuffle=False, drop_last=False, **shard)
 
-        val, test = eval_loader(val_ds), eval_loader(splits.test)
+        val, test = eval_loader(val_ds), eval_loader(test_split)
 
         def prep_train(x, g):
             return T.normalize(x, mean)
     else:
         # Large images (§3.4): scale augmentation in workers; flip, mean, colour in batches.
-        index, val_index = splits.train, None
-        if cfg.data.holdout:
-            tr, va = holdout_split(len(index), cfg.data.holdout, cfg.data.holdout_seed)
+        index, val_index = splits.train, splits.val if cfg.data.val_split else None
+        if held is not None:
+            tr, va = held
             val_index = type(index)(index.root, index.classes, [index.samples[i] for i in va])
             index = type(index)(index.root, index.classes, [index.samples[i] for i in tr])
         train = FolderLoader(FolderDataset(index, True, seed=seed), o.batch_size, seed=seed,
@@ -133,13 +138,13 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
                 FolderDataset(idx, False), 2 * o.batch_size, shuffle=False, drop_last=False,
                 **shard)
 
-        val, test = eval_folder(val_index), eval_folder(splits.test)
+        val, test = eval_folder(val_index), eval_folder(test_split)
 
         def prep_train(x, g):
             return T.imagenet_train_batch(x, g, mean) if cfg.data.augment else T.normalize(x, mean)
 
     module = create_model(cfg.model.name, num_classes=len(splits.classes),
-                          shortcut=cfg.model.shortcut,
+                          shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
                           zero_init_residual=cfg.model.zero_init_residual).to(device)
     if cfg.run.sync_bn and ctx.active:
         module = dist.convert_global_bn(module)
@@ -152,7 +157,27 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
                                 weight_decay=o.weight_decay, nesterov=o.nesterov)
     return Setup(cfg, model, module, optimizer, train, val, test, prep_train,
                  lambda x: T.normalize(x, mean), mean, splits.classes, device, skipped,
-                 Path(cfg.run.run_dir), ctx, splits.layout)
+                 Path(cfg.run.run_dir), ctx, splits.layout, validation)
+
+
+def _validation(cfg: TrainConfig, splits) -> tuple[Any, str]:
+    """The held-out split's indices (or None) and a line saying where validation comes from."""
+    d = cfg.data
+    if d.val_split:
+        if splits.val is None:
+            raise DatasetError(f"{d.data}: --val-split asks for the dataset's val/ folder, but "
+                               "it has none; hold out part of train with --holdout instead")
+        return None, f"validation: the dataset's val/ folder ({len(splits.val)} images)"
+    if not d.holdout:
+        return None, "validation: none (no images held out)"
+    n = len(splits.train)
+    holdout = d.holdout
+    if holdout >= 1 and holdout > n // 10:  # a count meant for a large set: cap it
+        holdout = max(1, n // 10)
+    held = holdout_split(n, holdout, d.holdout_seed)
+    capped = f", capped from {d.holdout:g} at a tenth of the set" if holdout != d.holdout else ""
+    return held, (f"validation: {len(held[1])} of {n} training images held out"
+                  f" (seed {d.holdout_seed}{capped})")
 
 
 def _channel_mean(ds: FolderDataset, limit: int = 500) -> torch.Tensor:
@@ -398,7 +423,7 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
                 f"{cfg.optim.iterations} steps, {ctx.world_size} process(es), {s.device}, "
                 + (precision_why(cfg.run.precision, s.device)
                    if requested_precision in (None, "auto") else cfg.run.precision)
-                + (f"; data {s.layout}" if s.layout else ""))
+                + (f"; data {s.layout}" if s.layout else "") + f"; {s.validation}")
     t0 = time.time()
     row: dict[str, Any] = {}
     with StopOnSignal() as stop:
@@ -416,7 +441,51 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
                 state.epoch, state.batch = state.epoch + 1, 0
                 _save(s, state)
         _save(s, state)
-        return _finish(s, state, time.time() - t0, log, row)
+        seconds = time.time() - t0
+        extra = {}
+        if cfg.run.precise_bn:
+            extra = {"precise_bn": _precise_bn(s, log)}
+            row = {}  # the weights changed: evaluate again
+        return _finish(s, state, seconds, log, row, extra)
+
+
+def _unaugmented_batches(s: Setup) -> Iterator[torch.Tensor]:
+    """Training images as the model sees them at test time (no augmentation), shuffled."""
+    if isinstance(s.train, ArrayLoader):
+        loader = copy.copy(s.train)
+        loader.augment = None
+    else:
+        ds = s.train.dataset
+        loader = FolderLoader(FolderDataset(ds.index, False, crop=ds.crop,
+                                            test_resize=ds.test_resize),
+                              s.train.batch_size, seed=s.cfg.run.seed, rank=s.ctx.rank,
+                              world_size=s.ctx.world_size)
+    epoch = 0
+    while True:
+        for x, _ in loader.batches(epoch):
+            x = s.prep_eval(x.to(s.device))
+            yield x.contiguous(memory_format=torch.channels_last) if s.cfg.run.channels_last \
+                else x
+        epoch += 1
+
+
+def _precise_bn(s: Setup, log: Logger) -> dict[str, Any]:
+    """Errors before, BN statistics recomputed, errors after (PAPER.md: precise BN)."""
+    out: dict[str, Any] = {"batches": s.cfg.run.precise_bn}
+    split = "val" if s.val is not None else "test"
+    loader = s.val if s.val is not None else s.test
+    if loader is not None:
+        out[f"{split}_error_before"] = evaluate(s.model, loader, s.prep_eval, s.device, s.ctx,
+                                                s.cfg.run.precision)["top1_error"]
+    out["batches"] = recompute_bn_stats(s.module, _unaugmented_batches(s), s.cfg.run.precise_bn,
+                                        s.cfg.run.precision, s.ctx)
+    if loader is not None:
+        out[f"{split}_error_after"] = evaluate(s.model, loader, s.prep_eval, s.device, s.ctx,
+                                               s.cfg.run.precision)["top1_error"]
+        log.message(f"precise BN over {out['batches']} batches: {split} error "
+                    f"{100 * out[f'{split}_error_before']:.2f}% -> "
+                    f"{100 * out[f'{split}_error_after']:.2f}%")
+    return out
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
@@ -451,11 +520,12 @@ def _evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
 
 
 def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
-            last_row: dict[str, Any]) -> dict[str, Any]:
+            last_row: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Final errors (reusing the last epoch's evaluation when it was of these weights), the
     weights file, the curves and the summary."""
     summary: dict[str, Any] = {"steps": state.step, "epochs": state.epoch,
-                               "seconds": round(seconds, 1), "run_dir": str(s.run_dir)}
+                               "seconds": round(seconds, 1), "run_dir": str(s.run_dir),
+                               "precision": s.cfg.run.precision, **(extra or {})}
     fresh = last_row.get("step") == state.step
     for name, loader in (("val", s.val), ("test", s.test)):
         if loader is None:

@@ -1,0 +1,30 @@
+"""The benchmark scripts that the issues' figures come from run end to end at a tiny setting."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_time_to_accuracy_script_runs_end_to_end(tmp_path):
+    out = tmp_path / "tta"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"),
+                           "--data", "sample", "--epochs", "1", "--out", str(out), "--",
+                           "--no-compile", "--model", "resnet8"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "time_to_accuracy.json").read_text())
+    assert result["test_images"] == 1000
+    assert 0 < result["test_accuracy"] <= 1 and 0 < result["flip_tta_accuracy"] <= 1
+    assert result["wall_s"] > 0 and "goal_met" in result
+
+
+def test_gpu_benchmark_runs_tiny_on_the_cpu(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--tiny",
+                           "--device", "cpu", "--json", str(tmp_path / "gpu.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "gpu.json").read_text())["results"]
+    assert len(results) == 3 and all("error" not in r for r in results.values())
