@@ -172,6 +172,8 @@ TRAIN_FLAGS: dict[str, tuple[str, str]] = {
     "checkpoint_every": ("run", "checkpoint_every"), "channels_last": ("run", "channels_last"),
     "precision": ("run", "precision"), "compile": ("run", "compile"),
     "sync_bn": ("run", "sync_bn"), "precise_bn": ("run", "precise_bn"),
+    "init": ("model", "init"), "freeze_backbone": ("model", "freeze_backbone"),
+    "backbone_lr_factor": ("optim", "backbone_lr_factor"),
 }
 # What may change when a run is resumed: where it runs, how often it logs and checkpoints, and
 # its length (extending a run is what users ask for; the schedule is recomputed over it).
@@ -333,8 +335,8 @@ def _export_int8(args: argparse.Namespace, p, tmp: Path) -> None:
     batches = calibration_batches(p, args.data, args.calibration_images)
     quantized = quantize_int8(p.model, batches)
     _, meta = read_weights(args.weights)
-    keep = {k: json.loads(meta[k]) for k in ("class_names", "input_mean", "input_size",
-                                              "test_resize") if k in meta}
+    keep = {k: json.loads(meta[k]) for k in ("class_names", "input_mean", "input_std",
+                                              "input_size", "test_resize") if k in meta}
     save_int8(quantized, tmp, batches[0][:2], {
         "model": meta.get("model"), "num_classes": p.model.fc.out_features, **keep,
         "calibration": {"data": args.data, "images": sum(len(b) for b in batches)}})
@@ -350,7 +352,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                          "activation ranges (a few hundred are read)")
     p = load_predictor(args.weights)
     model = optimize_for_cpu(p.model, channels_last=False) if args.format == "cpu" else p.model
-    wrapped = InferenceModel(model, p.mean.cpu()).eval()
+    wrapped = InferenceModel(model, p.mean.cpu(),
+                             p.std.cpu() if p.std is not None else None).eval()
     # Written beside the target and renamed into place: never a half-written output file.
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -475,6 +478,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile (default: off, on in fast90)")
     p.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun: BN statistics over the global batch (any backend)")
+    p.add_argument("--init", default=None, metavar="SOURCE",
+                   help="start from weights (fine-tuning): a deepres .safetensors, a torchvision "
+                        "or timm .pth/.safetensors, a reference-script checkpoint, or "
+                        "torchvision:NAME; a new classifier head when the classes differ")
+    p.add_argument("--freeze-backbone", action="store_true", default=None,
+                   help="with --init: train only the classifier")
+    p.add_argument("--backbone-lr-factor", type=POSITIVE_FLOAT, default=None,
+                   help="the backbone's learning rate as a fraction of the classifier's "
+                        "(finetune recipe: 0.1)")
     p.add_argument("--precise-bn", type=NONNEG_INT, default=None, metavar="N",
                    help="after training, recompute batch-norm statistics over N batches of "
                         "un-augmented training images (the authors' precise BN); 0: off")

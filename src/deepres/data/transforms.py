@@ -109,11 +109,12 @@ def imagenet_test_transform(img: torch.Tensor, resize: int = 256, crop: int = 22
     return center_crop(resize_shorter(img, resize), crop)
 
 
-def imagenet_train_batch(x: torch.Tensor, generator: torch.Generator, mean: torch.Tensor
-                         ) -> torch.Tensor:
+def imagenet_train_batch(x: torch.Tensor, generator: torch.Generator, mean: torch.Tensor,
+                         std: torch.Tensor | None = None) -> torch.Tensor:
     """The batched part of §3.4's augmentation after per-image scale augmentation:
-    flip, per-pixel mean subtraction and PCA colour augmentation."""
-    return pca_lighting(normalize(random_flip(x, generator), mean), generator)
+    flip, per-pixel mean subtraction (and division by ``std`` for weights trained so) and
+    PCA colour augmentation."""
+    return pca_lighting(normalize(random_flip(x, generator), mean, std), generator)
 
 
 def channel_mean(images_nhwc_uint8: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ class Predictor:
     input_size: int  # the training crop size (32 for CIFAR, 224 for ImageNet)
     resize: int  # test-time shorter side before the centre crop (32 or 256)
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    std: torch.Tensor | None = None  # per-channel std, for weights trained on mean/std input
 
     @property
     def channel_mean(self) -> torch.Tensor:
@@ -41,8 +42,8 @@ class Predictor:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 ``N x 3 x H x W`` to model input; the per-pixel mean where sizes match."""
         if self.mean.dim() == 3 and tuple(self.mean.shape[1:]) == tuple(x.shape[2:]):
-            return T.normalize(x, self.mean)
-        return T.normalize(x, self.channel_mean)
+            return T.normalize(x, self.mean, self.std)
+        return T.normalize(x, self.channel_mean, self.std)
 
 
 def load_predictor(path: str, device: torch.device | str = "cpu",
@@ -63,11 +64,19 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
                                f"integer, not {n!r}")
         classes, mean, size, resize = _input_spec(meta, path, n)
         # int8 kernels take float input and quantize it themselves: no autocast.
-        return Predictor(module, classes, mean, size, resize, "fp32")
+        return Predictor(module, classes, mean, size, resize, "fp32", _std(meta, path))
     model, meta = rebuild_from_weights(path)
     classes, mean, size, resize = _input_spec(meta, path, model.fc.out_features)
+    std = _std(meta, path)
     return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
-                     resolve_precision(precision, device))
+                     resolve_precision(precision, device),
+                     std.to(device) if std is not None else None)
+
+
+def _std(meta: dict[str, str], path: str) -> torch.Tensor | None:
+    std = _field(meta, "input_std", path, lambda v: isinstance(v, list) and len(v) == 3 and all(
+        isinstance(c, int | float) and 0 < c < 1e3 for c in v), "a list of 3 positive numbers")
+    return None if std is None else torch.tensor(std, dtype=torch.float32)
 
 
 def _input_spec(meta: dict[str, str], path: str, n: int

@@ -10,16 +10,20 @@ from torch import nn
 
 class InferenceModel(nn.Module):
     """The network with its input normalisation: takes float pixels in [0, 1], ``N x 3 x H x W``,
-    subtracts the training mean (§3.4, §4.2) and returns class logits."""
+    subtracts the training mean (§3.4, §4.2), divides by the std where the weights were trained
+    so (torchvision's), and returns class logits."""
 
-    def __init__(self, model: nn.Module, mean: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module, mean: torch.Tensor,
+                 std: torch.Tensor | None = None) -> None:
         super().__init__()
         self.model = model
         mean = mean if mean.dim() == 3 else mean[:, None, None]
         self.register_buffer("mean", mean[None].float().clone())
+        scale = torch.ones(3) if std is None else 1.0 / std.float()
+        self.register_buffer("scale", scale.reshape(1, 3, 1, 1).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x - self.mean)
+        return self.model((x - self.mean) * self.scale)
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

@@ -20,7 +20,8 @@ from torch import nn
 CLASSIFIER_PREFIXES = ("fc.",)
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 _NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "ema", "module")
-_STRIP_PREFIXES = ("module.", "_orig_mod.", "model.")
+# DataParallel/DDP, torch.compile, and Lightning modules that hold the network as model/net.
+_STRIP_PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
 
 
 class WeightsError(ValueError):
@@ -45,8 +46,13 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 
 def _read_pickle_checkpoint(path: Path) -> Any:
+    import argparse
+
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        # torchvision's reference scripts and timm's train.py store their argparse.Namespace
+        # under "args"; exactly that one class is let through the weights-only loader.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses anything but tensors and plain containers: never fall back.
         raise WeightsError(
@@ -178,7 +184,9 @@ def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path,
         expected = {k for k in own if not k.startswith(CLASSIFIER_PREFIXES)}
     else:
         expected = set(own)
-    missing = sorted(expected - set(state))
+    # BN's num_batches_tracked is bookkeeping (older torchvision files lack it): keep the
+    # model's own where the file has none.
+    missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))
     unexpected = sorted(set(state) - set(own))
     wrong_shape = sorted(
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
@@ -314,3 +322,58 @@ def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[st
     model, metadata = rebuild_from_weights(path)
     names = json.loads(metadata["class_names"]) if "class_names" in metadata else None
     return model, names
+
+
+def init_from(model: nn.Module, source: str) -> tuple[str, dict[str, Any]]:
+    """Start ``model`` from the weights in ``source`` for fine-tuning: a deepres ``.safetensors``,
+    a torchvision or timm state dict (``.pth``/``.safetensors``, DDP/Lightning prefixes and
+    reference-script checkpoints included), or ``torchvision:NAME[.WEIGHTS]`` (torchvision's
+    published weights through its own API, with its download hash check). The classifier is
+    kept when its shape fits, else left new. Returns a line saying what was done and the
+    input specification the source asks for (mean/std, sizes) when it has one."""
+    spec: dict[str, Any] = {}
+    if source.startswith("torchvision:"):
+        state, spec = _torchvision_weights(source)
+        path = Path(source)
+    else:
+        path = Path(source)
+        state, metadata = read_weights(path)
+        _warn_stride_mismatch(model, metadata, path)
+        if "input_std" in metadata:
+            spec = {"input_mean": json.loads(metadata["input_mean"]),
+                    "input_std": json.loads(metadata["input_std"])}
+    own = model.state_dict()
+    state = _strip_prefixes(state, set(own))
+    fc = state.get("fc.weight")
+    new_head = fc is not None and fc.shape != own["fc.weight"].shape
+    _apply_state(model, state, path, skip_classifier=new_head or fc is None)
+    if new_head:
+        return (f"initialised from {source}; new classifier head: {fc.shape[0]} -> "
+                f"{own['fc.weight'].shape[0]} classes"), spec
+    return f"initialised from {source}, classifier included", spec
+
+
+def _torchvision_weights(source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``torchvision:resnet50`` (its DEFAULT weights) or ``torchvision:resnet50.IMAGENET1K_V1``.
+
+    Loaded with torchvision's ``get_state_dict`` (download with hash check into the torch hub
+    cache, or the file already there: this machine has no internet, so tests place one)."""
+    from torchvision.models import get_model_weights
+
+    name, _, which = source.split(":", 1)[1].partition(".")
+    try:
+        enum = get_model_weights(name)
+        weights = enum[which] if which else enum.DEFAULT
+    except (ValueError, KeyError) as exc:
+        raise WeightsError(f"{source}: torchvision has no weights by that name ({exc})") from exc
+    try:
+        state = weights.get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError) as exc:
+        raise WeightsError(f"{source}: could not get {weights.url} ({exc}); with no internet, "
+                           "put the file in torch's hub cache (torch.hub.get_dir()/checkpoints)"
+                           ) from exc
+    t = weights.transforms()
+    spec = {"input_mean": list(t.mean), "input_std": list(t.std),
+            "input_size": int(t.crop_size[0]), "test_resize": int(t.resize_size[0]),
+            "class_names": list(weights.meta.get("categories", []))}
+    return dict(state), spec

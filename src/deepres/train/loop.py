@@ -29,6 +29,7 @@ from ..data.folder import holdout_split
 from ..data.loaders import FolderDataset, FolderLoader, derived_generator
 from ..evaluate.metrics import evaluate
 from ..models import create_model, save_weights
+from ..models.weights import init_from
 from ..runtime.precision import autocast
 from ..runtime.precision import why as precision_why
 from . import distributed as dist
@@ -71,6 +72,7 @@ class Setup:
     layout: str = ""  # how the data is held (in memory or streamed) and why
     validation: str = ""  # where the validation error comes from
     stop: StopOnSignal | None = None
+    std: torch.Tensor | None = None  # input std, for weights trained on mean/std input
 
     def stop_requested(self) -> bool:
         """A SIGTERM/SIGINT arrived; with several processes, one that all of them agree on."""
@@ -146,6 +148,24 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     module = create_model(cfg.model.name, num_classes=len(splits.classes),
                           shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
                           zero_init_residual=cfg.model.zero_init_residual).to(device)
+    std = None
+    if cfg.model.init:
+        message, spec = init_from(module, cfg.model.init)
+        if ctx.is_main:
+            print(message, file=sys.stderr)
+        if "input_std" in spec:  # weights trained on mean/std-normalised input keep theirs
+            mean = torch.tensor(spec["input_mean"], dtype=torch.float32).to(device)
+            std = torch.tensor(spec["input_std"], dtype=torch.float32).to(device)
+            if splits.in_memory:
+                def prep_train(x, g):
+                    return T.normalize(x, mean, std)
+            else:
+                def prep_train(x, g):
+                    return (T.imagenet_train_batch(x, g, mean, std) if cfg.data.augment
+                            else T.normalize(x, mean, std))
+    if cfg.model.freeze_backbone:
+        for name, p in module.named_parameters():
+            p.requires_grad_(name.startswith("fc."))
     if cfg.run.sync_bn and ctx.active:
         module = dist.convert_global_bn(module)
     if cfg.run.channels_last:
@@ -153,11 +173,19 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     model = ctx.wrap(module)
     if cfg.run.compile:
         model = torch.compile(model)
-    optimizer = torch.optim.SGD(module.parameters(), lr=o.lr, momentum=o.momentum,
+    head = [p for n, p in module.named_parameters() if n.startswith("fc.") and p.requires_grad]
+    body = [p for n, p in module.named_parameters()
+            if not n.startswith("fc.") and p.requires_grad]
+    groups = [{"params": head, "lr_scale": 1.0}]
+    if body:
+        groups.append({"params": body, "lr_scale": o.backbone_lr_factor})
+    optimizer = torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum,
                                 weight_decay=o.weight_decay, nesterov=o.nesterov)
-    return Setup(cfg, model, module, optimizer, train, val, test, prep_train,
-                 lambda x: T.normalize(x, mean), mean, splits.classes, device, skipped,
-                 Path(cfg.run.run_dir), ctx, splits.layout, validation)
+    s = Setup(cfg, model, module, optimizer, train, val, test, prep_train,
+              lambda x: T.normalize(x, mean, std), mean, splits.classes, device, skipped,
+              Path(cfg.run.run_dir), ctx, splits.layout, validation)
+    s.std = std
+    return s
 
 
 def _validation(cfg: TrainConfig, splits) -> tuple[Any, str]:
@@ -272,7 +300,7 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
             x = x.contiguous(memory_format=torch.channels_last)
         lr = lr_at(state.step, o, state.schedule)
         for group in s.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with autocast(cfg.run.precision, s.device):
             logits = s.model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=o.label_smoothing)
@@ -543,6 +571,7 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         size = s.train.images.shape[2] if isinstance(s.train, ArrayLoader) else 224
         save_weights(s.module, s.run_dir / "weights.safetensors", class_names=s.classes,
                      extra={"input_mean": s.mean.cpu().tolist(), "recipe": s.cfg.recipe,
+                            **({"input_std": s.std.cpu().tolist()} if s.std is not None else {}),
                             "input_size": size, "test_resize": size if size <= 64 else 256})
         rows = [json.loads(line) for line in open(s.run_dir / "metrics.jsonl")]
         from ..report.curves import plot_error_curves
