@@ -98,6 +98,7 @@ def _device(text: str) -> str:
 def _cmd_models(args: argparse.Namespace) -> int:
     from .analysis import count_macs, count_params
     from .models import create_model, list_models, resolve
+    from .models.registry import DEFAULT_INPUT_SPEC
 
     rows = []
     for name in list_models():
@@ -112,6 +113,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             "macs": count_macs(model, spec.default_input_size),
             "input_size": spec.default_input_size,
             "num_classes": spec.default_num_classes,
+            "input_spec": DEFAULT_INPUT_SPEC[spec.family],
         })
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -272,7 +274,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       split=args.split,
                       tta=args.tta,
                       batch_size=args.batch_size, device=args.device,
-                      precision=args.precision)
+                      precision=args.precision, model_name=args.model,
+                      classes_file=args.classes)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if args.json:
@@ -291,7 +294,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     failed = seen = 0
     results = []
     for r in predict_files(args.weights, args.inputs, args.top_k, args.device,
-                           args.precision):
+                           args.precision, args.model, args.classes):
         seen += 1
         failed += "error" in r
         if args.json:
@@ -350,7 +353,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.format == "int8" and not args.data:
         raise ValueError("--format int8 needs --data: the training images that calibrate the "
                          "activation ranges (a few hundred are read)")
-    p = load_predictor(args.weights)
+    p = load_predictor(args.weights, model_name=args.model, classes_file=args.classes)
     model = optimize_for_cpu(p.model, channels_last=False) if args.format == "cpu" else p.model
     wrapped = InferenceModel(model, p.mean.cpu(),
                              p.std.cpu() if p.std is not None else None).eval()
@@ -410,6 +413,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                      device=args.device, out=args.out, report_only=args.report_only)
     print(f"wrote {path}")
     return 0
+
+
+def _add_foreign(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None,
+                   help="for weights without deepres metadata (torchvision, timm, a state "
+                        "dict): the model they fit; the input specification is the family's "
+                        "default (deepres models --json)")
+    p.add_argument("--classes", default=None, metavar="FILE",
+                   help="class names, one per line, for weights that carry none")
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
@@ -495,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="top-1/top-5 error: 1 or 10 crops, multi-scale, ensembles")
     p.add_argument("--weights", action="append", required=True,
                    help="weights.safetensors from `deepres train`; repeat for an ensemble")
+    _add_foreign(p)
     p.add_argument("--data", default="sample", help="folder path, 'sample', 'cifar10', ...")
     p.add_argument("--split", default="test", choices=["test", "train"])
     p.add_argument("--crops", type=int, default=1, choices=[1, 10])
@@ -511,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="top-k classes of image files or folders")
     p.add_argument("--weights", required=True)
+    _add_foreign(p)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--top-k", type=POSITIVE_INT, default=5)
     p.add_argument("--device", type=_device, default="cpu")
@@ -520,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="ONNX, TorchScript or a CPU-optimised TorchScript file")
     p.add_argument("--weights", required=True)
+    _add_foreign(p)
     p.add_argument("--format", required=True, choices=["onnx", "torchscript", "cpu", "int8"],
                    help="cpu: batch norm folded into the convolutions, as TorchScript; load "
                         "it with deepres.export.load_cpu for PyTorch's CPU inference passes. "

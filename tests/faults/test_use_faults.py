@@ -187,3 +187,29 @@ def test_int8_file_is_not_mistaken_for_weights_by_default_readers(tmp_path):
     m = torch.jit.script(torch.nn.Linear(2, 2))
     m.save(str(tmp_path / "ts.pt"))
     assert not is_int8_file(tmp_path / "ts.pt")
+
+
+def test_foreign_weights_with_model_and_classes(cli, tmp_path, tiny):
+    import torchvision
+    torch.manual_seed(0)
+    sd = torchvision.models.resnet18(num_classes=3).state_dict()
+    torch.save(sd, tmp_path / "tv.pth")
+    (tmp_path / "classes.txt").write_text("class0\nclass1\nclass2\n")
+    code, _, err = cli("eval", "--weights", tmp_path / "tv.pth", "--data", tiny)
+    assert_clean_error(code, err, "--model")
+    code, out, err = cli("eval", "--weights", tmp_path / "tv.pth", "--model", "resnet18",
+                         "--classes", tmp_path / "classes.txt", "--data", tiny, "--json")
+    assert code == 0, err
+    assert json.loads(out)["images"] == 9
+    code, out, err = cli("predict", "--weights", tmp_path / "tv.pth", "--model", "resnet18",
+                         tiny / "test" / "class0")
+    assert code == 0 and out.count("\n") == 3
+    code, _, err = cli("export", "--weights", tmp_path / "tv.pth", "--model", "resnet18",
+                       "--format", "onnx", tmp_path / "tv.onnx")
+    assert code == 0, err
+
+
+def test_misspelt_model_gets_a_suggestion(cli, tiny, tmp_path):
+    code, _, err = cli("train", "--model", "resnet5O", "--data", tiny, "--run-dir",
+                       tmp_path / "r")
+    assert_clean_error(code, err, "resnet50")

@@ -50,7 +50,8 @@ def predict_one(p: Predictor, path: str, top_k: int) -> dict[str, Any]:
 
 
 def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: str = "cpu",
-                  precision: str | None = "auto") -> Iterator[dict[str, Any]]:
-    p = load_predictor(weights, device, precision)
+                  precision: str | None = "auto", model_name: str | None = None,
+                  classes_file: str | None = None) -> Iterator[dict[str, Any]]:
+    p = load_predictor(weights, device, precision, model_name, classes_file)
     for path in expand_inputs(inputs):
         yield predict_one(p, path, top_k)

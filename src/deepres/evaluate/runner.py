@@ -89,13 +89,15 @@ def calibration_batches(p: Predictor, data: str, images: int = 512, batch_size: 
 def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
              scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
              tta: str | None = None,
-             device: str = "cpu", precision: str | None = "auto") -> dict[str, Any]:
+             device: str = "cpu", precision: str | None = "auto", model_name: str | None = None,
+             classes_file: str | None = None) -> dict[str, Any]:
     """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``."""
     if crops not in (1, 10):
         raise ValueError(f"--crops must be 1 or 10, not {crops}")
     ctx = dist.init()
     try:
-        preds = [load_predictor(w, device, precision) for w in weights]
+        preds = [load_predictor(w, device, precision, model_name, classes_file)
+                 for w in weights]
         splits = load_data(data)
         ds = {"test": splits.test, "train": splits.train}.get(split)
         if ds is None:

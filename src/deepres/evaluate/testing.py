@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,8 @@ class Predictor:
 
 
 def load_predictor(path: str, device: torch.device | str = "cpu",
-                   precision: str | None = "fp32") -> Predictor:
+                   precision: str | None = "fp32", model_name: str | None = None,
+                   classes_file: str | None = None) -> Predictor:
     """Rebuild a model from a deepres ``weights.safetensors`` (or an int8 file from
     ``deepres export --format int8``) with its class names and mean; every metadata field is
     checked before it is used, and errors name the field."""
@@ -65,12 +67,51 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
         classes, mean, size, resize = _input_spec(meta, path, n)
         # int8 kernels take float input and quantize it themselves: no autocast.
         return Predictor(module, classes, mean, size, resize, "fp32", _std(meta, path))
-    model, meta = rebuild_from_weights(path)
+    if model_name is not None:
+        model, meta = _foreign(path, model_name)
+    else:
+        model, meta = rebuild_from_weights(path)
+    if classes_file is not None:
+        meta = {**meta, "class_names": json.dumps(_read_classes(classes_file))}
     classes, mean, size, resize = _input_spec(meta, path, model.fc.out_features)
     std = _std(meta, path)
     return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
                      resolve_precision(precision, device),
                      std.to(device) if std is not None else None)
+
+
+def _foreign(path: str, name: str) -> tuple[torch.nn.Module, dict[str, str]]:
+    """Weights without deepres metadata (torchvision's, timm's, a state dict): the model is
+    ``name``, its classes come from the file's classifier, and the input specification is the
+    family's default (``deepres models --json``)."""
+    from ..models import create_model
+    from ..models.registry import DEFAULT_INPUT_SPEC, resolve
+    from ..models.weights import _apply_state, _strip_prefixes, read_weights
+
+    try:
+        spec = resolve(name)
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from exc
+    state, meta = read_weights(path)
+    model = create_model(name)
+    state = _strip_prefixes(state, set(model.state_dict()))
+    fc = state.get("fc.weight")
+    if fc is None or fc.dim() != 2:
+        raise WeightsError(f"{path}: has no classifier (fc.weight) to tell the classes from")
+    model = create_model(name, num_classes=int(fc.shape[0]))
+    _apply_state(model, state, Path(path))
+    defaults = {k: json.dumps(v) for k, v in DEFAULT_INPUT_SPEC[spec.family].items()}
+    return model, {**defaults, **meta}
+
+
+def _read_classes(path: str) -> list[str]:
+    try:
+        names = [x.strip() for x in Path(path).read_text().splitlines() if x.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{path}: cannot read the class names ({exc})") from exc
+    if not names:
+        raise WeightsError(f"{path}: no class names in it (one per line)")
+    return names
 
 
 def _std(meta: dict[str, str], path: str) -> torch.Tensor | None:

@@ -72,11 +72,28 @@ def resolve(name: str) -> ModelSpec:
 
 
 def _unknown(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list_models(), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
     return (
-        f"unknown model {name!r}. ImageNet models: resnet18/34/50/101/152 and plain18..plain152; "
+        f"unknown model {name!r}.{hint} ImageNet models: resnet18/34/50/101/152 and "
+        "plain18..plain152; "
         "CIFAR models: resnetN or plainN for any depth N = 6n+2 (8, 14, 20, 32, 44, 56, 110, "
         "1202, ...), also as cifar_resnetN. `deepres models` lists them."
     )
+
+
+# The input specification each family's weights expect by default (what `deepres train`
+# writes into its weights overrides it): ImageNet nets as torchvision's published weights
+# (mean/std normalisation, 224 crops of the image resized to 256); CIFAR nets the usual
+# CIFAR-10 channel statistics at 32x32.
+DEFAULT_INPUT_SPEC = {
+    "imagenet": {"input_size": 224, "test_resize": 256, "interpolation": "bilinear",
+                 "input_mean": [0.485, 0.456, 0.406], "input_std": [0.229, 0.224, 0.225]},
+    "cifar": {"input_size": 32, "test_resize": 32, "interpolation": "bilinear",
+              "input_mean": [0.4914, 0.4822, 0.4465], "input_std": [0.2470, 0.2435, 0.2616]},
+}
 
 
 def list_models() -> list[str]:

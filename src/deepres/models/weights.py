@@ -257,8 +257,9 @@ def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[
     state, metadata = read_weights(path)
     if "model" not in metadata:
         raise WeightsError(
-            f"{path}: has no deepres metadata naming its model; build the model with "
-            "create_model(name) and call load_weights(model, path) instead"
+            f"{path}: has no deepres metadata naming its model; pass --model NAME (and "
+            "--classes FILE) on the command line, or in Python build it with "
+            "create_model(name) and call load_weights(model, path)"
         )
     name, options = check_model_metadata(metadata, state, path)
     model = create_model(name, **options)
