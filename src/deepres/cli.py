@@ -275,7 +275,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       tta=args.tta,
                       batch_size=args.batch_size, device=args.device,
                       precision=args.precision, model_name=args.model,
-                      classes_file=args.classes)
+                      classes_file=args.classes, workers=args.workers)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if args.json:
@@ -294,7 +294,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     failed = seen = 0
     results = []
     for r in predict_files(args.weights, args.inputs, args.top_k, args.device,
-                           args.precision, args.model, args.classes):
+                           args.precision, args.model, args.classes, args.batch_size,
+                           args.workers):
         seen += 1
         failed += "error" in r
         if args.json:
@@ -517,6 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scales", type=_scales, default=None,
                    help="fully-convolutional multi-scale testing, e.g. 224,256,384,480,640")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=256)
+    p.add_argument("--workers", type=NONNEG_INT, default=2,
+                   help="processes decoding image files (folders); 0: in this process")
     p.add_argument("--device", type=_device, default="cpu")
     _add_precision(p)
     p.add_argument("--json", action="store_true")
@@ -527,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_foreign(p)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--top-k", type=POSITIVE_INT, default=5)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=64)
+    p.add_argument("--workers", type=NONNEG_INT, default=2,
+                   help="processes decoding image files; 0: in this process")
     p.add_argument("--device", type=_device, default="cpu")
     _add_precision(p)
     p.add_argument("--json", action="store_true")

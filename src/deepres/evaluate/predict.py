@@ -12,6 +12,7 @@ import torch
 from ..data import BadImageError, decode_image
 from ..data import transforms as T
 from ..data.images import is_image_name
+from ..data.progress import progress
 from .testing import Predictor, load_predictor, probs_single
 
 
@@ -29,18 +30,26 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[str]:
             yield str(path)
 
 
-def preprocess(p: Predictor, img: torch.Tensor) -> torch.Tensor:
-    """One uint8 ``3 x H x W`` image at the model's test resolution (shorter side, centre crop)."""
-    return T.center_crop(T.resize_shorter(img, p.resize), p.input_size)
+class _PredictImages(torch.utils.data.Dataset):
+    """Files decoded in DataLoader workers at the test resolution; a bad file gives a blank
+    image and its reason, so the batch and the rest of the files go on."""
+
+    def __init__(self, paths: list[str], resize: int, crop: int) -> None:
+        self.paths, self.resize, self.crop = paths, resize, crop
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        try:
+            img = torch.from_numpy(decode_image(self.paths[i])).permute(2, 0, 1)
+        except BadImageError as exc:
+            return torch.zeros(3, self.crop, self.crop, dtype=torch.uint8), exc.reason
+        img = T.center_crop(T.resize_shorter(img, self.resize), self.crop)
+        return img.contiguous(), ""
 
 
-def predict_one(p: Predictor, path: str, top_k: int) -> dict[str, Any]:
-    try:
-        arr = decode_image(path)
-    except BadImageError as exc:
-        return {"file": path, "error": exc.reason}
-    x = preprocess(p, torch.from_numpy(arr).permute(2, 0, 1))[None].to(p.mean.device)
-    probs = probs_single(p, x)[0].cpu()
+def _result(p: Predictor, path: str, probs: torch.Tensor, top_k: int) -> dict[str, Any]:
     k = min(top_k, probs.numel())
     values, indices = probs.topk(k)
     names = p.classes or [str(i) for i in range(probs.numel())]
@@ -51,7 +60,21 @@ def predict_one(p: Predictor, path: str, top_k: int) -> dict[str, Any]:
 
 def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: str = "cpu",
                   precision: str | None = "auto", model_name: str | None = None,
-                  classes_file: str | None = None) -> Iterator[dict[str, Any]]:
+                  classes_file: str | None = None, batch_size: int = 64, workers: int = 2
+                  ) -> Iterator[dict[str, Any]]:
+    """Top-k classes of every image file in ``inputs`` (folders walked), in batches decoded by
+    ``workers`` DataLoader processes; a bad file yields ``{"file", "error"}``."""
     p = load_predictor(weights, device, precision, model_name, classes_file)
-    for path in expand_inputs(inputs):
-        yield predict_one(p, path, top_k)
+    paths = list(expand_inputs(inputs))
+    ds = _PredictImages(paths, p.resize, p.input_size)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False,
+                                         num_workers=min(workers, len(paths) // batch_size + 1)
+                                         if paths else 0)
+    done = 0
+    for x, reasons in progress(loader, "predicting", total=len(loader), unit="batch"):
+        probs = probs_single(p, x.to(p.mean.device)).cpu()
+        for j, reason in enumerate(reasons):
+            path = paths[done + j]
+            yield {"file": path, "error": reason} if reason else _result(p, path, probs[j],
+                                                                          top_k)
+        done += len(reasons)

@@ -9,6 +9,7 @@ import torch
 
 from ..data import ArrayDataset, DatasetError, FolderIndex, decode_image, load_data
 from ..data import transforms as T
+from ..data.progress import progress
 from ..train import distributed as dist
 from .metrics import topk_wrong
 from .testing import (
@@ -41,11 +42,42 @@ def _array_batches(ds: ArrayDataset, batch_size: int, ctx: dist.Context
         yield images[j], labels[j]
 
 
-def _folder_images(index: FolderIndex, ctx: dist.Context
-                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    for path, label in index.samples[ctx.rank::ctx.world_size]:
+class TestImages(torch.utils.data.Dataset):
+    """Image files decoded in DataLoader workers and preprocessed by the input specification:
+    shorter side ``resize``, then (``crop``) the centre ``crop`` x ``crop``; without ``crop``
+    the resized image is returned whole (10-crop testing cuts its own crops)."""
+
+    def __init__(self, samples: list[tuple[str, int]], resize: int | None,
+                 crop: int | None) -> None:
+        self.samples, self.resize, self.crop = samples, resize, crop
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[i]
         img = torch.from_numpy(decode_image(path)).permute(2, 0, 1)
-        yield img[None], torch.tensor([label])
+        if self.resize is not None:
+            img = T.resize_shorter(img, self.resize)
+        if self.crop is not None:
+            img = T.center_crop(img, self.crop)
+        return img.contiguous(), label
+
+
+def folder_batches(index: FolderIndex, p: Predictor, batch_size: int, workers: int,
+                   ctx: dist.Context, mode: str = "crop"
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """This process's share of a folder split, decoded in ``workers`` processes and prepared
+    by ``p``'s input specification: ``crop``, batches of centre crops (single-crop testing);
+    ``resized``, one image at a time at the test size (10-crop cuts its own crops); ``raw``,
+    one image at a time as decoded (multi-scale resizes it to each scale)."""
+    samples = index.samples[ctx.rank::ctx.world_size]
+    ds = TestImages(samples, None if mode == "raw" else p.resize,
+                    p.input_size if mode == "crop" else None)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size if mode == "crop" else 1,
+                                         num_workers=workers, shuffle=False)
+    yield from progress(loader, f"evaluating {index.root}", total=len(loader),
+                        unit="batch")
 
 
 def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | None,
@@ -53,8 +85,6 @@ def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | No
     x = x.to(p.mean.device)
     if scales:
         return probs_multiscale(p, x, scales)
-    if folder:  # the paper's test resolution: shorter side 256 (or the model's own)
-        x = T.resize_shorter(x[0], p.resize)[None]
     if crops == 10:
         return probs_ten_crop(p, x)
     if x.shape[-1] != p.input_size or x.shape[-2] != p.input_size:
@@ -90,7 +120,7 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
              scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
              tta: str | None = None,
              device: str = "cpu", precision: str | None = "auto", model_name: str | None = None,
-             classes_file: str | None = None) -> dict[str, Any]:
+             classes_file: str | None = None, workers: int = 2) -> dict[str, Any]:
     """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``."""
     if crops not in (1, 10):
         raise ValueError(f"--crops must be 1 or 10, not {crops}")
@@ -104,7 +134,10 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
             raise DatasetError(f"{data} has no {split} split")
         _check_classes(preds, splits.classes, weights)
         folder = isinstance(ds, FolderIndex)
-        batches = _folder_images(ds, ctx) if folder else _array_batches(ds, batch_size, ctx)
+        # An ensemble's members are fed the first one's preprocessing.
+        mode = "raw" if scales else "resized" if crops == 10 else "crop"
+        batches = (folder_batches(ds, preds[0], batch_size, workers, ctx, mode) if folder
+                   else _array_batches(ds, batch_size, ctx))
         totals = torch.zeros(3, dtype=torch.float64)
         for x, y in batches:
             probs = ensemble([_probs(p, x, crops, scales, folder, tta) for p in preds]).cpu()
