@@ -205,7 +205,8 @@ def _resume_config(args: argparse.Namespace):
     cfg = _read_run_config(args.resume)
     given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k, None) is not None}
     if "precision" in given:
-        given["precision"] = resolve_precision(given["precision"], given.get("device", "cpu"))
+        given["precision"] = resolve_precision(given["precision"],
+                                               given.get("device", cfg.run.device))
     changed = []
     for flag, value in given.items():
         section, name = TRAIN_FLAGS[flag]

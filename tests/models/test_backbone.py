@@ -10,7 +10,7 @@ from deepres import create_model
 def test_forward_features_strides_and_channels():
     model = create_model("resnet18").eval()
     x = torch.randn(1, 3, 128, 160)
-    feats = model.forward_features(x)
+    feats = model.feature_maps(x)
     assert list(feats) == ["stem", "layer1", "layer2", "layer3", "layer4"]
     for info in model.feature_info:
         f = feats[info.name]
@@ -19,6 +19,13 @@ def test_forward_features_strides_and_channels():
     assert [i.stride for i in model.feature_info] == [4, 4, 8, 16, 32]
     with torch.no_grad():
         assert torch.allclose(model.forward_head(feats["layer4"]), model(x), atol=1e-6)
+        # timm's vocabulary: the last map, the pooled features, the classifier.
+        last = model.forward_features(x)
+        assert torch.equal(last, feats["layer4"])
+        assert model.forward_head(last, pre_logits=True).shape == (1, 512)
+    assert model.get_classifier() is model.fc
+    model.reset_classifier(7)
+    assert model(x).shape == (1, 7) and model.model_options["num_classes"] == 7
 
 
 def test_cifar_feature_info():

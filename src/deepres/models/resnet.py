@@ -105,7 +105,7 @@ class ResNet(nn.Module):
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The stem's and every stage's output, keyed as in :attr:`feature_info`.
 
         For ImageNet models the strides are 4 (stem, after max pooling), 4, 8, 16, 32
@@ -118,11 +118,32 @@ class ResNet(nn.Module):
             feats[name] = out
         return feats
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's feature map (timm's meaning): ``N x C x H/32 x W/32`` for
+        ImageNet models. :meth:`feature_maps` gives every stage's."""
         out = self.stem(x)
         for name in self.stage_names:
             out = getattr(self, name)(out)
-        return self.forward_head(out)
+        return out
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pooling and the classifier on a feature map; ``pre_logits`` stops
+        before the classifier (the pooled ``N x C`` features)."""
+        pooled = torch.flatten(self.avgpool(x), 1)
+        return pooled if pre_logits else self.fc(pooled)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised classifier for ``num_classes`` (fine-tuning)."""
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        old = self.fc
+        self.fc = nn.Linear(old.in_features, num_classes, device=old.weight.device,
+                            dtype=old.weight.dtype)
+        if hasattr(self, "model_options"):
+            self.model_options = {**self.model_options, "num_classes": num_classes}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
