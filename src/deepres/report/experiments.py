@@ -51,10 +51,48 @@ def _group(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def _header(title: str, scale: str, command: str, device: str) -> list[str]:
-    return [f"# {title}", "",
-            f"Made by `{command}` (scale `{scale}`, device `{device}`) on "
-            f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, torch {torch.__version__}.", ""]
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _header(title: str, scale: str, command: str, device: str,
+            runs: list[Run] | None = None) -> list[str]:
+    """The title and what every report states: the command, data, schedule, seeds,
+    precision, hardware and wall time."""
+    import os
+
+    lines = [f"# {title}", "",
+             f"Made by `{command}` (scale `{scale}`, device `{device}`) on "
+             f"{time.strftime('%Y-%m-%d')}, torch {torch.__version__}.", ""]
+    done = [s for s in (_load(r) for r in runs or []) if s is not None]
+    if not runs or not done:
+        return lines
+    cfg = runs[0].config
+    o = cfg.optim
+    data = cfg.data.data
+    jpeg = (" (the CIFAR-10 JPEG set of ../shared: a quality-75 re-encoding of the original "
+            "images, which costs accuracy against the paper's figures)"
+            if "cifar10-jpg" in data else "")
+    steps = (f"/10 at iterations {', '.join(str(round(m * o.iterations)) for m in o.milestones)}"
+             if o.schedule == "step" else f"{o.schedule} schedule")
+    seeds = sorted({r.config.run.seed for r in runs})
+    precisions = sorted({s.get("precision", "fp32") for s in done})
+    lines += ["| what | value |", "|---|---|",
+              f"| data | `{data}`{jpeg}; held out for validation: {cfg.data.holdout:g} |",
+              f"| schedule | {o.iterations} iterations of batch {o.batch_size}, lr {o.lr:g}, "
+              f"{steps} ({cfg.recipe} recipe) |",
+              f"| seeds | {len(seeds)} ({', '.join(map(str, seeds))}) |",
+              f"| precision | {', '.join(precisions)} |",
+              f"| hardware | {_cpu_name()}, {os.cpu_count()} cores, device `{device}` |",
+              f"| wall time | {sum(s['seconds'] for s in done) / 60:.1f} min of training in "
+              f"{len(done)} runs |", ""]
+    return lines
 
 
 def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
@@ -83,21 +121,45 @@ def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
     plt.close(fig)
 
 
+def _spread(values: list[float]) -> float | None:
+    return max(values) - min(values) if len(values) > 1 else None
+
+
 def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Each finding judged against the spread between seeds: "reproduced" only when the
+    difference in the paper's direction exceeds the larger of the two groups' spreads (max -
+    min over seeds); "contradicted" when it exceeds it the other way; else "not resolved"."""
     lines = []
-    for kind, want in (("plain", "worse"), ("resnet", "better")):
-        items = sorted(((resolve(k).depth, statistics.mean(s["train_error"] for s in v))
-                        for k, v in groups.items() if k.startswith(kind)))
-        if len(items) < 2:
+    # Figure 1/6: deeper plain nets have higher *training* error; Table 6: deeper ResNets have
+    # lower *test* error.
+    for kind, metric, what in (("plain", "train_error", "training"),
+                               ("resnet", "test_error", "test")):
+        members = sorted((resolve(k).depth, [s[metric] for s in v])
+                         for k, v in groups.items() if k.startswith(kind))
+        if len(members) < 2:
             continue
-        (d0, e0), (d1, e1) = items[0], items[-1]
-        deeper_worse = e1 > e0
-        shown = deeper_worse if want == "worse" else not deeper_worse
+        (d0, v0), (d1, v1) = members[0], members[-1]
+        m0, m1 = statistics.mean(v0), statistics.mean(v1)
+        gap = (m1 - m0) if kind == "plain" else (m0 - m1)  # > 0: the paper's direction
+        spreads = [x for x in (_spread(v0), _spread(v1)) if x is not None]
+        if not spreads:
+            verdict = ("not resolved: one seed per net, so no spread between seeds was measured "
+                       "(run with --seeds 2 or more)")
+        else:
+            spread = max(spreads)
+            if gap > spread:
+                verdict = f"reproduced (the gap exceeds the seed spread of {100 * spread:.2f})"
+            elif -gap > spread:
+                verdict = (f"contradicted at this scale (the opposite gap exceeds the seed "
+                           f"spread of {100 * spread:.2f})")
+            else:
+                verdict = (f"not resolved at this scale (the gap is within the seed spread of "
+                           f"{100 * spread:.2f}); a longer schedule or more seeds would resolve it")
+        want = "higher" if kind == "plain" else "lower"
         lines.append(
-            f"- {kind}-{d1} vs {kind}-{d0}: final training error {100 * e1:.2f}% vs "
-            f"{100 * e0:.2f}%: the deeper net trains {'worse' if deeper_worse else 'better'}; "
-            f"the paper's finding (deeper {kind} nets train {want}) is "
-            f"{'reproduced' if shown else 'not reproduced'} at this scale.")
+            f"- {kind}-{d1} vs {kind}-{d0}: final {what} error {100 * m1:.2f}% vs "
+            f"{100 * m0:.2f}% (mean of {len(v1)} and {len(v0)} seed(s)); the paper finds the "
+            f"deeper {kind} net's {what} error {want}: {verdict}.")
     return lines
 
 
@@ -211,7 +273,8 @@ def write_report(experiment: str, scale: str, runs: list[Run], out: Path, comman
               "shortcuts": "Shortcut options A, B, C (Table 3's question)",
               "layer-responses": "Layer responses (Figure 7)",
               "imagenet": "ImageNet: plain vs residual (Tables 2 to 4)"}
-    lines = _header(titles[experiment], scale, command, device)
+    lines = _header(titles[experiment], scale, command, device,
+                    runs if experiment != "table1" else None)
     missing = [r.key for r in runs if _load(r) is None]
     if missing:
         lines += [f"Not finished (left out of this report): {', '.join(missing)}.", ""]

@@ -60,7 +60,12 @@ def report_layer_responses(runs: list[Run], out: Path, lines: list[str]) -> None
                 stds[run.label] = values
     lines += ["Figure 7 (§4.2): the standard deviation of each 3x3 layer's response on the "
               f"first {MAX_IMAGES} test images: the output of the BN after the convolution, "
-              "before the ReLU and (in a block's second layer) before the addition.", "",
+              "before the ReLU and (in a block's second layer) before the addition. How the std "
+              "is computed: pooled, i.e. one standard deviation over all images, positions and "
+              "channels of the layer together (not per channel then averaged). Pooling keeps "
+              "differences between channels' means in the figure, as the magnitude of a "
+              "layer's response that the paper compares includes them; BN's learned scale and "
+              "shift set both per channel.", "",
               "| model | 3x3 layers | mean std | median std | max std |", "|---|---|---|---|---|"]
     for label, v in stds.items():
         lines.append(f"| {label} | {len(v)} | {statistics.mean(v):.3f} | "
