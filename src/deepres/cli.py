@@ -264,6 +264,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     summary = fit(cfg, resume=bool(args.resume))
     if int(os.environ.get("RANK", "0")) == 0:
+        from .report.curves import plot_run_curves
+
+        # fit() returns results; drawing them is the caller's (the paper's Figures 1, 4, 6).
+        plot_run_curves(cfg.run.run_dir, cfg.model.name,
+                        f"{cfg.model.name} ({cfg.recipe}): thin train, bold test")
         print(json.dumps(summary, indent=2))
     return 0
 

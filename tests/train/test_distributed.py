@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deepres.train.distributed import GlobalBatchNorm2d
+from deepres.runtime.distributed import GlobalBatchNorm2d
 
 
 def _train(data, run_dir, nproc, extra=()):

@@ -113,7 +113,7 @@ def test_export_with_std_matches_eval(tiny_data, tmp_path, monkeypatch, capsys):
 
 
 def test_backbone_lr_factor_scales_the_backbone(tiny_data, tmp_path):
-    from deepres.train import distributed as dist
+    from deepres.runtime import distributed as dist
     from deepres.train.config import recipe, with_overrides
     from deepres.train.loop import prepare
 

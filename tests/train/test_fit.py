@@ -25,9 +25,13 @@ def test_accuracy_rises_and_run_directory_is_complete(tiny_data, tmp_path):
     summary = fit(_cfg(tiny_data, run, epochs=4))
     assert summary["test_error"] < 0.34  # chance is 0.67 for three classes
     assert summary["test_images"] == 24
-    for name in ("config.json", "metrics.jsonl", "weights.safetensors", "curves.png",
-                 "checkpoint.pt", "summary.json"):
+    for name in ("config.json", "metrics.jsonl", "weights.safetensors", "checkpoint.pt",
+                 "summary.json"):
         assert (run / name).exists(), name
+    assert not (run / "curves.png").exists()  # fit() returns results; callers draw them
+    from deepres.report.curves import plot_run_curves
+    plot_run_curves(run, "resnet8")
+    assert (run / "curves.png").stat().st_size > 1000
     assert any(p.name.startswith("events") for p in (run / "tensorboard").iterdir())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "train_error" in r]

@@ -10,7 +10,7 @@ import torch
 from ..data import ArrayDataset, DatasetError, FolderIndex, decode_image, load_data
 from ..data import transforms as T
 from ..data.progress import progress
-from ..train import distributed as dist
+from ..runtime import distributed as dist
 from .metrics import topk_wrong
 from .testing import (
     Predictor,

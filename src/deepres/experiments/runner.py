@@ -43,6 +43,9 @@ def train_runs(runs: list[Run], log=print) -> None:
         resume = (run_dir / "config.json").exists()
         log(f"[{i}/{len(runs)}] {run.key}: {'resuming' if resume else 'training'}")
         fit(run.config, resume=resume)
+        from ..report.curves import plot_run_curves
+
+        plot_run_curves(run_dir, run.label)
 
 
 def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: str | None = None,

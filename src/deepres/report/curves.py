@@ -53,3 +53,15 @@ def plot_error_curves(
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_run_curves(run_dir: str | os.PathLike[str], label: str, title: str = "") -> None:
+    """``RUN_DIR/curves.png`` from its ``metrics.jsonl`` (what ``deepres train`` draws)."""
+    import json
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if x.strip()]
+    plot_error_curves({label: rows}, run_dir / "curves.png",
+                      title=title or f"{label}: thin train, bold test")

@@ -30,9 +30,9 @@ from ..data.loaders import FolderDataset, FolderLoader, derived_generator
 from ..evaluate.metrics import evaluate
 from ..models import create_model, save_weights
 from ..models.weights import init_from
+from ..runtime import distributed as dist
 from ..runtime.precision import autocast
 from ..runtime.precision import why as precision_why
-from . import distributed as dist
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig, resolve_auto
 from .guard import RunError, RunLock, RunStopped, StopOnSignal
@@ -573,10 +573,6 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
                      extra={"input_mean": s.mean.cpu().tolist(), "recipe": s.cfg.recipe,
                             **({"input_std": s.std.cpu().tolist()} if s.std is not None else {}),
                             "input_size": size, "test_resize": size if size <= 64 else 256})
-        rows = [json.loads(line) for line in open(s.run_dir / "metrics.jsonl")]
-        from ..report.curves import plot_error_curves
-        plot_error_curves({s.cfg.model.name: rows}, s.run_dir / "curves.png",
-                          title=f"{s.cfg.model.name} ({s.cfg.recipe}): thin train, bold test")
         (s.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if log.tb is not None:
             log.tb.close()
