@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..data.config import DataConfig
 from ..runtime.precision import resolve_precision
 
 
@@ -21,21 +22,6 @@ class ModelConfig:
     # Start from these weights (a file, or torchvision:NAME): fine-tuning; see init_from.
     init: str | None = None
     freeze_backbone: bool = False  # train only the classifier
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    data: str = "sample"  # a folder path, "sample", "cifar10" or "cifar100"
-    # Held out of the training split for validation: a fraction (< 1) or a number of images
-    # (>= 1); 0 for none. The paper chose its CIFAR schedule on a 45k/5k split (5000) and
-    # reported models trained on all 50k (§4.2); ImageNet needs a validation error for its
-    # plateau schedule (§3.4). A count is capped at a tenth of a small training set.
-    holdout: float = 0.0
-    # Take the dataset's own val/ folder as the validation split instead of holding out.
-    val_split: bool = False
-    holdout_seed: int = 0
-    skip_bad: bool = False
-    augment: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import ArrayLoader, DatasetError, load_data
-from ..data import transforms as T
-from ..data.folder import holdout_split
+from ..data import ArrayLoader, DatasetError
 from ..data.loaders import FolderDataset, FolderLoader, derived_generator
+from ..data.pipeline import Pipeline, build_pipeline
 from ..evaluate.metrics import evaluate
 from ..models import create_model, save_weights
 from ..models.weights import init_from
@@ -34,7 +33,7 @@ from ..runtime import distributed as dist
 from ..runtime.precision import autocast
 from ..runtime.precision import why as precision_why
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .config import TrainConfig, resolve_auto
+from .config import OptimConfig, TrainConfig, resolve_auto
 from .guard import RunError, RunLock, RunStopped, StopOnSignal
 from .precise_bn import recompute_bn_stats
 from .schedule import ScheduleState, after_eval, after_train_error, lr_at
@@ -58,21 +57,29 @@ class Setup:
     model: nn.Module
     module: nn.Module  # the unwrapped model (without DDP)
     optimizer: torch.optim.Optimizer
-    train: ArrayLoader | FolderLoader
-    val: ArrayLoader | FolderLoader | None
-    test: ArrayLoader | FolderLoader | None
-    prep_train: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-    prep_eval: Callable[[torch.Tensor], torch.Tensor]
-    mean: torch.Tensor
-    classes: list[str]
+    data: Pipeline
     device: torch.device
-    skipped_bad: int
     run_dir: Path
     ctx: dist.Context
-    layout: str = ""  # how the data is held (in memory or streamed) and why
-    validation: str = ""  # where the validation error comes from
     stop: StopOnSignal | None = None
-    std: torch.Tensor | None = None  # input std, for weights trained on mean/std input
+
+    @property
+    def train(self) -> ArrayLoader | FolderLoader:
+        return self.data.train
+
+    @property
+    def val(self) -> ArrayLoader | FolderLoader | None:
+        return self.data.val
+
+    @property
+    def test(self) -> ArrayLoader | FolderLoader | None:
+        return self.data.test
+
+    def prep_train(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.data.prep_train(x, g)
+
+    def prep_eval(self, x: torch.Tensor) -> torch.Tensor:
+        return self.data.prep_eval(x)
 
     def stop_requested(self) -> bool:
         """A SIGTERM/SIGINT arrived; with several processes, one that all of them agree on."""
@@ -86,86 +93,23 @@ class Setup:
         return bool(got)
 
 
-def _check_bad(splits, skip_bad: bool) -> int:
-    if splits.bad and not skip_bad:
-        listing = "\n".join(f"  {b.path}: {b.reason}" for b in splits.bad[:50])
-        more = f"\n  ... and {len(splits.bad) - 50} more" if len(splits.bad) > 50 else ""
-        raise DatasetError(f"{len(splits.bad)} bad file(s) in {splits.name}; fix or remove them, "
-                           f"or pass --skip-bad to train without them:\n{listing}{more}")
-    return len(splits.bad)
-
-
 def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
+    """Data (one pipeline, data/pipeline.py), model, optimizer."""
     device = torch.device(cfg.run.device)
-    splits = load_data(cfg.data.data)
-    if len(splits.classes) < 2:
-        raise DatasetError(f"{cfg.data.data}: has one class ({', '.join(splits.classes)}); a "
-                           "classifier needs at least 2 class folders to learn anything")
-    skipped = _check_bad(splits, cfg.data.skip_bad)
-    o, seed = cfg.optim, cfg.run.seed
-    shard = {"rank": ctx.rank, "world_size": ctx.world_size}
-    held, validation = _validation(cfg, splits)
-    test_split = None if (cfg.data.val_split and splits.test is splits.val) else splits.test
-    if splits.in_memory:
-        train_ds, val_ds = splits.train, splits.val if cfg.data.val_split else None
-        if held is not None:
-            tr, va = held
-            train_ds, val_ds = train_ds.subset(tr), train_ds.subset(va)
-        # Per-pixel mean of the training images (§4.2).
-        mean = T.mean_image(torch.from_numpy(train_ds.images)).to(device)
-        augment = T.cifar_train_augment if cfg.data.augment else None
-        train = ArrayLoader(train_ds, o.batch_size, device, seed=seed, augment=augment, **shard)
-
-        def eval_loader(ds):
-            return None if ds is None else ArrayLoader(ds, 2 * o.batch_size, device,
-                                                        shuffle=False, drop_last=False, **shard)
-
-        val, test = eval_loader(val_ds), eval_loader(test_split)
-
-        def prep_train(x, g):
-            return T.normalize(x, mean)
-    else:
-        # Large images (§3.4): scale augmentation in workers; flip, mean, colour in batches.
-        index, val_index = splits.train, splits.val if cfg.data.val_split else None
-        if held is not None:
-            tr, va = held
-            val_index = type(index)(index.root, index.classes, [index.samples[i] for i in va])
-            index = type(index)(index.root, index.classes, [index.samples[i] for i in tr])
-        train = FolderLoader(FolderDataset(index, True, seed=seed), o.batch_size, seed=seed,
-                             **shard)
-        mean = _channel_mean(FolderDataset(index, False)).to(device)
-
-        def eval_folder(idx):
-            return None if idx is None else FolderLoader(
-                FolderDataset(idx, False), 2 * o.batch_size, shuffle=False, drop_last=False,
-                **shard)
-
-        val, test = eval_folder(val_index), eval_folder(test_split)
-
-        def prep_train(x, g):
-            return T.imagenet_train_batch(x, g, mean) if cfg.data.augment else T.normalize(x, mean)
-
-    module = create_model(cfg.model.name, num_classes=len(splits.classes),
+    o = cfg.optim
+    p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
+    module = create_model(cfg.model.name, num_classes=len(p.classes),
                           shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
                           zero_init_residual=cfg.model.zero_init_residual).to(device)
-    std = None
     if cfg.model.init:
         message, spec = init_from(module, cfg.model.init)
         if ctx.is_main:
             print(message, file=sys.stderr)
         if "input_std" in spec:  # weights trained on mean/std-normalised input keep theirs
-            mean = torch.tensor(spec["input_mean"], dtype=torch.float32).to(device)
-            std = torch.tensor(spec["input_std"], dtype=torch.float32).to(device)
-            if splits.in_memory:
-                def prep_train(x, g):
-                    return T.normalize(x, mean, std)
-            else:
-                def prep_train(x, g):
-                    return (T.imagenet_train_batch(x, g, mean, std) if cfg.data.augment
-                            else T.normalize(x, mean, std))
+            p.set_normalization(spec["input_mean"], spec["input_std"])
     if cfg.model.freeze_backbone:
-        for name, p in module.named_parameters():
-            p.requires_grad_(name.startswith("fc."))
+        for name, param in module.named_parameters():
+            param.requires_grad_(name.startswith("fc."))
     if cfg.run.sync_bn and ctx.active:
         module = dist.convert_global_bn(module)
     if cfg.run.channels_last:
@@ -173,49 +117,21 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     model = ctx.wrap(module)
     if cfg.run.compile:
         model = torch.compile(model)
+    return Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir),
+                 ctx)
+
+
+def _optimizer(module: nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
+    """SGD; with a backbone factor (fine-tuning) the backbone's group runs at a fraction of
+    the classifier's learning rate (``lr_scale``, applied by the loop at every step)."""
     head = [p for n, p in module.named_parameters() if n.startswith("fc.") and p.requires_grad]
     body = [p for n, p in module.named_parameters()
             if not n.startswith("fc.") and p.requires_grad]
     groups = [{"params": head, "lr_scale": 1.0}]
     if body:
         groups.append({"params": body, "lr_scale": o.backbone_lr_factor})
-    optimizer = torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum,
-                                weight_decay=o.weight_decay, nesterov=o.nesterov)
-    s = Setup(cfg, model, module, optimizer, train, val, test, prep_train,
-              lambda x: T.normalize(x, mean, std), mean, splits.classes, device, skipped,
-              Path(cfg.run.run_dir), ctx, splits.layout, validation)
-    s.std = std
-    return s
-
-
-def _validation(cfg: TrainConfig, splits) -> tuple[Any, str]:
-    """The held-out split's indices (or None) and a line saying where validation comes from."""
-    d = cfg.data
-    if d.val_split:
-        if splits.val is None:
-            raise DatasetError(f"{d.data}: --val-split asks for the dataset's val/ folder, but "
-                               "it has none; hold out part of train with --holdout instead")
-        return None, f"validation: the dataset's val/ folder ({len(splits.val)} images)"
-    if not d.holdout:
-        return None, "validation: none (no images held out)"
-    n = len(splits.train)
-    holdout = d.holdout
-    if holdout >= 1 and holdout > n // 10:  # a count meant for a large set: cap it
-        holdout = max(1, n // 10)
-    held = holdout_split(n, holdout, d.holdout_seed)
-    capped = f", capped from {d.holdout:g} at a tenth of the set" if holdout != d.holdout else ""
-    return held, (f"validation: {len(held[1])} of {n} training images held out"
-                  f" (seed {d.holdout_seed}{capped})")
-
-
-def _channel_mean(ds: FolderDataset, limit: int = 500) -> torch.Tensor:
-    step = max(1, len(ds) // limit)
-    total = torch.zeros(3, dtype=torch.float64)
-    count = 0
-    for i in range(0, len(ds), step):
-        total += ds[i][0].double().mean(dim=(1, 2))
-        count += 1
-    return (total / max(1, count) / 255.0).float()
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                           nesterov=o.nesterov)
 
 
 def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
@@ -443,15 +359,17 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
            requested_precision: str | None) -> dict[str, Any]:
     steps_per_epoch = len(s.train)
     log = Logger(s, cfg.optim.iterations)
-    if s.skipped_bad:
-        log.message(f"skipped {s.skipped_bad} bad file(s) (--skip-bad)")
-        log.record({"step": state.step, "epoch": state.epoch, "skipped_bad_files": s.skipped_bad})
+    if s.data.skipped_bad:
+        log.message(f"skipped {s.data.skipped_bad} bad file(s) (--skip-bad)")
+        log.record({"step": state.step, "epoch": state.epoch,
+                    "skipped_bad_files": s.data.skipped_bad})
     log.message(f"training {cfg.model.name} on {cfg.data.data} ({cfg.recipe} recipe): "
-                f"{len(s.classes)} classes, {steps_per_epoch} steps/epoch, "
+                f"{len(s.data.classes)} classes, {steps_per_epoch} steps/epoch, "
                 f"{cfg.optim.iterations} steps, {ctx.world_size} process(es), {s.device}, "
                 + (precision_why(cfg.run.precision, s.device)
                    if requested_precision in (None, "auto") else cfg.run.precision)
-                + (f"; data {s.layout}" if s.layout else "") + f"; {s.validation}")
+                + (f"; data {s.data.layout}" if s.data.layout else "")
+                + f"; {s.data.validation}")
     t0 = time.time()
     row: dict[str, Any] = {}
     with StopOnSignal() as stop:
@@ -568,11 +486,11 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         summary[f"{name}_error"], summary[f"{name}_top5_error"] = top1, top5
         summary[f"{name}_images"] = n
     if s.ctx.is_main:
-        size = s.train.images.shape[2] if isinstance(s.train, ArrayLoader) else 224
-        save_weights(s.module, s.run_dir / "weights.safetensors", class_names=s.classes,
-                     extra={"input_mean": s.mean.cpu().tolist(), "recipe": s.cfg.recipe,
-                            **({"input_std": s.std.cpu().tolist()} if s.std is not None else {}),
-                            "input_size": size, "test_resize": size if size <= 64 else 256})
+        d = s.data  # the input specification travels with the weights
+        save_weights(s.module, s.run_dir / "weights.safetensors", class_names=d.classes,
+                     extra={"input_mean": d.mean.cpu().tolist(), "recipe": s.cfg.recipe,
+                            **({"input_std": d.std.cpu().tolist()} if d.std is not None else {}),
+                            "input_size": d.input_size, "test_resize": d.test_resize})
         (s.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if log.tb is not None:
             log.tb.close()

@@ -1,0 +1,141 @@
+"""The one place that turns a data config into training and evaluation batches: loaders, the
+validation split, and the preprocessing the input specification asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import transforms as T
+from .config import DataConfig
+from .folder import DatasetError, FolderIndex, holdout_split
+from .loaders import ArrayLoader, FolderDataset, FolderLoader
+from .sources import Splits, load_data
+
+
+@dataclass
+class Pipeline:
+    """Loaders for train/val/test and how batches become model input."""
+
+    train: ArrayLoader | FolderLoader
+    val: ArrayLoader | FolderLoader | None
+    test: ArrayLoader | FolderLoader | None
+    classes: list[str]
+    mean: torch.Tensor  # 3 x H x W per-pixel mean (small images) or 3 per-channel, in [0, 1]
+    std: torch.Tensor | None  # per channel; None: mean subtraction only, as the paper
+    in_memory: bool
+    augment: bool
+    input_size: int  # the model's input crop
+    test_resize: int  # shorter side before the centre crop at test time
+    skipped_bad: int
+    layout: str  # in memory or streamed, and why
+    validation: str  # where the validation error comes from
+
+    def prep_train(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """uint8 training batch (already cropped/flipped for small images) to model input;
+        large images get §3.4's batched flip, mean subtraction and colour augmentation."""
+        if self.in_memory or not self.augment:
+            return T.normalize(x, self.mean, self.std)
+        return T.imagenet_train_batch(x, g, self.mean, self.std)
+
+    def prep_eval(self, x: torch.Tensor) -> torch.Tensor:
+        return T.normalize(x, self.mean, self.std)
+
+    def set_normalization(self, mean: list[float], std: list[float] | None) -> None:
+        """Normalise as weights trained elsewhere expect (e.g. torchvision's mean/std)."""
+        device = self.mean.device
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device)
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32,
+                                                         device=device)
+
+
+def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: int,
+                   rank: int = 0, world_size: int = 1) -> Pipeline:
+    """Load ``d.data``, split it, and build this process's loaders and preprocessing."""
+    splits = load_data(d.data)
+    if len(splits.classes) < 2:
+        raise DatasetError(f"{d.data}: has one class ({', '.join(splits.classes)}); a "
+                           "classifier needs at least 2 class folders to learn anything")
+    skipped = _check_bad(splits, d.skip_bad)
+    shard = {"rank": rank, "world_size": world_size}
+    held, validation = _validation(d, splits)
+    test_split = None if (d.val_split and splits.test is splits.val) else splits.test
+    if splits.in_memory:
+        train_ds, val_ds = splits.train, splits.val if d.val_split else None
+        if held is not None:
+            train_ds, val_ds = train_ds.subset(held[0]), train_ds.subset(held[1])
+        # Per-pixel mean of the training images (§4.2).
+        mean = T.mean_image(torch.from_numpy(train_ds.images)).to(device)
+        augment = T.cifar_train_augment if d.augment else None
+        train = ArrayLoader(train_ds, batch_size, device, seed=seed, augment=augment, **shard)
+
+        def eval_loader(ds: Any) -> ArrayLoader | None:
+            return None if ds is None else ArrayLoader(ds, 2 * batch_size, device,
+                                                        shuffle=False, drop_last=False, **shard)
+
+        size = int(train_ds.images.shape[1])
+        return Pipeline(train, eval_loader(val_ds), eval_loader(test_split), splits.classes,
+                        mean, None, True, d.augment, size, size, skipped, splits.layout,
+                        validation)
+    # Large images (§3.4): scale augmentation in workers; flip, mean, colour in batches.
+    index, val_index = splits.train, splits.val if d.val_split else None
+    if held is not None:
+        val_index = _subset(index, held[1])
+        index = _subset(index, held[0])
+    train_ds = FolderDataset(index, True, seed=seed)
+    train = FolderLoader(train_ds, batch_size, seed=seed, **shard)
+    mean = _channel_mean(FolderDataset(index, False)).to(device)
+
+    def eval_folder(idx: FolderIndex | None) -> FolderLoader | None:
+        return None if idx is None else FolderLoader(
+            FolderDataset(idx, False), 2 * batch_size, shuffle=False, drop_last=False, **shard)
+
+    return Pipeline(train, eval_folder(val_index), eval_folder(test_split), splits.classes,
+                    mean, None, False, d.augment, train_ds.crop, train_ds.test_resize, skipped,
+                    splits.layout, validation)
+
+
+def _subset(index: FolderIndex, idx: np.ndarray) -> FolderIndex:
+    return FolderIndex(index.root, index.classes, [index.samples[i] for i in idx])
+
+
+def _check_bad(splits: Splits, skip_bad: bool) -> int:
+    if splits.bad and not skip_bad:
+        listing = "\n".join(f"  {b.path}: {b.reason}" for b in splits.bad[:50])
+        more = f"\n  ... and {len(splits.bad) - 50} more" if len(splits.bad) > 50 else ""
+        raise DatasetError(f"{len(splits.bad)} bad file(s) in {splits.name}; fix or remove them, "
+                           f"or pass --skip-bad to train without them:\n{listing}{more}")
+    return len(splits.bad)
+
+
+def _validation(d: DataConfig, splits: Splits) -> tuple[tuple[np.ndarray, np.ndarray] | None,
+                                                       str]:
+    """The held-out split's indices (or None) and a line saying where validation comes from."""
+    if d.val_split:
+        if splits.val is None:
+            raise DatasetError(f"{d.data}: --val-split asks for the dataset's val/ folder, but "
+                               "it has none; hold out part of train with --holdout instead")
+        return None, f"validation: the dataset's val/ folder ({len(splits.val)} images)"
+    if not d.holdout:
+        return None, "validation: none (no images held out)"
+    n = len(splits.train)
+    holdout = d.holdout
+    if holdout >= 1 and holdout > n // 10:  # a count meant for a large set: cap it
+        holdout = max(1, n // 10)
+    held = holdout_split(n, holdout, d.holdout_seed)
+    capped = f", capped from {d.holdout:g} at a tenth of the set" if holdout != d.holdout else ""
+    return held, (f"validation: {len(held[1])} of {n} training images held out"
+                  f" (seed {d.holdout_seed}{capped})")
+
+
+def _channel_mean(ds: FolderDataset, limit: int = 500) -> torch.Tensor:
+    step = max(1, len(ds) // limit)
+    total = torch.zeros(3, dtype=torch.float64)
+    count = 0
+    for i in range(0, len(ds), step):
+        total += ds[i][0].double().mean(dim=(1, 2))
+        count += 1
+    return (total / max(1, count) / 255.0).float()
