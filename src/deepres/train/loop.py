@@ -1,7 +1,10 @@
 """The training loop: ``fit(config) -> summary``, readable top to bottom.
 
-``prepare`` builds data, model and optimizer; ``train_one_epoch`` runs optimizer steps with
-logging and checkpoints as plain ``if step % n == 0`` checks; ``evaluate`` measures errors.
+``fit`` locks the run directory and starts (or resumes) the run; ``prepare`` builds data (one
+pipeline, ``data/pipeline.py``), model and optimizer; ``train_one_epoch`` runs optimizer steps
+with logging and checkpoints as plain ``if step % n == 0`` checks; ``_evaluate_epoch`` measures
+errors; ``_finish`` writes the weights and the summary. Helpers follow in the order they are
+called.
 """
 
 from __future__ import annotations
@@ -91,187 +94,6 @@ class Setup:
         if got and self.stop is not None and self.stop.signum is None:
             self.stop.signum = int(signal.SIGTERM)
         return bool(got)
-
-
-def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
-    """Data (one pipeline, data/pipeline.py), model, optimizer."""
-    device = torch.device(cfg.run.device)
-    o = cfg.optim
-    p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
-    module = create_model(cfg.model.name, num_classes=len(p.classes),
-                          shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
-                          zero_init_residual=cfg.model.zero_init_residual).to(device)
-    if cfg.model.init:
-        message, spec = init_from(module, cfg.model.init)
-        if ctx.is_main:
-            print(message, file=sys.stderr)
-        if "input_std" in spec:  # weights trained on mean/std-normalised input keep theirs
-            p.set_normalization(spec["input_mean"], spec["input_std"])
-    if cfg.model.freeze_backbone:
-        for name, param in module.named_parameters():
-            param.requires_grad_(name.startswith("fc."))
-    if cfg.run.sync_bn and ctx.active:
-        module = dist.convert_global_bn(module)
-    if cfg.run.channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    model = ctx.wrap(module)
-    if cfg.run.compile:
-        model = torch.compile(model)
-    return Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir),
-                 ctx)
-
-
-def _optimizer(module: nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
-    """SGD; with a backbone factor (fine-tuning) the backbone's group runs at a fraction of
-    the classifier's learning rate (``lr_scale``, applied by the loop at every step)."""
-    head = [p for n, p in module.named_parameters() if n.startswith("fc.") and p.requires_grad]
-    body = [p for n, p in module.named_parameters()
-            if not n.startswith("fc.") and p.requires_grad]
-    groups = [{"params": head, "lr_scale": 1.0}]
-    if body:
-        groups.append({"params": body, "lr_scale": o.backbone_lr_factor})
-    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                           nesterov=o.nesterov)
-
-
-def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
-    return {
-        "model": s.module.state_dict(),
-        "optimizer": s.optimizer.state_dict(),
-        "step": state.step, "epoch": state.epoch, "batch": state.batch,
-        "schedule": state.schedule.to_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "config": s.cfg.to_json(),
-    }
-
-
-def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
-    s.module.load_state_dict(ckpt["model"])
-    s.optimizer.load_state_dict(ckpt["optimizer"])
-    torch.set_rng_state(ckpt["rng_cpu"])
-    if ckpt["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
-    return TrainState(ckpt["step"], ckpt["epoch"], ckpt["batch"],
-                      ScheduleState(**ckpt["schedule"]))
-
-
-class Logger:
-    """metrics.jsonl, TensorBoard and the console; only rank 0 writes anything."""
-
-    def __init__(self, s: Setup, total_steps: int) -> None:
-        self.active = s.ctx.is_main
-        self.total, self.t0, self.tty = total_steps, time.time(), sys.stderr.isatty()
-        self.path = s.run_dir / "metrics.jsonl"
-        self.tb = None
-        if self.active:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(s.run_dir / "tensorboard"))
-            except ImportError:  # tensorboard is optional at run time
-                self.tb = None
-
-    def record(self, row: dict[str, Any]) -> None:
-        if not self.active:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, float | int) and k not in ("step", "epoch"):
-                    self.tb.add_scalar(k, v, row["step"])
-            self.tb.flush()
-
-    def progress(self, step: int, text: str) -> None:
-        if not self.active:
-            return
-        done = step / max(1, self.total)
-        elapsed = time.time() - self.t0
-        eta = elapsed / max(done, 1e-9) * (1 - done) if done > 0 else float("nan")
-        line = f"[{step}/{self.total} {100 * done:5.1f}% eta {eta:5.0f}s] {text}"
-        if self.tty:
-            print("\r" + line.ljust(110), end="", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-    def message(self, text: str) -> None:
-        if self.active:
-            print(("\n" if self.tty else "") + text, file=sys.stderr, flush=True)
-
-
-def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
-    """Optimizer steps from ``state.batch`` to the epoch's end (or the iteration budget)."""
-    cfg, o = s.cfg, s.cfg.optim
-    s.model.train()
-    loss_sum = torch.zeros((), device=s.device)
-    wrong_sum = torch.zeros((), device=s.device)
-    seen, t_last = 0, time.time()
-    batches = s.train.batches(state.epoch, state.batch)
-    for x, y in batches:
-        if state.step >= o.iterations:
-            break
-        x, y = x.to(s.device, non_blocking=True), y.to(s.device, non_blocking=True)
-        x = s.prep_train(x, derived_generator(cfg.run.seed, state.epoch, state.batch, 2))
-        if cfg.run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        lr = lr_at(state.step, o, state.schedule)
-        for group in s.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
-        with autocast(cfg.run.precision, s.device):
-            logits = s.model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=o.label_smoothing)
-        s.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        _check_finite(s, loss, state.step)
-        s.optimizer.step()
-        wrong = (logits.argmax(1) != y).sum()
-        loss_sum += loss.detach() * y.shape[0]
-        wrong_sum += wrong
-        seen += y.shape[0]
-        state.step += 1
-        state.batch += 1
-        if o.warmup_lr is not None and not state.schedule.warmed_up:
-            # §4.2: ResNet-110 leaves its 0.01 warm-up once training error is below 80%.
-            if after_train_error(state.schedule, o, s.ctx.mean(wrong.float()).item()
-                                 / y.shape[0]):
-                log.message(f"step {state.step}: training error below "
-                            f"{o.warmup_until_error:.0%}; warm-up over, lr {o.lr}")
-        if state.step % cfg.run.log_every == 0 or state.step == o.iterations:
-            totals = s.ctx.sum(torch.stack([loss_sum, wrong_sum,
-                                            torch.tensor(float(seen), device=s.device)]))
-            loss_v, wrong_v, n = totals.tolist()
-            now = time.time()
-            row = {"step": state.step, "epoch": state.epoch, "lr": lr,
-                   "train_loss": loss_v / n, "train_error": wrong_v / n,
-                   "images_per_s": n / max(now - t_last, 1e-9)}
-            log.record(row)
-            log.progress(state.step, f"epoch {state.epoch} loss {row['train_loss']:.3f} "
-                                     f"err {row['train_error']:.3f} lr {lr:.4g} "
-                                     f"{row['images_per_s']:.0f} img/s")
-            loss_sum.zero_(), wrong_sum.zero_()
-            seen, t_last = 0, now
-        if state.step % cfg.run.checkpoint_every == 0:
-            _save(s, state)
-        if s.stop_requested():
-            return
-
-
-def _check_finite(s: Setup, loss: torch.Tensor, step: int) -> None:
-    grads = [p.grad for p in s.module.parameters() if p.grad is not None]
-    finite = torch.isfinite(loss.detach()) & torch.stack(
-        [torch.isfinite(g).all() for g in grads]).all()
-    if not bool(finite):
-        raise NonFiniteLossError(
-            f"step {step + 1}: the loss or a gradient is not finite (loss {loss.item():.4g}); "
-            "stopped before the update. The last checkpoint in the run directory holds the last "
-            "good state; lower --lr or check the data, then --resume."
-        )
-
-
-def _save(s: Setup, state: TrainState) -> None:
-    if s.ctx.is_main:
-        save_checkpoint(_checkpoint_payload(s, state), s.run_dir / CHECKPOINT)
-    s.ctx.barrier()
 
 
 def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
@@ -395,24 +217,140 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
         return _finish(s, state, seconds, log, row, extra)
 
 
-def _unaugmented_batches(s: Setup) -> Iterator[torch.Tensor]:
-    """Training images as the model sees them at test time (no augmentation), shuffled."""
-    if isinstance(s.train, ArrayLoader):
-        loader = copy.copy(s.train)
-        loader.augment = None
-    else:
-        ds = s.train.dataset
-        loader = FolderLoader(FolderDataset(ds.index, False, crop=ds.crop,
-                                            test_resize=ds.test_resize),
-                              s.train.batch_size, seed=s.cfg.run.seed, rank=s.ctx.rank,
-                              world_size=s.ctx.world_size)
-    epoch = 0
-    while True:
-        for x, _ in loader.batches(epoch):
-            x = s.prep_eval(x.to(s.device))
-            yield x.contiguous(memory_format=torch.channels_last) if s.cfg.run.channels_last \
-                else x
-        epoch += 1
+def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
+    """Data (one pipeline, data/pipeline.py), model, optimizer."""
+    device = torch.device(cfg.run.device)
+    o = cfg.optim
+    p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
+    module = create_model(cfg.model.name, num_classes=len(p.classes),
+                          shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
+                          zero_init_residual=cfg.model.zero_init_residual).to(device)
+    if cfg.model.init:
+        message, spec = init_from(module, cfg.model.init)
+        if ctx.is_main:
+            print(message, file=sys.stderr)
+        if "input_std" in spec:  # weights trained on mean/std-normalised input keep theirs
+            p.set_normalization(spec["input_mean"], spec["input_std"])
+    if cfg.model.freeze_backbone:
+        for name, param in module.named_parameters():
+            param.requires_grad_(name.startswith("fc."))
+    if cfg.run.sync_bn and ctx.active:
+        module = dist.convert_global_bn(module)
+    if cfg.run.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    model = ctx.wrap(module)
+    if cfg.run.compile:
+        model = torch.compile(model)
+    return Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir),
+                 ctx)
+
+
+def _optimizer(module: nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
+    """SGD; with a backbone factor (fine-tuning) the backbone's group runs at a fraction of
+    the classifier's learning rate (``lr_scale``, applied by the loop at every step)."""
+    head = [p for n, p in module.named_parameters() if n.startswith("fc.") and p.requires_grad]
+    body = [p for n, p in module.named_parameters()
+            if not n.startswith("fc.") and p.requires_grad]
+    groups = [{"params": head, "lr_scale": 1.0}]
+    if body:
+        groups.append({"params": body, "lr_scale": o.backbone_lr_factor})
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                           nesterov=o.nesterov)
+
+
+def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
+    """Optimizer steps from ``state.batch`` to the epoch's end (or the iteration budget)."""
+    cfg, o = s.cfg, s.cfg.optim
+    s.model.train()
+    loss_sum = torch.zeros((), device=s.device)
+    wrong_sum = torch.zeros((), device=s.device)
+    seen, t_last = 0, time.time()
+    batches = s.train.batches(state.epoch, state.batch)
+    for x, y in batches:
+        if state.step >= o.iterations:
+            break
+        x, y = x.to(s.device, non_blocking=True), y.to(s.device, non_blocking=True)
+        x = s.prep_train(x, derived_generator(cfg.run.seed, state.epoch, state.batch, 2))
+        if cfg.run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        lr = lr_at(state.step, o, state.schedule)
+        for group in s.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        with autocast(cfg.run.precision, s.device):
+            logits = s.model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=o.label_smoothing)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        _check_finite(s, loss, state.step)
+        s.optimizer.step()
+        wrong = (logits.argmax(1) != y).sum()
+        loss_sum += loss.detach() * y.shape[0]
+        wrong_sum += wrong
+        seen += y.shape[0]
+        state.step += 1
+        state.batch += 1
+        if o.warmup_lr is not None and not state.schedule.warmed_up:
+            # §4.2: ResNet-110 leaves its 0.01 warm-up once training error is below 80%.
+            if after_train_error(state.schedule, o, s.ctx.mean(wrong.float()).item()
+                                 / y.shape[0]):
+                log.message(f"step {state.step}: training error below "
+                            f"{o.warmup_until_error:.0%}; warm-up over, lr {o.lr}")
+        if state.step % cfg.run.log_every == 0 or state.step == o.iterations:
+            totals = s.ctx.sum(torch.stack([loss_sum, wrong_sum,
+                                            torch.tensor(float(seen), device=s.device)]))
+            loss_v, wrong_v, n = totals.tolist()
+            now = time.time()
+            row = {"step": state.step, "epoch": state.epoch, "lr": lr,
+                   "train_loss": loss_v / n, "train_error": wrong_v / n,
+                   "images_per_s": n / max(now - t_last, 1e-9)}
+            log.record(row)
+            log.progress(state.step, f"epoch {state.epoch} loss {row['train_loss']:.3f} "
+                                     f"err {row['train_error']:.3f} lr {lr:.4g} "
+                                     f"{row['images_per_s']:.0f} img/s")
+            loss_sum.zero_(), wrong_sum.zero_()
+            seen, t_last = 0, now
+        if state.step % cfg.run.checkpoint_every == 0:
+            _save(s, state)
+        if s.stop_requested():
+            return
+
+
+def _check_finite(s: Setup, loss: torch.Tensor, step: int) -> None:
+    grads = [p.grad for p in s.module.parameters() if p.grad is not None]
+    finite = torch.isfinite(loss.detach()) & torch.stack(
+        [torch.isfinite(g).all() for g in grads]).all()
+    if not bool(finite):
+        raise NonFiniteLossError(
+            f"step {step + 1}: the loss or a gradient is not finite (loss {loss.item():.4g}); "
+            "stopped before the update. The last checkpoint in the run directory holds the last "
+            "good state; lower --lr or check the data, then --resume."
+        )
+
+
+def _save(s: Setup, state: TrainState) -> None:
+    if s.ctx.is_main:
+        save_checkpoint(_checkpoint_payload(s, state), s.run_dir / CHECKPOINT)
+    s.ctx.barrier()
+
+
+def _evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
+    row: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
+    last = state.step >= s.cfg.optim.iterations
+    if (state.epoch + 1) % s.cfg.run.eval_every and not last:
+        return row
+    if s.val is not None:
+        m = evaluate(s.model, s.val, s.prep_eval, s.device, s.ctx,
+                     s.cfg.run.precision)
+        row["val_error"], row["val_top5_error"] = m["top1_error"], m["top5_error"]
+        row["val_images"] = m["images"]
+        if after_eval(state.schedule, s.cfg.optim, m["top1_error"]):
+            row["lr_divided"] = True
+    if s.test is not None:
+        m = evaluate(s.model, s.test, s.prep_eval, s.device, s.ctx,
+                     s.cfg.run.precision)
+        row["test_error"], row["test_top5_error"] = m["top1_error"], m["top5_error"]
+        row["test_images"] = m["images"]
+    return row
 
 
 def _precise_bn(s: Setup, log: Logger) -> dict[str, Any]:
@@ -434,35 +372,24 @@ def _precise_bn(s: Setup, log: Logger) -> dict[str, Any]:
     return out
 
 
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop metrics logged after the checkpoint being resumed from (they are redone)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= last_step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    tmp.replace(path)
-
-
-def _evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
-    row: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
-    last = state.step >= s.cfg.optim.iterations
-    if (state.epoch + 1) % s.cfg.run.eval_every and not last:
-        return row
-    if s.val is not None:
-        m = evaluate(s.model, s.val, s.prep_eval, s.device, s.ctx,
-                     s.cfg.run.precision)
-        row["val_error"], row["val_top5_error"] = m["top1_error"], m["top5_error"]
-        row["val_images"] = m["images"]
-        if after_eval(state.schedule, s.cfg.optim, m["top1_error"]):
-            row["lr_divided"] = True
-    if s.test is not None:
-        m = evaluate(s.model, s.test, s.prep_eval, s.device, s.ctx,
-                     s.cfg.run.precision)
-        row["test_error"], row["test_top5_error"] = m["top1_error"], m["top5_error"]
-        row["test_images"] = m["images"]
-    return row
+def _unaugmented_batches(s: Setup) -> Iterator[torch.Tensor]:
+    """Training images as the model sees them at test time (no augmentation), shuffled."""
+    if isinstance(s.train, ArrayLoader):
+        loader = copy.copy(s.train)
+        loader.augment = None
+    else:
+        ds = s.train.dataset
+        loader = FolderLoader(FolderDataset(ds.index, False, crop=ds.crop,
+                                            test_resize=ds.test_resize),
+                              s.train.batch_size, seed=s.cfg.run.seed, rank=s.ctx.rank,
+                              world_size=s.ctx.world_size)
+    epoch = 0
+    while True:
+        for x, _ in loader.batches(epoch):
+            x = s.prep_eval(x.to(s.device))
+            yield x.contiguous(memory_format=torch.channels_last) if s.cfg.run.channels_last \
+                else x
+        epoch += 1
 
 
 def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
@@ -498,3 +425,79 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         log.message(f"done: test error {100 * summary['test_error']:.2f}% "
                     f"(accuracy {100 * (1 - summary['test_error']):.2f}%) in {seconds:.0f}s")
     return summary
+
+
+def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
+    return {
+        "model": s.module.state_dict(),
+        "optimizer": s.optimizer.state_dict(),
+        "step": state.step, "epoch": state.epoch, "batch": state.batch,
+        "schedule": state.schedule.to_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "config": s.cfg.to_json(),
+    }
+
+
+def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
+    s.module.load_state_dict(ckpt["model"])
+    s.optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng_cpu"])
+    if ckpt["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+    return TrainState(ckpt["step"], ckpt["epoch"], ckpt["batch"],
+                      ScheduleState(**ckpt["schedule"]))
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop metrics logged after the checkpoint being resumed from (they are redone)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= last_step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    tmp.replace(path)
+
+
+class Logger:
+    """metrics.jsonl, TensorBoard and the console; only rank 0 writes anything."""
+
+    def __init__(self, s: Setup, total_steps: int) -> None:
+        self.active = s.ctx.is_main
+        self.total, self.t0, self.tty = total_steps, time.time(), sys.stderr.isatty()
+        self.path = s.run_dir / "metrics.jsonl"
+        self.tb = None
+        if self.active:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(s.run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional at run time
+                self.tb = None
+
+    def record(self, row: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, float | int) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(k, v, row["step"])
+            self.tb.flush()
+
+    def progress(self, step: int, text: str) -> None:
+        if not self.active:
+            return
+        done = step / max(1, self.total)
+        elapsed = time.time() - self.t0
+        eta = elapsed / max(done, 1e-9) * (1 - done) if done > 0 else float("nan")
+        line = f"[{step}/{self.total} {100 * done:5.1f}% eta {eta:5.0f}s] {text}"
+        if self.tty:
+            print("\r" + line.ljust(110), end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def message(self, text: str) -> None:
+        if self.active:
+            print(("\n" if self.tty else "") + text, file=sys.stderr, flush=True)
