@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -173,14 +174,65 @@ TRAIN_FLAGS: dict[str, tuple[str, str]] = {
     "seed": ("run", "seed"), "device": ("run", "device"), "log_every": ("run", "log_every"),
     "checkpoint_every": ("run", "checkpoint_every"), "channels_last": ("run", "channels_last"),
     "precision": ("run", "precision"), "compile": ("run", "compile"),
-    "sync_bn": ("run", "sync_bn"), "precise_bn": ("run", "precise_bn"),
+    "sync_bn": ("run", "sync_bn"), "precise_bn": ("run", "precise_bn"), "ema": ("run", "ema"),
     "init": ("model", "init"), "freeze_backbone": ("model", "freeze_backbone"),
     "backbone_lr_factor": ("optim", "backbone_lr_factor"),
 }
+def _milestones(text: str) -> tuple[float, ...]:
+    parse = _number(float, 0.0, 1.0)
+    try:
+        values = tuple(float(parse(v)) for v in text.split(",") if v.strip())
+    except argparse.ArgumentTypeError:
+        values = ()
+    if not values or list(values) != sorted(values):
+        raise argparse.ArgumentTypeError(f"must be increasing fractions of the iterations "
+                                         f"between 0 and 1, e.g. 0.5,0.75, not {text!r}")
+    return values
+
+
+def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
+    """Every other field of the typed config, as a flag: dest -> (section, field, type or
+    "bool" or a tuple of choices, help)."""
+    from .train.config import SCHEDULES
+
+    return {
+        "zero_init_residual": ("model", "zero_init_residual", "bool",
+                               "start each residual branch's last BN at zero (torchvision's)"),
+        "augment": ("data", "augment", "bool", "the paper's augmentation (default on)"),
+        "holdout_seed": ("data", "holdout_seed", NONNEG_INT, "seed of the held-out split"),
+        "crop": ("data", "crop", _number(int, 8, 4096),
+                 "large images: the training crop (224; the test resize keeps 256/224 of it)"),
+        "workers": ("data", "workers", NONNEG_INT, "large images: decoding processes (2)"),
+        "momentum": ("optim", "momentum", _number(float, 0.0, 1.0), "SGD momentum (0.9)"),
+        "weight_decay": ("optim", "weight_decay", NONNEG_FLOAT, "L2 weight decay (1e-4)"),
+        "nesterov": ("optim", "nesterov", "bool", "Nesterov momentum"),
+        "label_smoothing": ("optim", "label_smoothing", _number(float, 0.0, 0.99),
+                            "label smoothing of the cross-entropy (0)"),
+        "schedule": ("optim", "schedule", SCHEDULES, "learning-rate schedule"),
+        "milestones": ("optim", "milestones", _milestones,
+                       "step schedule: where lr is divided, as fractions of the iterations "
+                       "(0.5,0.75: the paper's 32k and 48k of 64k)"),
+        "gamma": ("optim", "gamma", _number(float, 1e-6, 1.0), "the step factor (0.1)"),
+        "patience": ("optim", "patience", POSITIVE_INT,
+                     "plateau schedule: evaluations without improvement before a step (3)"),
+        "warmup_fraction": ("optim", "warmup_fraction", _number(float, 0.0, 0.99),
+                            "onecycle: the fraction of training spent rising"),
+        "warmup_lr": ("optim", "warmup_lr", POSITIVE_FLOAT,
+                      "ResNet-110's warm-up (§4.2): this lr until training error drops below "
+                      "--warmup-until-error"),
+        "warmup_until_error": ("optim", "warmup_until_error", _number(float, 0.0, 1.0),
+                               "the training error that ends the warm-up (0.8)"),
+        "eval_every": ("run", "eval_every", POSITIVE_INT, "epochs between evaluations (1)"),
+    }
+
+
 # What may change when a run is resumed: where it runs, how often it logs and checkpoints, and
 # its length (extending a run is what users ask for; the schedule is recomputed over it).
 SAFE_ON_RESUME = {"device", "log_every", "checkpoint_every", "iterations", "epochs",
                   "precise_bn"}
+
+
+TRAIN_FLAGS.update({k: (v[0], v[1]) for k, v in _more_train_flags().items()})
 
 
 def _read_run_config(run: str):
@@ -240,13 +292,27 @@ def _train_config(args: argparse.Namespace):
             raise ValueError("--run-dir and --resume name different folders; --resume DIR "
                              "continues the run in DIR")
         return _resume_config(args)
-    args.model = args.model or "resnet20"
+    args.model = args.model or (None if args.config else "resnet20")
     if args.run_dir is None:
         # A fresh folder per run, so a second run never collides; under torchrun every
         # process must agree on it, so the job's id names it.
         stamp = os.environ.get("TORCHELASTIC_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
-        args.run_dir = f"runs/{args.model}-{stamp}"
-    cfg = recipe(args.recipe or "fast", args.model)
+        args.run_dir = f"runs/{args.model or 'run'}-{stamp}"
+    if args.config:
+        if args.recipe:
+            raise ValueError("--config and --recipe both say what to train; give one")
+        from .train.config import TrainConfig
+
+        path = Path(args.config)
+        try:
+            cfg = TrainConfig.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"{path}: not a readable deepres run config "
+                             f"({type(exc).__name__}: {exc})") from exc
+        if args.model and args.model != cfg.model.name:
+            cfg = replace(cfg, model=replace(cfg.model, name=args.model))
+    else:
+        cfg = recipe(args.recipe or "fast", args.model)
     sections: dict[str, dict] = {"model": {}, "data": {}, "optim": {}, "run": {}}
     for flag, (section, name) in TRAIN_FLAGS.items():
         if section and flag != "model":
@@ -506,6 +572,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-lr-factor", type=POSITIVE_FLOAT, default=None,
                    help="the backbone's learning rate as a fraction of the classifier's "
                         "(finetune recipe: 0.1)")
+    p.add_argument("--ema", type=_number(float, 0.0, 0.999999), default=None, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999 per "
+                        "step), evaluate it too and write ema.safetensors")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="train as a saved config.json says (a run's own reruns it); flags "
+                        "given with it override its fields")
+    for dest, (_, _, kind, text) in _more_train_flags().items():
+        flag = "--" + dest.replace("_", "-")
+        if kind == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif isinstance(kind, tuple):
+            p.add_argument(flag, choices=list(kind), default=None, help=text)
+        else:
+            p.add_argument(flag, type=kind, default=None, help=text)
     p.add_argument("--precise-bn", type=NONNEG_INT, default=None, metavar="N",
                    help="after training, recompute batch-norm statistics over N batches of "
                         "un-augmented training images (the authors' precise BN); 0: off")

@@ -18,3 +18,7 @@ class DataConfig:
     holdout_seed: int = 0
     skip_bad: bool = False
     augment: bool = True
+    # Large (streamed) images: the training crop (§3.4: 224; the test resize keeps 256/224 of
+    # it) and the DataLoader worker processes that decode them.
+    crop: int = 224
+    workers: int = 2

@@ -85,13 +85,19 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     if held is not None:
         val_index = _subset(index, held[1])
         index = _subset(index, held[0])
-    train_ds = FolderDataset(index, True, seed=seed)
-    train = FolderLoader(train_ds, batch_size, seed=seed, **shard)
-    mean = _channel_mean(FolderDataset(index, False)).to(device)
+    # §3.4: scale augmentation to [256, 480] and 224 crops; tested at shorter side 256. Other
+    # crop sizes keep those proportions.
+    resize = round(d.crop * 256 / 224)
+    scale = (resize, round(d.crop * 480 / 224))
+    train_ds = FolderDataset(index, True, crop=d.crop, seed=seed, scale=scale,
+                             test_resize=resize)
+    train = FolderLoader(train_ds, batch_size, seed=seed, workers=d.workers, **shard)
+    mean = _channel_mean(FolderDataset(index, False, crop=d.crop, test_resize=resize)).to(device)
 
     def eval_folder(idx: FolderIndex | None) -> FolderLoader | None:
         return None if idx is None else FolderLoader(
-            FolderDataset(idx, False), 2 * batch_size, shuffle=False, drop_last=False, **shard)
+            FolderDataset(idx, False, crop=d.crop, test_resize=resize), 2 * batch_size,
+            shuffle=False, drop_last=False, workers=d.workers, **shard)
 
     return Pipeline(train, eval_folder(val_index), eval_folder(test_split), splits.classes,
                     mean, None, False, d.augment, train_ds.crop, train_ds.test_resize, skipped,

@@ -24,6 +24,9 @@ class ModelConfig:
     freeze_backbone: bool = False  # train only the classifier
 
 
+SCHEDULES = ("step", "plateau", "cosine", "onecycle")
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     batch_size: int = 128
@@ -69,6 +72,9 @@ class RunConfig:
     # After training, recompute BN statistics over this many batches of un-augmented training
     # images ("precise BN", as the authors' released models); 0: keep the running averages.
     precise_bn: int = 0
+    # Keep an exponential moving average of the weights with this decay per step (e.g. 0.999),
+    # evaluate it beside the weights and write it as ema.safetensors; None: off.
+    ema: float | None = None
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class Setup:
     run_dir: Path
     ctx: dist.Context
     stop: StopOnSignal | None = None
+    ema: nn.Module | None = None  # the moving average of the weights (--ema)
 
     @property
     def train(self) -> ArrayLoader | FolderLoader:
@@ -241,8 +242,22 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     model = ctx.wrap(module)
     if cfg.run.compile:
         model = torch.compile(model)
-    return Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir),
-                 ctx)
+    s = Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir), ctx)
+    if cfg.run.ema is not None:
+        s.ema = copy.deepcopy(module).eval()
+        for param in s.ema.parameters():
+            param.requires_grad_(False)
+    return s
+
+
+@torch.no_grad()
+def _update_ema(s: Setup) -> None:
+    """ema = decay * ema + (1 - decay) * weights; BN statistics are copied as they are."""
+    decay = s.cfg.run.ema
+    ema_p = list(s.ema.parameters())
+    torch._foreach_lerp_(ema_p, [p.detach() for p in s.module.parameters()], 1.0 - decay)
+    for e, b in zip(s.ema.buffers(), s.module.buffers(), strict=True):
+        e.copy_(b)
 
 
 def _optimizer(module: nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
@@ -283,6 +298,8 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
         loss.backward()
         _check_finite(s, loss, state.step)
         s.optimizer.step()
+        if s.ema is not None:
+            _update_ema(s)
         wrong = (logits.argmax(1) != y).sum()
         loss_sum += loss.detach() * y.shape[0]
         wrong_sum += wrong
@@ -345,11 +362,22 @@ def _evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
         row["val_images"] = m["images"]
         if after_eval(state.schedule, s.cfg.optim, m["top1_error"]):
             row["lr_divided"] = True
+        if m["top1_error"] < state.schedule.best_val_error:  # selected on validation only
+            state.schedule.best_val_error = m["top1_error"]
+            row["best"] = True
+            if s.ctx.is_main:
+                _write_weights(s, s.module, s.run_dir / "best.safetensors",
+                               {"best_step": state.step, "best_val_error": m["top1_error"]})
     if s.test is not None:
         m = evaluate(s.model, s.test, s.prep_eval, s.device, s.ctx,
                      s.cfg.run.precision)
         row["test_error"], row["test_top5_error"] = m["top1_error"], m["top5_error"]
         row["test_images"] = m["images"]
+    if s.ema is not None:
+        for name, loader in (("val", s.val), ("test", s.test)):
+            if loader is not None:
+                row[f"ema_{name}_error"] = evaluate(s.ema, loader, s.prep_eval, s.device,
+                                                    s.ctx, s.cfg.run.precision)["top1_error"]
     return row
 
 
@@ -413,11 +441,9 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         summary[f"{name}_error"], summary[f"{name}_top5_error"] = top1, top5
         summary[f"{name}_images"] = n
     if s.ctx.is_main:
-        d = s.data  # the input specification travels with the weights
-        save_weights(s.module, s.run_dir / "weights.safetensors", class_names=d.classes,
-                     extra={"input_mean": d.mean.cpu().tolist(), "recipe": s.cfg.recipe,
-                            **({"input_std": d.std.cpu().tolist()} if d.std is not None else {}),
-                            "input_size": d.input_size, "test_resize": d.test_resize})
+        _write_weights(s, s.module, s.run_dir / "weights.safetensors")
+        if s.ema is not None:
+            _write_weights(s, s.ema, s.run_dir / "ema.safetensors", {"ema_decay": s.cfg.run.ema})
         (s.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if log.tb is not None:
             log.tb.close()
@@ -425,6 +451,17 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         log.message(f"done: test error {100 * summary['test_error']:.2f}% "
                     f"(accuracy {100 * (1 - summary['test_error']):.2f}%) in {seconds:.0f}s")
     return summary
+
+
+def _write_weights(s: Setup, module: nn.Module, path: Path,
+                   extra: dict[str, Any] | None = None) -> None:
+    """A weights file with the input specification it needs (it travels with the weights)."""
+    d = s.data
+    save_weights(module, path, class_names=d.classes,
+                 extra={"input_mean": d.mean.cpu().tolist(), "recipe": s.cfg.recipe,
+                        **({"input_std": d.std.cpu().tolist()} if d.std is not None else {}),
+                        "input_size": d.input_size, "test_resize": d.test_resize,
+                        **(extra or {})})
 
 
 def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
@@ -436,12 +473,15 @@ def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "config": s.cfg.to_json(),
+        **({"ema": s.ema.state_dict()} if s.ema is not None else {}),
     }
 
 
 def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
     s.module.load_state_dict(ckpt["model"])
     s.optimizer.load_state_dict(ckpt["optimizer"])
+    if s.ema is not None and "ema" in ckpt:
+        s.ema.load_state_dict(ckpt["ema"])
     torch.set_rng_state(ckpt["rng_cpu"])
     if ckpt["rng_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ckpt["rng_cuda"])

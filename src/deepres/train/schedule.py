@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .config import OptimConfig
+from .config import SCHEDULES, OptimConfig
 
 
 @dataclass
@@ -14,6 +14,7 @@ class ScheduleState:
     plateau_scale: float = 1.0  # product of the /10 steps taken on plateaus (§3.4)
     best_error: float = math.inf
     bad_evals: int = 0
+    best_val_error: float = math.inf  # the best validation error so far (best.safetensors)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,7 +36,7 @@ def lr_at(step: int, cfg: OptimConfig, state: ScheduleState) -> float:
         if step < up:
             return cfg.lr * (step + 1) / up
         return cfg.lr * max(0.0, (total - step) / max(1, total - up))
-    raise ValueError(f"unknown schedule {cfg.schedule!r}; use step, plateau, cosine or onecycle")
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; use one of {', '.join(SCHEDULES)}")
 
 
 def after_train_error(state: ScheduleState, cfg: OptimConfig, train_error: float) -> bool:
