@@ -21,7 +21,11 @@ def test_cifar_depth_smoke_then_report_only_and_layer_responses(tmp_path, capsys
     for model in ("plain8", "plain14", "resnet8", "resnet14"):
         assert f"| {model} |" in text
     assert (tmp_path / "cifar-depth.png").stat().st_size > 10_000
-    assert "deeper plain nets train worse" in text  # the paper's claim stated beside ours
+    # The paper's finding stated beside ours; one seed cannot resolve it.
+    assert "the deeper plain net's training error higher: not resolved: one seed" in text
+    for what in ("| data |", "| schedule |", "| seeds | 1 (0) |", "| precision |",
+                 "| hardware |", "| wall time |"):
+        assert what in text
     # Report-only rebuilds without training; finished runs are not trained again.
     (tmp_path / "cifar-depth.md").unlink()
     assert main(["reproduce", "cifar-depth", "--out", str(tmp_path), "--report-only"]) == 0
@@ -77,3 +81,19 @@ def test_bad_experiment_arguments(tmp_path):
     with pytest.raises(ValueError, match="--seeds"):
         reproduce("cifar-depth", seeds=0, out=tmp_path)
     assert main(["reproduce", "imagenet", "--scale", "quick", "--out", str(tmp_path)]) == 2
+
+
+def test_findings_are_judged_against_the_seed_spread():
+    from deepres.report.experiments import _claims
+
+    def runs(*errors):
+        return [{"train_error": e, "test_error": e} for e in errors]
+
+    clear = _claims({"plain20": runs(0.10, 0.11), "plain56": runs(0.20, 0.21),
+                     "resnet20": runs(0.10, 0.11), "resnet56": runs(0.07, 0.08)})
+    assert "reproduced (the gap exceeds the seed spread of 1.00)" in clear[0]
+    assert "reproduced" in clear[1]
+    close = _claims({"plain20": runs(0.10, 0.13), "plain56": runs(0.11, 0.12),
+                     "resnet20": runs(0.10, 0.11), "resnet56": runs(0.13, 0.14)})
+    assert "not resolved at this scale" in close[0]
+    assert "contradicted at this scale" in close[1]
