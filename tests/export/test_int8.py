@@ -1,0 +1,38 @@
+"""`deepres export --format int8`: a trained network quantized, taken by eval and predict, and
+agreeing with its fp32 self on at least 98% of test images."""
+
+import json
+
+import torch
+
+from deepres.cli import main
+from deepres.evaluate.testing import load_predictor, probs_single
+from helpers import make_tiny_folder
+
+
+def test_int8_export_loads_in_eval_and_predict_and_agrees_with_fp32(tmp_path, capsys):
+    data = make_tiny_folder(tmp_path / "tiny", per_class=32, test_per_class=50)
+    run = tmp_path / "run"
+    assert main(["train", "--model", "resnet8", "--data", str(data), "--epochs", "4",
+                 "--batch-size", "16", "--run-dir", str(run), "--precision", "fp32"]) == 0
+    w = run / "weights.safetensors"
+    q = tmp_path / "q8.pt"
+    assert main(["export", "--weights", str(w), "--format", "int8", "--data", str(data),
+                 "--calibration-images", "64", str(q)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--weights", str(q), "--data", str(data), "--json"]) == 0
+    int8 = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--weights", str(w), "--data", str(data), "--json",
+                 "--precision", "fp32"]) == 0
+    fp32 = json.loads(capsys.readouterr().out)
+    assert int8["images"] == fp32["images"] == 150
+    assert abs(int8["top1_error"] - fp32["top1_error"]) <= 0.02
+    # Per image: the same top-1 class on at least 98% of the test images.
+    a, b = load_predictor(str(w)), load_predictor(str(q))
+    from deepres.data import load_data
+    x = torch.from_numpy(load_data(str(data)).test.images).permute(0, 3, 1, 2)
+    agree = (probs_single(a, x).argmax(1) == probs_single(b, x).argmax(1)).float().mean()
+    assert agree >= 0.98
+    assert main(["predict", "--weights", str(q), str(data / "test" / "class1")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 50 and all(": class" in x for x in lines)
