@@ -480,7 +480,7 @@ def _cmd_precise_bn(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .experiments.runner import reproduce
+    from .reproduce import reproduce
 
     path = reproduce(args.experiment, scale=args.scale, seeds=args.seeds, data=args.data,
                      device=args.device, out=args.out, report_only=args.report_only)

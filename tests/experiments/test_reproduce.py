@@ -4,8 +4,8 @@ import pytest
 
 from deepres.analysis.responses import layer_response_std, response_layers
 from deepres.cli import main
-from deepres.experiments.runner import reproduce
 from deepres.models import create_model
+from deepres.reproduce import reproduce
 
 
 def test_table1_report(tmp_path):

@@ -130,15 +130,26 @@ def _input_spec(meta: dict[str, str], path: str, n: int
     if mean is None:
         raise WeightsError(f"{path}: has no input mean; it was not written by `deepres train`")
     mean = torch.tensor(mean, dtype=torch.float32)
+    # Files that predate the input specification: the model family's defaults, no guessing.
+    defaults = _family_defaults(meta.get("model"))
     size = _field(meta, "input_size", path, lambda v: _is_int(v, 1, 4096),
                   "an integer between 1 and 4096")
     if size is None:
-        size = 32 if mean.dim() == 3 and mean.shape[-1] <= 64 else 224
+        size = defaults["input_size"]
     resize = _field(meta, "test_resize", path, lambda v: _is_int(v, size, 8192),
                     f"an integer between the input size {size} and 8192")
     if resize is None:
-        resize = size if size <= 64 else round(size * 256 / 224)
+        resize = max(size, defaults["test_resize"])
     return classes, mean, size, resize
+
+
+def _family_defaults(model: str | None) -> dict:
+    from ..models.registry import DEFAULT_INPUT_SPEC, resolve
+
+    try:
+        return DEFAULT_INPUT_SPEC[resolve(str(model)).family]
+    except ValueError:
+        return DEFAULT_INPUT_SPEC["imagenet"]
 
 
 def _is_int(v: object, low: int, high: int) -> bool:

@@ -1,10 +1,9 @@
-"""``deepres reproduce``: run an experiment's trainings (resuming any that were interrupted),
-then write its report."""
+"""An experiment's trainings: what to run at a scale (resolving its data) and running it,
+resuming any run that was interrupted. The report is written above this layer
+(``deepres.reproduce``), so experiments never import report."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,17 +42,12 @@ def train_runs(runs: list[Run], log=print) -> None:
         resume = (run_dir / "config.json").exists()
         log(f"[{i}/{len(runs)}] {run.key}: {'resuming' if resume else 'training'}")
         fit(run.config, resume=resume)
-        from ..report.curves import plot_run_curves
-
-        plot_run_curves(run_dir, run.label)
 
 
-def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: str | None = None,
-              device: str = "cpu", out: str | Path = "reports", report_only: bool = False,
-              command: str | None = None) -> Path:
-    """Run ``experiment`` at ``scale`` and write ``OUT/EXPERIMENT.md``; returns its path."""
-    from ..report.experiments import write_report
-
+def prepare_experiment(experiment: str, *, scale: str = "smoke", seeds: int = 1,
+                       data: str | None = None, device: str = "cpu", out: str | Path = "reports"
+                       ) -> list[Run]:
+    """Check the arguments, resolve the data and return the runs ``experiment`` needs."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
     if scale not in SCALES:
@@ -68,8 +62,4 @@ def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: st
     if experiment == "imagenet" and not data:
         raise DatasetError("the imagenet experiment needs --data PATH, an ImageNet folder with "
                            "train/ and val/ (or test/) sub-folders")
-    runs = [] if experiment == "table1" else plan(experiment, scale, seeds, data, device, out)
-    if not report_only:
-        train_runs(runs, log=lambda m: print(m, file=sys.stderr, flush=True))
-    command = command or "deepres reproduce " + shlex.join(sys.argv[2:])
-    return write_report(experiment, scale, runs, out, command, device=device)
+    return [] if experiment == "table1" else plan(experiment, scale, seeds, data, device, out)

@@ -1,0 +1,31 @@
+"""``deepres reproduce``: an experiment's trainings (experiments/), then its report (report/).
+
+This sits above both layers so that neither imports the other both ways: report reads the
+experiments' data (runs, the paper's numbers); experiments know nothing of reports.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from .experiments.runner import prepare_experiment, train_runs
+from .report.curves import plot_run_curves
+from .report.experiments import write_report
+
+
+def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: str | None = None,
+              device: str = "cpu", out: str | Path = "reports", report_only: bool = False,
+              command: str | None = None) -> Path:
+    """Run ``experiment`` at ``scale`` and write ``OUT/EXPERIMENT.md``; returns its path."""
+    runs = prepare_experiment(experiment, scale=scale, seeds=seeds, data=data, device=device,
+                              out=out)
+    if not report_only:
+        train_runs(runs, log=lambda m: print(m, file=sys.stderr, flush=True))
+        for run in runs:  # each run's own curves, as `deepres train` draws them
+            run_dir = Path(run.config.run.run_dir)
+            if (run_dir / "metrics.jsonl").exists() and not (run_dir / "curves.png").exists():
+                plot_run_curves(run_dir, run.label)
+    command = command or "deepres reproduce " + shlex.join(sys.argv[2:])
+    return write_report(experiment, scale, runs, Path(out), command, device=device)
