@@ -529,8 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder path, archive, 'sample' (default), 'cifar10' or 'cifar100'")
     p.add_argument("--recipe", default=None, choices=list(RECIPES),
                    help="preset: 'fast' (default, short one-cycle; not the paper's), 'fast90' "
-                        "(not the paper's: ResNet-20 to 90%% on CIFAR-10 in 30 CPU minutes), "
-                        "'cifar-paper' (§4.2) or 'imagenet-paper' (§3.4)")
+                        "(not the paper's: ResNet-20 on CIFAR-10 in under 30 minutes on 2 CPU "
+                        "cores), 'finetune' (with --init), 'cifar-paper' (§4.2) or "
+                        "'imagenet-paper' (§3.4)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=POSITIVE_INT, default=None)
     g.add_argument("--iterations", type=POSITIVE_INT, default=None)

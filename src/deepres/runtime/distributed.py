@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -121,6 +123,14 @@ def collective_timeout() -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _join_timed_out(seconds: float) -> None:
+    rank = os.environ.get("RANK", "?")
+    print(f"deepres: error: rank {rank} could not join the process group within {seconds:.0f} s "
+          "(DEEPRES_DIST_TIMEOUT); leaving so that torchrun --max-restarts can start the group "
+          "again", file=sys.stderr, flush=True)
+    os._exit(75)  # EX_TEMPFAIL: worth retrying
+
+
 def init() -> Context:
     """Join the process group that ``torchrun`` describes in the environment, if any."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -128,7 +138,19 @@ def init() -> Context:
         return Context()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if not tdist.is_initialized():
-        tdist.init_process_group(backend, timeout=collective_timeout())
+        timeout = collective_timeout()
+        # Joining the group after a torchrun restart has been seen to hang inside gloo's
+        # connection set-up (torch 2.14, ProcessGroupGloo creation), beyond the timeout given
+        # here. A watchdog bounds it: the process leaves with a message and a non-zero status,
+        # and torchrun's --max-restarts starts the group again.
+        watchdog = threading.Timer(timeout.total_seconds(), _join_timed_out,
+                                   args=(timeout.total_seconds(),))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            tdist.init_process_group(backend, timeout=timeout)
+        finally:
+            watchdog.cancel()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if backend == "nccl":
         torch.cuda.set_device(local)

@@ -148,8 +148,9 @@ def _fast(model: str) -> TrainConfig:
 
 
 def _fast90(model: str) -> TrainConfig:
-    """Not the paper's: the ``fast`` recipe sized to take ResNet-20 to 90% CIFAR-10 test accuracy
-    in under 30 minutes on 2 CPU cores (benchmarks/time_to_accuracy.py): batch 256, peak lr
+    """Not the paper's: the ``fast`` recipe sized for ResNet-20 on CIFAR-10 in under 30 minutes
+    on 2 CPU cores, aiming at 90% test accuracy (benchmarks/time_to_accuracy.py; it reaches
+    87.98% in 27.7 minutes on an AMX machine, BENCHMARKS.md): batch 256, peak lr
     0.2 (the common 0.1 at batch 128, scaled), 44 epochs, bf16 where native, torch.compile, and
     evaluation every 5 epochs to save time. (A first version, peak lr 0.4 for 40 epochs, reached
     87.83% in 24.1 minutes: BENCHMARKS.md.)"""
