@@ -123,6 +123,24 @@ def collective_timeout() -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _attempt_store(timeout: timedelta) -> tdist.Store:
+    """The rendezvous store, with keys private to this torchrun attempt.
+
+    After a restart, torch 2.14's workers read the gloo addresses that the previous attempt's
+    (dead) processes published under the same keys, and connecting to them is refused until
+    the timeout ("Gloo connectFullMesh failed ... Connection refused"): the restart hangs or
+    fails. A prefix per attempt (TORCHELASTIC_RESTART_COUNT) gives each attempt fresh keys.
+    """
+    rank = int(os.environ["RANK"])
+    world = int(os.environ["WORLD_SIZE"])
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+    store = tdist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                           is_master=not agent and rank == 0, timeout=timeout,
+                           wait_for_workers=False)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return tdist.PrefixStore(f"deepres/attempt-{attempt}", store)
+
+
 def _join_timed_out(seconds: float) -> None:
     rank = os.environ.get("RANK", "?")
     print(f"deepres: error: rank {rank} could not join the process group within {seconds:.0f} s "
@@ -148,7 +166,8 @@ def init() -> Context:
         watchdog.daemon = True
         watchdog.start()
         try:
-            tdist.init_process_group(backend, timeout=timeout)
+            tdist.init_process_group(backend, timeout=timeout, store=_attempt_store(timeout),
+                                     rank=int(os.environ["RANK"]), world_size=world)
         finally:
             watchdog.cancel()
     local = int(os.environ.get("LOCAL_RANK", "0"))
