@@ -16,22 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from deepres.runtime.precision import cpu_name
 
 
 def _deepres(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -71,7 +62,7 @@ def main() -> None:
 
     acc, flip_acc = 1 - summary["test_error"], 1 - flip["top1_error"]
     result = {
-        "command": "deepres " + " ".join(cmd), "cpu": _cpu(), "cores": os.cpu_count(),
+        "command": "deepres " + " ".join(cmd), "cpu": cpu_name(), "cores": os.cpu_count(),
         "precision": config["run"]["precision"], "compile": config["run"]["compile"],
         "iterations": config["optim"]["iterations"], "wall_s": round(wall, 1),
         "train_s": summary["seconds"], "test_images": summary["test_images"],

@@ -236,17 +236,23 @@ TRAIN_FLAGS.update({k: (v[0], v[1]) for k, v in _more_train_flags().items()})
 
 
 def _read_run_config(run: str):
-    from .train.config import TrainConfig
     from .train.guard import RunError
 
     path = Path(run) / "config.json"
     if not path.is_file():
         raise RunError(f"{run}: no run to resume (no config.json there)")
+    return _load_config(path, RunError)
+
+
+def _load_config(path: Path, error: type[Exception] = ValueError):
+    """A saved ``config.json``; a file that is not one raises ``error`` naming it."""
+    from .train.config import TrainConfig
+
     try:
         return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise RunError(f"{path}: not a readable deepres run config ({type(exc).__name__}: "
-                       f"{exc}); nothing was changed") from exc
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise error(f"{path}: not a readable deepres run config ({type(exc).__name__}: "
+                    f"{exc}); nothing was changed") from exc
 
 
 def _resume_config(args: argparse.Namespace):
@@ -301,14 +307,7 @@ def _train_config(args: argparse.Namespace):
     if args.config:
         if args.recipe:
             raise ValueError("--config and --recipe both say what to train; give one")
-        from .train.config import TrainConfig
-
-        path = Path(args.config)
-        try:
-            cfg = TrainConfig.from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise ValueError(f"{path}: not a readable deepres run config "
-                             f"({type(exc).__name__}: {exc})") from exc
+        cfg = _load_config(Path(args.config))
         if args.model and args.model != cfg.model.name:
             cfg = replace(cfg, model=replace(cfg.model, name=args.model))
     else:

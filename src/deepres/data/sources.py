@@ -138,11 +138,12 @@ def decode_to_arrays(index: FolderIndex, shape: tuple[int, int] | None = None
     return ArrayDataset(arr, np.asarray(labels, dtype=np.int64), index.classes), bad
 
 
-def load_cached_arrays(index: FolderIndex, shape: tuple[int, int] | None = None
+def load_cached_arrays(index: FolderIndex, shape: tuple[int, int] | None = None,
+                       fingerprint: str | None = None
                        ) -> tuple[ArrayDataset, list[BadImageError]]:
     """:func:`decode_to_arrays` through the on-disk cache (plain ``.npy`` files, read straight
     into one array each: a cached reload costs no more memory than the pixels)."""
-    folder = cache_dir() / "arrays" / _fingerprint(index)
+    folder = cache_dir() / "arrays" / (fingerprint or _fingerprint(index))
     if (folder / COMPLETE).exists():
         try:
             images = np.load(folder / "images.npy", allow_pickle=False)
@@ -162,10 +163,11 @@ def load_cached_arrays(index: FolderIndex, shape: tuple[int, int] | None = None
     return ds, bad
 
 
-def scan_sizes(index: FolderIndex) -> Counter[tuple[int, int]]:
+def scan_sizes(index: FolderIndex, fingerprint: str | None = None
+               ) -> Counter[tuple[int, int]]:
     """How many images of each ``(width, height)``, read from the file headers (cached by the
     folder's fingerprint); unreadable files are counted under ``(0, 0)``."""
-    path = cache_dir() / "sizes" / f"{_fingerprint(index)}.json"
+    path = cache_dir() / "sizes" / f"{fingerprint or _fingerprint(index)}.json"
     try:
         return Counter({tuple(k): v for k, v in json.loads(path.read_text())})
     except (OSError, ValueError, TypeError):
@@ -204,10 +206,11 @@ def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits
     train, val = indexes["train"], indexes.get("val")
     test = indexes.get("test") or val  # with no test/ folder, val/ is what is tested on
     name = name or Path(root).name
-    shape, note = choose_layout(scan_sizes(train))
+    key = _fingerprint(train)  # one stat of every file, for both caches
+    shape, note = choose_layout(scan_sizes(train, key))
     if shape is None:
         return Splits(name, train.classes, train, test, layout=note, val=val)
-    train_arr, bad = load_cached_arrays(train, shape)
+    train_arr, bad = load_cached_arrays(train, shape, key)
     arrays = {}
     for split in {id(x): x for x in (test, val) if x is not None}.values():
         arrays[id(split)], bad_split = load_cached_arrays(split, shape)

@@ -105,9 +105,8 @@ def calibration_batches(p: Predictor, data: str, images: int = 512, batch_size: 
     for i in range(0, len(order), batch_size):
         idx = order[i:i + batch_size]
         if isinstance(ds, FolderIndex):
-            x = torch.stack([T.center_crop(T.resize_shorter(
-                torch.from_numpy(decode_image(ds.samples[j][0])).permute(2, 0, 1), p.resize),
-                p.input_size) for j in idx.tolist()])
+            images = TestImages([ds.samples[j] for j in idx.tolist()], p.resize, p.input_size)
+            x = torch.stack([images[k][0] for k in range(len(images))])
         else:
             x = torch.from_numpy(ds.images[idx.numpy()]).permute(0, 3, 1, 2)
             if x.shape[-1] != p.input_size or x.shape[-2] != p.input_size:

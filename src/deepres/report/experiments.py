@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from collections import defaultdict
@@ -16,6 +15,7 @@ from ..analysis import count_macs, count_params
 from ..experiments import paper
 from ..experiments.specs import Run
 from ..models import create_model, resolve
+from ..runtime.precision import cpu_name
 
 
 def _load(run: Run) -> dict[str, Any] | None:
@@ -51,16 +51,6 @@ def _group(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _header(title: str, scale: str, command: str, device: str,
             runs: list[Run] | None = None) -> list[str]:
     """The title and what every report states: the command, data, schedule, seeds,
@@ -89,7 +79,7 @@ def _header(title: str, scale: str, command: str, device: str,
               f"{steps} ({cfg.recipe} recipe) |",
               f"| seeds | {len(seeds)} ({', '.join(map(str, seeds))}) |",
               f"| precision | {', '.join(precisions)} |",
-              f"| hardware | {_cpu_name()}, {os.cpu_count()} cores, device `{device}` |",
+              f"| hardware | {cpu_name()}, {os.cpu_count()} cores, device `{device}` |",
               f"| wall time | {sum(s['seconds'] for s in done) / 60:.1f} min of training in "
               f"{len(done)} runs |", ""]
     return lines

@@ -20,16 +20,28 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 @functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` line of ``/proc/cpuinfo`` ("" where there is none)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return frozenset()
+        return ""
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        if line.startswith(field):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    return frozenset(_cpuinfo("flags").split())
+
+
+def cpu_name() -> str:
+    """The CPU's model name, for reports and benchmarks."""
+    import platform
+
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
