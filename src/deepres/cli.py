@@ -652,8 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="run one of the paper's experiments and report it")
     p.add_argument("experiment",
                    choices=["table1", "cifar-depth", "shortcuts", "layer-responses", "imagenet"])
-    p.add_argument("--scale", default="smoke", choices=["smoke", "quick", "full"],
-                   help="smoke: seconds; quick: about an hour on 2 CPU cores; full: the paper's")
+    p.add_argument("--scale", default="smoke", choices=["smoke", "quick", "medium", "full"],
+                   help="smoke: seconds; quick: about an hour on 2 CPU cores; medium: about "
+                        "four hours (use --seeds 2); full: the paper's schedule, for GPUs")
     p.add_argument("--seeds", type=POSITIVE_INT, default=1)
     p.add_argument("--data", default=None, help="dataset (default: by experiment and scale)")
     p.add_argument("--device", type=_device, default="cpu")

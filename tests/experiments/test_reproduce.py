@@ -97,3 +97,18 @@ def test_findings_are_judged_against_the_seed_spread():
                      "resnet20": runs(0.10, 0.11), "resnet56": runs(0.13, 0.14)})
     assert "not resolved at this scale" in close[0]
     assert "contradicted at this scale" in close[1]
+
+
+def test_medium_scale_is_the_paper_shape_residual_pair_first(tmp_path):
+    from deepres.experiments.runner import prepare_experiment
+
+    runs = prepare_experiment("cifar-depth", scale="medium", seeds=2, data="sample", out=tmp_path)
+    assert [r.key for r in runs] == ["resnet20-s0", "resnet56-s0", "resnet20-s1", "resnet56-s1",
+                                     "plain20-s0", "plain56-s0", "plain20-s1", "plain56-s1"]
+    o = runs[0].config.optim
+    assert (o.lr, o.schedule, o.milestones, o.iterations, o.batch_size) == \
+        (0.1, "step", (0.5, 0.75), 12_000, 128)
+    assert runs[0].config.data.holdout == 0.0 and runs[0].config.run.compile
+    assert main(["reproduce", "cifar-depth", "--scale", "medium", "--out", str(tmp_path),
+                 "--data", "sample", "--report-only"]) == 0
+    assert "Not finished" in (tmp_path / "cifar-depth.md").read_text()

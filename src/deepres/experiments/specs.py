@@ -26,6 +26,7 @@ class Scale:
     imagenet_batch: int = 4
     precise_bn: int = 2  # batches for the precise BN statistics of the ImageNet runs
     seeds_for: dict[str, int] | None = None  # CIFAR models trained over more seeds (Table 6)
+    compile: bool = False  # torch.compile the CIFAR runs (worth it only for long runs)
 
 
 # What each ImageNet table trained (§4.1): Table 2 compares plain and residual 18/34 with option
@@ -44,13 +45,19 @@ SCALES = {
     # About an hour on 2 CPU cores: two depths, 2,000 iterations (3% of the paper's 64k).
     "quick": Scale("quick", (20, 56), 2000, 128, 0.1, imagenet_runs=IMAGENET_FULL[:6],
                    imagenet_iterations=2000, imagenet_batch=64, precise_bn=50),
+    # About four hours on 2 CPU cores (bf16, torch.compile): the paper's schedule shape (lr 0.1,
+    # /10 at 50% and 75%) over 12,000 iterations (~31 epochs, 19% of the paper's 64k), all 50k
+    # training images, two depths; run with --seeds 2. Long enough that the first /10 step comes
+    # after ResNet-56 has caught up with ResNet-20 (at 10 epochs it had not: CALIBRATION.md).
+    "medium": Scale("medium", (20, 56), 12_000, 128, 0.0, imagenet_runs=IMAGENET_FULL[:6],
+                    imagenet_iterations=2000, imagenet_batch=64, precise_bn=50, compile=True),
     # The paper's schedule (§4.2): 64k iterations, all depths of Table 6 (ResNet-1202
     # included), ResNet-110 over 5 seeds (Table 6 reports its mean and std); for a GPU.
     "full": Scale("full", (20, 32, 44, 56, 110, 1202), 64_000, 128, 0.0,
                   imagenet_runs=IMAGENET_FULL, imagenet_iterations=600_000,
                   imagenet_batch=256, precise_bn=200, seeds_for={"resnet110": 5}),
 }
-SHORTCUT_DEPTH = {"smoke": 8, "quick": 20, "full": 32}
+SHORTCUT_DEPTH = {"smoke": 8, "quick": 20, "medium": 20, "full": 32}
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ def _cifar_run(model: str, shortcut: str | None, seed: int, scale: Scale, data: 
         optim={"iterations": scale.iterations, "batch_size": scale.batch_size},
         run={"run_dir": str(out / "runs" / key), "seed": seed, "device": device,
              "log_every": max(1, min(100, scale.iterations // 20)),
-             "checkpoint_every": max(1, min(500, scale.iterations // 4))},
+             "checkpoint_every": max(1, min(500, scale.iterations // 4)),
+             "compile": scale.compile},
     )
     return Run(key, model + (f" ({shortcut})" if shortcut else ""), cfg)
 
@@ -113,6 +121,10 @@ def plan(experiment: str, scale_name: str, seeds: int, data: str, device: str, o
         elif experiment == "imagenet":
             runs += [_imagenet_run(m, sc, s1, seed, scale, data, device, out)
                      for m, sc, s1 in scale.imagenet_runs]
+    if experiment in ("cifar-depth", "layer-responses"):
+        # Every seed of the residual nets first, then the plain nets: the residual finding
+        # needs the most compute, and a long sweep stopped half-way still answers it.
+        runs.sort(key=lambda r: not r.config.model.name.startswith("resnet"))
     return runs
 
 
