@@ -205,6 +205,9 @@ def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
         "workers": ("data", "workers", NONNEG_INT, "large images: decoding processes (2)"),
         "momentum": ("optim", "momentum", _number(float, 0.0, 1.0), "SGD momentum (0.9)"),
         "weight_decay": ("optim", "weight_decay", NONNEG_FLOAT, "L2 weight decay (1e-4)"),
+        "norm_weight_decay": ("optim", "norm_weight_decay", NONNEG_FLOAT,
+                              "weight decay of the BN layers' scale and shift (default: "
+                              "--weight-decay's, as the paper; 0 is common in fast recipes)"),
         "nesterov": ("optim", "nesterov", "bool", "Nesterov momentum"),
         "label_smoothing": ("optim", "label_smoothing", _number(float, 0.0, 0.99),
                             "label smoothing of the cross-entropy (0)"),

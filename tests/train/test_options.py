@@ -59,3 +59,30 @@ def test_best_and_ema_weights_are_written_and_load(tiny_data, tmp_path, capsys):
         assert main(["eval", "--weights", str(run / name), "--data", str(tiny_data),
                      "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["images"] == 24
+
+
+def test_norm_weight_decay_spares_the_bn_layers_only(tiny_data, tmp_path):
+    import torch
+
+    from deepres.runtime import distributed as dist
+    from deepres.train.config import recipe, with_overrides
+    from deepres.train.loop import prepare
+
+    def setup(norm_wd):
+        cfg = with_overrides(recipe("cifar-paper", "resnet8"), data={"data": str(tiny_data)},
+                             optim={"weight_decay": 0.1, "norm_weight_decay": norm_wd},
+                             run={"run_dir": str(tmp_path / f"r{norm_wd}")})
+        return prepare(cfg, dist.Context())
+
+    assert len(setup(None).optimizer.param_groups) == 2  # head, body: as before: old checkpoints resume
+    s = setup(0.0)
+    model = s.module
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    for g in s.optimizer.param_groups:
+        g["lr"] = 0.1
+    s.optimizer.step()  # zero gradients: only weight decay moves a parameter
+    for n, p in model.named_parameters():
+        moved = not torch.equal(p, before[n])
+        assert moved == ("bn" not in n and "downsample.1" not in n), n

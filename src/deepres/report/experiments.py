@@ -78,7 +78,8 @@ def _header(title: str, scale: str, command: str, device: str,
               f"| schedule | {o.iterations} iterations of batch {o.batch_size}, lr {o.lr:g}, "
               f"{steps} ({cfg.recipe} recipe) |",
               f"| seeds | {len(seeds)} ({', '.join(map(str, seeds))}) |",
-              f"| precision | {', '.join(precisions)} |",
+              f"| precision | {', '.join(precisions)}"
+              f"{' (torch.compile)' if cfg.run.compile else ''} |",
               f"| hardware | {cpu_name()}, {os.cpu_count()} cores, device `{device}` |",
               f"| wall time | {sum(s['seconds'] for s in done) / 60:.1f} min of training in "
               f"{len(done)} runs |", ""]
@@ -94,6 +95,7 @@ def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
     from .curves import draw_error_curves
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, sharey=True)
+    late: list[float] = []
     for ax, kind in zip(axes, ("plain", "resnet"), strict=True):
         runs = {}
         for label in sorted((k for k in groups if k.startswith(kind)),
@@ -103,8 +105,13 @@ def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
             final = {"step": summary["steps"], "test_error": summary["test_error"]}
             runs[f"{kind}-{resolve(label).depth}"] = [*summary["rows"], final]
         draw_error_curves(ax, runs, train_style="--")
+        late += [100 * r[k] for rows in runs.values() for r in rows[len(rows) // 5:]
+                 for k in ("train_error", "test_error") if r.get(k) is not None]
         ax.set_title(("plain networks" if kind == "plain" else "ResNets") +
                      " (dashed: training, bold: test)")
+    if late:  # as Figure 6, the range shows where the nets separate; the early, high errors
+        # of a short run would squash it (they run off the top)
+        axes[0].set_ylim(0, min(100, 5 * (int(max(late)) // 5 + 1)))
     axes[0].set_ylabel("error (%)")
     fig.tight_layout()
     fig.savefig(path)
@@ -113,6 +120,30 @@ def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
 
 def _spread(values: list[float]) -> float | None:
     return max(values) - min(values) if len(values) > 1 else None
+
+
+def _train_curve(summaries: list[dict[str, Any]]) -> dict[int, float]:
+    """Training error per logged step, averaged over the seeds that logged that step."""
+    per_step: dict[int, list[float]] = defaultdict(list)
+    for s in summaries:
+        for r in s["rows"]:
+            if r.get("train_error") is not None:
+                per_step[r["step"]].append(r["train_error"])
+    n = len(summaries)
+    return {k: statistics.mean(v) for k, v in per_step.items() if len(v) == n}
+
+
+def _over_the_run(groups: dict[str, list[dict[str, Any]]], shallow: str, deep: str) -> str:
+    """How often over the run the deeper net's training error (seed mean) was the higher,
+    counted at the logged steps after the first tenth of the run."""
+    a, b = _train_curve(groups[shallow]), _train_curve(groups[deep])
+    steps = sorted(set(a) & set(b))
+    steps = [k for k in steps if k > steps[-1] / 10] if steps else []
+    if not steps:
+        return ""
+    higher = sum(b[k] > a[k] for k in steps)
+    return (f"; over the run, {deep}'s training error was the higher at {higher} of "
+            f"{len(steps)} logged steps after the first tenth")
 
 
 def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -146,6 +177,8 @@ def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
                 verdict = (f"not resolved at this scale (the gap is within the seed spread of "
                            f"{100 * spread:.2f}); a longer schedule or more seeds would resolve it")
         want = "higher" if kind == "plain" else "lower"
+        if kind == "plain":  # Figure 1's finding is about the whole run, not only its end
+            verdict += _over_the_run(groups, f"{kind}{d0}", f"{kind}{d1}")
         lines.append(
             f"- {kind}-{d1} vs {kind}-{d0}: final {what} error {100 * m1:.2f}% vs "
             f"{100 * m0:.2f}% (mean of {len(v1)} and {len(v0)} seed(s)); the paper finds the "

@@ -33,6 +33,9 @@ class OptimConfig:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    # Weight decay of the normalisation layers' scale and shift (torchvision's reference script
+    # calls it --norm-weight-decay); None: the same as weight_decay, as the paper (Caffe) did.
+    norm_weight_decay: float | None = None
     nesterov: bool = False
     label_smoothing: float = 0.0
     iterations: int = 64_000

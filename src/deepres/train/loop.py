@@ -262,13 +262,23 @@ def _update_ema(s: Setup) -> None:
 
 def _optimizer(module: nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
     """SGD; with a backbone factor (fine-tuning) the backbone's group runs at a fraction of
-    the classifier's learning rate (``lr_scale``, applied by the loop at every step)."""
-    head = [p for n, p in module.named_parameters() if n.startswith("fc.") and p.requires_grad]
-    body = [p for n, p in module.named_parameters()
-            if not n.startswith("fc.") and p.requires_grad]
-    groups = [{"params": head, "lr_scale": 1.0}]
-    if body:
-        groups.append({"params": body, "lr_scale": o.backbone_lr_factor})
+    the classifier's learning rate (``lr_scale``, applied by the loop at every step); with
+    ``norm_weight_decay`` the BN layers' parameters form groups of their own."""
+    # Without it the groups are as before, so checkpoints of earlier runs still resume.
+    norms = {id(p) for m in module.modules()
+             if isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
+             for p in m.parameters(recurse=False)} if o.norm_weight_decay is not None else set()
+    groups = []
+    for in_head in (True, False):
+        for is_norm in (False, True):
+            params = [p for n, p in module.named_parameters() if p.requires_grad
+                      and n.startswith("fc.") == in_head and (id(p) in norms) == is_norm]
+            if not params:
+                continue
+            group = {"params": params, "lr_scale": 1.0 if in_head else o.backbone_lr_factor}
+            if is_norm and o.norm_weight_decay is not None:
+                group["weight_decay"] = o.norm_weight_decay
+            groups.append(group)
     return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
                            nesterov=o.nesterov)
 
