@@ -74,7 +74,7 @@ def test_norm_weight_decay_spares_the_bn_layers_only(tiny_data, tmp_path):
                              run={"run_dir": str(tmp_path / f"r{norm_wd}")})
         return prepare(cfg, dist.Context())
 
-    assert len(setup(None).optimizer.param_groups) == 2  # head, body: as before: old checkpoints resume
+    assert len(setup(None).optimizer.param_groups) == 2  # head, body: old checkpoints resume
     s = setup(0.0)
     model = s.module
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
