@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import transforms as T
-from ..models.weights import WeightsError, rebuild_from_weights
+from ..models.weights import WeightsError, rebuild_foreign, rebuild_from_weights
 from ..runtime.precision import autocast, resolve_precision
 
 
@@ -68,7 +68,7 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
         # int8 kernels take float input and quantize it themselves: no autocast.
         return Predictor(module, classes, mean, size, resize, "fp32", _std(meta, path))
     if model_name is not None:
-        model, meta = _foreign(path, model_name)
+        model, meta = rebuild_foreign(path, model_name)
     else:
         model, meta = rebuild_from_weights(path)
     if classes_file is not None:
@@ -78,30 +78,6 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
                      resolve_precision(precision, device),
                      std.to(device) if std is not None else None)
-
-
-def _foreign(path: str, name: str) -> tuple[torch.nn.Module, dict[str, str]]:
-    """Weights without deepres metadata (torchvision's, timm's, a state dict): the model is
-    ``name``, its classes come from the file's classifier, and the input specification is the
-    family's default (``deepres models --json``)."""
-    from ..models import create_model
-    from ..models.registry import DEFAULT_INPUT_SPEC, resolve
-    from ..models.weights import _apply_state, _strip_prefixes, read_weights
-
-    try:
-        spec = resolve(name)
-    except ValueError as exc:
-        raise WeightsError(str(exc)) from exc
-    state, meta = read_weights(path)
-    model = create_model(name)
-    state = _strip_prefixes(state, set(model.state_dict()))
-    fc = state.get("fc.weight")
-    if fc is None or fc.dim() != 2:
-        raise WeightsError(f"{path}: has no classifier (fc.weight) to tell the classes from")
-    model = create_model(name, num_classes=int(fc.shape[0]))
-    _apply_state(model, state, Path(path))
-    defaults = {k: json.dumps(v) for k, v in DEFAULT_INPUT_SPEC[spec.family].items()}
-    return model, {**defaults, **meta}
 
 
 def _read_classes(path: str) -> list[str]:

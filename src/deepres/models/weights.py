@@ -267,6 +267,29 @@ def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[
     return model, metadata
 
 
+def rebuild_foreign(path: str | os.PathLike[str], name: str
+                    ) -> tuple[nn.Module, dict[str, str]]:
+    """Weights without deepres metadata (torchvision's, timm's, a bare state dict) as model
+    ``name``: the number of classes is read from the file's classifier, and the metadata is the
+    family's default input specification (``deepres models --json``) under the file's own."""
+    from .registry import DEFAULT_INPUT_SPEC, create_model, resolve
+
+    try:
+        spec = resolve(name)
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from exc
+    path = Path(path)
+    state, metadata = read_weights(path)
+    state = _strip_prefixes(state, set(create_model(name).state_dict()))
+    fc = state.get("fc.weight")
+    if fc is None or fc.dim() != 2:
+        raise WeightsError(f"{path}: has no classifier (fc.weight) to tell the classes from")
+    model = create_model(name, num_classes=int(fc.shape[0]))
+    _apply_state(model, state, path)
+    defaults = {k: json.dumps(v) for k, v in DEFAULT_INPUT_SPEC[spec.family].items()}
+    return model, {**defaults, **metadata}
+
+
 # The model options a deepres weights file may carry, with their types.
 MODEL_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "num_classes": int, "shortcut": str, "stride_in_1x1": bool, "zero_init_residual": bool,
