@@ -99,12 +99,32 @@ def test_findings_are_judged_against_the_seed_spread():
     assert "contradicted at this scale" in close[1]
 
 
+def test_one_seed_plain_nets_are_judged_against_the_spread_measured_on_the_resnets():
+    from deepres.report.experiments import _claims
+
+    def run(final, curve):
+        rows = [{"step": 100 * (i + 1), "train_error": e} for i, e in enumerate(curve)]
+        return {"train_error": final, "test_error": final, "rows": rows}
+
+    plain20 = run(0.10, [0.5, 0.4, 0.3, 0.2, 0.10])
+    plain56 = run(0.30, [0.6, 0.5, 0.2, 0.35, 0.30])  # below plain-20 at one logged step
+    resnets = {"resnet20": [run(0.10, [0.1]), run(0.12, [0.1])],
+               "resnet56": [run(0.08, [0.1]), run(0.09, [0.1])]}
+    lines = _claims({"plain20": [plain20], "plain56": [plain56], **resnets})
+    assert ("reproduced (the gap exceeds the seed spread of the training error measured on "
+            "resnet20, resnet56 (one seed per plain net) of 2.00)") in lines[0]
+    assert "training error was the higher at 4 of 5 logged steps after the first tenth" in lines[0]
+    # Without any measured spread, one seed resolves nothing.
+    alone = _claims({"plain20": [plain20], "plain56": [plain56]})
+    assert "not resolved: one seed per net" in alone[0]
+
+
 def test_medium_scale_is_the_paper_shape_residual_pair_first(tmp_path):
     from deepres.experiments.runner import prepare_experiment
 
     runs = prepare_experiment("cifar-depth", scale="medium", seeds=2, data="sample", out=tmp_path)
     assert [r.key for r in runs] == ["resnet20-s0", "resnet56-s0", "resnet20-s1", "resnet56-s1",
-                                     "plain20-s0", "plain56-s0", "plain20-s1", "plain56-s1"]
+                                     "plain20-s0", "plain56-s0"]  # one seed of the plain nets
     o = runs[0].config.optim
     assert (o.lr, o.schedule, o.milestones, o.iterations, o.batch_size) == \
         (0.1, "step", (0.5, 0.75), 12_000, 128)
