@@ -408,11 +408,10 @@ def _check_output_path(out: str) -> Path:
 def _export_int8(args: argparse.Namespace, p, tmp: Path) -> None:
     from .evaluate.runner import calibration_batches
     from .export.quantize import quantize_int8, save_int8
-    from .models.weights import read_weights
 
     batches = calibration_batches(p, args.data, args.calibration_images)
     quantized = quantize_int8(p.model, batches)
-    _, meta = read_weights(args.weights)
+    meta = p.metadata
     keep = {k: json.loads(meta[k]) for k in ("class_names", "input_mean", "input_std",
                                               "input_size", "test_resize") if k in meta}
     save_int8(quantized, tmp, batches[0][:2], {
@@ -461,7 +460,6 @@ def _cmd_precise_bn(args: argparse.Namespace) -> int:
     from .evaluate.runner import calibration_batches, run_eval
     from .evaluate.testing import load_predictor
     from .models import save_weights
-    from .models.weights import read_weights
     from .train.precise_bn import recompute_bn_stats
 
     out = _check_output_path(args.out)
@@ -471,8 +469,8 @@ def _cmd_precise_bn(args: argparse.Namespace) -> int:
     batches = calibration_batches(p, args.data, args.batches * args.batch_size, args.batch_size)
     before = run_eval([args.weights], args.data, device=args.device, precision="fp32")
     used = recompute_bn_stats(p.model, iter(batches), args.batches)
-    _, meta = read_weights(args.weights)
-    keep = {k: v for k, v in meta.items() if k not in ("format", "model", "model_options")}
+    keep = {k: v for k, v in p.metadata.items()
+            if k not in ("format", "model", "model_options")}
     save_weights(p.model, out, extra={**keep, "precise_bn_batches": used})
     after = run_eval([str(out)], args.data, device=args.device, precision="fp32")
     print(f"precise BN over {used} batches of {args.batch_size} un-augmented training images "

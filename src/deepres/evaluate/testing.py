@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,6 +35,9 @@ class Predictor:
     resize: int  # test-time shorter side before the centre crop (32 or 256)
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
     std: torch.Tensor | None = None  # per-channel std, for weights trained on mean/std input
+    # The file's metadata as read (with --model's family defaults and --classes' names), so
+    # that what is written from it (export, precise BN) never reads the file a second time.
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def channel_mean(self) -> torch.Tensor:
@@ -66,7 +69,7 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
                                f"integer, not {n!r}")
         classes, mean, size, resize = _input_spec(meta, path, n)
         # int8 kernels take float input and quantize it themselves: no autocast.
-        return Predictor(module, classes, mean, size, resize, "fp32", _std(meta, path))
+        return Predictor(module, classes, mean, size, resize, "fp32", _std(meta, path), meta)
     if model_name is not None:
         model, meta = rebuild_foreign(path, model_name)
     else:
@@ -77,7 +80,7 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     std = _std(meta, path)
     return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
                      resolve_precision(precision, device),
-                     std.to(device) if std is not None else None)
+                     std.to(device) if std is not None else None, meta)
 
 
 def _read_classes(path: str) -> list[str]:
