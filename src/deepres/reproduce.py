@@ -27,5 +27,7 @@ def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: st
             run_dir = Path(run.config.run.run_dir)
             if (run_dir / "metrics.jsonl").exists() and not (run_dir / "curves.png").exists():
                 plot_run_curves(run_dir, run.label)
-    command = command or "deepres reproduce " + shlex.join(sys.argv[2:])
+    # The command that trains what the report shows (--report-only only rebuilds it).
+    command = command or "deepres reproduce " + shlex.join(
+        a for a in sys.argv[2:] if a != "--report-only")
     return write_report(experiment, scale, runs, Path(out), command, device=device)
