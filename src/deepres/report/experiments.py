@@ -189,6 +189,9 @@ def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
                 verdict = (f"not resolved at this scale (the gap is within the seed "
                            f"spread{borrowed} of {100 * spread:.2f}); a longer schedule or more "
                            "seeds would resolve it")
+        single = [f"{kind}{d}" for d, v in ((d0, v0), (d1, v1)) if len(v) == 1]
+        if spreads and not borrowed and single:
+            verdict += f"; {single[0]} has one seed so far, so its own spread is not measured"
         want = "higher" if kind == "plain" else "lower"
         if kind == "plain":  # Figure 1's finding is about the whole run, not only its end
             verdict += _over_the_run(groups, f"{kind}{d0}", f"{kind}{d1}")
