@@ -103,8 +103,8 @@ def test_one_seed_plain_nets_are_judged_against_the_spread_measured_on_the_resne
     from deepres.report.experiments import _claims
 
     def run(final, curve):
-        rows = [{"step": 100 * (i + 1), "train_error": e} for i, e in enumerate(curve)]
-        return {"train_error": final, "test_error": final, "rows": rows}
+        steps = {100 * (i + 1): e for i, e in enumerate(curve)}
+        return {"train_error": final, "test_error": final, "train_curve": steps}
 
     plain20 = run(0.10, [0.5, 0.4, 0.3, 0.2, 0.10])
     plain56 = run(0.30, [0.6, 0.5, 0.2, 0.35, 0.30])  # below plain-20 at one logged step

@@ -24,8 +24,12 @@ def _load(run: Run) -> dict[str, Any] | None:
         return None
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
             if x.strip()]
-    train = [r["train_error"] for r in rows if "train_error" in r]
     summary = json.loads((run_dir / "summary.json").read_text())
+    # Training error per logged step: one walk of the rows serves both the final value
+    # and the over-the-run comparison (_train_curve).
+    curve = {r["step"]: r["train_error"] for r in rows if r.get("train_error") is not None}
+    train = [curve[k] for k in sorted(curve)]
+    summary["train_curve"] = curve
     # Final training error: the mean of the last few logged values (they are noisy).
     summary["train_error"] = statistics.mean(train[-5:]) if train else float("nan")
     summary["rows"] = rows
@@ -126,9 +130,8 @@ def _train_curve(summaries: list[dict[str, Any]]) -> dict[int, float]:
     """Training error per logged step, averaged over the seeds that logged that step."""
     per_step: dict[int, list[float]] = defaultdict(list)
     for s in summaries:
-        for r in s.get("rows", []):
-            if r.get("train_error") is not None:
-                per_step[r["step"]].append(r["train_error"])
+        for step, err in s.get("train_curve", {}).items():
+            per_step[step].append(err)
     n = len(summaries)
     return {k: statistics.mean(v) for k, v in per_step.items() if len(v) == n}
 
