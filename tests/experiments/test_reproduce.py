@@ -132,3 +132,15 @@ def test_medium_scale_is_the_paper_shape_residual_pair_first(tmp_path):
     assert main(["reproduce", "cifar-depth", "--scale", "medium", "--out", str(tmp_path),
                  "--data", "sample", "--report-only"]) == 0
     assert "Not finished" in (tmp_path / "cifar-depth.md").read_text()
+
+
+def test_training_time_before_an_untimed_resume_is_estimated_from_the_logged_rates():
+    from deepres.report.experiments import _train_seconds
+
+    rows = [{"step": 100, "images_per_s": 100.0}, {"step": 150, "test_error": 0.5},
+            {"step": 200, "images_per_s": 50.0}, {"step": 300, "images_per_s": 25.0}]
+    assert _train_seconds({"seconds": 7.0}, rows, 10) == (7.0, False)
+    # Resumed at step 250 from a checkpoint without the time: 100 steps at 100 img/s, 100 at
+    # 50, and the 50 after the last log before the resume at that log's rate (batch 10).
+    assert _train_seconds({"seconds": 7.0, "seconds_since_step": 250}, rows, 10) == \
+        (7.0 + 10 + 20 + 10, True)

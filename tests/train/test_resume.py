@@ -82,6 +82,7 @@ def test_sigterm_and_sigint_checkpoint_the_current_step_and_resume_bit_identical
     done = subprocess.run(_cmd(tiny_data, ref, resume=False), capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     run = tmp_path / "stopped"
+    stops = []
     for sig, code, target in ((signal.SIGTERM, 143, 12), (signal.SIGINT, 130, 40)):
         rc, err = _stop_with(tiny_data, run, sig, target)
         assert rc == code, err[-2000:]
@@ -92,8 +93,15 @@ def test_sigterm_and_sigint_checkpoint_the_current_step_and_resume_bit_identical
         # The checkpoint holds exactly the step it says (not the last --checkpoint-every one).
         ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
         assert ckpt["step"] == step
+        stops.append(step)
+    before = ckpt["seconds"]  # the training time of the two stopped processes
+    assert before > 0
     done = subprocess.run(_cmd(tiny_data, run, resume=True), capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+    # The summary counts the whole run's training time, not only the last process's.
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed_at_steps"] == stops
+    assert summary["seconds"] > before and "seconds_since_step" not in summary
     a = load_file(str(ref / "weights.safetensors"))
     b = load_file(str(run / "weights.safetensors"))
     assert not [k for k in a if not (a[k] == b[k]).all()]

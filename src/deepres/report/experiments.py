@@ -34,7 +34,29 @@ def _load(run: Run) -> dict[str, Any] | None:
     summary["train_error"] = statistics.mean(train[-5:]) if train else float("nan")
     summary["rows"] = rows
     summary["model"] = run.config.model.name
+    summary["key"] = run.key
+    summary["train_seconds"], summary["seconds_estimated"] = _train_seconds(
+        summary, rows, run.config.optim.batch_size)
     return summary
+
+
+def _train_seconds(summary: dict[str, Any], rows: list[dict[str, Any]], batch: int
+                   ) -> tuple[float, bool]:
+    """The run's training time. A run resumed from a checkpoint that did not keep the time
+    (``seconds_since_step`` in its summary) has the part before that step estimated from the
+    logged training rates (evaluations not counted); the flag says so."""
+    since = summary.get("seconds_since_step")
+    if since is None:
+        return summary["seconds"], False
+    before, prev, rate = 0.0, 0, None
+    for r in rows:  # each logged rate covers the steps since the previous log
+        if r.get("images_per_s") and r["step"] <= since:
+            rate = r["images_per_s"]
+            before += (r["step"] - prev) * batch / rate
+            prev = r["step"]
+    if rate:  # the steps between the last log and the checkpoint, at the last rate
+        before += (since - prev) * batch / rate
+    return summary["seconds"] + before, True
 
 
 def _pct(values: list[float]) -> str:
@@ -77,6 +99,11 @@ def _header(title: str, scale: str, command: str, device: str,
              if o.schedule == "step" else f"{o.schedule} schedule")
     seeds = sorted({r.config.run.seed for r in runs})
     precisions = sorted({s.get("precision", "fp32") for s in done})
+    guessed = [s["key"] for s in done if s["seconds_estimated"]]
+    about = "about " if guessed else ""
+    estimated = (f" ({', '.join(guessed)}: resumed from a checkpoint that did not keep the "
+                 "time; the part before the resume is estimated from the logged training "
+                 "rates, evaluations not counted)" if guessed else "")
     lines += ["| what | value |", "|---|---|",
               f"| data | `{data}`{jpeg}; held out for validation: {cfg.data.holdout:g} |",
               f"| schedule | {o.iterations} iterations of batch {o.batch_size}, lr {o.lr:g}, "
@@ -85,8 +112,8 @@ def _header(title: str, scale: str, command: str, device: str,
               f"| precision | {', '.join(precisions)}"
               f"{' (torch.compile)' if cfg.run.compile else ''} |",
               f"| hardware | {cpu_name()}, {os.cpu_count()} cores, device `{device}` |",
-              f"| wall time | {sum(s['seconds'] for s in done) / 60:.1f} min of training in "
-              f"{len(done)} runs |", ""]
+              f"| wall time | {about}{sum(s['train_seconds'] for s in done) / 60:.1f} min of "
+              f"training in {len(done)} runs{estimated} |", ""]
     return lines
 
 

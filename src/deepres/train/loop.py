@@ -52,6 +52,15 @@ class TrainState:
     epoch: int = 0
     batch: int = 0  # next batch within the epoch
     schedule: ScheduleState = field(default_factory=ScheduleState)
+    # Training wall time spent by the processes before this one (a resumed run's summary
+    # counts the whole run); None when the checkpoint predates this field.
+    seconds_before: float | None = 0.0
+    resumed_at: list[int] = field(default_factory=list)  # the steps this run resumed from
+    started: float = field(default_factory=time.time)  # when this process began training
+
+    def seconds(self) -> float:
+        """Training seconds so far, this process's and those before it (when known)."""
+        return (self.seconds_before or 0.0) + time.time() - self.started
 
 
 @dataclass
@@ -193,7 +202,7 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
                    if requested_precision in (None, "auto") else cfg.run.precision)
                 + (f"; data {s.data.layout}" if s.data.layout else "")
                 + f"; {s.data.validation}")
-    t0 = time.time()
+    state.started = time.time()
     row: dict[str, Any] = {}
     with StopOnSignal() as stop:
         s.stop = stop
@@ -210,7 +219,7 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
                 state.epoch, state.batch = state.epoch + 1, 0
                 _save(s, state)
         _save(s, state)
-        seconds = time.time() - t0
+        seconds = state.seconds()
         extra = {}
         if cfg.run.precise_bn:
             extra = {"precise_bn": _precise_bn(s, log)}
@@ -437,6 +446,10 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
     summary: dict[str, Any] = {"steps": state.step, "epochs": state.epoch,
                                "seconds": round(seconds, 1), "run_dir": str(s.run_dir),
                                "precision": s.cfg.run.precision, **(extra or {})}
+    if state.resumed_at:
+        summary["resumed_at_steps"] = state.resumed_at
+    if state.seconds_before is None:  # resumed from a checkpoint that did not keep the time
+        summary["seconds_since_step"] = state.resumed_at[-1]
     fresh = last_row.get("step") == state.step
     for name, loader in (("val", s.val), ("test", s.test)):
         if loader is None:
@@ -480,6 +493,9 @@ def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
         "optimizer": s.optimizer.state_dict(),
         "step": state.step, "epoch": state.epoch, "batch": state.batch,
         "schedule": state.schedule.to_dict(),
+        # the time the run has trained (None: unknown before a resume from an old checkpoint)
+        "seconds": None if state.seconds_before is None else round(state.seconds(), 1),
+        "resumed_at": state.resumed_at,
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "config": s.cfg.to_json(),
@@ -495,8 +511,11 @@ def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
     torch.set_rng_state(ckpt["rng_cpu"])
     if ckpt["rng_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+    # A checkpoint written before the training time was kept has no "seconds": the time
+    # before this resume is unknown, and the summary says from which step it counts.
     return TrainState(ckpt["step"], ckpt["epoch"], ckpt["batch"],
-                      ScheduleState(**ckpt["schedule"]))
+                      ScheduleState(**ckpt["schedule"]), seconds_before=ckpt.get("seconds"),
+                      resumed_at=[*ckpt.get("resumed_at", []), ckpt["step"]])
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
