@@ -91,12 +91,12 @@ def test_findings_are_judged_against_the_seed_spread():
 
     clear = _claims({"plain20": runs(0.10, 0.11), "plain56": runs(0.20, 0.21),
                      "resnet20": runs(0.10, 0.11), "resnet56": runs(0.07, 0.08)})
-    assert "reproduced (the gap exceeds the seed spread of 1.00)" in clear[0]
+    assert "reproduced (the gap of 10.00 points exceeds the seed spread of 1.00)" in clear[0]
     assert "reproduced" in clear[1]
     close = _claims({"plain20": runs(0.10, 0.13), "plain56": runs(0.11, 0.12),
                      "resnet20": runs(0.10, 0.11), "resnet56": runs(0.13, 0.14)})
     assert "not resolved at this scale" in close[0]
-    assert "contradicted at this scale" in close[1]
+    assert "contradicted at this scale (the opposite gap of 3.00 points" in close[1]
 
 
 def test_one_seed_plain_nets_are_judged_against_the_spread_measured_on_the_resnets():
@@ -111,7 +111,7 @@ def test_one_seed_plain_nets_are_judged_against_the_spread_measured_on_the_resne
     resnets = {"resnet20": [run(0.10, [0.1]), run(0.12, [0.1])],
                "resnet56": [run(0.08, [0.1]), run(0.09, [0.1])]}
     lines = _claims({"plain20": [plain20], "plain56": [plain56], **resnets})
-    assert ("reproduced (the gap exceeds the seed spread of the training error measured on "
+    assert ("reproduced (the gap of 20.00 points exceeds the seed spread of the training error measured on "
             "resnet20, resnet56 (one seed per plain net) of 2.00)") in lines[0]
     assert "training error was the higher at 4 of 5 logged steps after the first tenth" in lines[0]
     # Without any measured spread, one seed resolves nothing.

@@ -176,6 +176,11 @@ def _over_the_run(groups: dict[str, list[dict[str, Any]]], shallow: str, deep: s
             f"{len(steps)} logged steps after the first tenth")
 
 
+def _mean_pct(values: list[float]) -> str:
+    """The mean in percent, rounded as the table's figures are (mean of the percentages)."""
+    return f"{statistics.mean(100 * v for v in values):.2f}"
+
+
 def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Each finding judged against the spread between seeds: "reproduced" only when the
     difference in the paper's direction exceeds the larger of the two groups' spreads (max -
@@ -210,14 +215,14 @@ def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
         else:
             spread = max(spreads)
             if gap > spread:
-                verdict = (f"reproduced (the gap exceeds the seed spread{borrowed} of "
-                           f"{100 * spread:.2f})")
-            elif -gap > spread:
-                verdict = (f"contradicted at this scale (the opposite gap exceeds the seed "
+                verdict = (f"reproduced (the gap of {100 * gap:.2f} points exceeds the seed "
                            f"spread{borrowed} of {100 * spread:.2f})")
+            elif -gap > spread:
+                verdict = (f"contradicted at this scale (the opposite gap of {-100 * gap:.2f} "
+                           f"points exceeds the seed spread{borrowed} of {100 * spread:.2f})")
             else:
-                verdict = (f"not resolved at this scale (the gap is within the seed "
-                           f"spread{borrowed} of {100 * spread:.2f}); a longer schedule or more "
+                verdict = (f"not resolved at this scale (the gap of {100 * gap:.2f} points is "
+                           f"within the seed spread{borrowed} of {100 * spread:.2f}); a longer schedule or more "
                            "seeds would resolve it")
         single = [f"{kind}{d}" for d, v in ((d0, v0), (d1, v1)) if len(v) == 1]
         if spreads and not borrowed and single:
@@ -226,8 +231,8 @@ def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
         if kind == "plain":  # Figure 1's finding is about the whole run, not only its end
             verdict += _over_the_run(groups, f"{kind}{d0}", f"{kind}{d1}")
         lines.append(
-            f"- {kind}-{d1} vs {kind}-{d0}: final {what} error {100 * m1:.2f}% vs "
-            f"{100 * m0:.2f}% (mean of {len(v1)} and {len(v0)} seed(s)); the paper finds the "
+            f"- {kind}-{d1} vs {kind}-{d0}: final {what} error {_mean_pct(v1)}% vs "
+            f"{_mean_pct(v0)}% (mean of {len(v1)} and {len(v0)} seed(s)); the paper finds the "
             f"deeper {kind} net's {what} error {want}: {verdict}.")
     return lines
 
