@@ -35,7 +35,7 @@ def test_cifar_depth_smoke_then_report_only_and_layer_responses(tmp_path, capsys
     assert main(["reproduce", "layer-responses", "--out", str(tmp_path)]) == 0
     assert "done already" in capsys.readouterr().err
     text = (tmp_path / "layer-responses.md").read_text()
-    assert "| resnet14 | 13 |" in text and (tmp_path / "layer-responses.png").exists()
+    assert "| resnet14 | 1 | 13 |" in text and (tmp_path / "layer-responses.png").exists()
 
 
 def test_interrupted_runs_resume_and_finished_ones_are_kept(tmp_path, monkeypatch):
@@ -144,3 +144,17 @@ def test_training_time_before_an_untimed_resume_is_estimated_from_the_logged_rat
     # 50, and the 50 after the last log before the resume at that log's rate (batch 10).
     assert _train_seconds({"seconds": 7.0, "seconds_since_step": 250}, rows, 10) == \
         (7.0 + 10 + 20 + 10, True)
+
+
+def test_layer_response_findings_are_judged_against_the_seed_spread():
+    from deepres.report.responses import _judge, _smaller_layers
+
+    assert _judge("resnet56", "plain56", [0.60, 0.70], [1.00]) == \
+        "reproduced (the gap of 0.350 exceeds the seed spread of 0.100; plain56 one seed so far)"
+    assert _judge("resnet56", "resnet20", [0.60, 0.70], [0.66, 0.64]).startswith(
+        "not resolved at this scale (the gap of 0.000 is within the seed spread of 0.100")
+    assert _judge("resnet56", "resnet20", [0.90, 0.91], [0.60, 0.62]).startswith(
+        "contradicted (the opposite gap of 0.295")
+    assert _judge("resnet56", "plain56", [0.6], [1.0]).startswith("not resolved: one seed")
+    # Sorted by magnitude, rank by rank.
+    assert _smaller_layers([0.1, 0.9, 0.5], [0.2, 0.8, 0.6]) == "2 of 3"

@@ -51,13 +51,40 @@ def _figure(stds: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
+def _judge(smaller: str, larger: str, a: list[float], b: list[float]) -> str:
+    """Whether ``smaller``'s per-seed mean stds ``a`` are below ``larger``'s ``b`` by more
+    than the spread between seeds (max - min over seeds, the larger of the two measured)."""
+    gap = statistics.mean(b) - statistics.mean(a)  # > 0: the paper's direction
+    spreads = [max(v) - min(v) for v in (a, b) if len(v) > 1]
+    single = [name for name, v in ((smaller, a), (larger, b)) if len(v) == 1]
+    one = f"; {' and '.join(single)} one seed so far" if single and spreads else ""
+    if not spreads:
+        return "not resolved: one seed per net, so no spread between seeds was measured"
+    spread = max(spreads)
+    if gap > spread:
+        return f"reproduced (the gap of {gap:.3f} exceeds the seed spread of {spread:.3f}{one})"
+    if -gap > spread:
+        return (f"contradicted (the opposite gap of {-gap:.3f} exceeds the seed spread of "
+                f"{spread:.3f}{one})")
+    return (f"not resolved at this scale (the gap of {gap:.3f} is within the seed spread of "
+            f"{spread:.3f}{one})")
+
+
+def _smaller_layers(a: list[float], b: list[float]) -> str:
+    """Figure 7 (bottom) compares the layers sorted by magnitude: at how many ranks is ``a``
+    the smaller (nets of one depth have the same number of 3x3 layers)."""
+    pairs = list(zip(sorted(a, reverse=True), sorted(b, reverse=True), strict=False))
+    return f"{sum(x < y for x, y in pairs)} of {len(pairs)}"
+
+
 def report_layer_responses(runs: list[Run], out: Path, lines: list[str]) -> None:
-    stds: dict[str, list[float]] = {}
-    for run in runs:
-        if run.config.run.seed == 0 and run.label not in stds:
-            values = _responses(run)
-            if values is not None:
-                stds[run.label] = values
+    # Every seed's trained net: the findings are judged against the spread between seeds.
+    stds: dict[str, list[list[float]]] = {}
+    for run in sorted(runs, key=lambda r: r.config.run.seed):
+        values = _responses(run)
+        if values is not None:
+            stds.setdefault(run.label, []).append(values)
+    means = {k: [statistics.mean(v) for v in per_seed] for k, per_seed in stds.items()}
     lines += ["Figure 7 (§4.2): the standard deviation of each 3x3 layer's response on the "
               f"first {MAX_IMAGES} test images: the output of the BN after the convolution, "
               "before the ReLU and (in a block's second layer) before the addition. How the std "
@@ -65,28 +92,35 @@ def report_layer_responses(runs: list[Run], out: Path, lines: list[str]) -> None
               "channels of the layer together (not per channel then averaged). Pooling keeps "
               "differences between channels' means in the figure, as the magnitude of a "
               "layer's response that the paper compares includes them; BN's learned scale and "
-              "shift set both per channel.", "",
-              "| model | 3x3 layers | mean std | median std | max std |", "|---|---|---|---|---|"]
-    for label, v in stds.items():
-        lines.append(f"| {label} | {len(v)} | {statistics.mean(v):.3f} | "
-                     f"{statistics.median(v):.3f} | {max(v):.3f} |")
+              "shift set both per channel. A net's figure is the mean over its layers; with "
+              "several seeds, the table gives the mean ± standard deviation over seeds, and the "
+              "median and max are of seed 0, as is the figure.", "",
+              "| model | seeds | 3x3 layers | mean std | median std (seed 0) | max std (seed 0) |",
+              "|---|---|---|---|---|---|"]
+    for label, per_seed in stds.items():
+        m, first = means[label], per_seed[0]
+        mean = (f"{statistics.mean(m):.3f} ± {statistics.stdev(m):.3f}" if len(m) > 1
+                else f"{m[0]:.3f}")
+        lines.append(f"| {label} | {len(per_seed)} | {len(first)} | {mean} | "
+                     f"{statistics.median(first):.3f} | {max(first):.3f} |")
     if stds:
-        _figure(stds, out / "layer-responses.png")
-        lines += ["", "![layer responses](layer-responses.png)", ""]
+        _figure({k: v[0] for k, v in stds.items()}, out / "layer-responses.png")
+        lines += ["", "![layer responses (seed 0)](layer-responses.png)", ""]
     lines += [f"The paper: {paper.FIGURE7_CLAIM}.", "", "Ours:"]
     for depth in sorted({int(k[len('resnet'):]) for k in stds if k.startswith("resnet")}):
-        r, p = stds.get(f"resnet{depth}"), stds.get(f"plain{depth}")
-        if r and p:
-            less = statistics.mean(r) < statistics.mean(p)
-            lines.append(f"- depth {depth}: ResNet mean std {statistics.mean(r):.3f} vs plain "
-                         f"{statistics.mean(p):.3f}: residual responds "
-                         f"{'less' if less else 'more'} "
-                         f"({'as in' if less else 'unlike'} the paper).")
-    res = sorted((int(k[len("resnet"):]), statistics.mean(v)) for k, v in stds.items()
-                 if k.startswith("resnet"))
+        r, p = f"resnet{depth}", f"plain{depth}"
+        if r in means and p in means:
+            lines.append(
+                f"- depth {depth}: ResNet mean std {statistics.mean(means[r]):.3f} vs plain "
+                f"{statistics.mean(means[p]):.3f}; the paper finds the residual net's responses "
+                f"smaller: {_judge(r, p, means[r], means[p])}. Sorted by magnitude, the "
+                f"ResNet's layer is the smaller at {_smaller_layers(stds[r][0], stds[p][0])} "
+                "ranks (seed 0).")
+    res = sorted((int(k[len("resnet"):]), k) for k in means if k.startswith("resnet"))
     if len(res) >= 2:
-        (d0, s0), (d1, s1) = res[0], res[-1]
-        lines.append(f"- ResNet-{d1} vs ResNet-{d0}: mean std {s1:.3f} vs {s0:.3f}: the deeper "
-                     f"one responds {'less' if s1 < s0 else 'more'} per layer "
-                     f"({'as in' if s1 < s0 else 'unlike'} the paper).")
+        (d0, k0), (d1, k1) = res[0], res[-1]
+        lines.append(f"- ResNet-{d1} vs ResNet-{d0}: mean std "
+                     f"{statistics.mean(means[k1]):.3f} vs {statistics.mean(means[k0]):.3f}; "
+                     "the paper finds the deeper one's responses smaller per layer: "
+                     f"{_judge(k1, k0, means[k1], means[k0])}.")
     lines.append("")
