@@ -655,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["table1", "cifar-depth", "shortcuts", "layer-responses", "imagenet"])
     p.add_argument("--scale", default="smoke", choices=["smoke", "quick", "medium", "full"],
                    help="smoke: seconds; quick: about an hour on 2 CPU cores; medium: about "
-                        "five hours (use --seeds 2); full: the paper's schedule, for GPUs")
+                        "4.5 hours (use --seeds 2); full: the paper's schedule, for GPUs")
     p.add_argument("--seeds", type=POSITIVE_INT, default=1)
     p.add_argument("--data", default=None, help="dataset (default: by experiment and scale)")
     p.add_argument("--device", type=_device, default="cpu")

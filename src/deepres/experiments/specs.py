@@ -49,12 +49,13 @@ SCALES = {
     # before ResNet-56 has caught up (41.7% vs 26.1% test error). See `medium`.
     "quick": Scale("quick", (20, 56), 2000, 128, 0.1, imagenet_runs=IMAGENET_FULL[:6],
                    imagenet_iterations=2000, imagenet_batch=64, precise_bn=50),
-    # About five hours on 2 CPU cores (bf16, torch.compile): the paper's schedule shape (lr 0.1,
+    # About 4.5 hours on 2 CPU cores (bf16, torch.compile): the paper's schedule shape (lr 0.1,
     # /10 at 50% and 75%) over 12,000 iterations (~31 epochs, 19% of the paper's 64k), all 50k
     # training images, two depths; run with --seeds 2 (the ResNets; one seed of the plain nets,
     # whose gap is an order larger). Long enough that the first /10 step comes after ResNet-56
     # has caught up with ResNet-20 (at 10 epochs it had not: CALIBRATION.md). Measured on an
-    # AMX Xeon: ResNet-20 24 min, ResNet-56 about 80 min a run.
+    # AMX Xeon: ResNet-20 20-24 min, ResNet-56 58-80 min, plain-20 21 min, plain-56 59 min a
+    # run, 263 min in all; it resolves both findings (reports/cifar-depth.md).
     "medium": Scale("medium", (20, 56), 12_000, 128, 0.0, imagenet_runs=IMAGENET_FULL[:6],
                     imagenet_iterations=2000, imagenet_batch=64, precise_bn=50, compile=True,
                     plain_seeds=1),
