@@ -12,23 +12,10 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
-from timing import interleaved
+from timing import interleaved, train_step
 
 import deepres
-from deepres.runtime.precision import autocast, cpu_name, resolve_precision
-
-
-def step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-
-    def step() -> None:
-        with autocast(precision, torch.device("cpu")):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return step
+from deepres.runtime.precision import cpu_name, resolve_precision
 
 
 def main() -> None:
@@ -51,8 +38,8 @@ def main() -> None:
     for name in a.models.split(","):
         eager = deepres.create_model(name).to(memory_format=cl).train()
         compiled = torch.compile(deepres.create_model(name).to(memory_format=cl).train())
-        fns = {"eager": step_fn(eager, x, y, precision),
-               "compiled": step_fn(compiled, x, y, precision)}
+        fns = {"eager": train_step(eager, x, y, precision),
+               "compiled": train_step(compiled, x, y, precision)}
         t0 = time.perf_counter()
         fns["compiled"]()  # the first call compiles forward and backward
         compile_s = time.perf_counter() - t0

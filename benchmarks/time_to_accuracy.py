@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,24 +33,6 @@ def _deepres(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     return done
 
 
-def _timed(a: argparse.Namespace, cache: str):
-    """Train from a cold cache, then the flip evaluation; both timed."""
-    env = {**os.environ, "DEEPRES_CACHE": cache}
-    cmd = ["train", "--model", a.model, "--recipe", a.recipe, "--data", a.data,
-           "--run-dir", a.out, *(["--epochs", str(a.epochs)] if a.epochs else []), *a.extra]
-    t0 = time.time()
-    done = _deepres(cmd, env)
-    wall = time.time() - t0
-    summary = json.loads(done.stdout[done.stdout.index("{"):])
-    config = json.loads((Path(a.out) / "config.json").read_text())
-
-    t1 = time.time()
-    flip = json.loads(_deepres(["eval", "--weights", f"{a.out}/weights.safetensors", "--data",
-                                a.data, "--tta", "flip", "--json"], env).stdout)
-    flip_s = time.time() - t1
-    return summary, config, flip, wall, flip_s, cmd
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/datasets/cifar10-jpg.tar.gz")
@@ -64,11 +45,23 @@ def main() -> None:
     ap.add_argument("extra", nargs="*", help="more `deepres train` flags (after --)")
     a = ap.parse_args()
 
-    cache = tempfile.mkdtemp(prefix="deepres-tta-cache-")  # cold: the decode is timed too
-    try:
-        summary, config, flip, wall, flip_s, cmd = _timed(a, cache)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)  # the decoded set: hundreds of MB
+    # A cold cache, so the decode is timed too; removed at the end (the decoded set is
+    # hundreds of MB).
+    with tempfile.TemporaryDirectory(prefix="deepres-tta-cache-",
+                                     ignore_cleanup_errors=True) as cache:
+        env = {**os.environ, "DEEPRES_CACHE": cache}
+        cmd = ["train", "--model", a.model, "--recipe", a.recipe, "--data", a.data,
+               "--run-dir", a.out, *(["--epochs", str(a.epochs)] if a.epochs else []), *a.extra]
+        t0 = time.time()
+        done = _deepres(cmd, env)
+        wall = time.time() - t0
+        summary = json.loads(done.stdout[done.stdout.index("{"):])
+        config = json.loads((Path(a.out) / "config.json").read_text())
+
+        t1 = time.time()
+        flip = json.loads(_deepres(["eval", "--weights", f"{a.out}/weights.safetensors",
+                                    "--data", a.data, "--tta", "flip", "--json"], env).stdout)
+        flip_s = time.time() - t1
 
     acc, flip_acc = 1 - summary["test_error"], 1 - flip["top1_error"]
     result = {

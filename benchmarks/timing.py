@@ -25,3 +25,23 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int, iters: int, war
                     fn()
                 times[k].append((time.perf_counter() - t) / iters)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def train_step(model, x, y, precision: str = "fp32") -> Callable[[], None]:
+    """One SGD train step on a fixed batch (lr 0.01, momentum 0.9, weight decay 1e-4), under
+    bf16 autocast when ``precision`` is 'bf16': the step the training benchmarks time."""
+    import torch
+    import torch.nn.functional as F
+
+    from deepres.runtime.precision import autocast
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    device = x.device
+
+    def step() -> None:
+        with autocast(precision, device):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step

@@ -14,7 +14,7 @@ import platform
 import torch
 import torch.nn.functional as F
 import torchvision
-from timing import interleaved
+from timing import interleaved, train_step
 from torch import nn
 
 import deepres
@@ -51,17 +51,6 @@ def ref_resnet20() -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-
-    def step() -> None:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return step
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
@@ -75,13 +64,14 @@ def main() -> None:
     x, y = torch.randn(bs, 3, 32, 32), torch.randint(0, 10, (bs,))
     ours, ref = deepres.create_model("resnet20"), ref_resnet20()
     assert deepres.count_params(ours) == sum(p.numel() for p in ref.parameters())
-    fns = {"deepres resnet20": step_fn(ours, x, y), "plain-PyTorch resnet20": step_fn(ref, x, y)}
+    fns = {"deepres resnet20": train_step(ours, x, y),
+           "plain-PyTorch resnet20": train_step(ref, x, y)}
     ours_cl = deepres.create_model("resnet20").to(memory_format=torch.channels_last)
-    fns["deepres resnet20 channels_last"] = step_fn(
+    fns["deepres resnet20 channels_last"] = train_step(
         ours_cl, x.contiguous(memory_format=torch.channels_last), y)
     if args.compile:
-        fns["deepres resnet20 compiled"] = step_fn(torch.compile(deepres.create_model("resnet20")),
-                                                   x, y)
+        fns["deepres resnet20 compiled"] = train_step(
+            torch.compile(deepres.create_model("resnet20")), x, y)
     t20 = interleaved(fns, args.reps, iters=5)
     base = t20["plain-PyTorch resnet20"]
     print(f"\nresnet20, batch {bs}, 32x32, train step (forward+backward+SGD)")
@@ -93,9 +83,9 @@ def main() -> None:
     x, y = torch.randn(bs50, 3, size, size), torch.randint(0, 1000, (bs50,))
     ours, tv = deepres.create_model("resnet50"), torchvision.models.resnet50()
     tv.load_state_dict(ours.state_dict())
-    fns = {"deepres resnet50": step_fn(ours, x, y), "torchvision resnet50": step_fn(tv, x, y)}
+    fns = {"deepres resnet50": train_step(ours, x, y), "torchvision resnet50": train_step(tv, x, y)}
     ours_cl = deepres.create_model("resnet50").to(memory_format=torch.channels_last)
-    fns["deepres resnet50 channels_last"] = step_fn(
+    fns["deepres resnet50 channels_last"] = train_step(
         ours_cl, x.contiguous(memory_format=torch.channels_last), y)
     t50 = interleaved(fns, args.reps, iters=2, warmup=1)
     base = t50["torchvision resnet50"]

@@ -111,8 +111,8 @@ def test_one_seed_plain_nets_are_judged_against_the_spread_measured_on_the_resne
     resnets = {"resnet20": [run(0.10, [0.1]), run(0.12, [0.1])],
                "resnet56": [run(0.08, [0.1]), run(0.09, [0.1])]}
     lines = _claims({"plain20": [plain20], "plain56": [plain56], **resnets})
-    assert ("reproduced (the gap of 20.00 points exceeds the seed spread of the training error measured on "
-            "resnet20, resnet56 (one seed per plain net) of 2.00)") in lines[0]
+    assert ("reproduced (the gap of 20.00 points exceeds the seed spread of the training error "
+            "measured on resnet20, resnet56 (one seed per plain net) of 2.00)") in lines[0]
     assert "training error was the higher at 4 of 5 logged steps after the first tenth" in lines[0]
     # Without any measured spread, one seed resolves nothing.
     alone = _claims({"plain20": [plain20], "plain56": [plain56]})

@@ -6,6 +6,7 @@ import json
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,22 @@ def _over_the_run(groups: dict[str, list[dict[str, Any]]], shallow: str, deep: s
             f"{len(steps)} logged steps after the first tenth")
 
 
+def seed_verdict(gap: float, spread: float, show: Callable[[float], str], *, unit: str = "",
+                 spread_of: str = "", note: str = "",
+                 contradicted: str = "contradicted at this scale", hint: str = "") -> str:
+    """The rule every report judges a finding by: "reproduced" only when the difference in
+    the paper's direction (``gap`` > 0) exceeds the spread between seeds, "contradicted" when
+    the opposite difference does, else "not resolved". ``show`` formats a value."""
+    if gap > spread:
+        return (f"reproduced (the gap of {show(gap)}{unit} exceeds the seed spread{spread_of} "
+                f"of {show(spread)}{note})")
+    if -gap > spread:
+        return (f"{contradicted} (the opposite gap of {show(-gap)}{unit} exceeds the seed "
+                f"spread{spread_of} of {show(spread)}{note})")
+    return (f"not resolved at this scale (the gap of {show(gap)}{unit} is within the seed "
+            f"spread{spread_of} of {show(spread)}{note}){hint}")
+
+
 def _mean_pct(values: list[float]) -> str:
     """The mean in percent, rounded as the table's figures are (mean of the percentages)."""
     return f"{statistics.mean(100 * v for v in values):.2f}"
@@ -213,17 +230,9 @@ def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
             verdict = ("not resolved: one seed per net, so no spread between seeds was measured "
                        "(run with --seeds 2 or more)")
         else:
-            spread = max(spreads)
-            if gap > spread:
-                verdict = (f"reproduced (the gap of {100 * gap:.2f} points exceeds the seed "
-                           f"spread{borrowed} of {100 * spread:.2f})")
-            elif -gap > spread:
-                verdict = (f"contradicted at this scale (the opposite gap of {-100 * gap:.2f} "
-                           f"points exceeds the seed spread{borrowed} of {100 * spread:.2f})")
-            else:
-                verdict = (f"not resolved at this scale (the gap of {100 * gap:.2f} points is "
-                           f"within the seed spread{borrowed} of {100 * spread:.2f}); a longer schedule or more "
-                           "seeds would resolve it")
+            verdict = seed_verdict(gap, max(spreads), lambda v: f"{100 * v:.2f}",
+                                   unit=" points", spread_of=borrowed,
+                                   hint="; a longer schedule or more seeds would resolve it")
         single = [f"{kind}{d}" for d, v in ((d0, v0), (d1, v1)) if len(v) == 1]
         if spreads and not borrowed and single:
             verdict += f"; {single[0]} has one seed so far, so its own spread is not measured"

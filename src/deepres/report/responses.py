@@ -12,17 +12,23 @@ from ..data import load_data
 from ..evaluate.testing import load_predictor
 from ..experiments import paper
 from ..experiments.specs import Run
+from .experiments import seed_verdict
 
 MAX_IMAGES = 2000
 
 
-def _responses(run: Run) -> list[float] | None:
+def _responses(run: Run, images: dict[str, torch.Tensor]) -> list[float] | None:
+    """The run's per-layer stds; ``images`` keeps each dataset's test images once loaded (the
+    runs of a report share one dataset)."""
     weights = Path(run.config.run.run_dir) / "weights.safetensors"
     if not weights.exists():
         return None
     p = load_predictor(str(weights))
-    test = load_data(run.config.data.data).test
-    x = torch.from_numpy(test.images[:MAX_IMAGES]).permute(0, 3, 1, 2)
+    data = run.config.data.data
+    if data not in images:
+        test = load_data(data).test
+        images[data] = torch.from_numpy(test.images[:MAX_IMAGES]).permute(0, 3, 1, 2)
+    x = images[data]
     batches = (p.normalize(x[i:i + 500]) for i in range(0, len(x), 500))
     return layer_response_std(p.model, batches)
 
@@ -60,14 +66,8 @@ def _judge(smaller: str, larger: str, a: list[float], b: list[float]) -> str:
     one = f"; {' and '.join(single)} one seed so far" if single and spreads else ""
     if not spreads:
         return "not resolved: one seed per net, so no spread between seeds was measured"
-    spread = max(spreads)
-    if gap > spread:
-        return f"reproduced (the gap of {gap:.3f} exceeds the seed spread of {spread:.3f}{one})"
-    if -gap > spread:
-        return (f"contradicted (the opposite gap of {-gap:.3f} exceeds the seed spread of "
-                f"{spread:.3f}{one})")
-    return (f"not resolved at this scale (the gap of {gap:.3f} is within the seed spread of "
-            f"{spread:.3f}{one})")
+    return seed_verdict(gap, max(spreads), lambda v: f"{v:.3f}", note=one,
+                        contradicted="contradicted")
 
 
 def _smaller_layers(a: list[float], b: list[float]) -> str:
@@ -80,8 +80,9 @@ def _smaller_layers(a: list[float], b: list[float]) -> str:
 def report_layer_responses(runs: list[Run], out: Path, lines: list[str]) -> None:
     # Every seed's trained net: the findings are judged against the spread between seeds.
     stds: dict[str, list[list[float]]] = {}
+    images: dict[str, torch.Tensor] = {}
     for run in sorted(runs, key=lambda r: r.config.run.seed):
-        values = _responses(run)
+        values = _responses(run, images)
         if values is not None:
             stds.setdefault(run.label, []).append(values)
     means = {k: [statistics.mean(v) for v in per_seed] for k, per_seed in stds.items()}
