@@ -33,6 +33,7 @@ from ..evaluate.metrics import evaluate
 from ..models import create_model, save_weights
 from ..models.weights import init_from
 from ..runtime import distributed as dist
+from ..runtime.machine import describe_machine
 from ..runtime.precision import autocast
 from ..runtime.precision import why as precision_why
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
@@ -445,7 +446,9 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
     weights file, the curves and the summary."""
     summary: dict[str, Any] = {"steps": state.step, "epochs": state.epoch,
                                "seconds": round(seconds, 1), "run_dir": str(s.run_dir),
-                               "precision": s.cfg.run.precision, **(extra or {})}
+                               "precision": s.cfg.run.precision,
+                               "machine": describe_machine(str(s.device), s.cfg.run.precision),
+                               **(extra or {})}
     if state.resumed_at:
         summary["resumed_at_steps"] = state.resumed_at
     if state.seconds_before is None:  # resumed from a checkpoint that did not keep the time
