@@ -22,7 +22,7 @@ def test_cifar_depth_smoke_then_report_only_and_layer_responses(tmp_path, capsys
         assert f"| {model} |" in text
     assert (tmp_path / "cifar-depth.png").stat().st_size > 10_000
     # The paper's finding stated beside ours; one seed cannot resolve it.
-    assert "the deeper plain net's training error higher: not resolved: one seed" in text
+    assert "no test: a single seed in an arm gives no variance" in text
     for what in ("| data |", "| schedule |", "| seeds | 1 (0) |", "| precision |",
                  "| hardware |", "| wall time |"):
         assert what in text
@@ -83,23 +83,28 @@ def test_bad_experiment_arguments(tmp_path):
     assert main(["reproduce", "imagenet", "--scale", "quick", "--out", str(tmp_path)]) == 2
 
 
-def test_findings_are_judged_against_the_seed_spread():
+def test_findings_are_judged_by_a_one_sided_welch_test():
     from deepres.report.experiments import _claims
 
     def runs(*errors):
         return [{"train_error": e, "test_error": e} for e in errors]
 
-    clear = _claims({"plain20": runs(0.10, 0.11), "plain56": runs(0.20, 0.21),
-                     "resnet20": runs(0.10, 0.11), "resnet56": runs(0.07, 0.08)})
-    assert "reproduced (the gap of 10.00 points exceeds the seed spread of 1.00)" in clear[0]
-    assert "reproduced" in clear[1]
-    close = _claims({"plain20": runs(0.10, 0.13), "plain56": runs(0.11, 0.12),
-                     "resnet20": runs(0.10, 0.11), "resnet56": runs(0.13, 0.14)})
-    assert "not resolved at this scale" in close[0]
-    assert "contradicted at this scale (the opposite gap of 3.00 points" in close[1]
+    clear = _claims({"plain20": runs(0.10, 0.11, 0.105), "plain56": runs(0.20, 0.21, 0.205),
+                     "resnet20": runs(0.10, 0.11, 0.105), "resnet56": runs(0.07, 0.08, 0.075)})
+    assert clear[0].endswith(".") and ": reproduced (gap 10.00 points in the paper's " in clear[0]
+    assert "one-sided p = " in clear[0] and "3 and 3 seed(s)" in clear[0]
+    assert ": reproduced (" in clear[1]
+    # Two seeds per arm never reproduce, however large the gap: the rule's error rate needs 3.
+    two = _claims({"resnet20": runs(0.10, 0.11), "resnet56": runs(0.07, 0.08)})
+    assert ": consistent with the paper, not established (" in two[0]
+    assert "needs p < 0.05 with at least 3 seeds per arm" in two[0]
+    close = _claims({"plain20": runs(0.10, 0.13, 0.12), "plain56": runs(0.11, 0.12, 0.125),
+                     "resnet20": runs(0.10, 0.11, 0.105), "resnet56": runs(0.13, 0.14, 0.135)})
+    assert ": consistent with the paper, not established (" in close[0]  # p not below 0.05
+    assert ": contradicted (gap 3.00 points against the paper's direction" in close[1]
 
 
-def test_one_seed_plain_nets_are_judged_against_the_spread_measured_on_the_resnets():
+def test_one_seed_plain_nets_are_not_tested_and_no_spread_is_borrowed():
     from deepres.report.experiments import _claims
 
     def run(final, curve):
@@ -111,12 +116,9 @@ def test_one_seed_plain_nets_are_judged_against_the_spread_measured_on_the_resne
     resnets = {"resnet20": [run(0.10, [0.1]), run(0.12, [0.1])],
                "resnet56": [run(0.08, [0.1]), run(0.09, [0.1])]}
     lines = _claims({"plain20": [plain20], "plain56": [plain56], **resnets})
-    assert ("reproduced (the gap of 20.00 points exceeds the seed spread of the training error "
-            "measured on resnet20, resnet56 (one seed per plain net) of 2.00)") in lines[0]
+    assert ": consistent with the paper, not established (gap 20.00 points" in lines[0]
+    assert "no test: a single seed in an arm gives no variance" in lines[0]
     assert "training error was the higher at 4 of 5 logged steps after the first tenth" in lines[0]
-    # Without any measured spread, one seed resolves nothing.
-    alone = _claims({"plain20": [plain20], "plain56": [plain56]})
-    assert "not resolved: one seed per net" in alone[0]
 
 
 def test_medium_scale_is_the_paper_shape_residual_pair_first(tmp_path):
@@ -146,15 +148,21 @@ def test_training_time_before_an_untimed_resume_is_estimated_from_the_logged_rat
         (7.0 + 10 + 20 + 10, True)
 
 
-def test_layer_response_findings_are_judged_against_the_seed_spread():
+def test_layer_response_findings_need_both_std_methods_to_agree():
     from deepres.report.responses import _judge, _smaller_layers
 
-    assert _judge("resnet56", "plain56", [0.60, 0.70], [1.00]) == \
-        "reproduced (the gap of 0.350 exceeds the seed spread of 0.100; plain56 one seed so far)"
-    assert _judge("resnet56", "resnet20", [0.60, 0.70], [0.66, 0.64]).startswith(
-        "not resolved at this scale (the gap of 0.000 is within the seed spread of 0.100")
-    assert _judge("resnet56", "resnet20", [0.90, 0.91], [0.60, 0.62]).startswith(
-        "contradicted (the opposite gap of 0.295")
-    assert _judge("resnet56", "plain56", [0.6], [1.0]).startswith("not resolved: one seed")
+    def arm(pooled, per_channel):
+        return {"pooled": pooled, "per-channel": per_channel}
+
+    small, large = arm([0.60, 0.62, 0.61], [0.30, 0.31, 0.32]), arm([1.0, 1.1, 1.05],
+                                                                    [0.50, 0.52, 0.51])
+    assert _judge("resnet56", "plain56", small, large).startswith("reproduced by both methods")
+    # Pooled says smaller, per-channel says larger: no claim beyond the weaker verdict.
+    mixed = arm([1.0, 1.1, 1.05], [0.20, 0.21, 0.22])
+    text = _judge("resnet56", "plain56", small, mixed)
+    assert text.startswith("not resolved: the two std methods disagree")
+    assert "pooled: reproduced" in text and "per-channel: contradicted" in text
+    one = _judge("resnet56", "plain56", small, arm([1.0], [0.5]))
+    assert one.startswith("consistent with the paper, not established by both methods")
     # Sorted by magnitude, rank by rank.
     assert _smaller_layers([0.1, 0.9, 0.5], [0.2, 0.8, 0.6]) == "2 of 3"

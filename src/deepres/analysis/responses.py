@@ -22,18 +22,26 @@ def response_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:
     return layers
 
 
+METHODS = ("pooled", "per-channel")
+
+
 @torch.no_grad()
-def layer_response_std(model: nn.Module, batches: Iterable[torch.Tensor]) -> list[float]:
-    """Standard deviation of every 3x3 layer's response over all images, positions and
-    channels of ``batches`` (inputs already normalised), in eval mode."""
+def layer_response_stds(model: nn.Module, batches: Iterable[torch.Tensor]
+                        ) -> dict[str, list[float]]:
+    """Every 3x3 layer's response std (inputs already normalised, eval mode), two ways:
+    ``pooled``, one std over all images, positions and channels together (differences between
+    channels' means count); ``per-channel``, each channel's std over images and positions, then
+    the mean over channels (they do not)."""
     layers = response_layers(model)
-    sums = torch.zeros(len(layers), 3, dtype=torch.float64)  # count, sum, sum of squares
+    # Per layer and channel: count, sum, sum of squares (float64 on the CPU).
+    sums: list[torch.Tensor | None] = [None] * len(layers)
     handles = []
     for i, (_, bn) in enumerate(layers):
         def hook(_m, _inp, out, i=i):
-            o = out.double()
-            sums[i] += torch.stack([torch.tensor(float(o.numel()), dtype=torch.float64),
-                                    o.sum().cpu(), (o * o).sum().cpu()])
+            o = out.double().transpose(0, 1).flatten(1)  # C x (N*H*W)
+            acc = torch.stack([torch.full((o.shape[0],), float(o.shape[1]), dtype=torch.float64,
+                                          device=o.device), o.sum(1), (o * o).sum(1)]).cpu()
+            sums[i] = acc if sums[i] is None else sums[i] + acc
         handles.append(bn.register_forward_hook(hook))
     was_training = model.training
     model.eval()
@@ -44,6 +52,18 @@ def layer_response_std(model: nn.Module, batches: Iterable[torch.Tensor]) -> lis
         for h in handles:
             h.remove()
         model.train(was_training)
-    n, s, ss = sums.unbind(1)
-    var = (ss / n - (s / n) ** 2).clamp_min(0)
-    return var.sqrt().tolist()
+    pooled, per_channel = [], []
+    for acc in sums:
+        assert acc is not None, "no batches"
+        n, s, ss = acc.unbind(0)
+        var_c = (ss / n - (s / n) ** 2).clamp_min(0)
+        per_channel.append(var_c.sqrt().mean().item())
+        tn, ts, tss = n.sum(), s.sum(), ss.sum()
+        pooled.append((tss / tn - (ts / tn) ** 2).clamp_min(0).sqrt().item())
+    return {"pooled": pooled, "per-channel": per_channel}
+
+
+def layer_response_std(model: nn.Module, batches: Iterable[torch.Tensor]) -> list[float]:
+    """Standard deviation of every 3x3 layer's response over all images, positions and
+    channels of ``batches`` (the pooled method of :func:`layer_response_stds`)."""
+    return layer_response_stds(model, batches)["pooled"]

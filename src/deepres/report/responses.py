@@ -7,19 +7,20 @@ from pathlib import Path
 
 import torch
 
-from ..analysis.responses import layer_response_std
+from ..analysis.responses import METHODS, layer_response_stds
+from ..analysis.stats import CONSISTENT, CONTRADICTED, NOT_RESOLVED, REPRODUCED
 from ..data import load_data
 from ..evaluate.testing import load_predictor
 from ..experiments import paper
 from ..experiments.specs import Run
-from .experiments import seed_verdict
+from .experiments import judge
 
 MAX_IMAGES = 2000
 
 
-def _responses(run: Run, images: dict[str, torch.Tensor]) -> list[float] | None:
-    """The run's per-layer stds; ``images`` keeps each dataset's test images once loaded (the
-    runs of a report share one dataset)."""
+def _responses(run: Run, images: dict[str, torch.Tensor]) -> dict[str, list[float]] | None:
+    """The run's per-layer stds by both methods; ``images`` keeps each dataset's test images
+    once loaded (the runs of a report share one dataset)."""
     weights = Path(run.config.run.run_dir) / "weights.safetensors"
     if not weights.exists():
         return None
@@ -30,7 +31,7 @@ def _responses(run: Run, images: dict[str, torch.Tensor]) -> list[float] | None:
         images[data] = torch.from_numpy(test.images[:MAX_IMAGES]).permute(0, 3, 1, 2)
     x = images[data]
     batches = (p.normalize(x[i:i + 500]) for i in range(0, len(x), 500))
-    return layer_response_std(p.model, batches)
+    return layer_response_stds(p.model, batches)
 
 
 def _figure(stds: dict[str, list[float]], path: Path) -> None:
@@ -57,17 +58,21 @@ def _figure(stds: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def _judge(smaller: str, larger: str, a: list[float], b: list[float]) -> str:
-    """Whether ``smaller``'s per-seed mean stds ``a`` are below ``larger``'s ``b`` by more
-    than the spread between seeds (max - min over seeds, the larger of the two measured)."""
-    gap = statistics.mean(b) - statistics.mean(a)  # > 0: the paper's direction
-    spreads = [max(v) - min(v) for v in (a, b) if len(v) > 1]
-    single = [name for name, v in ((smaller, a), (larger, b)) if len(v) == 1]
-    one = f"; {' and '.join(single)} one seed so far" if single and spreads else ""
-    if not spreads:
-        return "not resolved: one seed per net, so no spread between seeds was measured"
-    return seed_verdict(gap, max(spreads), lambda v: f"{v:.3f}", note=one,
-                        contradicted="contradicted")
+def _judge(smaller: str, larger: str, a: dict[str, list[float]], b: dict[str, list[float]]
+           ) -> str:
+    """Whether ``smaller``'s per-seed mean stds are below ``larger``'s, by the rule of
+    ``analysis.stats`` under each std method; a finding is claimed only where both methods
+    give the same verdict, else the weaker one is given and the disagreement said."""
+    said, verdicts = [], []
+    for method in METHODS:
+        text, c = judge(a[method], b[method], lambda v: f"{v:.3f}")
+        said.append(f"{method}: {text}")
+        verdicts.append(c.verdict)
+    if len(set(verdicts)) == 1:
+        return f"{verdicts[0]} by both methods ({'; '.join(said)})"
+    order = (CONTRADICTED, NOT_RESOLVED, CONSISTENT, REPRODUCED)
+    weaker = NOT_RESOLVED if CONTRADICTED in verdicts else min(verdicts, key=order.index)
+    return f"{weaker}: the two std methods disagree ({'; '.join(said)})"
 
 
 def _smaller_layers(a: list[float], b: list[float]) -> str:
@@ -77,51 +82,70 @@ def _smaller_layers(a: list[float], b: list[float]) -> str:
     return f"{sum(x < y for x, y in pairs)} of {len(pairs)}"
 
 
+_HOW = ("Figure 7 (§4.2): the standard deviation of each 3x3 layer's response on the first "
+        f"{MAX_IMAGES} test images: the output of the BN after the convolution, before the ReLU "
+        "and (in a block's second layer) before the addition. The paper does not say how the "
+        "std is taken, so it is computed two ways and a finding is claimed only where both "
+        "agree: *pooled*, one standard deviation over all images, positions and channels of "
+        "the layer together (differences between channels' means count, as BN's learned shift "
+        "sets them per channel); *per-channel*, each channel's std over images and positions, "
+        "then the mean over channels (they do not). A net's figure is the mean over its layers; "
+        "with several seeds, the table gives the mean ± standard deviation over seeds. The "
+        "figure shows seed 0, pooled. Each finding is a one-sided Welch test over the seeds' "
+        "means (analysis/stats.py): \"reproduced\" only at p < 0.05 with at least 3 seeds per "
+        "net.")
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) > 1:
+        return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    return f"{values[0]:.3f}"
+
+
 def report_layer_responses(runs: list[Run], out: Path, lines: list[str]) -> None:
-    # Every seed's trained net: the findings are judged against the spread between seeds.
-    stds: dict[str, list[list[float]]] = {}
+    # Every seed's trained net, by both methods: findings are tested over the seeds.
+    stds: dict[str, list[dict[str, list[float]]]] = {}
     images: dict[str, torch.Tensor] = {}
     for run in sorted(runs, key=lambda r: r.config.run.seed):
         values = _responses(run, images)
         if values is not None:
             stds.setdefault(run.label, []).append(values)
-    means = {k: [statistics.mean(v) for v in per_seed] for k, per_seed in stds.items()}
-    lines += ["Figure 7 (§4.2): the standard deviation of each 3x3 layer's response on the "
-              f"first {MAX_IMAGES} test images: the output of the BN after the convolution, "
-              "before the ReLU and (in a block's second layer) before the addition. How the std "
-              "is computed: pooled, i.e. one standard deviation over all images, positions and "
-              "channels of the layer together (not per channel then averaged). Pooling keeps "
-              "differences between channels' means in the figure, as the magnitude of a "
-              "layer's response that the paper compares includes them; BN's learned scale and "
-              "shift set both per channel. A net's figure is the mean over its layers; with "
-              "several seeds, the table gives the mean ± standard deviation over seeds, and the "
-              "median and max are of seed 0, as is the figure.", "",
-              "| model | seeds | 3x3 layers | mean std | median std (seed 0) | max std (seed 0) |",
-              "|---|---|---|---|---|---|"]
+    means = {k: {m: [statistics.mean(v[m]) for v in per_seed] for m in METHODS}
+             for k, per_seed in stds.items()}
+    lines += [_HOW, "", "| model | seeds | 3x3 layers | mean std, pooled | mean std, per-channel "
+              "| median std (seed 0, pooled) | max std (seed 0, pooled) |",
+              "|---|---|---|---|---|---|---|"]
     for label, per_seed in stds.items():
-        m, first = means[label], per_seed[0]
-        mean = (f"{statistics.mean(m):.3f} ± {statistics.stdev(m):.3f}" if len(m) > 1
-                else f"{m[0]:.3f}")
-        lines.append(f"| {label} | {len(per_seed)} | {len(first)} | {mean} | "
+        first = per_seed[0]["pooled"]
+        lines.append(f"| {label} | {len(per_seed)} | {len(first)} | "
+                     f"{_mean_sd(means[label]['pooled'])} | "
+                     f"{_mean_sd(means[label]['per-channel'])} | "
                      f"{statistics.median(first):.3f} | {max(first):.3f} |")
     if stds:
-        _figure({k: v[0] for k, v in stds.items()}, out / "layer-responses.png")
-        lines += ["", "![layer responses (seed 0)](layer-responses.png)", ""]
+        _figure({k: v[0]["pooled"] for k, v in stds.items()}, out / "layer-responses.png")
+        lines += ["", "![layer responses (seed 0, pooled)](layer-responses.png)", ""]
     lines += [f"The paper: {paper.FIGURE7_CLAIM}.", "", "Ours:"]
     for depth in sorted({int(k[len('resnet'):]) for k in stds if k.startswith("resnet")}):
         r, p = f"resnet{depth}", f"plain{depth}"
         if r in means and p in means:
+            ranks = ", ".join(f"{_smaller_layers(stds[r][0][m], stds[p][0][m])} ({m})"
+                              for m in METHODS)
             lines.append(
-                f"- depth {depth}: ResNet mean std {statistics.mean(means[r]):.3f} vs plain "
-                f"{statistics.mean(means[p]):.3f}; the paper finds the residual net's responses "
-                f"smaller: {_judge(r, p, means[r], means[p])}. Sorted by magnitude, the "
-                f"ResNet's layer is the smaller at {_smaller_layers(stds[r][0], stds[p][0])} "
-                "ranks (seed 0).")
+                f"- depth {depth}: ResNet mean std {statistics.mean(means[r]['pooled']):.3f} vs "
+                f"plain {statistics.mean(means[p]['pooled']):.3f} pooled, "
+                f"{statistics.mean(means[r]['per-channel']):.3f} vs "
+                f"{statistics.mean(means[p]['per-channel']):.3f} per-channel; the paper finds "
+                f"the residual net's responses smaller: {_judge(r, p, means[r], means[p])}. "
+                f"Sorted by magnitude, the ResNet's layer is the smaller at {ranks} ranks "
+                "(seed 0).")
     res = sorted((int(k[len("resnet"):]), k) for k in means if k.startswith("resnet"))
     if len(res) >= 2:
         (d0, k0), (d1, k1) = res[0], res[-1]
         lines.append(f"- ResNet-{d1} vs ResNet-{d0}: mean std "
-                     f"{statistics.mean(means[k1]):.3f} vs {statistics.mean(means[k0]):.3f}; "
-                     "the paper finds the deeper one's responses smaller per layer: "
+                     f"{statistics.mean(means[k1]['pooled']):.3f} vs "
+                     f"{statistics.mean(means[k0]['pooled']):.3f} pooled, "
+                     f"{statistics.mean(means[k1]['per-channel']):.3f} vs "
+                     f"{statistics.mean(means[k0]['per-channel']):.3f} per-channel; the paper "
+                     "finds the deeper one's responses smaller per layer: "
                      f"{_judge(k1, k0, means[k1], means[k0])}.")
     lines.append("")
