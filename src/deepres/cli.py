@@ -115,14 +115,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
             "input_size": spec.default_input_size,
             "num_classes": spec.default_num_classes,
             "input_spec": DEFAULT_INPUT_SPEC[spec.family],
+            # Bottlenecks are built (and counted) with the stride in the 3x3, torchvision's
+            # placement: 4.09 GMACs for ResNet-50 against the paper's 3.8 with the stride in
+            # the first 1x1 (create_model(..., stride_in_1x1=True); reports/table1.md).
+            "stride_placement": "3x3 (torchvision's)" if spec.family == "imagenet"
+            and spec.depth >= 50 else None,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<12} {'family':<9} {'params':>12} {'multiply-adds':>15}  input")
+    print(f"{'model':<12} {'family':<9} {'params':>12} {'multiply-adds':>15}  input    "
+          "downsampling stride")
     for r in rows:
         print(f"{r['name']:<12} {r['family']:<9} {r['params'] / 1e6:>11.2f}M "
-              f"{r['macs'] / 1e9:>14.3f}G  {r['input_size']}x{r['input_size']}")
+              f"{r['macs'] / 1e9:>14.3f}G  {r['input_size']}x{r['input_size']:<4}  "
+              f"{r['stride_placement'] or '-'}")
+    print("Bottleneck nets are counted with the stride in the 3x3 (torchvision's placement); "
+          "the paper's own models put it in the first 1x1 (--stride-in-1x1), which Table 1's "
+          "figures count (see reports/table1.md).")
     return 0
 
 
@@ -193,6 +203,7 @@ def _milestones(text: str) -> tuple[float, ...]:
 def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
     """Every other field of the typed config, as a flag: dest -> (section, field, type or
     "bool" or a tuple of choices, help)."""
+    from .models.resnet import CONV_INITS
     from .train.config import SCHEDULES
 
     return {
@@ -203,6 +214,9 @@ def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
         "crop": ("data", "crop", _number(int, 8, 4096),
                  "large images: the training crop (224; the test resize keeps 256/224 of it)"),
         "workers": ("data", "workers", NONNEG_INT, "large images: decoding processes (2)"),
+        "pixel_mean": ("data", "pixel_mean", "bool",
+                       "large images: subtract the per-pixel mean image at the crop size "
+                       "(§3.4; the imagenet-paper recipe) instead of a per-channel mean"),
         "momentum": ("optim", "momentum", _number(float, 0.0, 1.0), "SGD momentum (0.9)"),
         "weight_decay": ("optim", "weight_decay", NONNEG_FLOAT, "L2 weight decay (1e-4)"),
         "norm_weight_decay": ("optim", "norm_weight_decay", NONNEG_FLOAT,
@@ -225,6 +239,11 @@ def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
                       "--warmup-until-error"),
         "warmup_until_error": ("optim", "warmup_until_error", _number(float, 0.0, 1.0),
                                "the training error that ends the warm-up (0.8)"),
+        "warmup_window": ("optim", "warmup_window", POSITIVE_INT,
+                          "the warm-up ends on the training error over this many batches (100)"),
+        "conv_init": ("model", "conv_init", CONV_INITS,
+                      "He initialisation of the convolutions: fan_in (the paper's reference "
+                      "[13]; the paper's recipes) or fan_out (torchvision's; other recipes)"),
         "eval_every": ("run", "eval_every", POSITIVE_INT, "epochs between evaluations (1)"),
     }
 

@@ -19,6 +19,10 @@ class DataConfig:
     skip_bad: bool = False
     augment: bool = True
     # Large (streamed) images: the training crop (§3.4: 224; the test resize keeps 256/224 of
-    # it) and the DataLoader worker processes that decode them.
-    crop: int = 224
+    # it) and the DataLoader worker processes that decode them. Small images held in memory
+    # (CIFAR) are not cropped this way: their runs record None.
+    crop: int | None = 224
+    # Large images: subtract the training set's per-pixel mean image at the crop size (§3.4,
+    # the imagenet-paper recipe) instead of one mean per channel.
+    pixel_mean: bool = False
     workers: int = 2

@@ -87,16 +87,20 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
         index = _subset(index, held[0])
     # §3.4: scale augmentation to [256, 480] and 224 crops; tested at shorter side 256. Other
     # crop sizes keep those proportions.
-    resize = round(d.crop * 256 / 224)
-    scale = (resize, round(d.crop * 480 / 224))
-    train_ds = FolderDataset(index, True, crop=d.crop, seed=seed, scale=scale,
+    crop = d.crop or 224  # a config made for small images (crop None) on large ones
+    resize = round(crop * 256 / 224)
+    scale = (resize, round(crop * 480 / 224))
+    train_ds = FolderDataset(index, True, crop=crop, seed=seed, scale=scale,
                              test_resize=resize)
     train = FolderLoader(train_ds, batch_size, seed=seed, workers=d.workers, **shard)
-    mean = _channel_mean(FolderDataset(index, False, crop=d.crop, test_resize=resize)).to(device)
+    # §3.4: "the per-pixel mean subtracted", a crop-sized mean image (--pixel-mean; the
+    # imagenet-paper recipe's choice), or one mean per channel.
+    mean = _mean(FolderDataset(index, False, crop=crop, test_resize=resize),
+                 per_pixel=d.pixel_mean).to(device)
 
     def eval_folder(idx: FolderIndex | None) -> FolderLoader | None:
         return None if idx is None else FolderLoader(
-            FolderDataset(idx, False, crop=d.crop, test_resize=resize), 2 * batch_size,
+            FolderDataset(idx, False, crop=crop, test_resize=resize), 2 * batch_size,
             shuffle=False, drop_last=False, workers=d.workers, **shard)
 
     return Pipeline(train, eval_folder(val_index), eval_folder(test_split), splits.classes,
@@ -137,11 +141,18 @@ def _validation(d: DataConfig, splits: Splits) -> tuple[tuple[np.ndarray, np.nda
                   f" (seed {d.holdout_seed}{capped})")
 
 
-def _channel_mean(ds: FolderDataset, limit: int = 500) -> torch.Tensor:
+def _mean(ds: FolderDataset, per_pixel: bool, limit: int = 2000) -> torch.Tensor:
+    """The training images' mean in [0, 1] at the test crop (resize, centre crop), over an
+    evenly spaced sample of at most ``limit`` of them: ``3 x crop x crop`` per pixel, or ``3``
+    per channel. Decoding the whole of a large set at start-up would cost as much as an epoch."""
     step = max(1, len(ds) // limit)
-    total = torch.zeros(3, dtype=torch.float64)
+    total: torch.Tensor | None = None
     count = 0
     for i in range(0, len(ds), step):
-        total += ds[i][0].double().mean(dim=(1, 2))
+        img = ds[i][0].double()
+        img = img if per_pixel else img.mean(dim=(1, 2))
+        total = img if total is None else total + img
         count += 1
-    return (total / max(1, count) / 255.0).float()
+    if total is None:
+        return torch.zeros(3)
+    return (total / count / 255.0).float()

@@ -28,6 +28,10 @@ class Scale:
     seeds_for: dict[str, int] | None = None  # CIFAR models trained over more seeds (Table 6)
     compile: bool = False  # torch.compile the CIFAR runs (worth it only for long runs)
     plain_seeds: int | None = None  # at most this many seeds of the plain nets (None: --seeds)
+    # The CIFAR runs' convolution initialisation; None: the recipe's (fan_in, the paper's).
+    # A scale whose runs are committed keeps the one they were made with, so that a seed added
+    # later differs from them in nothing but the seed.
+    conv_init: str | None = None
 
 
 # What each ImageNet table trained (§4.1): Table 2 compares plain and residual 18/34 with option
@@ -49,16 +53,19 @@ SCALES = {
     # before ResNet-56 has caught up (41.7% vs 26.1% test error). See `medium`.
     "quick": Scale("quick", (20, 56), 2000, 128, 0.1, imagenet_runs=IMAGENET_FULL[:6],
                    imagenet_iterations=2000, imagenet_batch=64, precise_bn=50),
-    # About 4.5 hours on 2 CPU cores (bf16, torch.compile): the paper's schedule shape (lr 0.1,
-    # /10 at 50% and 75%) over 12,000 iterations (~31 epochs, 19% of the paper's 64k), all 50k
-    # training images, two depths; run with --seeds 2 (the ResNets; one seed of the plain nets,
-    # whose gap is an order larger). Long enough that the first /10 step comes after ResNet-56
-    # has caught up with ResNet-20 (at 10 epochs it had not: CALIBRATION.md). Measured on an
-    # AMX Xeon: ResNet-20 20-24 min, ResNet-56 58-80 min, plain-20 21 min, plain-56 59 min a
-    # run, 263 min in all; it resolves both findings (reports/cifar-depth.md).
+    # About 4.5 hours on 2 CPU cores (bf16, torch.compile) for 2 seeds: the paper's schedule
+    # shape (lr 0.1, /10 at 50% and 75%) over 12,000 iterations (~31 epochs, 19% of the
+    # paper's 64k), all 50k training images, two depths; run with --seeds 3 (the ResNets; one
+    # seed of the plain nets, whose gap is an order larger). Long enough that the first /10
+    # step comes after ResNet-56 has caught up with ResNet-20 (at 10 epochs it had not,
+    # measured on this project's machines). Measured on an AMX Xeon: ResNet-20 20-24 min,
+    # ResNet-56 58-80 min, plain-20 21 min, plain-56 59 min a run; on an AMD Zen 4 with
+    # avx512_bf16, ResNet-20 about 35 min. Results: reports/cifar-depth.md. Its runs were made
+    # with fan_out initialisation, before fan_in became the paper recipes' default; it keeps
+    # fan_out so that every seed is trained alike.
     "medium": Scale("medium", (20, 56), 12_000, 128, 0.0, imagenet_runs=IMAGENET_FULL[:6],
                     imagenet_iterations=2000, imagenet_batch=64, precise_bn=50, compile=True,
-                    plain_seeds=1),
+                    plain_seeds=1, conv_init="fan_out"),
     # The paper's schedule (§4.2): 64k iterations, all depths of Table 6 (ResNet-1202
     # included), ResNet-110 over 5 seeds (Table 6 reports its mean and std); for a GPU.
     "full": Scale("full", (20, 32, 44, 56, 110, 1202), 64_000, 128, 0.0,
@@ -91,7 +98,7 @@ def _cifar_run(model: str, shortcut: str | None, seed: int, scale: Scale, data: 
     key = f"{model}{'-' + shortcut if shortcut else ''}-s{seed}"
     cfg = with_overrides(
         cfg,
-        model={"shortcut": shortcut},
+        model={"shortcut": shortcut, "conv_init": scale.conv_init},
         data={"data": data, "holdout": scale.holdout},
         optim={"iterations": scale.iterations, "batch_size": scale.batch_size},
         run={"run_dir": str(out / "runs" / key), "seed": seed, "device": device,

@@ -110,6 +110,7 @@ def create_model(
     shortcut: str | None = None,
     stride_in_1x1: bool = False,
     zero_init_residual: bool = False,
+    conv_init: str = "fan_out",
 ) -> nn.Module:
     """Build a registered model with He initialisation.
 
@@ -122,6 +123,9 @@ def create_model(
         stride_in_1x1: bottleneck models only; put the downsampling stride in the first 1x1
             convolution as the paper's released models do (default: in the 3x3, as torchvision).
         zero_init_residual: start each residual branch's last BN at zero (as torchvision).
+        conv_init: "fan_out" (torchvision's He initialisation) or "fan_in" (the paper's
+            reference [13] counts a layer's k*k*c input connections); the paper's recipes
+            use fan_in.
     """
     spec = resolve(name)
     if shortcut is None:
@@ -148,7 +152,7 @@ def create_model(
         block = _PLAIN[block]
     model = ResNet(
         block, layers, widths, stem=stem, num_classes=num_classes, shortcut=shortcut,
-        stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual,
+        stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual, conv_init=conv_init,
     )
     # What built it, so that weights files and run directories can rebuild it.
     model.model_name = name

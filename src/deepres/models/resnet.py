@@ -11,6 +11,10 @@ from torch import nn
 from .blocks import Block, conv3x3
 
 
+# How convolution weights are initialised: the paper's reference (fan_in) or torchvision's.
+CONV_INITS = ("fan_in", "fan_out")
+
+
 @dataclass(frozen=True)
 class FeatureInfo:
     """One backbone output: its name, channels and stride relative to the input."""
@@ -39,8 +43,11 @@ class ResNet(nn.Module):
         shortcut: str = "B",
         stride_in_1x1: bool = False,
         zero_init_residual: bool = False,
+        conv_init: str = "fan_out",
     ) -> None:
         super().__init__()
+        if conv_init not in CONV_INITS:
+            raise ValueError(f"conv_init must be one of {', '.join(CONV_INITS)}, got {conv_init!r}")
         if len(layers) != len(widths):
             raise ValueError(f"layers {list(layers)} and widths {list(widths)} differ in length")
         if stem not in ("imagenet", "cifar"):
@@ -76,7 +83,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.inplanes, num_classes)
         self.num_features = self.inplanes
-        self._init_weights(zero_init_residual)
+        self._init_weights(zero_init_residual, conv_init)
 
     def _make_stage(self, block: Block, planes: int, count: int, stride: int, shortcut: str,
                     stride_in_1x1: bool) -> nn.Sequential:
@@ -87,11 +94,13 @@ class ResNet(nn.Module):
             self.inplanes = planes * block.expansion
         return nn.Sequential(*blocks)
 
-    def _init_weights(self, zero_init_residual: bool) -> None:
+    def _init_weights(self, zero_init_residual: bool, conv_init: str) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                # He (MSRA) initialisation, as the paper trains from scratch with it (§3.4).
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                # He (MSRA) initialisation (§3.4, "as in [13]"): std sqrt(2 / n). [13] derives it
+                # for n = k*k*c input connections ("fan_in", Caffe's MSRA filler default);
+                # torchvision and fb.resnet.torch count outputs ("fan_out").
+                nn.init.kaiming_normal_(m.weight, mode=conv_init, nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)

@@ -95,7 +95,7 @@ def _header(title: str, scale: str, command: str, device: str,
     cfg = runs[0].config
     o = cfg.optim
     data = cfg.data.data
-    jpeg = (" (the CIFAR-10 JPEG set of ../shared: a quality-75 re-encoding of the original "
+    jpeg = (" (the CIFAR-10 JPEG set: a quality-75 re-encoding of the original "
             "images, which costs accuracy against the paper's figures)"
             if "cifar10-jpg" in data else "")
     steps = (f"/10 at iterations {', '.join(str(round(m * o.iterations)) for m in o.milestones)}"

@@ -22,6 +22,10 @@ class ModelConfig:
     # Start from these weights (a file, or torchvision:NAME): fine-tuning; see init_from.
     init: str | None = None
     freeze_backbone: bool = False  # train only the classifier
+    # He initialisation of the convolutions: "fan_out" (torchvision's) or "fan_in" (the
+    # paper's reference [13], §3.4; the paper's recipes use it). Runs saved before this field
+    # existed used fan_out, which is why it is the default when a config.json lacks it.
+    conv_init: str = "fan_out"
 
 
 SCHEDULES = ("step", "plateau", "cosine", "onecycle")
@@ -49,9 +53,11 @@ class OptimConfig:
     gamma: float = 0.1
     patience: int = 3
     warmup_fraction: float = 0.0
-    # The ResNet-110 warm-up (§4.2): lr `warmup_lr` until training error < `warmup_until_error`.
+    # The ResNet-110 warm-up (§4.2): lr `warmup_lr` until the training error, averaged over
+    # the last `warmup_window` batches, is below `warmup_until_error`.
     warmup_lr: float | None = None
     warmup_until_error: float = 0.8
+    warmup_window: int = 100
     # Fine-tuning: the backbone's learning rate is this fraction of the classifier's.
     backbone_lr_factor: float = 1.0
 
@@ -114,10 +120,10 @@ def _cifar_paper(model: str) -> TrainConfig:
     depth = int("".join(ch for ch in model if ch.isdigit()) or 0)
     return TrainConfig(
         recipe="cifar-paper",
-        model=ModelConfig(name=model),
+        model=ModelConfig(name=model, conv_init="fan_in"),
         # The reported models see all 50k training images (§4.2; PAPER.md); --holdout 5000
         # reproduces the 45k/5k split on which the schedule was chosen.
-        data=DataConfig(holdout=0.0),
+        data=DataConfig(holdout=0.0, crop=None),
         optim=OptimConfig(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
                           iterations=64_000, schedule="step", milestones=(0.5, 0.75),
                           warmup_lr=0.01 if depth >= 110 else None),
@@ -129,10 +135,10 @@ def _imagenet_paper(model: str) -> TrainConfig:
     weight decay 1e-4, momentum 0.9, no dropout."""
     return TrainConfig(
         recipe="imagenet-paper",
-        model=ModelConfig(name=model),
+        model=ModelConfig(name=model, conv_init="fan_in"),
         # The plateau needs an error to watch: 10,000 training images held out (capped at a
         # tenth of a smaller set), or the dataset's val/ folder with --val-split.
-        data=DataConfig(holdout=10_000),
+        data=DataConfig(holdout=10_000, pixel_mean=True),
         optim=OptimConfig(batch_size=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
                           iterations=600_000, schedule="plateau", patience=3),
     )

@@ -158,6 +158,9 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
     if len(s.train) == 0:
         raise DatasetError(f"the training split has fewer images than one batch "
                            f"({cfg.optim.batch_size}); lower --batch-size")
+    if s.data.in_memory and cfg.data.crop is not None:  # small images take no ImageNet crop
+        cfg = replace(cfg, data=replace(cfg.data, crop=None))
+        s.cfg = cfg
     if cfg.optim.epochs is not None:  # resolve epochs into iterations; saved resolved
         cfg = replace(cfg, optim=replace(cfg.optim, iterations=cfg.optim.epochs * len(s.train),
                                          epochs=None))
@@ -235,7 +238,8 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
     module = create_model(cfg.model.name, num_classes=len(p.classes),
                           shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
-                          zero_init_residual=cfg.model.zero_init_residual).to(device)
+                          zero_init_residual=cfg.model.zero_init_residual,
+                          conv_init=cfg.model.conv_init).to(device)
     if cfg.model.init:
         message, spec = init_from(module, cfg.model.init)
         if ctx.is_main:
@@ -327,7 +331,8 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
         state.step += 1
         state.batch += 1
         if o.warmup_lr is not None and not state.schedule.warmed_up:
-            # §4.2: ResNet-110 leaves its 0.01 warm-up once training error is below 80%.
+            # §4.2: ResNet-110 leaves its 0.01 warm-up once training error is below 80% (over
+            # the last warmup_window batches).
             if after_train_error(state.schedule, o, s.ctx.mean(wrong.float()).item()
                                  / y.shape[0]):
                 log.message(f"step {state.step}: training error below "

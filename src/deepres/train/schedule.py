@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .config import SCHEDULES, OptimConfig
 
@@ -15,6 +15,8 @@ class ScheduleState:
     best_error: float = math.inf
     bad_evals: int = 0
     best_val_error: float = math.inf  # the best validation error so far (best.safetensors)
+    # The warm-up's recent per-batch training errors (the last ``warmup_window``).
+    warmup_errors: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,10 +42,17 @@ def lr_at(step: int, cfg: OptimConfig, state: ScheduleState) -> float:
 
 
 def after_train_error(state: ScheduleState, cfg: OptimConfig, train_error: float) -> bool:
-    """End the warm-up once the training error falls below the threshold; True if it just did."""
-    if cfg.warmup_lr is None or state.warmed_up or train_error >= cfg.warmup_until_error:
+    """End the warm-up once the training error over the last ``warmup_window`` batches falls
+    below the threshold (one noisy batch cannot end it early); True if it just did."""
+    if cfg.warmup_lr is None or state.warmed_up:
+        return False
+    window = max(1, cfg.warmup_window)
+    state.warmup_errors = [*state.warmup_errors, train_error][-window:]
+    if len(state.warmup_errors) < window or \
+            sum(state.warmup_errors) / window >= cfg.warmup_until_error:
         return False
     state.warmed_up = True
+    state.warmup_errors = []
     return True
 
 

@@ -1,0 +1,176 @@
+"""Recompute every claim of reports/cifar-depth.md and reports/layer-responses.md from the
+committed run files, independently of the code that wrote them, and check the reports say it.
+
+    python reports/verify.py                 # both reports (layer responses need the data)
+    python reports/verify.py --depth-only    # cifar-depth only: seconds, no data needed
+
+What it recomputes: each net's mean and standard deviation over seeds (test error from
+``summary.json``, final training error as the mean of the last 5 logged values of
+``metrics.jsonl``), each finding's one-sided Welch t-test with scipy (not deepres's own
+statistics), the verdict by the stated rule (reproduced: p < 0.05 with >= 3 seeds per arm), and
+for layer responses every 3x3 layer's std under both methods from ``weights.safetensors`` on the
+first 2000 test images. Exit 0 when every figure and verdict is found in the report, else 1
+with what differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ALPHA, MIN_SEEDS = 0.05, 3
+
+
+def _runs() -> dict[str, list[Path]]:
+    nets: dict[str, list[Path]] = {}
+    for d in sorted((HERE / "runs").iterdir()):
+        if (d / "summary.json").exists():
+            nets.setdefault(d.name.rsplit("-s", 1)[0], []).append(d)
+    return nets
+
+
+def _final_train_error(run: Path) -> float:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    curve = {r["step"]: r["train_error"] for r in rows if r.get("train_error") is not None}
+    return statistics.mean([curve[k] for k in sorted(curve)][-5:])
+
+
+def _verdict(a: list[float], b: list[float]) -> tuple[str, float | None]:
+    """The rule, for mean(b) > mean(a) being the paper's direction; scipy's Welch test."""
+    from scipy import stats
+
+    p = None
+    if len(a) >= 2 and len(b) >= 2:
+        p = float(stats.ttest_ind(b, a, equal_var=False, alternative="greater").pvalue)
+    enough = min(len(a), len(b)) >= MIN_SEEDS
+    if enough and p is not None and p < ALPHA:
+        return "reproduced", p
+    if enough and p is not None and 1 - p < ALPHA:
+        return "contradicted", p
+    gap = statistics.mean(b) - statistics.mean(a)
+    return ("consistent with the paper, not established" if gap > 0 else "not resolved"), p
+
+
+def _pct(values: list[float]) -> str:
+    v = [100 * x for x in values]
+    return f"{v[0]:.2f}" if len(v) == 1 else f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
+
+
+def check_depth(text: str) -> list[str]:
+    """What cifar-depth.md should say, recomputed; returns the differences."""
+    nets = _runs()
+    test = {k: [json.loads((r / "summary.json").read_text())["test_error"] for r in v]
+            for k, v in nets.items()}
+    train = {k: [_final_train_error(r) for r in v] for k, v in nets.items()}
+    problems = []
+    for k in nets:
+        row = f"| {k} |"
+        line = next((x for x in text.splitlines() if x.startswith(row)), "")
+        for figure in (_pct(train[k]), _pct(test[k])):
+            if f"| {figure} |" not in line:
+                problems.append(f"cifar-depth: {k}'s row lacks {figure}: {line!r}")
+    findings = (("plain-56 vs plain-20", train["plain20"], train["plain56"]),
+                ("resnet-56 vs resnet-20", test["resnet56"], test["resnet20"]))
+    for name, a, b in findings:
+        verdict, p = _verdict(a, b)
+        line = next((x for x in text.splitlines() if x.startswith(f"- {name}:")), "")
+        if f": {verdict} (" not in line:
+            problems.append(f"cifar-depth: {name} should be {verdict!r}: {line!r}")
+        if p is not None and f"one-sided p = {p:.3g}" not in line:
+            problems.append(f"cifar-depth: {name} should give p = {p:.3g}: {line!r}")
+    return problems
+
+
+def _layer_stds(run: Path, images) -> dict[str, list[float]]:
+    """Both methods, computed here with plain hooks on the BN after each 3x3 convolution."""
+    import torch
+    from torch import nn
+
+    from deepres.evaluate.testing import load_predictor
+
+    p = load_predictor(str(run / "weights.safetensors"))
+    model = p.model.eval()
+    outs: dict[str, list[torch.Tensor]] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        parent, _, leaf = name.rpartition(".")
+        conv = getattr(model.get_submodule(parent) if parent else model, "conv" + leaf[2:], None)
+        if isinstance(m, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d) \
+                and conv.kernel_size == (3, 3):
+            outs[name] = []
+            hooks.append(m.register_forward_hook(
+                lambda _m, _i, o, name=name: outs[name].append(o.detach().double().clone())))
+    with torch.no_grad():
+        for i in range(0, len(images), 500):
+            model(p.normalize(images[i:i + 500]))
+    for h in hooks:
+        h.remove()
+    pooled, per_channel = [], []
+    for chunks in outs.values():
+        o = torch.cat(chunks)
+        pooled.append(o.std(unbiased=False).item())
+        per_channel.append(o.transpose(0, 1).flatten(1).std(1, unbiased=False).mean().item())
+    return {"pooled": pooled, "per-channel": per_channel}
+
+
+def check_responses(text: str) -> list[str]:
+    import torch
+
+    from deepres.data import load_data
+
+    nets = _runs()
+    data = json.loads((next(iter(nets.values()))[0] / "config.json").read_text())["data"]["data"]
+    test = load_data(data).test
+    images = torch.from_numpy(test.images[:2000]).permute(0, 3, 1, 2)
+    means = {k: {m: [] for m in ("pooled", "per-channel")} for k in nets}
+    for k, runs in nets.items():
+        for r in runs:
+            for m, v in _layer_stds(r, images).items():
+                means[k][m].append(statistics.mean(v))
+    problems = []
+    for k, by in means.items():
+        line = next((x for x in text.splitlines() if x.startswith(f"| {k} |")), "")
+        for m, v in by.items():
+            shown = f"{v[0]:.3f}" if len(v) == 1 else \
+                f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}"
+            if f"| {shown} |" not in line:
+                problems.append(f"layer-responses: {k} {m} should be {shown}: {line!r}")
+    for prefix, small, large in (("- depth 20:", "resnet20", "plain20"),
+                                 ("- depth 56:", "resnet56", "plain56"),
+                                 ("- ResNet-56 vs ResNet-20:", "resnet56", "resnet20")):
+        line = next((x for x in text.splitlines() if x.startswith(prefix)), "")
+        verdicts = {m: _verdict(means[small][m], means[large][m]) for m in means[small]}
+        for m, (verdict, p) in verdicts.items():
+            if f"{m}: {verdict} (" not in line:
+                problems.append(f"layer-responses: {prefix} {m} should be {verdict!r}: {line!r}")
+            if p is not None and f"one-sided p = {p:.3g}" not in line:
+                problems.append(f"layer-responses: {prefix} {m} should give p = {p:.3g}")
+        agreed = {v for v, _ in verdicts.values()}
+        if len(agreed) == 1 and f": {agreed.pop()} by both methods" not in line:
+            problems.append(f"layer-responses: {prefix} both methods agree but the line "
+                            f"does not say so: {line!r}")
+        if len(agreed) > 1 and "the two std methods disagree" not in line:
+            problems.append(f"layer-responses: {prefix} the methods disagree, unsaid: {line!r}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--depth-only", action="store_true", help="skip the layer responses")
+    args = ap.parse_args(argv)
+    problems = check_depth((HERE / "cifar-depth.md").read_text())
+    if not args.depth_only:
+        problems += check_responses((HERE / "layer-responses.md").read_text())
+    for p in problems:
+        print(p)
+    print(f"{'FAILED' if problems else 'ok'}: {len(problems)} difference(s) from the committed "
+          "run files")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
