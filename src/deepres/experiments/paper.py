@@ -1,4 +1,4 @@
-"""The paper's reported numbers, as data (He, Zhang, Ren, Sun 2015: its tables). Errors in percent."""
+"""The paper's reported numbers, as data (He et al. 2015, its tables). Errors in percent."""
 
 from __future__ import annotations
 
