@@ -244,6 +244,8 @@ def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
         "conv_init": ("model", "conv_init", CONV_INITS,
                       "He initialisation of the convolutions: fan_in (the paper's reference "
                       "[13]; the paper's recipes) or fan_out (torchvision's; other recipes)"),
+        "tf32": ("run", "tf32", "bool",
+                 "GPU only: TF32 for fp32 matmuls and convolutions (off: fp32 means fp32)"),
         "eval_every": ("run", "eval_every", POSITIVE_INT, "epochs between evaluations (1)"),
     }
 

@@ -110,3 +110,69 @@ def test_killed_rank_resumes_with_max_restarts(tiny_data, tmp_path):
     for k in a:
         if a[k].is_floating_point():
             assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+# --- The GPU path's CPU-visible defects (issue 23) ---
+
+_FAKE_CUDA = "import torch\ntorch.cuda.is_available = lambda: True\n"
+
+
+def test_cpu_runs_never_touch_cuda_even_where_cuda_is_reported(tiny_data, tmp_path):
+    # A sitecustomize makes torch.cuda.is_available() say True in every process torchrun
+    # starts: the backend must still follow --device cpu (gloo), with no set_device, no
+    # pinned memory and no CUDA random states.
+    import os
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_FAKE_CUDA)
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+            "-m", "deepres"]
+    train = [*base, "train", "--model", "resnet8", "--data", str(tiny_data), "--epochs", "1",
+             "--batch-size", "16", "--device", "cpu", "--precision", "fp32", "--sync-bn",
+             "--precise-bn", "1", "--run-dir", str(run)]
+    done = subprocess.run(train, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rng_cuda" not in torch.load(run / "checkpoint.pt", weights_only=False)
+    ev = [*base, "eval", "--weights", str(run / "weights.safetensors"), "--data",
+          str(tiny_data), "--device", "cpu", "--json"]
+    done = subprocess.run(ev, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout[done.stdout.index("{"):])["images"] == 24
+
+
+def _precise_bn_worker(rank, world, store_path, out):
+    import torch.distributed as tdist
+
+    from deepres.runtime.distributed import GlobalBatchNorm2d
+
+    tdist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank,
+                             world_size=world)
+    try:
+        torch.manual_seed(0)
+        batches = [torch.randn(4, 3, 2, 2) * (i + 1) + 10 * i for i in range(3 * world)]
+        bn = GlobalBatchNorm2d(3, momentum=None)
+        bn.train()
+        for b in batches[rank::world]:
+            bn(b)
+        if rank == 0:
+            torch.save(bn.running_mean.clone(), out)
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_global_bn_with_momentum_none_keeps_the_exact_mean(tmp_path):
+    # Precise BN sets momentum=None: the running mean must be the plain average of the
+    # batches' (global) means, not a moving average (issue 23: 9.49 expected, 11.21 got).
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "mean.pt"
+    mp.spawn(_precise_bn_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2)
+    torch.manual_seed(0)
+    batches = [torch.randn(4, 3, 2, 2) * (i + 1) + 10 * i for i in range(6)]
+    # Step k all-reduces batch k of rank 0 and batch k of rank 1: its global mean.
+    per_step = [torch.cat([batches[2 * k], batches[2 * k + 1]]).mean((0, 2, 3))
+                for k in range(3)]
+    assert torch.allclose(torch.load(out), torch.stack(per_step).mean(0), atol=1e-5)

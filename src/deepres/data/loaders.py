@@ -108,9 +108,11 @@ class FolderLoader:
 
     def __init__(self, dataset: FolderDataset, batch_size: int, *, shuffle: bool = True,
                  drop_last: bool = True, seed: int = 0, workers: int = 2, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, pin_memory: bool = False) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
+        # Page-locked batches only for a run on a GPU (faster, non-blocking copies there).
+        self.pin_memory = pin_memory
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.drop_last, self.seed, self.workers = drop_last, seed, workers
         self.rank, self.world_size = rank, world_size
@@ -130,5 +132,5 @@ class FolderLoader:
         self.dataset.set_epoch(epoch)  # workers start per iteration and copy this
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=index_batches, num_workers=self.workers,
-            persistent_workers=False, pin_memory=torch.cuda.is_available())
+            persistent_workers=False, pin_memory=self.pin_memory)
         yield from loader

@@ -92,7 +92,9 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     scale = (resize, round(crop * 480 / 224))
     train_ds = FolderDataset(index, True, crop=crop, seed=seed, scale=scale,
                              test_resize=resize)
-    train = FolderLoader(train_ds, batch_size, seed=seed, workers=d.workers, **shard)
+    pin = torch.device(device).type == "cuda"
+    train = FolderLoader(train_ds, batch_size, seed=seed, workers=d.workers, pin_memory=pin,
+                         **shard)
     # §3.4: "the per-pixel mean subtracted", a crop-sized mean image (--pixel-mean; the
     # imagenet-paper recipe's choice), or one mean per channel.
     mean = _mean(FolderDataset(index, False, crop=crop, test_resize=resize),
@@ -101,7 +103,7 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     def eval_folder(idx: FolderIndex | None) -> FolderLoader | None:
         return None if idx is None else FolderLoader(
             FolderDataset(idx, False, crop=crop, test_resize=resize), 2 * batch_size,
-            shuffle=False, drop_last=False, workers=d.workers, **shard)
+            shuffle=False, drop_last=False, workers=d.workers, pin_memory=pin, **shard)
 
     return Pipeline(train, eval_folder(val_index), eval_folder(test_split), splits.classes,
                     mean, None, False, d.augment, train_ds.crop, train_ds.test_resize, skipped,

@@ -11,6 +11,7 @@ from ..data import ArrayDataset, DatasetError, FolderIndex, decode_image, load_d
 from ..data import transforms as T
 from ..data.progress import progress
 from ..runtime import distributed as dist
+from ..runtime.precision import configure_cuda
 from .metrics import topk_wrong
 from .testing import (
     Predictor,
@@ -123,8 +124,10 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
     """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``."""
     if crops not in (1, 10):
         raise ValueError(f"--crops must be 1 or 10, not {crops}")
-    ctx = dist.init()
+    ctx = dist.init(device)
     try:
+        device = str(ctx.local_device(device))
+        configure_cuda(device)
         preds = [load_predictor(w, device, precision, model_name, classes_file)
                  for w in weights]
         splits = load_data(data)

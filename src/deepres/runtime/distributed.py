@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import torch
 import torch.distributed as tdist
+import torch.distributed._functional_collectives as funcol
 from torch import nn
 
 
@@ -18,6 +19,20 @@ class Context:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # Where collectives run: the CPU for gloo, this rank's GPU for NCCL.
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def local_device(self, device: str | torch.device) -> torch.device:
+        """The device this process computes on: under torchrun, CUDA means this rank's own GPU
+        (``cuda:LOCAL_RANK``, as DDP's ``device_ids`` say); a ``cuda:N`` given with several
+        processes is mapped to it, said once."""
+        d = torch.device(device)
+        if d.type != "cuda" or not self.active:
+            return d
+        if d.index is not None and d.index != self.local_rank and self.is_main:
+            print(f"deepres: --device {d} under torchrun: each process uses its own GPU "
+                  f"(cuda:LOCAL_RANK); rank 0 uses cuda:{self.local_rank}", file=sys.stderr)
+        return torch.device("cuda", self.local_rank)
 
     @property
     def is_main(self) -> bool:
@@ -34,9 +49,13 @@ class Context:
         return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
     def sum(self, t: torch.Tensor) -> torch.Tensor:
+        """The sum over processes, returned on ``t``'s device; the collective runs on the
+        backend's device (a CPU tensor is never handed to NCCL, nor a GPU one to gloo)."""
         if self.active:
-            t = t.clone()
+            home = t.device
+            t = t.to(self.device, copy=True)
             tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
+            t = t.to(home)
         return t
 
     def mean(self, t: torch.Tensor) -> torch.Tensor:
@@ -55,7 +74,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     """Batch norm over the global batch of all processes, on any device (gloo or NCCL).
 
     PyTorch's SyncBatchNorm runs only on GPUs; this one all-reduces the per-channel sums with
-    autograd-aware collectives, so a run on N processes computes what one process would on the
+    a differentiable collective, so a run on N processes computes what one process would on the
     whole batch. The paper's own BN statistics were per GPU (32 images); this is an option.
     """
 
@@ -63,12 +82,6 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and tdist.is_available() and tdist.is_initialized()
                 and tdist.get_world_size() > 1):
             return super().forward(x)
-        import warnings
-
-        from torch.distributed.nn.functional import all_reduce  # autograd-aware
-
-        warnings.filterwarnings("ignore", message=".*nn.functional.all_reduce is deprecated")
-
         c = x.shape[1]
         count = torch.full((1,), x.numel() / c, device=x.device, dtype=torch.float32)
         xf = x.float()
@@ -78,17 +91,22 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                  else torch.zeros(c, device=x.device)).view(1, c, 1, 1)
         d = xf - shift
         stats = torch.cat([d.sum((0, 2, 3)), (d * d).sum((0, 2, 3)), count])
-        stats = all_reduce(stats)
+        # Functional collective: differentiable (its backward all-reduces the gradient) and
+        # traceable by torch.compile, with no Python-side warning in the forward.
+        stats = funcol.all_reduce(stats, "sum", tdist.group.WORLD)
         n = stats[-1]
         mean_d = stats[:c] / n
         var = (stats[c:2 * c] / n - mean_d * mean_d).clamp_min(0)
         mean = mean_d + shift.view(c)
         if self.track_running_stats:
             with torch.no_grad():
-                m = self.momentum if self.momentum is not None else 0.1
+                self.num_batches_tracked.add_(1)
+                # momentum None: the cumulative average over the batches seen, as
+                # nn.BatchNorm2d (precise BN relies on it to get the exact mean).
+                m = (self.momentum if self.momentum is not None
+                     else 1.0 / float(self.num_batches_tracked))
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
-                self.num_batches_tracked.add_(1)
         shape = (1, c, 1, 1)
         out = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
@@ -149,12 +167,15 @@ def _join_timed_out(seconds: float) -> None:
     os._exit(75)  # EX_TEMPFAIL: worth retrying
 
 
-def init() -> Context:
-    """Join the process group that ``torchrun`` describes in the environment, if any."""
+def init(device: str | torch.device = "cpu") -> Context:
+    """Join the process group that ``torchrun`` describes in the environment, if any. The
+    backend follows the device the run computes on, not what is installed: gloo for the CPU
+    (even where GPUs are visible), NCCL for CUDA."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Context()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    cuda = torch.device(device).type == "cuda"
+    backend = "nccl" if cuda else "gloo"
     if not tdist.is_initialized():
         timeout = collective_timeout()
         # Joining the group after a torchrun restart has been seen to hang inside gloo's
@@ -171,6 +192,7 @@ def init() -> Context:
         finally:
             watchdog.cancel()
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if backend == "nccl":
+    if cuda:  # only ranks that compute on a GPU claim one
         torch.cuda.set_device(local)
-    return Context(tdist.get_rank(), tdist.get_world_size(), local)
+    return Context(tdist.get_rank(), tdist.get_world_size(), local,
+                   torch.device("cuda", local) if cuda else torch.device("cpu"))

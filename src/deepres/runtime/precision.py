@@ -66,7 +66,7 @@ def resolve_precision(precision: str | None, device: str | torch.device) -> str:
         return precision
     kind = torch.device(device).type
     if kind == "cuda":
-        return "bf16"
+        return "bf16" if cuda_has_native_bf16(device) else "fp32"
     if kind == "cpu":
         return "bf16" if cpu_has_native_bf16() else "fp32"
     return "fp32"
@@ -76,11 +76,34 @@ def why(precision: str, device: str | torch.device) -> str:
     """One line saying which precision ``auto`` chose and why."""
     kind = torch.device(device).type
     if kind == "cuda":
-        return f"{precision} (auto: CUDA)"
+        if precision == "bf16":
+            return "bf16 (auto: the GPU computes bf16 natively, compute capability 8.0 or newer)"
+        return ("fp32 (auto: the GPU's compute capability is below 8.0, where bf16 is emulated; "
+                "fp32 without TF32 unless --tf32)")
     native = [f for f in NATIVE_BF16_FLAGS if f in cpu_flags()]
     if precision == "bf16":
         return f"bf16 (auto: the CPU has {', '.join(native) or 'native bf16'})"
     return "fp32 (auto: the CPU has no native bf16, which would be emulated and slower)"
+
+
+def cuda_has_native_bf16(device: str | torch.device = "cuda") -> bool:
+    """True on GPUs of compute capability 8.0 or newer (Ampere onwards); V100 (7.0) and T4
+    (7.5) emulate bf16, more slowly than fp32."""
+    if not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(torch.device(device)) >= (8, 0)
+
+
+def configure_cuda(device: str | torch.device, tf32: bool = False) -> None:
+    """On a GPU, fp32 means fp32: TF32 matmuls and convolutions only when ``tf32`` is asked
+    for (PyTorch's cuDNN default is TF32 convolutions); cuDNN picks the fastest algorithm for
+    the fixed input shapes of training and evaluation (``cudnn.benchmark``)."""
+    if torch.device(device).type != "cuda":
+        return
+    mode = "tf32" if tf32 else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode
+    torch.backends.cudnn.benchmark = True
 
 
 def autocast(precision: str, device: str | torch.device) -> contextlib.AbstractContextManager:

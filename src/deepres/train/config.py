@@ -77,6 +77,9 @@ class RunConfig:
     # elsewhere (deepres.runtime.precision); resolved to "fp32" or "bf16" in the saved config.
     precision: str = "auto"
     compile: bool = False
+    # On a GPU: allow TF32 for fp32 matmuls and convolutions (faster, ~10 mantissa bits);
+    # off by default so that "fp32" means fp32.
+    tf32: bool = False
     sync_bn: bool = False  # with several processes: BN statistics over the global batch
     # After training, recompute BN statistics over this many batches of un-augmented training
     # images ("precise BN", as the authors' released models); 0: keep the running averages.

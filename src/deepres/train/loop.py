@@ -34,7 +34,7 @@ from ..models import create_model, save_weights
 from ..models.weights import init_from
 from ..runtime import distributed as dist
 from ..runtime.machine import describe_machine
-from ..runtime.precision import autocast
+from ..runtime.precision import autocast, configure_cuda
 from ..runtime.precision import why as precision_why
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import OptimConfig, TrainConfig, resolve_auto
@@ -109,7 +109,7 @@ class Setup:
 
 def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     """Train as ``cfg`` says; with ``resume`` continue the run in ``cfg.run.run_dir``."""
-    ctx = dist.init()
+    ctx = dist.init(cfg.run.device)
     try:
         summary = _fit(cfg, resume, ctx)
         ctx.barrier()  # let rank 0 finish writing before the process group goes away
@@ -233,7 +233,8 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
 
 def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     """Data (one pipeline, data/pipeline.py), model, optimizer."""
-    device = torch.device(cfg.run.device)
+    device = ctx.local_device(cfg.run.device)
+    configure_cuda(device, cfg.run.tf32)
     o = cfg.optim
     p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
     module = create_model(cfg.model.name, num_classes=len(p.classes),
@@ -435,7 +436,7 @@ def _unaugmented_batches(s: Setup) -> Iterator[torch.Tensor]:
         loader = FolderLoader(FolderDataset(ds.index, False, crop=ds.crop,
                                             test_resize=ds.test_resize),
                               s.train.batch_size, seed=s.cfg.run.seed, rank=s.ctx.rank,
-                              world_size=s.ctx.world_size)
+                              world_size=s.ctx.world_size, pin_memory=s.train.pin_memory)
     epoch = 0
     while True:
         for x, _ in loader.batches(epoch):
@@ -504,8 +505,10 @@ def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
         # the time the run has trained (None: unknown before a resume from an old checkpoint)
         "seconds": None if state.seconds_before is None else round(state.seconds(), 1),
         "resumed_at": state.resumed_at,
+        # The only global generator training draws from; every augmentation takes an explicit
+        # CPU generator, and nothing draws from the CUDA generators, so they are not kept (a
+        # resume with fewer visible GPUs could not restore them all).
         "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "config": s.cfg.to_json(),
         **({"ema": s.ema.state_dict()} if s.ema is not None else {}),
     }
@@ -516,9 +519,7 @@ def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
     s.optimizer.load_state_dict(ckpt["optimizer"])
     if s.ema is not None and "ema" in ckpt:
         s.ema.load_state_dict(ckpt["ema"])
-    torch.set_rng_state(ckpt["rng_cpu"])
-    if ckpt["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+    torch.set_rng_state(ckpt["rng_cpu"])  # older checkpoints' "rng_cuda" is not used
     # A checkpoint written before the training time was kept has no "seconds": the time
     # before this resume is unknown, and the summary says from which step it counts.
     return TrainState(ckpt["step"], ckpt["epoch"], ckpt["batch"],

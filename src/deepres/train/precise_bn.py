@@ -28,12 +28,14 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor], num_ba
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: the exact mean over the batches seen
     model.train()
+    device = bns[0].running_mean.device  # batches may come from the CPU (calibration_batches)
     used = 0
     try:
         for x in batches:
             if used >= num_batches:
                 break
-            with autocast(precision, x.device):
+            x = x.to(device, non_blocking=True)
+            with autocast(precision, device):
                 model(x)
             used += 1
     finally:
