@@ -73,6 +73,29 @@ def test_non_finite_loss_stops_before_the_update(tiny_data, tmp_path):
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
 
 
+def test_deferred_finite_check_stops_at_the_next_log_without_a_bad_checkpoint(
+        tiny_data, tmp_path, monkeypatch):
+    # The GPU path (no host sync per step), exercised on the CPU: the flag is read back at the
+    # logging interval, the bad step's gradients were zeroed, no checkpoint follows it.
+    from deepres.train import loop
+
+    real = loop.Setup.__init__
+
+    def deferred(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        self.deferred_finite = True
+
+    monkeypatch.setattr(loop.Setup, "__init__", deferred)
+    run = tmp_path / "run"
+    cfg = with_overrides(_cfg(tiny_data, run, epochs=3, lr=1e12), run={"log_every": 3})
+    with pytest.raises(NonFiniteLossError, match=r"found at step \d+ by step \d+") as err:
+        fit(cfg)
+    failed_at = int(str(err.value).split()[1].rstrip(":"))
+    ck = load_checkpoint(run / "checkpoint.pt")
+    assert ck["step"] < failed_at
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
 def test_full_disk_keeps_earlier_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
     ckpt_mod.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)

@@ -17,8 +17,16 @@ IMAGENET_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
                                 [-0.5836, -0.6948, 0.4203]])
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU draw moved to where the batch is. To a GPU the copy is from page-locked memory and
+    does not block the host (a plain copy from pageable memory waits for the device)."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def _rand(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, generator=generator).to(device)
+    return to_device(torch.rand(n, generator=generator), device)
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -31,8 +39,8 @@ def pad_crop(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch
     """Zero-pad ``pad`` pixels on each side and take a random crop of the original size (§4.2)."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    dy = to_device(torch.randint(0, 2 * pad + 1, (n,), generator=generator), x.device)
+    dx = to_device(torch.randint(0, 2 * pad + 1, (n,), generator=generator), x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
@@ -68,7 +76,7 @@ def pca_lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1,
     """
     alpha = torch.randn(x.shape[0], 3, generator=generator) * std
     rgb = (alpha * eigval) @ eigvec.T  # N x 3: p_i weighted by alpha_i lambda_i
-    return x + rgb.to(x.device, x.dtype)[:, :, None, None]
+    return x + to_device(rgb.to(x.dtype), x.device)[:, :, None, None]
 
 
 def resize_shorter(img: torch.Tensor, size: int) -> torch.Tensor:

@@ -41,6 +41,12 @@ def train_runs(runs: list[Run], log=print) -> None:
             continue
         resume = (run_dir / "config.json").exists()
         log(f"[{i}/{len(runs)}] {run.key}: {'resuming' if resume else 'training'}")
+        if run.config.run.compile:
+            # Each fit compiles its own network: without a reset, the compiler's cache of the
+            # earlier fits' graphs reaches its recompile limit (8) and later ones run eagerly.
+            import torch._dynamo
+
+            torch._dynamo.reset()
         fit(run.config, resume=resume)
 
 

@@ -64,6 +64,9 @@ class TrainState:
         return (self.seconds_before or 0.0) + time.time() - self.started
 
 
+STOP_CHECK_EVERY = 10  # steps between the processes' agreement on a stop signal (torchrun)
+
+
 @dataclass
 class Setup:
     cfg: TrainConfig
@@ -76,6 +79,11 @@ class Setup:
     ctx: dist.Context
     stop: StopOnSignal | None = None
     ema: nn.Module | None = None  # the moving average of the weights (--ema)
+    # On a GPU the finite check stays on the device (reading it back would stall every step):
+    # a non-finite step's gradients are zeroed there, and the flag (the first bad step, or -1)
+    # is read at logging and checkpoint intervals. On the CPU the check is immediate.
+    deferred_finite: bool = False
+    first_nonfinite: torch.Tensor | None = None
 
     @property
     def train(self) -> ArrayLoader | FolderLoader:
@@ -95,11 +103,15 @@ class Setup:
     def prep_eval(self, x: torch.Tensor) -> torch.Tensor:
         return self.data.prep_eval(x)
 
-    def stop_requested(self) -> bool:
-        """A SIGTERM/SIGINT arrived; with several processes, one that all of them agree on."""
+    def stop_requested(self, step: int | None = None) -> bool:
+        """A SIGTERM/SIGINT arrived; with several processes, one that all of them agree on,
+        asked every ``STOP_CHECK_EVERY`` steps (the agreement is a collective read back to the
+        host; ``step`` None asks now)."""
         signum = self.stop.signum if self.stop is not None else None
         if not self.ctx.active:
             return signum is not None
+        if step is not None and step % STOP_CHECK_EVERY:
+            return False
         flag = torch.tensor([float(signum or 0)], device=self.device)
         got = self.ctx.sum(flag).item()  # the same answer on every process
         if got and self.stop is not None and self.stop.signum is None:
@@ -257,7 +269,8 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     model = ctx.wrap(module)
     if cfg.run.compile:
         model = torch.compile(model)
-    s = Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir), ctx)
+    s = Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir), ctx,
+              deferred_finite=device.type == "cuda")
     if cfg.run.ema is not None:
         s.ema = copy.deepcopy(module).eval()
         for param in s.ema.parameters():
@@ -339,6 +352,7 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
                 log.message(f"step {state.step}: training error below "
                             f"{o.warmup_until_error:.0%}; warm-up over, lr {o.lr}")
         if state.step % cfg.run.log_every == 0 or state.step == o.iterations:
+            _raise_if_nonfinite(s, state.step)
             totals = s.ctx.sum(torch.stack([loss_sum, wrong_sum,
                                             torch.tensor(float(seen), device=s.device)]))
             loss_v, wrong_v, n = totals.tolist()
@@ -353,21 +367,52 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
             loss_sum.zero_(), wrong_sum.zero_()
             seen, t_last = 0, now
         if state.step % cfg.run.checkpoint_every == 0:
+            _raise_if_nonfinite(s, state.step)  # never checkpoint past a non-finite step
             _save(s, state)
-        if s.stop_requested():
+        if s.stop_requested(state.step):
+            _raise_if_nonfinite(s, state.step)
             return
 
 
+def _nonfinite_error(step: int, detail: str) -> NonFiniteLossError:
+    return NonFiniteLossError(
+        f"step {step}: the loss or a gradient is not finite ({detail}); stopped before the "
+        "update. The last checkpoint in the run directory holds the last good state; lower --lr "
+        "or check the data, then --resume (the learning rate may change on resume).")
+
+
 def _check_finite(s: Setup, loss: torch.Tensor, step: int) -> None:
+    """Raise before a non-finite update (CPU), or zero the step's gradients on the device and
+    remember the step (GPU, :attr:`Setup.deferred_finite`)."""
     grads = [p.grad for p in s.module.parameters() if p.grad is not None]
-    finite = torch.isfinite(loss.detach()) & torch.stack(
-        [torch.isfinite(g).all() for g in grads]).all()
-    if not bool(finite):
-        raise NonFiniteLossError(
-            f"step {step + 1}: the loss or a gradient is not finite (loss {loss.item():.4g}); "
-            "stopped before the update. The last checkpoint in the run directory holds the last "
-            "good state; lower --lr or check the data, then --resume."
-        )
+    finite = torch.isfinite(loss.detach()) & torch.isfinite(
+        torch.stack(torch._foreach_norm(grads)).sum())
+    if not s.deferred_finite:
+        if not bool(finite):
+            raise _nonfinite_error(step + 1, f"loss {loss.item():.4g}")
+        return
+    keep = finite.to(grads[0].dtype)
+    for g in grads:  # the update then moves by weight decay and momentum only
+        g.nan_to_num_(0.0, 0.0, 0.0).mul_(keep)
+    if s.first_nonfinite is None:
+        s.first_nonfinite = torch.full((), -1, dtype=torch.long, device=finite.device)
+    s.first_nonfinite = torch.where((s.first_nonfinite < 0) & ~finite,
+                                    torch.full_like(s.first_nonfinite, step + 1),
+                                    s.first_nonfinite)
+
+
+def _raise_if_nonfinite(s: Setup, step: int) -> None:
+    """Read the deferred finite flag back (one sync per logging or checkpoint interval)."""
+    if s.first_nonfinite is None:
+        return
+    local = s.first_nonfinite
+    anywhere = s.ctx.sum((local > 0).to(torch.float32)) if s.ctx.active else (local > 0)
+    if bool(anywhere):
+        first = int(local.item())
+        where = f"step {first}" if first > 0 else "another process"
+        raise _nonfinite_error(first if first > 0 else step,
+                               f"found at {where} by step {step}; its gradients were zeroed "
+                               "and no checkpoint was written after it")
 
 
 def _save(s: Setup, state: TrainState) -> None:
