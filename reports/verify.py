@@ -86,7 +86,9 @@ def check_depth(text: str) -> list[str]:
 
 
 def _layer_stds(run: Path, images) -> dict[str, list[float]]:
-    """Both methods, computed here with plain hooks on the BN after each 3x3 convolution."""
+    """Both methods, computed here with plain hooks on the BN after each 3x3 convolution, in
+    two passes (the means first, then the squared deviations from them: another algorithm
+    than the report's one-pass sums)."""
     import torch
     from torch import nn
 
@@ -94,26 +96,43 @@ def _layer_stds(run: Path, images) -> dict[str, list[float]]:
 
     p = load_predictor(str(run / "weights.safetensors"))
     model = p.model.eval()
-    outs: dict[str, list[torch.Tensor]] = {}
-    hooks = []
+    layers = []
     for name, m in model.named_modules():
         parent, _, leaf = name.rpartition(".")
         conv = getattr(model.get_submodule(parent) if parent else model, "conv" + leaf[2:], None)
         if isinstance(m, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d) \
                 and conv.kernel_size == (3, 3):
-            outs[name] = []
-            hooks.append(m.register_forward_hook(
-                lambda _m, _i, o, name=name: outs[name].append(o.detach().double().clone())))
-    with torch.no_grad():
-        for i in range(0, len(images), 500):
-            model(p.normalize(images[i:i + 500]))
-    for h in hooks:
-        h.remove()
+            layers.append(m)
+    acc: dict[int, dict[str, torch.Tensor]] = {i: {} for i in range(len(layers))}
+
+    def run_pass(kind: str) -> None:
+        def hook(i):
+            def f(_m, _inp, out):
+                o = out.detach().double()
+                a = acc[i]
+                if kind == "mean":
+                    a["n"] = a.get("n", 0) + o.numel() / o.shape[1]
+                    a["sum"] = a.get("sum", 0) + o.sum((0, 2, 3))
+                else:
+                    mc = (a["sum"] / a["n"])[None, :, None, None]
+                    mall = a["sum"].sum() / (a["n"] * o.shape[1])
+                    a["dev_c"] = a.get("dev_c", 0) + ((o - mc) ** 2).sum((0, 2, 3))
+                    a["dev_all"] = a.get("dev_all", 0) + ((o - mall) ** 2).sum()
+            return f
+        hooks = [m.register_forward_hook(hook(i)) for i, m in enumerate(layers)]
+        with torch.no_grad():
+            for i in range(0, len(images), 500):
+                model(p.normalize(images[i:i + 500]))
+        for h in hooks:
+            h.remove()
+
+    run_pass("mean")
+    run_pass("dev")
     pooled, per_channel = [], []
-    for chunks in outs.values():
-        o = torch.cat(chunks)
-        pooled.append(o.std(unbiased=False).item())
-        per_channel.append(o.transpose(0, 1).flatten(1).std(1, unbiased=False).mean().item())
+    for a in acc.values():
+        c = a["sum"].numel()
+        pooled.append((a["dev_all"] / (a["n"] * c)).sqrt().item())
+        per_channel.append((a["dev_c"] / a["n"]).sqrt().mean().item())
     return {"pooled": pooled, "per-channel": per_channel}
 
 

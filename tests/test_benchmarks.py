@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,3 +35,18 @@ def test_gpu_benchmark_runs_tiny_on_the_cpu(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "gpu.json").read_text())["results"]
     assert len(results) == 3 and all("error" not in r for r in results.values())
+
+
+@pytest.mark.slow  # about 3 minutes on 2 quiet cores (9 processes, each importing torch)
+def test_device_check_dry_run_runs_every_step_on_the_cpu(tmp_path):
+    out = tmp_path / "check.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "device_check.py"),
+                           "--dry-run", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    report = json.loads(out.read_text())
+    assert done.returncode == 0, json.dumps(report["steps"], indent=1)[-4000:]
+    steps = {r["step"]: r for r in report["steps"]}
+    assert len(steps) == 9 and not report["failed"]
+    assert steps["versions"]["figures"]["torch"] and steps["gpu.py"]["figures"]
+    assert steps["eval"]["figures"]["images"] == 1000
+    assert steps["int8 eval on the CPU"]["figures"]["images"] == 1000
