@@ -289,19 +289,29 @@ def _resume_config(args: argparse.Namespace):
     if "precision" in given:
         given["precision"] = resolve_precision(given["precision"],
                                                given.get("device", cfg.run.device))
+    from .train.loop import DIVERGED, SAFE_AFTER_DIVERGENCE
+
+    # After a stop on non-finite values, the optimisation settings may change too.
+    diverged = (Path(args.resume) / DIVERGED).exists()
+    safe = SAFE_ON_RESUME | (set(SAFE_AFTER_DIVERGENCE) if diverged else set())
     changed = []
     for flag, value in given.items():
         section, name = TRAIN_FLAGS[flag]
         saved = getattr(getattr(cfg, section) if section else cfg, name)
-        if flag not in SAFE_ON_RESUME and value != saved and not (
+        if flag not in safe and value != saved and not (
                 flag == "data" and Path(str(value)).resolve() == Path(str(saved)).resolve()):
             changed.append(f"--{flag.replace('_', '-')} {value} (the run has {saved})")
     if changed:
+        after = ("" if diverged else " (the learning rate and other optimisation settings "
+                 "may change only after a stop on non-finite values)")
         raise RunError(f"{args.resume}: these flags differ from the run's config.json and "
-                       f"cannot change when resuming: {'; '.join(changed)}. Drop them to "
-                       "resume the run as it was, or start a new run with --run-dir")
+                       f"cannot change when resuming: {'; '.join(changed)}{after}. Drop them "
+                       "to resume the run as it was, or start a new run with --run-dir")
     run = {k: given.get(k) for k in ("device", "log_every", "checkpoint_every", "precise_bn")}
     cfg = with_overrides(cfg, run={"run_dir": args.resume, **run})
+    if diverged:
+        cfg = with_overrides(cfg, optim={k: given[k] for k in SAFE_AFTER_DIVERGENCE
+                                         if k in given})
     length = {k: given[k] for k in ("iterations", "epochs") if k in given}
     if "epochs" in length:
         cfg = with_overrides(cfg, optim={"epochs": length["epochs"]})

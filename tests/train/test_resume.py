@@ -105,3 +105,27 @@ def test_sigterm_and_sigint_checkpoint_the_current_step_and_resume_bit_identical
     a = load_file(str(ref / "weights.safetensors"))
     b = load_file(str(run / "weights.safetensors"))
     assert not [k for k in a if not (a[k] == b[k]).all()]
+
+
+def test_resume_after_a_divergence_accepts_a_lower_lr(tiny_data, tmp_path, capsys):
+    # The message names the exact command; that command works, and the change is recorded.
+    import json
+
+    from deepres.cli import main
+
+    run = tmp_path / "run"
+    base = ["train", "--model", "resnet8", "--data", str(tiny_data), "--batch-size", "16",
+            "--epochs", "3", "--log-every", "2", "--checkpoint-every", "4", "--precision",
+            "fp32"]
+    assert main([*base, "--lr", "1e12", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    command = err[err.index("deepres train --resume"):].split("\n")[0].strip()
+    assert command == f"deepres train --resume {run} --lr 1e+11"
+    assert main(["train", "--resume", str(run), "--lr", "0.01"]) == 0
+    assert json.loads((run / "config.json").read_text())["optim"]["lr"] == 0.01
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("changed_on_resume") == {"lr": [1e12, 0.01]} for r in rows)
+    assert not (run / "diverged.json").exists()
+    # A run that did not diverge keeps its learning rate.
+    assert main(["train", "--resume", str(run), "--lr", "0.02", "--epochs", "4"]) == 2
+    assert "only after a stop on non-finite values" in capsys.readouterr().err

@@ -84,6 +84,7 @@ class Setup:
     # is read at logging and checkpoint intervals. On the CPU the check is immediate.
     deferred_finite: bool = False
     first_nonfinite: torch.Tensor | None = None
+    resume_changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
 
     @property
     def train(self) -> ArrayLoader | FolderLoader:
@@ -156,7 +157,10 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
                 lock.release()
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        return _train(s, cfg, state, ctx, requested_precision)
+        try:
+            return _train(s, cfg, state, ctx, requested_precision)
+        except NonFiniteLossError as exc:
+            raise _diverged(s, exc) from None
     finally:
         lock.release()
 
@@ -196,11 +200,20 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
                 print(f"resuming {run_dir} at step {state.step} with a new length: "
                       f"{before} -> {cfg.optim.iterations} iterations; the learning-rate "
                       "schedule is recomputed over the new length", file=sys.stderr)
+        if resume and path.exists():
+            s.resume_changes = _optim_changes(json.loads(path.read_text()), cfg)
         if not path.exists() or path.read_text() != text:  # new, or resumed with a new length
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(text)
             os.replace(tmp, path)
     return s, cfg, state
+
+
+def _optim_changes(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
+    """The optimisation settings a resume changed (after a divergence), as {name: [old, new]}."""
+    now = cfg.to_dict()["optim"]
+    return {k: [saved.get("optim", {}).get(k), now[k]] for k in SAFE_AFTER_DIVERGENCE
+            if k in saved.get("optim", {}) and saved["optim"][k] != now[k]}
 
 
 def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
@@ -218,6 +231,13 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
                    if requested_precision in (None, "auto") else cfg.run.precision)
                 + (f"; data {s.data.layout}" if s.data.layout else "")
                 + f"; {s.data.validation}")
+    if s.resume_changes:  # after a divergence: said, and kept in the metrics
+        log.message(f"resumed at step {state.step} with changed settings: " + ", ".join(
+            f"{k} {a} -> {b}" for k, (a, b) in s.resume_changes.items()))
+        log.record({"step": state.step, "epoch": state.epoch,
+                    "changed_on_resume": s.resume_changes})
+    if ctx.is_main:
+        (s.run_dir / DIVERGED).unlink(missing_ok=True)
     state.started = time.time()
     row: dict[str, Any] = {}
     with StopOnSignal() as stop:
@@ -374,11 +394,27 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
             return
 
 
+DIVERGED = "diverged.json"  # in a run directory: training stopped on non-finite values
+# What a resume may change after such a stop (README: recovering from a divergence).
+SAFE_AFTER_DIVERGENCE = ("lr", "warmup_lr", "momentum", "weight_decay", "norm_weight_decay",
+                         "nesterov", "label_smoothing", "gamma", "backbone_lr_factor")
+
+
 def _nonfinite_error(step: int, detail: str) -> NonFiniteLossError:
     return NonFiniteLossError(
         f"step {step}: the loss or a gradient is not finite ({detail}); stopped before the "
-        "update. The last checkpoint in the run directory holds the last good state; lower --lr "
-        "or check the data, then --resume (the learning rate may change on resume).")
+        "update. The last checkpoint in the run directory holds the last good state.")
+
+
+def _diverged(s: Setup, exc: NonFiniteLossError) -> NonFiniteLossError:
+    """Mark the run directory (a resume may then lower the learning rate) and say the exact
+    command that continues the run."""
+    lr = s.cfg.optim.lr
+    if s.ctx.is_main:
+        (s.run_dir / DIVERGED).write_text(json.dumps({"message": str(exc), "lr": lr}) + "\n")
+    return NonFiniteLossError(
+        f"{exc} Lower the learning rate (or check the data) and continue from there: "
+        f"deepres train --resume {s.run_dir} --lr {lr / 10:g}")
 
 
 def _check_finite(s: Setup, loss: torch.Tensor, step: int) -> None:
