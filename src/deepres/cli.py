@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .runtime.terminal import safe, safe_lines
+
 # ---------------------------------------------------------------------------------------------
 # Every option is checked where it is parsed, here: a bad value is one line naming the option
 # and the accepted range, exit status 2, before anything is read or written.
@@ -156,12 +158,13 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 1 if n_bad else 0
-    print(f"{args.path}: {len(first.classes)} classes: {', '.join(first.classes)}")
+    print(f"{safe(args.path)}: {len(first.classes)} classes: "
+          f"{', '.join(safe(c) for c in first.classes)}")
     for name, r in report["splits"].items():
         print(f"{name}: {r['images']} images"
               + (f", {r['ignored']} non-image files ignored" if r["ignored"] else ""))
         for cls, n in r["counts"].items():
-            print(f"  {cls:<24} {n}")
+            print(f"  {safe(cls):<24} {n}")
         shown = list(r["sizes"].items())
         print("  sizes: " + ", ".join(f"{k} ({v})" for k, v in shown[:8])
               + (f", and {len(shown) - 8} more sizes" if len(shown) > 8 else ""))
@@ -169,7 +172,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
               if r["layout"].startswith("held") else f"  training would stream it: "
               f"{r['layout'].split(': ', 1)[-1]}")
         for b in r["bad"]:
-            print(f"  BAD {b['file']}: {b['reason']}")
+            print(f"  BAD {safe(b['file'])}: {safe(b['reason'])}")
     print(f"{n_bad} bad file(s)" if n_bad else "all files decode")
     return 1 if n_bad else 0
 
@@ -387,8 +390,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
-              f"{result['data']}/{result['split']}: top-1 error {100 * result['top1_error']:.2f}%"
-              f", top-5 error {100 * result['top5_error']:.2f}%")
+              f"{safe(result['data'])}/{result['split']}: "
+              f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%")
     return 0
 
 
@@ -406,13 +409,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.json:
             results.append(r)
         elif "error" in r:
-            print(f"{r['file']}: ERROR {r['error']}")
-        else:
-            preds = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%"
+            print(f"{safe(r['file'])}: ERROR {safe(r['error'])}")
+        else:  # class and file names come from files: escaped (runtime/terminal.py)
+            preds = ", ".join(f"{safe(p['class'])} {100 * p['probability']:.1f}%"
                               for p in r["predictions"])
-            print(f"{r['file']}: {preds}")
+            print(f"{safe(r['file'])}: {preds}")
     if not seen:
-        print(f"deepres: error: no image files in {', '.join(args.inputs)} (accepted: "
+        print(f"deepres: error: no image files in {safe(', '.join(args.inputs))} (accepted: "
               f"{', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
         return 2
     if args.json:
@@ -725,18 +728,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RunStopped as exc:
-        print(f"deepres: {exc}", file=sys.stderr)
+        print(f"deepres: {safe_lines(exc)}", file=sys.stderr)
         return exc.exit_code
     except (DatasetError, WeightsError, BadImageError, CheckpointError, NonFiniteLossError,
             RunError, ValueError) as exc:
-        print(f"deepres: error: {exc}", file=sys.stderr)
+        # Error text can quote names from files: printed escaped (runtime/terminal.py).
+        print(f"deepres: error: {safe_lines(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `deepres models | head`: the reader left; say nothing more
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except OSError as exc:  # a path the user named: missing, not writable, a folder, ...
-        print(f"deepres: error: {exc}", file=sys.stderr)
+        print(f"deepres: error: {safe_lines(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

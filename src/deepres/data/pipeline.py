@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..runtime.terminal import safe
 from . import transforms as T
 from .config import DataConfig
 from .folder import DatasetError, FolderIndex, holdout_split
@@ -116,7 +117,8 @@ def _subset(index: FolderIndex, idx: np.ndarray) -> FolderIndex:
 
 def _check_bad(splits: Splits, skip_bad: bool) -> int:
     if splits.bad and not skip_bad:
-        listing = "\n".join(f"  {b.path}: {b.reason}" for b in splits.bad[:50])
+        # One line a file: its name escaped, so a newline in it cannot forge another line.
+        listing = "\n".join(f"  {safe(b.path)}: {safe(b.reason)}" for b in splits.bad[:50])
         more = f"\n  ... and {len(splits.bad) - 50} more" if len(splits.bad) > 50 else ""
         raise DatasetError(f"{len(splits.bad)} bad file(s) in {splits.name}; fix or remove them, "
                            f"or pass --skip-bad to train without them:\n{listing}{more}")
