@@ -391,7 +391,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
               f"{safe(result['data'])}/{result['split']}: "
-              f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%")
+              f"top-1 error {100 * result['top1_error']:.2f}%, "
+              f"top-5 error {100 * result['top5_error']:.2f}%")
     return 0
 
 
