@@ -466,21 +466,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     model = optimize_for_cpu(p.model, channels_last=False) if args.format == "cpu" else p.model
     wrapped = InferenceModel(model, p.mean.cpu(),
                              p.std.cpu() if p.std is not None else None).eval()
-    # Written beside the target and renamed into place: never a half-written output file.
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    from .runtime.files import OutOfSpaceError, atomic_write
+
+    def write(tmp: Path) -> None:
         if args.format == "int8":
             _export_int8(args, p, tmp)
         elif args.format == "onnx":
             export_onnx(wrapped, tmp, p.input_size)
         else:
             export_torchscript(wrapped, tmp, p.input_size)
-        os.replace(tmp, out)
+
+    # Written beside the target and renamed into place: never a half-written output file.
+    try:
+        atomic_write(out, write)
+    except OutOfSpaceError:
+        raise
     except (OSError, RuntimeError) as exc:
         raise ValueError(f"{out}: could not write the export ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     if args.format == "int8":
         print(f"wrote {args.out} (int8, x86 CPUs): give it to `deepres eval` or `deepres "
               "predict` as --weights")

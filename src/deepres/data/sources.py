@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.files import atomic_write_text, is_out_of_space, out_of_space
 from .cifar import ArrayDataset, prepare_cifar, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
 from .images import BadImageError, decode_image, image_size
@@ -63,8 +64,11 @@ def _cached_dir(dest: Path, fill: Callable[[Path], None]) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=dest.parent))
     try:
         fill(tmp)
-    except BaseException:  # a refused archive or an interrupted decode leaves nothing behind
+    except BaseException as exc:  # a refused archive or an interrupted decode: nothing stays
+        written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, Exception) and is_out_of_space(exc, dest.parent):
+            raise out_of_space(dest, written, exc) from exc
         raise
     (tmp / COMPLETE).touch()
     if dest.exists():  # a half-finished or unreadable earlier entry
@@ -175,9 +179,7 @@ def scan_sizes(index: FolderIndex, fingerprint: str | None = None
     sizes: Counter[tuple[int, int]] = Counter(
         image_size(p) or (0, 0) for p, _ in progress(index.samples, f"scanning {index.root}"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps([[list(k), v] for k, v in sizes.items()]))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps([[list(k), v] for k, v in sizes.items()]))
     return sizes
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..runtime.files import atomic_write
+
 CLASSIFIER_PREFIXES = ("fc.",)
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 _NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "ema", "module")
@@ -241,11 +243,7 @@ def save_weights(
         metadata["class_names"] = json.dumps(list(class_names))
     for k, v in (extra or {}).items():
         metadata[k] = v if isinstance(v, str) else json.dumps(v)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
 def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, str]]:

@@ -17,6 +17,7 @@ from ..analysis.stats import Comparison, compare, describe
 from ..experiments import paper
 from ..experiments.specs import Run
 from ..models import create_model, resolve
+from ..runtime.files import atomic_write_text
 
 
 def _load(run: Run) -> dict[str, Any] | None:
@@ -386,5 +387,5 @@ def write_report(experiment: str, scale: str, runs: list[Run], out: Path, comman
 
         report_layer_responses(runs, out, lines)
     path = out / f"{experiment}.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path

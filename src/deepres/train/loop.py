@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import shutil
 import signal
 import sys
@@ -33,6 +32,7 @@ from ..evaluate.metrics import evaluate
 from ..models import create_model, save_weights
 from ..models.weights import init_from
 from ..runtime import distributed as dist
+from ..runtime.files import atomic_write_text, is_out_of_space, out_of_space, stray_temporaries
 from ..runtime.machine import describe_machine
 from ..runtime.precision import autocast, configure_cuda
 from ..runtime.precision import why as precision_why
@@ -188,6 +188,13 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
             raise RunError(f"{run_dir}: the run is at step {state.step}, past the "
                            f"{cfg.optim.iterations} iterations asked for; nothing was changed")
     if ctx.is_main:
+        if resume:  # temporaries a killed writer left (the run lock excludes live ones)
+            stray = stray_temporaries(run_dir)
+            for p in stray:
+                p.unlink(missing_ok=True)
+            if stray:
+                print(f"removed {len(stray)} temporary file(s) a stopped run left in {run_dir}",
+                      file=sys.stderr)
         _truncate_metrics(run_dir / "metrics.jsonl", state.step if resume else -1)
     if not resume:
         _save(s, state)  # the starting point: there is always a good checkpoint to go back to
@@ -203,9 +210,7 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
         if resume and path.exists():
             s.resume_changes = _optim_changes(json.loads(path.read_text()), cfg)
         if not path.exists() or path.read_text() != text:  # new, or resumed with a new length
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
+            atomic_write_text(path, text)
     return s, cfg, state
 
 
@@ -411,7 +416,7 @@ def _diverged(s: Setup, exc: NonFiniteLossError) -> NonFiniteLossError:
     command that continues the run."""
     lr = s.cfg.optim.lr
     if s.ctx.is_main:
-        (s.run_dir / DIVERGED).write_text(json.dumps({"message": str(exc), "lr": lr}) + "\n")
+        atomic_write_text(s.run_dir / DIVERGED, json.dumps({"message": str(exc), "lr": lr}) + "\n")
     return NonFiniteLossError(
         f"{exc} Lower the learning rate (or check the data) and continue from there: "
         f"deepres train --resume {s.run_dir} --lr {lr / 10:g}")
@@ -557,7 +562,7 @@ def _finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         _write_weights(s, s.module, s.run_dir / "weights.safetensors")
         if s.ema is not None:
             _write_weights(s, s.ema, s.run_dir / "ema.safetensors", {"ema_decay": s.cfg.run.ema})
-        (s.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(s.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         if log.tb is not None:
             log.tb.close()
     if not math.isnan(summary.get("test_error", math.nan)):
@@ -614,9 +619,7 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
         return
     keep = [line for line in path.read_text().splitlines()
             if line.strip() and json.loads(line)["step"] <= last_step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    tmp.replace(path)
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
 class Logger:
@@ -637,8 +640,13 @@ class Logger:
     def record(self, row: dict[str, Any]) -> None:
         if not self.active:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as exc:  # lines already written stay; a full disk is said plainly
+            if is_out_of_space(exc, self.path.parent):
+                raise out_of_space(self.path, len(json.dumps(row)) + 1, exc) from exc
+            raise
         if self.tb is not None:
             for k, v in row.items():
                 if isinstance(v, float | int) and k not in ("step", "epoch"):

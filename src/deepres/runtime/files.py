@@ -1,0 +1,114 @@
+"""Writing files that must never be left half-written: one helper for every writer.
+
+``atomic_write`` writes to a temporary file beside the target, fsyncs it, gives it the mode a
+new file gets (0666 less the umask, like every other file of a run directory), renames it over
+the target and fsyncs the folder. A kill at any moment leaves the previous file; a failure
+removes the temporary file; a full disk becomes one :class:`OutOfSpaceError` naming the path
+and the space needed, whichever library was writing (``torch.save`` reports it as a
+``RuntimeError`` from its zip writer, not as an ``OSError``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+
+
+class OutOfSpaceError(OSError):
+    """The disk (or quota) filled up while writing; nothing that existed was changed."""
+
+
+def temporary_name(path: Path) -> Path:
+    """Where ``path`` is written before the rename: hidden, per process."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
+def stray_temporaries(folder: Path) -> list[Path]:
+    """Temporary files that a killed writer left in ``folder``."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir()
+            if p.name.startswith(".") and p.name.endswith(TMP_SUFFIX) and p.is_file()]
+
+
+def _file_mode() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def is_out_of_space(exc: BaseException, folder: Path) -> bool:
+    """ENOSPC/EDQUOT, or a library's own error for a failed write on a (nearly) full disk."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    if "No space left" in text or "ENOSPC" in text:
+        return True
+    if isinstance(exc, RuntimeError) and ("write" in text or "inline_container" in text):
+        try:
+            return shutil.disk_usage(folder).free < 64 * 1024 * 1024
+        except OSError:
+            return False
+    return False
+
+
+def out_of_space(path: Path, written: int, exc: BaseException | None = None) -> OutOfSpaceError:
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = 0
+    need = f"more than {_human(written)}" if written else "more"
+    return OutOfSpaceError(
+        errno.ENOSPC, f"{path}: not written, the disk is full ({_human(free)} free there; it "
+        f"needs {need}). Nothing that existed was changed; free space or write elsewhere, "
+        "then run again")
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` to write the file, then put it at ``path`` atomically."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        written = tmp.stat().st_size if tmp.exists() else 0
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, Exception) and is_out_of_space(exc, path.parent):
+            raise out_of_space(path, written, exc) from exc
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
