@@ -8,15 +8,16 @@ Public API::
     deepres.load_weights(model, "weights.safetensors")  # .safetensors / .pth, no code execution
 """
 
-from .analysis import count_macs, count_params
-from .models import (
-    WeightsError,
-    create_model,
-    list_models,
-    load_weights,
-    model_from_weights,
-    save_weights,
-)
+import importlib
+from typing import Any
+
+# The public API, imported on first use (PEP 562): `import deepres` and `deepres --help` do not
+# load torch, and a Ctrl-C while torch loads reaches the command's own handler.
+_API = {
+    "count_macs": ".analysis", "count_params": ".analysis", "WeightsError": ".models",
+    "create_model": ".models", "list_models": ".models", "load_weights": ".models",
+    "model_from_weights": ".models", "save_weights": ".models",
+}
 
 
 def _version() -> str:
@@ -29,7 +30,20 @@ def _version() -> str:
         return "0+unknown"
 
 
-__version__ = _version()
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _API:
+        value = getattr(importlib.import_module(_API[name], __name__), name)
+    else:
+        raise AttributeError(f"module 'deepres' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API, "__version__"])
+
 
 __all__ = [
     "WeightsError", "__version__", "count_macs", "count_params", "create_model", "list_models",

@@ -139,10 +139,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from .data import check_index, scan_dataset
-    from .data.sources import choose_layout, scan_sizes
+    from .data import check_index, load_data, scan_dataset
+    from .data.images import refused_images
+    from .data.sources import choose_layout, image_folder_of, scan_sizes
 
-    splits = scan_dataset(args.path)
+    folder = image_folder_of(str(args.path))  # whatever --data takes
+    if folder is None:  # CIFAR's own batches: nothing to decode file by file
+        d = load_data(str(args.path))
+        print(f"{safe(args.path)}: CIFAR batches, {len(d.classes)} classes; train "
+              f"{len(d.train)} images, test {len(d.test) if d.test is not None else 0} images")
+        return 0
+    splits = scan_dataset(folder)
     first = next(iter(splits.values()))
     report: dict = {"path": str(args.path), "classes": first.classes, "splits": {}}
     for name, index in splits.items():
@@ -150,6 +157,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         bad = check_index(index)
         report["splits"][name] = {
             "images": len(index), "counts": index.counts(), "ignored": len(index.ignored),
+            "refused": refused_images(index.ignored),
             "sizes": {f"{w}x{h}" if w else "unreadable": n for (w, h), n in sizes.most_common()},
             "layout": choose_layout(sizes)[1],
             "bad": [{"file": b.path, "reason": b.reason} for b in bad],
@@ -163,6 +171,8 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     for name, r in report["splits"].items():
         print(f"{name}: {r['images']} images"
               + (f", {r['ignored']} non-image files ignored" if r["ignored"] else ""))
+        for line in r["refused"]:  # image formats deepres does not read, named
+            print(f"  {safe(line)}")
         for cls, n in r["counts"].items():
             print(f"  {safe(cls):<24} {n}")
         shown = list(r["sizes"].items())

@@ -213,3 +213,56 @@ def test_misspelt_model_gets_a_suggestion(cli, tiny, tmp_path):
     code, _, err = cli("train", "--model", "resnet5O", "--data", tiny, "--run-dir",
                        tmp_path / "r")
     assert_clean_error(code, err, "resnet50")
+
+
+def test_ctrl_c_during_start_up_exits_130_with_one_line():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for delay in (0.3, 1.0):  # while torch loads, and later
+        proc = subprocess.Popen([sys.executable, "-m", "deepres", "models"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:  # finished before the signal: nothing to check
+            continue
+        assert proc.returncode == 130, err
+        assert err == "interrupted\n", err
+
+
+def test_a_url_for_weights_is_named_as_a_url(tmp_path, capsys):
+    from deepres.cli import main
+
+    url = "https://download.example.org/models/resnet18.pth"
+    assert main(["eval", "--weights", url, "--data", "sample"]) == 2
+    err = capsys.readouterr().err
+    assert f"{url}: a URL; deepres downloads weights only for torchvision:NAME" in err
+    assert main(["train", "--init", url, "--model", "resnet18", "--run-dir",
+                 str(tmp_path / "r")]) == 2
+    assert "a URL" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_refused_image_formats_are_named_and_data_check_takes_archives(tmp_path, capsys):
+    import tarfile
+
+    from PIL import Image
+
+    from deepres.cli import main
+
+    root = tmp_path / "imgs"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / cls / "0.png")
+        Image.new("RGB", (8, 8)).save(root / cls / "1.tif")
+    (root / "a" / "notes.txt").write_text("x")
+    assert main(["data", "check", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "2 .tif file(s) ignored" in out and "TIFF images are not accepted" in out
+    archive = tmp_path / "imgs.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="imgs")
+    assert main(["data", "check", str(archive)]) == 0
+    assert "2 classes: a, b" in capsys.readouterr().out

@@ -29,6 +29,22 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def refused_images(paths: list[str]) -> list[str]:
+    """One line per image extension that Pillow reads and deepres refuses (``.tif``, ``.gif``,
+    ...), with how many files, one of them, and why: such files are skipped by a folder scan,
+    and a user should not have to guess why their TIFFs were not used."""
+    known = Image.registered_extensions()  # ".tif" -> "TIFF", ...
+    found: dict[str, list[str]] = {}
+    for p in paths:
+        ext = os.path.splitext(p)[1].lower()
+        if ext in known and ext not in IMAGE_EXTENSIONS:
+            found.setdefault(ext, []).append(p)
+    accepted = ", ".join(sorted(ALLOWED_FORMATS))
+    return [f"{len(v)} {ext} file(s) ignored (e.g. {v[0]}): {known[ext]} images are not "
+            f"accepted (deepres reads {accepted}); convert them, e.g. to PNG"
+            for ext, v in sorted(found.items())]
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any mode to 8-bit RGB; 16-bit and 32-bit integer images are scaled, not clipped."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):

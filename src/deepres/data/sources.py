@@ -23,7 +23,7 @@ import numpy as np
 from ..runtime.files import atomic_write_text, is_out_of_space, out_of_space
 from .cifar import ArrayDataset, prepare_cifar, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
-from .images import BadImageError, decode_image, image_size
+from .images import BadImageError, decode_image, image_size, refused_images
 from .progress import progress
 
 SAMPLE_ARCHIVE = "cifar10-sample.tar.xz"
@@ -210,6 +210,9 @@ def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits
     name = name or Path(root).name
     key = _fingerprint(train)  # one stat of every file, for both caches
     shape, note = choose_layout(scan_sizes(train, key))
+    refused = refused_images([p for idx in indexes.values() for p in idx.ignored])
+    if refused:  # said where the run says how it holds the data
+        note += "; " + "; ".join(refused)
     if shape is None:
         return Splits(name, train.classes, train, test, layout=note, val=val)
     train_arr, bad = load_cached_arrays(train, shape, key)
@@ -229,6 +232,24 @@ def _is_cifar_folder(path: Path) -> bool:
 def _cifar_splits(path: Path, name: str) -> Splits:
     train, test = read_cifar(path, "train"), read_cifar(path, "test")
     return Splits(name, train.classes, train, test, layout="held in memory: CIFAR batches")
+
+
+def image_folder_of(spec: str) -> Path | None:
+    """The image folder that ``--data spec`` reads (``sample``, a folder, or a tar archive of one,
+    extracted once into the cache), or None where the data is CIFAR's own batches. Lets
+    ``deepres data check`` take whatever ``--data`` takes."""
+    if spec == "sample":
+        return sample_root()
+    if spec in ("cifar10", "cifar100"):
+        return None
+    path = Path(spec)
+    if path.is_file():
+        if not spec.endswith(ARCHIVE_SUFFIXES):
+            raise DatasetError(f"{spec}: is a file, not a dataset; give a folder, a tar archive "
+                               f"({', '.join(ARCHIVE_SUFFIXES)}), 'sample', 'cifar10' or "
+                               "'cifar100'")
+        path = extract_folder_archive(path)
+    return None if path.is_dir() and _is_cifar_folder(path) else path
 
 
 def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:

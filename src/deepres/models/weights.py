@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -115,9 +116,22 @@ def _check_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
                                "Use an earlier checkpoint or retrain")
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def refuse_url(source: str | os.PathLike[str]) -> None:
+    """A URL where a weights file is expected: refused by name (``Path`` would collapse its
+    ``//`` into a misleading "no such file")."""
+    if isinstance(source, str) and _URL.match(source):
+        raise WeightsError(f"{source}: a URL; deepres downloads weights only for "
+                           "torchvision:NAME (checked by torchvision's hash). Download the file, "
+                           "check it, and give its path")
+
+
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a weights file into ``(state_dict, metadata)`` without running code from it; every
     floating-point tensor must be finite."""
+    refuse_url(path)
     state, metadata = _read_weights(Path(path))
     _check_finite(state, Path(path))
     return state, metadata
@@ -354,6 +368,7 @@ def init_from(model: nn.Module, source: str) -> tuple[str, dict[str, Any]]:
     kept when its shape fits, else left new. Returns a line saying what was done and the
     input specification the source asks for (mean/std, sizes) when it has one."""
     spec: dict[str, Any] = {}
+    refuse_url(source)
     if source.startswith("torchvision:"):
         state, spec = _torchvision_weights(source)
         path = Path(source)
