@@ -6,7 +6,8 @@ import torch
 from deepres import create_model, list_models
 from deepres.models import resolve
 
-HEAVY = {"resnet152", "plain152", "resnet1202", "plain1202", "resnet101", "plain101"}
+HEAVY = {"resnet152", "plain152", "resnet1202", "plain1202", "resnet101", "plain101",
+         "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "wide_resnet50_2"}
 
 
 def _params(names, heavy):

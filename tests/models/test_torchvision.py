@@ -6,11 +6,13 @@ import torchvision
 
 from deepres import create_model
 
-NAMES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+NAMES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+         "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"]
 
 
 def _params(names):
-    heavy = {"resnet101", "resnet152"}
+    heavy = {"resnet101", "resnet152", "resnext101_32x8d", "resnext101_64x4d",
+             "wide_resnet101_2"}
     return [pytest.param(n, marks=pytest.mark.slow) if n in heavy else n for n in names]
 
 
@@ -46,3 +48,17 @@ def test_state_dict_keys_match_exactly():
             theirs = getattr(torchvision.models, name)().state_dict()
         assert list(ours) == list(theirs)
         assert all(ours[k].shape == theirs[k].shape for k in ours)
+
+
+# torchvision's documented parameter counts of its ResNeXt and wide ResNet weights.
+TORCHVISION_PARAMS_M = {"resnext50_32x4d": 25.03, "resnext101_32x8d": 88.79,
+                        "resnext101_64x4d": 83.46, "wide_resnet50_2": 68.88,
+                        "wide_resnet101_2": 126.89}
+
+
+@pytest.mark.parametrize("name,millions", TORCHVISION_PARAMS_M.items())
+def test_resnext_and_wide_parameter_counts(name, millions):
+    from deepres.analysis import count_params
+
+    with torch.device("meta"):
+        assert round(count_params(create_model(name)) / 1e6, 2) == millions

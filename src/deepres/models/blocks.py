@@ -101,9 +101,12 @@ class BasicBlock(ResidualBlockBase):
     expansion = 1
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B",
-                 stride_in_1x1: bool = False) -> None:
+                 stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64) -> None:
         super().__init__()
         del stride_in_1x1  # only meaningful for bottlenecks
+        if groups != 1 or base_width != 64:
+            raise ValueError("grouped or widened 3x3 convolutions (ResNeXt, wide ResNets) are "
+                             "built on bottleneck blocks, not basic blocks")
         out_planes = planes * self.expansion
         self.conv1 = conv3x3(in_planes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -131,20 +134,26 @@ class Bottleneck(ResidualBlockBase):
     ``stride_in_1x1=True`` puts a downsampling block's stride in the first 1x1 convolution,
     as the paper's released models do (Table 1's FLOPs); the default puts it in the 3x3
     ("ResNet v1.5", torchvision's choice).
+
+    ``groups`` and ``base_width`` widen and split the 3x3 as the paper's successors do, with
+    torchvision's arithmetic: the inner width is ``planes * base_width / 64 * groups``.
+    ResNeXt (Xie et al. 2017) uses 32 groups of 4 or 8 channels; wide ResNets (Zagoruyko and
+    Komodakis 2016, torchvision's ``wide_resnet50_2``) double the inner width (base 128).
     """
 
     expansion = 4
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B",
-                 stride_in_1x1: bool = False) -> None:
+                 stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64) -> None:
         super().__init__()
         out_planes = planes * self.expansion
+        width = int(planes * (base_width / 64.0)) * groups
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.conv1 = conv1x1(in_planes, planes, s1)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes, s3)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = conv1x1(planes, out_planes)
+        self.conv1 = conv1x1(in_planes, width, s1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=s3, padding=1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_planes)
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = (

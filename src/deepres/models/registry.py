@@ -42,6 +42,19 @@ class ModelSpec:
     default_num_classes: int
     default_input_size: int
     default_shortcut: str
+    groups: int = 1  # 3x3 convolution groups (ResNeXt)
+    width_per_group: int = 64  # bottleneck inner width per group (wide ResNets: 128)
+
+
+# The paper's successors that are its bottleneck nets with a wider or grouped 3x3, under
+# torchvision's names (its ImageNet weights load as they are): name -> (depth, groups, width).
+WIDER_BOTTLENECKS: dict[str, tuple[int, int, int]] = {
+    "resnext50_32x4d": (50, 32, 4),      # Xie et al. 2017
+    "resnext101_32x8d": (101, 32, 8),
+    "resnext101_64x4d": (101, 64, 4),
+    "wide_resnet50_2": (50, 1, 128),     # Zagoruyko and Komodakis 2016, torchvision's variant
+    "wide_resnet101_2": (101, 1, 128),
+}
 
 
 def _imagenet_spec(name: str, depth: int, residual: bool) -> ModelSpec:
@@ -59,6 +72,9 @@ _CIFAR_RE = re.compile(r"^(?:cifar_)?(resnet|plain)(\d+)$")
 
 def resolve(name: str) -> ModelSpec:
     """Parse a model name into its spec, or raise a ValueError that lists what exists."""
+    if name in WIDER_BOTTLENECKS:
+        depth, groups, width = WIDER_BOTTLENECKS[name]
+        return ModelSpec(name, "imagenet", depth, True, 1000, 224, "B", groups, width)
     m = _CIFAR_RE.match(name)
     if m is None:
         raise ValueError(_unknown(name))
@@ -78,7 +94,7 @@ def _unknown(name: str) -> str:
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
     return (
         f"unknown model {name!r}.{hint} ImageNet models: resnet18/34/50/101/152 and "
-        "plain18..plain152; "
+        f"plain18..plain152, {', '.join(WIDER_BOTTLENECKS)}; "
         "CIFAR models: resnetN or plainN for any depth N = 6n+2 (8, 14, 20, 32, 44, 56, 110, "
         "1202, ...), also as cifar_resnetN. `deepres models` lists them."
     )
@@ -99,6 +115,7 @@ DEFAULT_INPUT_SPEC = {
 def list_models() -> list[str]:
     """The registered model names (ImageNet first, then CIFAR), each residual then plain."""
     names = [f"{k}{d}" for k in ("resnet", "plain") for d in IMAGENET_LAYERS]
+    names += list(WIDER_BOTTLENECKS)
     names += [f"{k}{d}" for k in ("resnet", "plain") for d in CIFAR_LISTED_DEPTHS]
     return names
 
@@ -153,6 +170,7 @@ def create_model(
     model = ResNet(
         block, layers, widths, stem=stem, num_classes=num_classes, shortcut=shortcut,
         stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual, conv_init=conv_init,
+        groups=spec.groups, width_per_group=spec.width_per_group,
     )
     # What built it, so that weights files and run directories can rebuild it.
     model.model_name = name

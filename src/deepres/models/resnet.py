@@ -43,6 +43,8 @@ class ResNet(nn.Module):
         stride_in_1x1: bool = False,
         zero_init_residual: bool = False,
         conv_init: str = "fan_out",
+        groups: int = 1,
+        width_per_group: int = 64,
     ) -> None:
         super().__init__()
         if conv_init not in CONV_INITS:
@@ -74,7 +76,8 @@ class ResNet(nn.Module):
             first_stride = 1 if i == 0 else 2
             stride *= first_stride
             name = f"layer{i + 1}"
-            stage = self._make_stage(block, width, count, first_stride, shortcut, stride_in_1x1)
+            stage = self._make_stage(block, width, count, first_stride, shortcut, stride_in_1x1,
+                                     groups, width_per_group)
             self.add_module(name, stage)
             self.stage_names.append(name)
             self.feature_info.append(FeatureInfo(name, self.inplanes, stride))
@@ -85,11 +88,11 @@ class ResNet(nn.Module):
         self._init_weights(zero_init_residual, conv_init)
 
     def _make_stage(self, block: Block, planes: int, count: int, stride: int, shortcut: str,
-                    stride_in_1x1: bool) -> nn.Sequential:
+                    stride_in_1x1: bool, groups: int, width_per_group: int) -> nn.Sequential:
         blocks = []
         for j in range(count):
             blocks.append(block(self.inplanes, planes, stride if j == 0 else 1, shortcut,
-                                stride_in_1x1))
+                                stride_in_1x1, groups=groups, base_width=width_per_group))
             self.inplanes = planes * block.expansion
         return nn.Sequential(*blocks)
 
