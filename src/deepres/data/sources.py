@@ -234,6 +234,16 @@ def _cifar_splits(path: Path, name: str) -> Splits:
     return Splits(name, train.classes, train, test, layout="held in memory: CIFAR batches")
 
 
+def _extracted(spec: str) -> Path:
+    """A tar archive given as ``--data``, extracted once into the cache (an image folder, or
+    CIFAR's own archive); any other file is refused by name."""
+    if not spec.endswith(ARCHIVE_SUFFIXES):
+        raise DatasetError(f"{spec}: is a file, not a dataset; --data takes a folder, a tar "
+                           f"archive ({', '.join(ARCHIVE_SUFFIXES)}) of a folder or of "
+                           "CIFAR batches, 'sample', 'cifar10' or 'cifar100'")
+    return extract_folder_archive(Path(spec))
+
+
 def image_folder_of(spec: str) -> Path | None:
     """The image folder that ``--data spec`` reads (``sample``, a folder, or a tar archive of one,
     extracted once into the cache), or None where the data is CIFAR's own batches. Lets
@@ -242,13 +252,7 @@ def image_folder_of(spec: str) -> Path | None:
         return sample_root()
     if spec in ("cifar10", "cifar100"):
         return None
-    path = Path(spec)
-    if path.is_file():
-        if not spec.endswith(ARCHIVE_SUFFIXES):
-            raise DatasetError(f"{spec}: is a file, not a dataset; give a folder, a tar archive "
-                               f"({', '.join(ARCHIVE_SUFFIXES)}), 'sample', 'cifar10' or "
-                               "'cifar100'")
-        path = extract_folder_archive(path)
+    path = _extracted(spec) if Path(spec).is_file() else Path(spec)
     return None if path.is_dir() and _is_cifar_folder(path) else path
 
 
@@ -266,11 +270,7 @@ def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
         return _cifar_splits(folder, spec)
     path = Path(spec)
     if path.is_file():
-        if not spec.endswith(ARCHIVE_SUFFIXES):
-            raise DatasetError(f"{spec}: is a file, not a dataset; --data takes a folder, a tar "
-                               f"archive ({', '.join(ARCHIVE_SUFFIXES)}) of a folder or of "
-                               "CIFAR batches, 'sample', 'cifar10' or 'cifar100'")
-        folder = extract_folder_archive(path)  # an image folder, or CIFAR's own archive
+        folder = _extracted(spec)
         if _is_cifar_folder(folder):
             return _cifar_splits(folder, path.name.split(".")[0])
         return load_folder(folder, path.name.split(".")[0])
