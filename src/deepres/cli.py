@@ -302,7 +302,7 @@ def _resume_config(args: argparse.Namespace):
     if "precision" in given:
         given["precision"] = resolve_precision(given["precision"],
                                                given.get("device", cfg.run.device))
-    from .train.loop import DIVERGED, SAFE_AFTER_DIVERGENCE
+    from .train.divergence import DIVERGED, SAFE_AFTER_DIVERGENCE
 
     # After a stop on non-finite values, the optimisation settings may change too.
     diverged = (Path(args.resume) / DIVERGED).exists()

@@ -83,7 +83,7 @@ def test_deferred_finite_check_stops_at_the_next_log_without_a_bad_checkpoint(
 
     def deferred(self, *args, **kwargs):
         real(self, *args, **kwargs)
-        self.deferred_finite = True
+        self.finite.deferred = True
 
     monkeypatch.setattr(loop.Setup, "__init__", deferred)
     run = tmp_path / "run"

@@ -2,7 +2,8 @@
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import RECIPES, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, recipe
-from .loop import NonFiniteLossError, fit
+from .divergence import NonFiniteLossError
+from .loop import fit
 
 __all__ = [
     "RECIPES", "CheckpointError", "DataConfig", "ModelConfig", "NonFiniteLossError",

@@ -38,13 +38,10 @@ from ..runtime.precision import autocast, configure_cuda
 from ..runtime.precision import why as precision_why
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import OptimConfig, TrainConfig, resolve_auto
+from .divergence import DIVERGED, FiniteCheck, NonFiniteLossError, mark_diverged, optim_changes
 from .guard import RunError, RunLock, RunStopped, StopOnSignal
 from .precise_bn import recompute_bn_stats
 from .schedule import ScheduleState, after_eval, after_train_error, lr_at
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss or a gradient became NaN or infinite; training stopped before the update."""
 
 
 @dataclass
@@ -79,11 +76,8 @@ class Setup:
     ctx: dist.Context
     stop: StopOnSignal | None = None
     ema: nn.Module | None = None  # the moving average of the weights (--ema)
-    # On a GPU the finite check stays on the device (reading it back would stall every step):
-    # a non-finite step's gradients are zeroed there, and the flag (the first bad step, or -1)
-    # is read at logging and checkpoint intervals. On the CPU the check is immediate.
-    deferred_finite: bool = False
-    first_nonfinite: torch.Tensor | None = None
+    # The per-step finite check; on a GPU it stays on the device (train/divergence.py).
+    finite: FiniteCheck = field(default_factory=FiniteCheck)
     resume_changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
 
     @property
@@ -160,7 +154,7 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
         try:
             return _train(s, cfg, state, ctx, requested_precision)
         except NonFiniteLossError as exc:
-            raise _diverged(s, exc) from None
+            raise mark_diverged(s.run_dir, s.cfg, exc, ctx.is_main) from None
     finally:
         lock.release()
 
@@ -208,17 +202,10 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
                       f"{before} -> {cfg.optim.iterations} iterations; the learning-rate "
                       "schedule is recomputed over the new length", file=sys.stderr)
         if resume and path.exists():
-            s.resume_changes = _optim_changes(json.loads(path.read_text()), cfg)
+            s.resume_changes = optim_changes(json.loads(path.read_text()), cfg)
         if not path.exists() or path.read_text() != text:  # new, or resumed with a new length
             atomic_write_text(path, text)
     return s, cfg, state
-
-
-def _optim_changes(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
-    """The optimisation settings a resume changed (after a divergence), as {name: [old, new]}."""
-    now = cfg.to_dict()["optim"]
-    return {k: [saved.get("optim", {}).get(k), now[k]] for k in SAFE_AFTER_DIVERGENCE
-            if k in saved.get("optim", {}) and saved["optim"][k] != now[k]}
 
 
 def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
@@ -295,7 +282,7 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     if cfg.run.compile:
         model = torch.compile(model)
     s = Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir), ctx,
-              deferred_finite=device.type == "cuda")
+              finite=FiniteCheck(deferred=device.type == "cuda"))
     if cfg.run.ema is not None:
         s.ema = copy.deepcopy(module).eval()
         for param in s.ema.parameters():
@@ -359,7 +346,7 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
             loss = F.cross_entropy(logits.float(), y, label_smoothing=o.label_smoothing)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        _check_finite(s, loss, state.step)
+        s.finite.after_backward(s.module, loss, state.step)
         s.optimizer.step()
         if s.ema is not None:
             _update_ema(s)
@@ -377,7 +364,7 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
                 log.message(f"step {state.step}: training error below "
                             f"{o.warmup_until_error:.0%}; warm-up over, lr {o.lr}")
         if state.step % cfg.run.log_every == 0 or state.step == o.iterations:
-            _raise_if_nonfinite(s, state.step)
+            s.finite.raise_if_found(s.ctx, state.step)
             totals = s.ctx.sum(torch.stack([loss_sum, wrong_sum,
                                             torch.tensor(float(seen), device=s.device)]))
             loss_v, wrong_v, n = totals.tolist()
@@ -392,68 +379,11 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
             loss_sum.zero_(), wrong_sum.zero_()
             seen, t_last = 0, now
         if state.step % cfg.run.checkpoint_every == 0:
-            _raise_if_nonfinite(s, state.step)  # never checkpoint past a non-finite step
+            s.finite.raise_if_found(s.ctx, state.step)  # never checkpoint past a bad step
             _save(s, state)
         if s.stop_requested(state.step):
-            _raise_if_nonfinite(s, state.step)
+            s.finite.raise_if_found(s.ctx, state.step)
             return
-
-
-DIVERGED = "diverged.json"  # in a run directory: training stopped on non-finite values
-# What a resume may change after such a stop (README: recovering from a divergence).
-SAFE_AFTER_DIVERGENCE = ("lr", "warmup_lr", "momentum", "weight_decay", "norm_weight_decay",
-                         "nesterov", "label_smoothing", "gamma", "backbone_lr_factor")
-
-
-def _nonfinite_error(step: int, detail: str) -> NonFiniteLossError:
-    return NonFiniteLossError(
-        f"step {step}: the loss or a gradient is not finite ({detail}); stopped before the "
-        "update. The last checkpoint in the run directory holds the last good state.")
-
-
-def _diverged(s: Setup, exc: NonFiniteLossError) -> NonFiniteLossError:
-    """Mark the run directory (a resume may then lower the learning rate) and say the exact
-    command that continues the run."""
-    lr = s.cfg.optim.lr
-    if s.ctx.is_main:
-        atomic_write_text(s.run_dir / DIVERGED, json.dumps({"message": str(exc), "lr": lr}) + "\n")
-    return NonFiniteLossError(
-        f"{exc} Lower the learning rate (or check the data) and continue from there: "
-        f"deepres train --resume {s.run_dir} --lr {lr / 10:g}")
-
-
-def _check_finite(s: Setup, loss: torch.Tensor, step: int) -> None:
-    """Raise before a non-finite update (CPU), or zero the step's gradients on the device and
-    remember the step (GPU, :attr:`Setup.deferred_finite`)."""
-    grads = [p.grad for p in s.module.parameters() if p.grad is not None]
-    finite = torch.isfinite(loss.detach()) & torch.isfinite(
-        torch.stack(torch._foreach_norm(grads)).sum())
-    if not s.deferred_finite:
-        if not bool(finite):
-            raise _nonfinite_error(step + 1, f"loss {loss.item():.4g}")
-        return
-    keep = finite.to(grads[0].dtype)
-    for g in grads:  # the update then moves by weight decay and momentum only
-        g.nan_to_num_(0.0, 0.0, 0.0).mul_(keep)
-    if s.first_nonfinite is None:
-        s.first_nonfinite = torch.full((), -1, dtype=torch.long, device=finite.device)
-    s.first_nonfinite = torch.where((s.first_nonfinite < 0) & ~finite,
-                                    torch.full_like(s.first_nonfinite, step + 1),
-                                    s.first_nonfinite)
-
-
-def _raise_if_nonfinite(s: Setup, step: int) -> None:
-    """Read the deferred finite flag back (one sync per logging or checkpoint interval)."""
-    if s.first_nonfinite is None:
-        return
-    local = s.first_nonfinite
-    anywhere = s.ctx.sum((local > 0).to(torch.float32)) if s.ctx.active else (local > 0)
-    if bool(anywhere):
-        first = int(local.item())
-        where = f"step {first}" if first > 0 else "another process"
-        raise _nonfinite_error(first if first > 0 else step,
-                               f"found at {where} by step {step}; its gradients were zeroed "
-                               "and no checkpoint was written after it")
 
 
 def _save(s: Setup, state: TrainState) -> None:
