@@ -26,7 +26,17 @@ def test_auto_follows_the_cpu(monkeypatch, flags, expected):
     assert P.resolve_precision(None, "cpu") == expected
     assert P.resolve_precision("fp32", "cpu") == "fp32"
     assert P.resolve_precision("bf16", "cpu") == "bf16"
-    assert P.resolve_precision("auto", "cuda") == "bf16"
+
+
+
+@pytest.mark.parametrize("capability, expected", [((9, 0), "bf16"), ((8, 0), "bf16"),
+                                                  ((7, 5), "fp32"), ((7, 0), "fp32")])
+def test_auto_on_cuda_follows_the_compute_capability(monkeypatch, capability, expected):
+    # bf16 only where the GPU computes it natively (Ampere, 8.0, onwards); V100 and T4 emulate.
+    monkeypatch.setattr(P.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(P.torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert P.resolve_precision("auto", "cuda") == expected
+    assert P.why(expected, "cuda").startswith(expected)
 
 
 def test_unknown_precision_is_refused():
