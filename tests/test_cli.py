@@ -38,3 +38,5 @@ def test_eval_under_torchrun_counts_each_image_once(tmp_path):
     a, b = json.loads(single.stdout), json.loads(two.stdout.strip().splitlines()[-1])
     assert a["images"] == b["images"] == 21
     assert abs(a["top1_error"] - b["top1_error"]) < 1e-12
+    # The confusion matrix is reduced across processes too: every image counted once.
+    assert a["confusion"] == b["confusion"] and sum(map(sum, b["confusion"])) == 21

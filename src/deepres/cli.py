@@ -396,14 +396,38 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       classes_file=args.classes, workers=args.workers)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
+    if args.confusion:
+        from .report.confusion import draw_confusion
+
+        draw_confusion(result, args.confusion)
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
-              f"{safe(result['data'])}/{result['split']}: "
-              f"top-1 error {100 * result['top1_error']:.2f}%, "
-              f"top-5 error {100 * result['top5_error']:.2f}%")
+        return 0
+    top5 = (f", top-5 error {100 * result['top5_error']:.2f}%" if result["top5_meaningful"]
+            else "")  # with 5 classes or fewer every label is in the top 5
+    print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
+          f"{safe(result['data'])}/{result['split']}: "
+          f"top-1 error {100 * result['top1_error']:.2f}%{top5}")
+    _print_explained(result)
+    if args.confusion:
+        print(f"wrote {args.confusion} (confusion matrix)")
     return 0
+
+
+def _print_explained(result: dict) -> None:
+    """Per-class accuracy, precision and recall, and the most confused pairs."""
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    width = max(12, *(len(safe(c["class"])) for c in result["per_class"]))
+    print(f"  {'class':<{width}} {'images':>7} {'accuracy':>9} {'precision':>10} {'recall':>7}")
+    for c in result["per_class"]:
+        print(f"  {safe(c['class']):<{width}} {c['images']:>7} {pct(c['accuracy']):>9} "
+              f"{pct(c['precision']):>10} {pct(c['recall']):>7}")
+    if result["most_confused"]:
+        print("  most confused (true -> predicted): " + "; ".join(
+            f"{safe(p['true'])} -> {safe(p['predicted'])} {p['count']} "
+            f"({100 * p['share_of_true']:.1f}%)" for p in result["most_confused"][:5]))
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -658,6 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, default="cpu")
     _add_precision(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--confusion", metavar="FILE.png", default=None,
+                   help="also draw the confusion matrix, with class names, into this PNG")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="top-k classes of image files or folders")

@@ -37,3 +37,36 @@ def evaluate(model: nn.Module, loader: Any, prep: Callable[[torch.Tensor], torch
     model.train(was_training)
     w1, w5, n = totals.tolist()
     return {"top1_error": w1 / max(n, 1), "top5_error": w5 / max(n, 1), "images": int(n)}
+
+
+def confusion_counts(scores: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``num_classes x num_classes`` counts: row = true class, column = predicted (top-1)."""
+    pred = scores.argmax(1).to(y.device)
+    return torch.bincount(y.long() * num_classes + pred, minlength=num_classes ** 2
+                          ).reshape(num_classes, num_classes)
+
+
+def explain(conf: torch.Tensor, classes: list[str], worst: int = 10) -> dict[str, Any]:
+    """Per-class accuracy (= recall), precision and counts, the confusion matrix and the most
+    confused (true, predicted) pairs, from a confusion matrix of counts. Plain arithmetic on
+    the matrix: a metrics library would add a dependency for three divisions."""
+    conf = conf.double().cpu()
+    right, images, predicted = conf.diag(), conf.sum(1), conf.sum(0)
+    per_class = []
+    for i, name in enumerate(classes):
+        recall = (right[i] / images[i]).item() if images[i] else None
+        precision = (right[i] / predicted[i]).item() if predicted[i] else None
+        per_class.append({"class": name, "images": int(images[i]), "accuracy": recall,
+                          "precision": precision, "recall": recall})
+    off = conf.clone()
+    off.fill_diagonal_(0)
+    order = off.flatten().argsort(descending=True)
+    pairs = []
+    for idx in order[:worst].tolist():
+        t, p = divmod(idx, len(classes))
+        if off[t, p] == 0:
+            break
+        pairs.append({"true": classes[t], "predicted": classes[p], "count": int(off[t, p]),
+                      "share_of_true": (off[t, p] / images[t]).item()})
+    return {"classes": classes, "per_class": per_class,
+            "confusion": conf.long().tolist(), "most_confused": pairs}

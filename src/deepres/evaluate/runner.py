@@ -12,7 +12,7 @@ from ..data import transforms as T
 from ..data.progress import progress
 from ..runtime import distributed as dist
 from ..runtime.precision import configure_cuda
-from .metrics import topk_wrong
+from .metrics import confusion_counts, explain, topk_wrong
 from .testing import (
     Predictor,
     ensemble,
@@ -140,22 +140,27 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
         mode = "raw" if scales else "resized" if crops == 10 else "crop"
         batches = (folder_batches(ds, preds[0], batch_size, workers, ctx, mode) if folder
                    else _array_batches(ds, batch_size, ctx))
-        totals = torch.zeros(3, dtype=torch.float64)
+        k = len(splits.classes)
+        # Top-1/top-5 wrong, images, then the confusion counts: one all-reduce for all.
+        totals = torch.zeros(3 + k * k, dtype=torch.float64)
         for x, y in batches:
             probs = ensemble([_probs(p, x, crops, scales, folder, tta) for p in preds]).cpu()
-            totals += torch.tensor([float(topk_wrong(probs, y, 1)),
-                                    float(topk_wrong(probs, y, 5)), float(len(y))],
-                                   dtype=torch.float64)
+            totals[:3] += torch.tensor([float(topk_wrong(probs, y, 1)),
+                                        float(topk_wrong(probs, y, 5)), float(len(y))],
+                                       dtype=torch.float64)
+            totals[3:] += confusion_counts(probs, y.cpu(), k).flatten().double()
         totals = ctx.sum(totals)
     finally:
         ctx.close()
-    w1, w5, n = totals.tolist()
+    w1, w5, n = totals[:3].tolist()
     if n == 0:
         raise DatasetError(f"{data}: no images in the {split} split were evaluated; check the "
                            "data and --batch-size")
     protocol = (f"multi-scale {','.join(map(str, scales))}" if scales
                 else "10-crop" if crops == 10 else "single crop + flip" if tta == "flip"
                 else "single crop")
+    # Top-5 means something only with more than 5 classes (said by top5_meaningful).
     return {"top1_error": w1 / max(n, 1), "top5_error": w5 / max(n, 1), "images": int(n),
             "models": len(preds), "protocol": protocol, "data": data, "split": split,
-            "precision": preds[0].precision}
+            "precision": preds[0].precision, "top5_meaningful": k > 5,
+            **explain(totals[3:].reshape(k, k), list(splits.classes))}
