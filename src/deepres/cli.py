@@ -14,8 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .runtime.terminal import safe, safe_lines
 
 # ---------------------------------------------------------------------------------------------
@@ -88,6 +86,8 @@ def _device(text: str) -> str:
     if m is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a device deepres runs on; use cpu, "
                                          "cuda or cuda:N")
+    import torch
+
     if not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"{text!r}: no GPU is visible to PyTorch here; use "
                                          "--device cpu")
@@ -99,6 +99,8 @@ def _device(text: str) -> str:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    import torch
+
     from .analysis import count_macs, count_params
     from .models import create_model, list_models, resolve
     from .models.registry import DEFAULT_INPUT_SPEC
