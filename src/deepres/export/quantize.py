@@ -18,10 +18,13 @@ mean, input size) stored beside the program as ``deepres.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +82,41 @@ def load_int8(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dic
     files you made (``deepres export --format int8``)."""
     torch.backends.quantized.engine = "x86"
     extra = {METADATA_NAME: ""}
-    with warnings.catch_warnings():
+    # PyTorch 2.14 deprecates quantized tensors with a C++ warning, printed once per process
+    # when the first one is made (loading the file, or its first call) past Python's warnings
+    # filters. Loading and one warm-up call run with exactly that line dropped, so every eval
+    # and predict stays quiet.
+    with warnings.catch_warnings(), _drop_stderr_lines(_DEPRECATION):
         warnings.simplefilter("ignore")
         module = torch.jit.load(str(Path(path)), map_location="cpu", _extra_files=extra)
     meta = json.loads(extra[METADATA_NAME] or "{}")
     if meta.get("format") != INT8_FORMAT:
         raise ValueError(f"{path}: not a deepres int8 file (no {METADATA_NAME})")
-    return module.eval(), meta
+    module = module.eval()
+    size = meta.get("input_size")
+    if isinstance(size, int) and 0 < size <= 4096:
+        with torch.no_grad(), _drop_stderr_lines(_DEPRECATION):
+            module(torch.zeros(1, 3, size, size))
+    return module, meta
+
+
+_DEPRECATION = "quantized tensor creation functions"  # the one line dropped (Quantizer.cpp)
+
+
+@contextlib.contextmanager
+def _drop_stderr_lines(text: str) -> Iterator[None]:
+    """Run a block with file descriptor 2 captured, then replay what it printed except the
+    lines holding ``text`` (C++ warnings bypass ``sys.stderr`` and ``warnings``)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode(errors="replace").splitlines(keepends=True):
+                if text not in line:
+                    sys.stderr.write(line)
