@@ -500,15 +500,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
                          "activation ranges (a few hundred are read)")
     p = load_predictor(args.weights, model_name=args.model, classes_file=args.classes)
     model = optimize_for_cpu(p.model, channels_last=False) if args.format == "cpu" else p.model
-    wrapped = InferenceModel(model, p.mean.cpu(),
+    if args.dynamic_size and args.format != "onnx":
+        raise ValueError("--dynamic-size applies to --format onnx")
+    # Any input size: a per-pixel mean image fits one size only, so its per-channel mean is
+    # subtracted instead (as eval does at other sizes).
+    mean = p.channel_mean if args.dynamic_size else p.mean
+    wrapped = InferenceModel(model, mean.cpu(),
                              p.std.cpu() if p.std is not None else None).eval()
     from .runtime.files import OutOfSpaceError, atomic_write
+
+    checked: dict[str, float | None] = {}
 
     def write(tmp: Path) -> None:
         if args.format == "int8":
             _export_int8(args, p, tmp)
         elif args.format == "onnx":
-            export_onnx(wrapped, tmp, p.input_size)
+            checked["difference"] = export_onnx(wrapped, tmp, p.input_size,
+                                                metadata=_onnx_metadata(p),
+                                                dynamic_size=args.dynamic_size)
         else:
             export_torchscript(wrapped, tmp, p.input_size)
 
@@ -527,7 +536,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} ({args.format}): input float images in [0, 1], "
           f"N x 3 x {p.input_size} x {p.input_size}; output logits over "
           f"{len(p.classes or [])} classes")
+    if args.format == "onnx":
+        diff = checked.get("difference")
+        print("checked with onnx.checker; class names and input specification in its "
+              "metadata_props; " + ("onnxruntime not installed, not run" if diff is None else
+                                   f"onnxruntime vs PyTorch: max logit difference {diff:.2e}"))
     return 0
+
+
+def _onnx_metadata(p) -> dict[str, str]:
+    """What an ONNX file carries so that it can be used without deepres: class names, the
+    input specification (as the weights give it) and the versions."""
+    import deepres
+
+    meta = {"deepres_version": deepres.__version__, "input_size": str(p.input_size),
+            "test_resize": str(p.resize), "input_range": "float pixels in [0, 1], RGB, NCHW; "
+            "mean subtraction (and std division) built in"}
+    if p.classes:
+        meta["class_names"] = json.dumps(list(p.classes))
+    for key in ("model", "model_options"):
+        if key in p.metadata:
+            meta[key] = str(p.metadata[key])
+    meta["input_mean"] = json.dumps(p.mean.cpu().tolist())
+    if p.std is not None:
+        meta["input_std"] = json.dumps(p.std.cpu().tolist())
+    return meta
 
 
 def _cmd_precise_bn(args: argparse.Namespace) -> int:
@@ -713,6 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8: dataset whose training images calibrate the quantization")
     p.add_argument("--calibration-images", type=POSITIVE_INT, default=512,
                    help="int8: how many training images calibrate (default 512)")
+    p.add_argument("--dynamic-size", action="store_true",
+                   help="onnx: dynamic height and width as well as batch (fully convolutional)")
     p.add_argument("out")
     p.set_defaults(func=_cmd_export)
 

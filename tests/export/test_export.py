@@ -80,3 +80,31 @@ def test_export_cli(tmp_path, capsys):
     s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     c = torch.from_numpy(s.run(None, {"images": x.numpy()})[0])
     assert torch.allclose(a, b, atol=1e-4, rtol=1e-4) and torch.allclose(a, c, atol=1e-4, rtol=1e-4)
+
+
+def test_onnx_carries_its_metadata_and_is_checked(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import json
+
+    w = make_weights(tmp_path / "w.safetensors", classes=("cat", "dog", "eel"))
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--weights", str(w), "--format", "onnx", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "onnx.checker" in printed and "max logit difference" in printed
+    diff = float(printed.rsplit("max logit difference ", 1)[1].split()[0])
+    assert diff < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["class_names"]) == ["cat", "dog", "eel"]
+    assert meta["input_size"] == "32" and meta["model"] == "resnet8" and meta["deepres_version"]
+    assert len(json.loads(meta["input_mean"])) == 3
+    # --dynamic-size: any height and width (the per-pixel mean becomes per-channel).
+    dyn = tmp_path / "dyn.onnx"
+    assert main(["export", "--weights", str(w), "--format", "onnx", "--dynamic-size",
+                 str(dyn)]) == 0
+    s = ort.InferenceSession(str(dyn), providers=["CPUExecutionProvider"])
+    import numpy as np
+    assert s.run(None, {"images": np.random.rand(2, 3, 48, 40).astype("float32")})[0].shape \
+        == (2, 3)
+    assert main(["export", "--weights", str(w), "--format", "torchscript", "--dynamic-size",
+                 str(tmp_path / "x.pt")]) == 2

@@ -11,17 +11,49 @@ from torch import nn
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike[str], input_size: int,
-                opset: int = 17) -> None:
-    """Write ``model`` (eval mode) as ONNX: input ``images`` N x 3 x S x S, output ``logits``."""
+                opset: int = 17, metadata: dict[str, str] | None = None,
+                dynamic_size: bool = False) -> float | None:
+    """Write ``model`` (eval mode) as ONNX: input ``images`` N x 3 x S x S, output ``logits``,
+    a dynamic batch (and, with ``dynamic_size``, dynamic height and width). ``metadata`` goes
+    into the file's ``metadata_props`` (class names, input specification, version), so the file
+    travels with what a user needs to feed it. The file is checked with ``onnx.checker``;
+    where onnxruntime is installed it is run on a random batch and the largest difference from
+    PyTorch's logits is returned (else None)."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ValueError("ONNX export needs the onnx package: pip install 'deepres[export]' "
+                         "(onnx and onnxruntime)") from exc
     model = model.eval()
     example = torch.rand(2, 3, input_size, input_size)
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notes
         torch.onnx.export(
             model, (example,), str(path), dynamo=False, opset_version=opset,
             input_names=["images"], output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes={"images": axes, "logits": {0: "batch"}},
         )
+    proto = onnx.load(str(path))
+    for key, value in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return _max_difference(model, path, example)
+
+
+def _max_difference(model: nn.Module, path: str | os.PathLike[str], x: torch.Tensor
+                    ) -> float | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": x.numpy()})[0]
+    with torch.no_grad():
+        want = model(x).numpy()
+    return float(abs(got - want).max())
 
 
 def trace_frozen(model: nn.Module, input_size: int, optimize: bool = False
