@@ -16,7 +16,7 @@ from typing import Any
 _API = {
     "count_macs": ".analysis", "count_params": ".analysis", "WeightsError": ".models",
     "create_model": ".models", "list_models": ".models", "load_weights": ".models",
-    "model_from_weights": ".models", "save_weights": ".models",
+    "model_from_weights": ".models", "save_weights": ".models", "Predictor": ".evaluate.testing",
 }
 
 
@@ -46,6 +46,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "WeightsError", "__version__", "count_macs", "count_params", "create_model", "list_models",
-    "load_weights", "model_from_weights", "save_weights",
+    "Predictor", "WeightsError", "__version__", "count_macs", "count_params", "create_model",
+    "list_models", "load_weights", "model_from_weights", "save_weights",
 ]

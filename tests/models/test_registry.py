@@ -62,4 +62,4 @@ def test_bad_options_give_clear_errors():
     with pytest.raises(ValueError, match="stride_in_1x1"):
         create_model("resnet18", stride_in_1x1=True)
     with pytest.raises(ValueError, match="num_classes"):
-        create_model("resnet20", num_classes=0)
+        create_model("resnet20", num_classes=-1)  # 0 is valid: pooled features, as timm

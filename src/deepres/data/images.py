@@ -65,6 +65,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """A decoded PIL image as ``H x W x 3`` uint8 RGB, as :func:`decode_image` gives a file:
+    EXIF orientation applied; grayscale, palette, alpha, CMYK and 16-bit made RGB."""
+    img = ImageOps.exif_transpose(img) or img
+    return np.asarray(_to_rgb(img), dtype=np.uint8).copy()
+
+
 def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Fully decode ``path`` into an ``H x W x 3`` uint8 array, or raise :class:`BadImageError`.
 
@@ -92,9 +99,7 @@ def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
                     raise BadImageError(path, f"decompression bomb: {w}x{h} pixels is over the "
                                               f"limit of {MAX_PIXELS}")
                 img.load()  # full decode: truncated data fails here
-                img = ImageOps.exif_transpose(img) or img
-                rgb = _to_rgb(img)
-                return np.asarray(rgb, dtype=np.uint8).copy()
+                return pil_to_array(img)
     except BadImageError:
         raise
     except UnidentifiedImageError as exc:

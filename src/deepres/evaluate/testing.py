@@ -11,10 +11,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,6 +41,53 @@ class Predictor:
     # The file's metadata as read (with --model's family defaults and --classes' names), so
     # that what is written from it (export, precise BN) never reads the file a second time.
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_weights(cls, path: str | os.PathLike[str], device: str = "cpu",
+                     precision: str | None = "fp32", model_name: str | None = None,
+                     classes_file: str | None = None) -> Predictor:
+        """A predictor for a weights file (deepres, int8, or foreign with ``model_name``)."""
+        return load_predictor(str(path), device, precision, model_name, classes_file)
+
+    def predict(self, images: Any, top_k: int = 5) -> list[dict[str, Any]]:
+        """Top-``top_k`` classes of each image, with the preprocessing of ``deepres predict``
+        (shorter side resized, centre crop, the weights' normalisation). ``images``: a PIL
+        image, an ``H x W x 3`` uint8 array, a file path, or a list of them. Returns one
+        ``{"predictions": [{"class", "probability"}, ...]}`` per image (with ``"file"`` for
+        paths)."""
+        from PIL import Image
+
+        from ..data import decode_image
+        from ..data.images import pil_to_array
+
+        items = images if isinstance(images, list | tuple) else [images]
+        batch, files = [], []
+        for item in items:
+            if isinstance(item, Image.Image):
+                arr, name = pil_to_array(item), None
+            elif isinstance(item, np.ndarray):
+                if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:
+                    raise ValueError(f"an array image must be H x W x 3 uint8, not "
+                                     f"{item.dtype} {tuple(item.shape)}")
+                arr, name = item, None
+            else:
+                arr, name = decode_image(item), str(item)
+            img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+            batch.append(T.center_crop(T.resize_shorter(img, self.resize), self.input_size))
+            files.append(name)
+        probs = probs_single(self, torch.stack(batch).to(self.mean.device)).cpu()
+        out = []
+        for name, row in zip(files, probs, strict=True):
+            k = min(top_k, row.numel())
+            values, indices = row.topk(k)
+            labels = self.classes or [str(i) for i in range(row.numel())]
+            result: dict[str, Any] = {"predictions": [
+                {"class": labels[i], "probability": round(float(v), 6)}
+                for v, i in zip(values.tolist(), indices.tolist(), strict=True)]}
+            if name is not None:
+                result = {"file": name, **result}
+            out.append(result)
+        return out
 
     @property
     def channel_mean(self) -> torch.Tensor:

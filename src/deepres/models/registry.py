@@ -128,6 +128,7 @@ def create_model(
     stride_in_1x1: bool = False,
     zero_init_residual: bool = False,
     conv_init: str = "fan_out",
+    pretrained: bool | str = False,
 ) -> nn.Module:
     """Build a registered model with He initialisation.
 
@@ -143,6 +144,10 @@ def create_model(
         conv_init: "fan_out" (torchvision's He initialisation) or "fan_in" (the paper's
             reference [13] counts a layer's k*k*c input connections); the paper's recipes
             use fan_in.
+        pretrained: True for torchvision's published weights of this name (downloaded once
+            into torch's hub cache, hash-checked), or a weights file (deepres, torchvision,
+            timm). The classifier is kept when ``num_classes`` fits it, else new. The model's
+            ``input_spec`` (size, resize, mean, std) then says how its inputs must look.
     """
     spec = resolve(name)
     if shortcut is None:
@@ -153,8 +158,9 @@ def create_model(
         raise ValueError(f"{name} is a plain network with no shortcuts; drop shortcut={shortcut!r}")
     if num_classes is None:
         num_classes = spec.default_num_classes
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be a positive integer (or 0: pooled features), "
+                         f"got {num_classes!r}")
     if spec.family == "imagenet":
         block, layers = IMAGENET_LAYERS[spec.depth]
         widths, stem = IMAGENET_WIDTHS, "imagenet"
@@ -168,7 +174,7 @@ def create_model(
     if not spec.residual:
         block = _PLAIN[block]
     model = ResNet(
-        block, layers, widths, stem=stem, num_classes=num_classes, shortcut=shortcut,
+        block, layers, widths, stem=stem, num_classes=max(num_classes, 1), shortcut=shortcut,
         stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual, conv_init=conv_init,
         groups=spec.groups, width_per_group=spec.width_per_group,
     )
@@ -177,4 +183,29 @@ def create_model(
     model.model_options = {
         "num_classes": num_classes, "shortcut": shortcut, "stride_in_1x1": stride_in_1x1,
     }
+    model.input_spec = dict(DEFAULT_INPUT_SPEC[spec.family])  # what its inputs should be
+    if pretrained:
+        _load_pretrained(model, name, pretrained)
+    if num_classes == 0:
+        model.reset_classifier(0)
     return model
+
+
+def _load_pretrained(model: nn.Module, name: str, pretrained: bool | str) -> None:
+    from .weights import WeightsError, init_from
+
+    if pretrained is True:
+        try:
+            from torchvision.models import list_models as tv_models
+        except ImportError as exc:  # pragma: no cover - torchvision is a dependency
+            raise WeightsError("pretrained=True needs torchvision") from exc
+        if name not in tv_models():
+            raise WeightsError(f"{name}: torchvision publishes no weights for it; pass "
+                               "pretrained='path/to/weights' instead")
+        source = f"torchvision:{name}"
+    else:
+        source = str(pretrained)
+    _, spec = init_from(model, source)
+    model.input_spec.update({k: v for k, v in spec.items() if k != "class_names"})
+    if spec.get("class_names") and model.fc.out_features == len(spec["class_names"]):
+        model.class_names = list(spec["class_names"])

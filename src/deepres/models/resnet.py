@@ -147,12 +147,14 @@ class ResNet(nn.Module):
         return self.fc
 
     def reset_classifier(self, num_classes: int) -> None:
-        """A new, freshly initialised classifier for ``num_classes`` (fine-tuning)."""
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        old = self.fc
-        self.fc = nn.Linear(old.in_features, num_classes, device=old.weight.device,
-                            dtype=old.weight.dtype)
+        """A new, freshly initialised classifier for ``num_classes`` (fine-tuning); 0 removes
+        it, so that the model returns its pooled features (``N x num_features``), as timm's."""
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be a positive integer (or 0: pooled "
+                             f"features), got {num_classes!r}")
+        ref = next(self.parameters())
+        self.fc = (nn.Identity() if num_classes == 0 else
+                   nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype))
         if hasattr(self, "model_options"):
             self.model_options = {**self.model_options, "num_classes": num_classes}
 
