@@ -60,8 +60,8 @@ SCALES = {
     # step comes after ResNet-56 has caught up with ResNet-20 (at 10 epochs it had not,
     # measured on this project's machines). Measured on an AMX Xeon: ResNet-20 20-24 min,
     # ResNet-56 58-80 min, plain-20 21 min, plain-56 59 min a run; on an AMD Zen 4 with
-    # avx512_bf16, ResNet-20 about 35 min. Results: reports/cifar-depth.md. Its runs were made
-    # with fan_out initialisation, before fan_in became the paper recipes' default; it keeps
+    # avx512_bf16, sharing the CPU, ResNet-20 51 min. Results: reports/cifar-depth.md. Runs made
+    # with fan_out initialisation, before fan_in became the paper recipes' default: medium keeps
     # fan_out so that every seed is trained alike.
     "medium": Scale("medium", (20, 56), 12_000, 128, 0.0, imagenet_runs=IMAGENET_FULL[:6],
                     imagenet_iterations=2000, imagenet_batch=64, precise_bn=50, compile=True,
