@@ -83,9 +83,8 @@ def load_int8(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dic
     torch.backends.quantized.engine = "x86"
     extra = {METADATA_NAME: ""}
     # PyTorch 2.14 deprecates quantized tensors with a C++ warning, printed once per process
-    # when the first one is made (loading the file, or its first call) past Python's warnings
-    # filters. Loading and one warm-up call run with exactly that line dropped, so every eval
-    # and predict stays quiet.
+    # when the first one is made (loading the file) past Python's warnings filters. Loading
+    # runs with exactly that line dropped, so every eval and predict stays quiet.
     with warnings.catch_warnings(), _drop_stderr_lines(_DEPRECATION):
         warnings.simplefilter("ignore")
         module = torch.jit.load(str(Path(path)), map_location="cpu", _extra_files=extra)
@@ -93,10 +92,6 @@ def load_int8(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dic
     if meta.get("format") != INT8_FORMAT:
         raise ValueError(f"{path}: not a deepres int8 file (no {METADATA_NAME})")
     module = module.eval()
-    size = meta.get("input_size")
-    if isinstance(size, int) and 0 < size <= 4096:
-        with torch.no_grad(), _drop_stderr_lines(_DEPRECATION):
-            module(torch.zeros(1, 3, size, size))
     return module, meta
 
 

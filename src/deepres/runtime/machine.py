@@ -8,38 +8,21 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from typing import Any
+
+from .precision import cpu_flags, cpu_name
 
 # The CPU flags that change what a run can do or how fast: bf16 and int8 matrix units.
 _NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8",
                   "amx_tile")
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return model, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and value.strip():
-            model = value.strip()
-        elif key == "flags" and not flags:
-            present = set(value.split())
-            flags = [f for f in _NOTABLE_FLAGS if f in present]
-        if flags and key == "model name":
-            break
-    return model, flags
-
-
 def describe_machine(device: str = "cpu", precision: str = "fp32") -> dict[str, Any]:
     """A JSON-ready description of this machine, as a run's ``summary.json`` records it."""
     import torch
 
-    model, flags = _cpuinfo()
+    present = cpu_flags()
+    model, flags = cpu_name(), [f for f in _NOTABLE_FLAGS if f in present]
     info: dict[str, Any] = {
         "cpu": model, "cpu_flags": flags,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
