@@ -13,7 +13,7 @@ from ..data import BadImageError, decode_image
 from ..data import transforms as T
 from ..data.images import is_image_name
 from ..data.progress import progress
-from .testing import Predictor, load_predictor, probs_single
+from .testing import load_predictor, probs_single
 
 
 def expand_inputs(inputs: Iterable[str]) -> Iterator[str]:
@@ -49,15 +49,6 @@ class _PredictImages(torch.utils.data.Dataset):
         return img.contiguous(), ""
 
 
-def _result(p: Predictor, path: str, probs: torch.Tensor, top_k: int) -> dict[str, Any]:
-    k = min(top_k, probs.numel())
-    values, indices = probs.topk(k)
-    names = p.classes or [str(i) for i in range(probs.numel())]
-    return {"file": path, "predictions": [
-        {"class": names[i], "probability": round(float(v), 6)}
-        for v, i in zip(values.tolist(), indices.tolist(), strict=True)]}
-
-
 def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: str = "cpu",
                   precision: str | None = "auto", model_name: str | None = None,
                   classes_file: str | None = None, batch_size: int = 64, workers: int = 2
@@ -75,6 +66,6 @@ def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: s
         probs = probs_single(p, x.to(p.mean.device)).cpu()
         for j, reason in enumerate(reasons):
             path = paths[done + j]
-            yield {"file": path, "error": reason} if reason else _result(p, path, probs[j],
-                                                                          top_k)
+            yield ({"file": path, "error": reason} if reason
+                   else {"file": path, **p.top_classes(probs[j], top_k)})
         done += len(reasons)

@@ -76,18 +76,16 @@ class Predictor:
             batch.append(T.center_crop(T.resize_shorter(img, self.resize), self.input_size))
             files.append(name)
         probs = probs_single(self, torch.stack(batch).to(self.mean.device)).cpu()
-        out = []
-        for name, row in zip(files, probs, strict=True):
-            k = min(top_k, row.numel())
-            values, indices = row.topk(k)
-            labels = self.classes or [str(i) for i in range(row.numel())]
-            result: dict[str, Any] = {"predictions": [
-                {"class": labels[i], "probability": round(float(v), 6)}
-                for v, i in zip(values.tolist(), indices.tolist(), strict=True)]}
-            if name is not None:
-                result = {"file": name, **result}
-            out.append(result)
-        return out
+        return [({"file": name} if name is not None else {}) | self.top_classes(row, top_k)
+                for name, row in zip(files, probs, strict=True)]
+
+    def top_classes(self, probs: torch.Tensor, top_k: int) -> dict[str, Any]:
+        """``{"predictions": [{"class", "probability"}, ...]}``: one image's ``top_k``, as
+        ``deepres predict`` and :meth:`predict` both give them."""
+        values, indices = probs.topk(min(top_k, probs.numel()))
+        labels = self.classes or [str(i) for i in range(probs.numel())]
+        return {"predictions": [{"class": labels[i], "probability": round(float(v), 6)}
+                                for v, i in zip(values.tolist(), indices.tolist(), strict=True)]}
 
     @property
     def channel_mean(self) -> torch.Tensor:
