@@ -53,7 +53,7 @@ def test_pretrained_from_torchvision_and_from_a_file(tmp_path, monkeypatch):
     torch.save(state, cache / ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[1])
     model = deepres.create_model("resnet18", pretrained=True)
     assert torch.equal(model.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
-    assert model.input_spec["input_std"] == pytest.approx([0.229, 0.224, 0.225])
+    assert model.input_spec.std.tolist() == pytest.approx([0.229, 0.224, 0.225])
     assert len(model.class_names) == 1000
     torch.save(state, tmp_path / "r18.pth")
     five = deepres.create_model("resnet18", num_classes=5, pretrained=str(tmp_path / "r18.pth"))

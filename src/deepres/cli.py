@@ -118,7 +118,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             "macs": count_macs(model, spec.default_input_size),
             "input_size": spec.default_input_size,
             "num_classes": spec.default_num_classes,
-            "input_spec": DEFAULT_INPUT_SPEC[spec.family],
+            "input_spec": DEFAULT_INPUT_SPEC[spec.family].as_json(),
             # Bottlenecks are built (and counted) with the stride in the 3x3, torchvision's
             # placement: 4.09 GMACs for ResNet-50 against the paper's 3.8 with the stride in
             # the first 1x1 (create_model(..., stride_in_1x1=True); reports/table1.md).
@@ -218,6 +218,7 @@ def _milestones(text: str) -> tuple[float, ...]:
 def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
     """Every other field of the typed config, as a flag: dest -> (section, field, type or
     "bool" or a tuple of choices, help)."""
+    from .data.config import INPUT_SPECS
     from .models.resnet import CONV_INITS
     from .train.config import SCHEDULES
 
@@ -229,6 +230,16 @@ def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
         "crop": ("data", "crop", _number(int, 8, 4096),
                  "large images: the training crop (224; the test resize keeps 256/224 of it)"),
         "workers": ("data", "workers", NONNEG_INT, "large images: decoding processes (2)"),
+        "input_size": ("data", "input_size", _number(int, 8, 4096),
+                       "the model's input side: held (small) images are resized to it in "
+                       "batches, e.g. 224 to fine-tune ImageNet weights at their resolution; "
+                       "streamed ones are cropped at it (default: the images' own size, or "
+                       "--crop)"),
+        "input_spec": ("data", "input_spec", INPUT_SPECS,
+                       "whose normalisation: auto (the --init weights' own: a deepres file's, "
+                       "torchvision's mean/std for torchvision and other ImageNet-family "
+                       "weights; else the data's mean), imagenet (torchvision's mean/std), "
+                       "dataset (the training data's own mean)"),
         "pixel_mean": ("data", "pixel_mean", "bool",
                        "large images: subtract the per-pixel mean image at the crop size "
                        "(§3.4; the imagenet-paper recipe) instead of a per-channel mean"),
@@ -366,6 +377,8 @@ def _train_config(args: argparse.Namespace):
         if section and flag != "model":
             sections[section][name] = getattr(args, flag, None)
     sections["run"]["run_dir"] = args.run_dir
+    if args.holdout is not None and args.val_split is None:  # asked to hold out: not val/
+        sections["data"]["val_split"] = False
     cfg = with_overrides(cfg, **sections)
     if args.iterations is not None:  # an iteration count replaces the recipe's epochs
         cfg = replace(cfg, optim=replace(cfg.optim, epochs=None))
@@ -462,127 +475,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _check_output_path(out: str) -> Path:
-    """An output file path that can be written: its folder exists, it is not a folder."""
-    path = Path(out)
-    if path.is_dir():
-        raise ValueError(f"{out}: is a folder; give a file name for the export, e.g. "
-                         f"{path / 'model.onnx'}")
-    parent = path.parent
-    if not parent.exists():
-        raise ValueError(f"{out}: the folder {parent} does not exist; create it first")
-    if not parent.is_dir():
-        raise ValueError(f"{out}: {parent} is a file, not a folder")
-    return path
-
-
-def _export_int8(args: argparse.Namespace, p, tmp: Path) -> None:
-    from .evaluate.runner import calibration_batches
-    from .export.quantize import quantize_int8, save_int8
-
-    batches = calibration_batches(p, args.data, args.calibration_images)
-    quantized = quantize_int8(p.model, batches)
-    meta = p.metadata
-    keep = {k: json.loads(meta[k]) for k in ("class_names", "input_mean", "input_std",
-                                              "input_size", "test_resize") if k in meta}
-    save_int8(quantized, tmp, batches[0][:2], {
-        "model": meta.get("model"), "num_classes": p.model.fc.out_features, **keep,
-        "calibration": {"data": args.data, "images": sum(len(b) for b in batches)}})
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
     from .evaluate.testing import load_predictor
-    from .export import InferenceModel, export_onnx, export_torchscript, optimize_for_cpu
+    from .export.writers import ExportOptions, export
+    from .runtime.files import check_output_path
 
-    out = _check_output_path(args.out)
-    if args.format == "int8" and not args.data:
-        raise ValueError("--format int8 needs --data: the training images that calibrate the "
-                         "activation ranges (a few hundred are read)")
+    check_output_path(args.out)
     p = load_predictor(args.weights, model_name=args.model, classes_file=args.classes)
-    model = optimize_for_cpu(p.model, channels_last=False) if args.format == "cpu" else p.model
-    if args.dynamic_size and args.format != "onnx":
-        raise ValueError("--dynamic-size applies to --format onnx")
-    # Any input size: a per-pixel mean image fits one size only, so its per-channel mean is
-    # subtracted instead (as eval does at other sizes).
-    mean = p.channel_mean if args.dynamic_size else p.mean
-    wrapped = InferenceModel(model, mean.cpu(),
-                             p.std.cpu() if p.std is not None else None).eval()
-    from .runtime.files import OutOfSpaceError, atomic_write
-
-    checked: dict[str, float | None] = {}
-
-    def write(tmp: Path) -> None:
-        if args.format == "int8":
-            _export_int8(args, p, tmp)
-        elif args.format == "onnx":
-            checked["difference"] = export_onnx(wrapped, tmp, p.input_size,
-                                                metadata=_onnx_metadata(p),
-                                                dynamic_size=args.dynamic_size)
-        else:
-            export_torchscript(wrapped, tmp, p.input_size)
-
-    # Written beside the target and renamed into place: never a half-written output file.
-    try:
-        atomic_write(out, write)
-    except OutOfSpaceError:
-        raise
-    except (OSError, RuntimeError) as exc:
-        raise ValueError(f"{out}: could not write the export ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
-    if args.format == "int8":
-        print(f"wrote {args.out} (int8, x86 CPUs): give it to `deepres eval` or `deepres "
-              "predict` as --weights")
-        return 0
-    print(f"wrote {args.out} ({args.format}): input float images in [0, 1], "
-          f"N x 3 x {p.input_size} x {p.input_size}; output logits over "
-          f"{len(p.classes or [])} classes")
-    if args.format == "onnx":
-        diff = checked.get("difference")
-        print("checked with onnx.checker; class names and input specification in its "
-              "metadata_props; " + ("onnxruntime not installed, not run" if diff is None else
-                                   f"onnxruntime vs PyTorch: max logit difference {diff:.2e}"))
+    for line in export(p, args.format, args.out, ExportOptions(
+            args.data, args.calibration_images, args.dynamic_size)):
+        print(line)
     return 0
 
 
-def _onnx_metadata(p) -> dict[str, str]:
-    """What an ONNX file carries so that it can be used without deepres: class names, the
-    input specification (as the weights give it) and the versions."""
-    import deepres
-
-    meta = {"deepres_version": deepres.__version__, "input_size": str(p.input_size),
-            "test_resize": str(p.resize), "input_range": "float pixels in [0, 1], RGB, NCHW; "
-            "mean subtraction (and std division) built in"}
-    if p.classes:
-        meta["class_names"] = json.dumps(list(p.classes))
-    for key in ("model", "model_options"):
-        if key in p.metadata:
-            meta[key] = str(p.metadata[key])
-    meta["input_mean"] = json.dumps(p.mean.cpu().tolist())
-    if p.std is not None:
-        meta["input_std"] = json.dumps(p.std.cpu().tolist())
-    return meta
-
-
 def _cmd_precise_bn(args: argparse.Namespace) -> int:
-    from .evaluate.runner import calibration_batches, run_eval
-    from .evaluate.testing import load_predictor
-    from .models import save_weights
-    from .train.precise_bn import recompute_bn_stats
+    from .train.precise_bn import precise_bn_file
 
-    out = _check_output_path(args.out)
-    if out.resolve() == Path(args.weights).resolve():
-        raise ValueError(f"{args.out}: would overwrite the input weights; write a new file")
-    p = load_predictor(args.weights, args.device, "fp32")
-    batches = calibration_batches(p, args.data, args.batches * args.batch_size, args.batch_size)
-    before = run_eval([args.weights], args.data, device=args.device, precision="fp32")
-    used = recompute_bn_stats(p.model, iter(batches), args.batches)
-    keep = {k: v for k, v in p.metadata.items()
-            if k not in ("format", "model", "model_options")}
-    save_weights(p.model, out, extra={**keep, "precise_bn_batches": used})
-    after = run_eval([str(out)], args.data, device=args.device, precision="fp32")
-    print(f"precise BN over {used} batches of {args.batch_size} un-augmented training images "
-          f"of {args.data}: test error {100 * before['top1_error']:.2f}% -> "
-          f"{100 * after['top1_error']:.2f}% ({after['images']} images); wrote {out}")
+    print(precise_bn_file(args.weights, args.data, args.out, device=args.device,
+                          batches=args.batches, batch_size=args.batch_size))
     return 0
 
 
@@ -704,7 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights.safetensors from `deepres train`; repeat for an ensemble")
     _add_foreign(p)
     p.add_argument("--data", default="sample", help="folder path, 'sample', 'cifar10', ...")
-    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--split", default="test", choices=["test", "val", "train"],
+                   help="which split to evaluate (test; a folder with no test/ tests on val/)")
     p.add_argument("--crops", type=int, default=1, choices=[1, 10])
     p.add_argument("--tta", choices=["flip"], default=None,
                    help="test-time augmentation for single-crop testing: 'flip' averages the "

@@ -42,7 +42,7 @@ def test_ten_crop_probs_reference(weights_file):
             for flip in (False, True):
                 c = padded[n:n + 1, :, top:top + 32, left:left + 32]
                 c = c.flip(-1) if flip else c
-                inp = c.float() / 255 - p.mean  # per-pixel mean at 32x32
+                inp = c.float() / 255 - p.spec.mean  # per-pixel mean at 32x32
                 with torch.no_grad():
                     acc += F.softmax(p.model(inp), 1)[0]
         assert torch.allclose(got[n], acc / 10, atol=1e-5)
@@ -60,7 +60,7 @@ def _per_view_reference(p, x, scales):
     for s in scales:
         xs = (F.interpolate(x.float(), size=(s, s), mode="bilinear", align_corners=False,
                             antialias=True).round().clamp(0, 255) if s != 32 else x.float())
-        mean = p.mean if s == 32 else p.mean.mean(dim=(1, 2))[:, None, None]
+        mean = p.spec.mean if s == 32 else p.spec.mean.mean(dim=(1, 2))[:, None, None]
         for v in (xs, xs.flip(-1)):
             with torch.no_grad():
                 f = m.layer3(m.layer2(m.layer1(m.relu(m.bn1(m.conv1(v / 255 - mean))))))

@@ -103,7 +103,7 @@ def test_export_with_std_matches_eval(tiny_data, tmp_path, monkeypatch, capsys):
     assert main(["export", "--weights", str(w), "--format", "torchscript",
                  str(tmp_path / "m.pt")]) == 0
     p = load_predictor(str(w))
-    assert p.std is not None
+    assert p.spec.std is not None
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     exported = torch.jit.load(str(tmp_path / "m.pt"))
     with torch.no_grad():

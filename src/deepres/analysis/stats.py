@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -191,3 +192,12 @@ def describe(c: Comparison, show, unit: str = "") -> str:
         why = (f"; 'reproduced' needs p < {ALPHA:g} with at least {MIN_SEEDS} seeds per arm"
                if min(c.n_a, c.n_b) < MIN_SEEDS else f"; p is not below {ALPHA:g}")
     return f"{c.verdict} ({'; '.join(parts)}{why})"
+
+
+def judge(a: list[float], b: list[float], show: Callable[[float], str], *, unit: str = ""
+          ) -> tuple[str, Comparison]:
+    """The rule every report judges a finding by (``analysis.stats``): arms ``a`` and ``b``
+    arranged so that mean(b) > mean(a) is the paper's direction. Returns the verdict with its
+    evidence (gap, 95% CI, one-sided Welch p, exact permutation p, seeds) and the comparison."""
+    c = compare(a, b)
+    return describe(c, show, unit), c

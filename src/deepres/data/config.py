@@ -14,7 +14,8 @@ class DataConfig:
     # plateau schedule (§3.4). A count is capped at a tenth of a small training set.
     holdout: float = 0.0
     # Take the dataset's own val/ folder as the validation split instead of holding out.
-    val_split: bool = False
+    # None: yes when the dataset has one and nothing is held out (said at the start).
+    val_split: bool | None = None
     holdout_seed: int = 0
     skip_bad: bool = False
     augment: bool = True
@@ -26,3 +27,16 @@ class DataConfig:
     # the imagenet-paper recipe) instead of one mean per channel.
     pixel_mean: bool = False
     workers: int = 2
+    # The model's input side. None: the images' own size when they are held in memory (32 for
+    # CIFAR), the crop when streamed. Held images are resized to it in batches (fine-tuning
+    # weights at the resolution they were trained at, 224 for ImageNet's), streamed ones are
+    # cropped at it.
+    input_size: int | None = None
+    # Whose normalisation: "auto", the source of --init weights where it has a specification
+    # (deepres files carry theirs; torchvision's and other ImageNet-family state dicts get
+    # torchvision's mean/std), else the data's own mean; "imagenet": torchvision's mean/std;
+    # "dataset": the training data's own mean, whatever the weights were trained on.
+    input_spec: str = "auto"
+
+
+INPUT_SPECS = ("auto", "imagenet", "dataset")

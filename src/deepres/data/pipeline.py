@@ -3,21 +3,23 @@ validation split, and the preprocessing the input specification asks for."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..inputspec import IMAGENET, InputSpec
 from ..runtime.terminal import safe
 from . import transforms as T
+from .cifar import ArrayDataset
 from .config import DataConfig
 from .folder import DatasetError, FolderIndex, holdout_split
 from .loaders import ArrayLoader, FolderDataset, FolderLoader
 from .sources import Splits, load_data
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Pipeline:
     """Loaders for train/val/test and how batches become model input."""
 
@@ -25,12 +27,12 @@ class Pipeline:
     val: ArrayLoader | FolderLoader | None
     test: ArrayLoader | FolderLoader | None
     classes: list[str]
-    mean: torch.Tensor  # 3 x H x W per-pixel mean (small images) or 3 per-channel, in [0, 1]
-    std: torch.Tensor | None  # per channel; None: mean subtraction only, as the paper
+    train_source: ArrayDataset | FolderIndex  # the training images (for unaugmented passes)
+    # Sizes and normalisation (on the training device); the data's own mean until a source of
+    # weights with its own specification replaces it (train/loop.py).
+    spec: InputSpec
     in_memory: bool
     augment: bool
-    input_size: int  # the model's input crop
-    test_resize: int  # shorter side before the centre crop at test time
     skipped_bad: int
     layout: str  # in memory or streamed, and why
     validation: str  # where the validation error comes from
@@ -39,29 +41,50 @@ class Pipeline:
         """uint8 training batch (already cropped/flipped for small images) to model input;
         large images get §3.4's batched flip, mean subtraction and colour augmentation."""
         if self.in_memory or not self.augment:
-            return T.normalize(x, self.mean, self.std)
-        return T.imagenet_train_batch(x, g, self.mean, self.std)
+            return self.spec.normalize(self._sized(x))
+        return T.imagenet_train_batch(x, g, self.spec.mean, self.spec.std)
 
     def prep_eval(self, x: torch.Tensor) -> torch.Tensor:
-        return T.normalize(x, self.mean, self.std)
+        return self.spec.normalize(self._sized(x))
 
-    def set_normalization(self, mean: list[float], std: list[float] | None) -> None:
-        """Normalise as weights trained elsewhere expect (e.g. torchvision's mean/std)."""
-        device = self.mean.device
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=device)
-        self.std = None if std is None else torch.tensor(std, dtype=torch.float32,
-                                                         device=device)
+    def _sized(self, x: torch.Tensor) -> torch.Tensor:
+        """Held images at another input size (--input-size): resized in the batch, after the
+        augmentation at their own size."""
+        if self.in_memory and x.shape[-1] != self.spec.input_size:
+            return self.spec.resize(x, self.spec.input_size)
+        return x
+
+    def adopt(self, source: InputSpec | None, origin: str, mode: str) -> str:
+        """Normalise as ``mode`` says (data/config.py ``input_spec``): the weights' source's
+        mean/std, torchvision's ImageNet ones, or the data's own. The sizes stay the data's.
+        Returns the line that says which, and what to pass for the other choice."""
+        if mode == "imagenet":
+            source, origin = IMAGENET, "--input-spec imagenet"
+        if mode == "dataset" or source is None:
+            why = "--input-spec dataset" if mode == "dataset" else origin
+            return f"input: the training data's own mean ({why}); {self.spec.describe()}"
+        sized = replace(source, input_size=self.spec.input_size,
+                        test_resize=self.spec.test_resize).to(self.spec.mean.device)
+        self.spec = sized
+        hint = "" if mode == "imagenet" else "; --input-spec dataset uses the data's own mean"
+        if source.input_size != sized.input_size:
+            hint += (f"; the weights were trained at {source.input_size}x{source.input_size}, "
+                     f"--input-size {source.input_size} fine-tunes at that size")
+        return f"input: as {origin}: {sized.describe()}{hint}"
 
 
 def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: int,
                    rank: int = 0, world_size: int = 1) -> Pipeline:
     """Load ``d.data``, split it, and build this process's loaders and preprocessing."""
     splits = load_data(d.data)
+    splits.split("train")  # a folder with only test/ or val/ has nothing to train on: say so
     if len(splits.classes) < 2:
         raise DatasetError(f"{d.data}: has one class ({', '.join(splits.classes)}); a "
                            "classifier needs at least 2 class folders to learn anything")
     skipped = _check_bad(splits, d.skip_bad)
     shard = {"rank": rank, "world_size": world_size}
+    if d.val_split is None:  # the dataset's own val/ folder, when it has one beside test/
+        d = replace(d, val_split=splits.val is not None and splits.val is not splits.test)
     held, validation = _validation(d, splits)
     test_split = None if (d.val_split and splits.test is splits.val) else splits.test
     if splits.in_memory:
@@ -78,9 +101,13 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
                                                         shuffle=False, drop_last=False, **shard)
 
         size = int(train_ds.images.shape[1])
-        return Pipeline(train, eval_loader(val_ds), eval_loader(test_split), splits.classes,
-                        mean, None, True, d.augment, size, size, skipped, splits.layout,
-                        validation)
+        if d.input_size and d.input_size != size:  # resized in batches: one mean per channel
+            size, mean = d.input_size, mean.mean(dim=(1, 2))
+        return Pipeline(train=train, val=eval_loader(val_ds), test=eval_loader(test_split),
+                        classes=splits.classes, train_source=train_ds,
+                        spec=InputSpec(size, size, mean),
+                        in_memory=True, augment=d.augment, skipped_bad=skipped,
+                        layout=splits.layout, validation=validation)
     # Large images (§3.4): scale augmentation in workers; flip, mean, colour in batches.
     index, val_index = splits.train, splits.val if d.val_split else None
     if held is not None:
@@ -88,7 +115,7 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
         index = _subset(index, held[0])
     # §3.4: scale augmentation to [256, 480] and 224 crops; tested at shorter side 256. Other
     # crop sizes keep those proportions.
-    crop = d.crop or 224  # a config made for small images (crop None) on large ones
+    crop = d.input_size or d.crop or 224  # crop None: a config made for small images
     resize = round(crop * 256 / 224)
     scale = (resize, round(crop * 480 / 224))
     train_ds = FolderDataset(index, True, crop=crop, seed=seed, scale=scale,
@@ -106,9 +133,11 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
             FolderDataset(idx, False, crop=crop, test_resize=resize), 2 * batch_size,
             shuffle=False, drop_last=False, workers=d.workers, pin_memory=pin, **shard)
 
-    return Pipeline(train, eval_folder(val_index), eval_folder(test_split), splits.classes,
-                    mean, None, False, d.augment, train_ds.crop, train_ds.test_resize, skipped,
-                    splits.layout, validation)
+    return Pipeline(train=train, val=eval_folder(val_index), test=eval_folder(test_split),
+                    classes=splits.classes, train_source=index,
+                    spec=InputSpec(crop, resize, mean), in_memory=False,
+                    augment=d.augment, skipped_bad=skipped, layout=splits.layout,
+                    validation=validation)
 
 
 def _subset(index: FolderIndex, idx: np.ndarray) -> FolderIndex:
@@ -132,7 +161,8 @@ def _validation(d: DataConfig, splits: Splits) -> tuple[tuple[np.ndarray, np.nda
         if splits.val is None:
             raise DatasetError(f"{d.data}: --val-split asks for the dataset's val/ folder, but "
                                "it has none; hold out part of train with --holdout instead")
-        return None, f"validation: the dataset's val/ folder ({len(splits.val)} images)"
+        return None, (f"validation: the dataset's val/ folder ({len(splits.val)} images; "
+                      "--holdout N holds out part of train instead)")
     if not d.holdout:
         return None, "validation: none (no images held out)"
     n = len(splits.train)

@@ -41,7 +41,7 @@ class Splits:
 
     name: str
     classes: list[str]
-    train: ArrayDataset | FolderIndex
+    train: ArrayDataset | FolderIndex | None  # None: a folder with only test/ or val/
     test: ArrayDataset | FolderIndex | None
     bad: list[BadImageError] = field(default_factory=list)
     layout: str = ""  # in memory or streamed, and why
@@ -49,7 +49,20 @@ class Splits:
 
     @property
     def in_memory(self) -> bool:
-        return isinstance(self.train, ArrayDataset)
+        return any(isinstance(x, ArrayDataset) for x in (self.train, self.test, self.val))
+
+    def split(self, which: str) -> ArrayDataset | FolderIndex:
+        """The ``train``, ``val`` or ``test`` split; a missing one is a DatasetError that
+        says which splits there are."""
+        found = {"train": self.train, "val": self.val, "test": self.test}
+        if which not in found:
+            raise DatasetError(f"unknown split {which!r}; give train, val or test")
+        if found[which] is None:
+            have = [k for k, v in found.items() if v is not None]
+            folder = {"train": "train/", "val": "val/", "test": "test/ (or val/)"}[which]
+            raise DatasetError(f"{self.name}: has no {which} split (no {folder} folder); it "
+                               f"has {', '.join(have) or 'no splits'}")
+        return found[which]
 
 
 COMPLETE = ".complete"
@@ -203,25 +216,27 @@ def choose_layout(sizes: Counter[tuple[int, int]]) -> tuple[tuple[int, int] | No
 
 def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits:
     """An image-folder dataset; small images are decoded into (cached) arrays. The choice
-    follows a scan of every image's size, and ``Splits.layout`` says which and why."""
+    follows a scan of every image's size, and ``Splits.layout`` says which and why. A folder
+    holding only test/ (or only val/) has no training split: it can be evaluated on."""
     indexes = scan_dataset(root)
-    train, val = indexes["train"], indexes.get("val")
+    train, val = indexes.get("train"), indexes.get("val")
     test = indexes.get("test") or val  # with no test/ folder, val/ is what is tested on
+    first = next(iter(indexes.values()))
     name = name or Path(root).name
-    key = _fingerprint(train)  # one stat of every file, for both caches
-    shape, note = choose_layout(scan_sizes(train, key))
+    key = _fingerprint(first)  # one stat of every file, for both caches
+    shape, note = choose_layout(scan_sizes(first, key))
     refused = refused_images([p for idx in indexes.values() for p in idx.ignored])
     if refused:  # said where the run says how it holds the data
         note += "; " + "; ".join(refused)
     if shape is None:
-        return Splits(name, train.classes, train, test, layout=note, val=val)
-    train_arr, bad = load_cached_arrays(train, shape, key)
-    arrays = {}
-    for split in {id(x): x for x in (test, val) if x is not None}.values():
-        arrays[id(split)], bad_split = load_cached_arrays(split, shape)
+        return Splits(name, first.classes, train, test, layout=note, val=val)
+    arrays, bad = {}, []
+    for split in {id(x): x for x in (train, test, val) if x is not None}.values():
+        arrays[id(split)], bad_split = load_cached_arrays(split, shape,
+                                                          key if split is first else None)
         bad += bad_split
-    return Splits(name, train.classes, train_arr, arrays.get(id(test)), bad, layout=note,
-                  val=arrays.get(id(val)))
+    return Splits(name, first.classes, arrays.get(id(train)), arrays.get(id(test)), bad,
+                  layout=note, val=arrays.get(id(val)))
 
 
 def _is_cifar_folder(path: Path) -> bool:

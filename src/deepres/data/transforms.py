@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# The test-time operations belong to the input specification; augmentation reuses them.
+from ..inputspec import center_crop, normalize, resize_shorter  # noqa: F401
+
 # PCA lighting (Krizhevsky et al. 2012) for ImageNet pixels in [0, 1] (§3.4, PAPER.md).
 IMAGENET_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 IMAGENET_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
@@ -53,20 +56,6 @@ def cifar_train_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Te
     return random_flip(pad_crop(x, generator, 4), generator)
 
 
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None = None
-              ) -> torch.Tensor:
-    """uint8 pixels to float in [0, 1], minus the per-pixel mean image (§3.4, §4.2).
-
-    ``mean`` is ``3 x H x W`` (the training split's mean image, in [0, 1]) or ``3`` per channel;
-    the paper divides by nothing, so ``std`` is optional.
-    """
-    out = x.float().div_(255.0)
-    out = out - (mean if mean.dim() == 3 else mean[:, None, None]).to(out.device)
-    if std is not None:
-        out = out / std.to(out.device)[:, None, None]
-    return out
-
-
 def pca_lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1,
                  eigval: torch.Tensor = IMAGENET_EIGVAL,
                  eigvec: torch.Tensor = IMAGENET_EIGVEC) -> torch.Tensor:
@@ -79,21 +68,6 @@ def pca_lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1,
     return x + to_device(rgb.to(x.dtype), x.device)[:, :, None, None]
 
 
-def resize_shorter(img: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize ``3 x H x W`` or ``N x 3 x H x W`` so the shorter side is ``size`` (bilinear,
-    antialiased); uint8 stays uint8."""
-    h, w = img.shape[-2:]
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    if new == (h, w):
-        return img
-    batch = img if img.dim() == 4 else img[None]
-    out = F.interpolate(batch.float(), size=new, mode="bilinear", align_corners=False,
-                        antialias=True)
-    out = out if img.dim() == 4 else out[0]
-    return out.round_().clamp_(0, 255).to(img.dtype) if img.dtype == torch.uint8 else out
-
-
 def scale_augment(img: torch.Tensor, generator: torch.Generator, crop: int = 224,
                   scale: tuple[int, int] = (256, 480)) -> torch.Tensor:
     """§3.4: shorter side resized to a random length in [256, 480], a random 224 crop."""
@@ -103,12 +77,6 @@ def scale_augment(img: torch.Tensor, generator: torch.Generator, crop: int = 224
     top = int(torch.randint(0, h - crop + 1, (1,), generator=generator))
     left = int(torch.randint(0, w - crop + 1, (1,), generator=generator))
     return img[:, top:top + crop, left:left + crop]
-
-
-def center_crop(img: torch.Tensor, crop: int) -> torch.Tensor:
-    h, w = img.shape[-2:]
-    top, left = (h - crop) // 2, (w - crop) // 2
-    return img[..., top:top + crop, left:left + crop]
 
 
 def imagenet_test_transform(img: torch.Tensor, resize: int = 256, crop: int = 224

@@ -22,25 +22,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import transforms as T
-from ..models.weights import WeightsError, rebuild_foreign, rebuild_from_weights
+from ..inputspec import InputSpec
+from ..models.loading import rebuild_foreign, rebuild_from_weights
+from ..models.names import default_input_spec
+from ..models.weights import WeightsError
 from ..runtime.precision import autocast, resolve_precision
 
 
 @dataclass
 class Predictor:
-    """A trained model with what it needs to read images: input mean, size and class names."""
+    """A trained model with what it needs to read images: its input specification and class
+    names."""
 
     model: nn.Module
     classes: list[str] | None
-    mean: torch.Tensor  # 3 x H x W per-pixel mean, or 3 per-channel, in [0, 1]
-    input_size: int  # the training crop size (32 for CIFAR, 224 for ImageNet)
-    resize: int  # test-time shorter side before the centre crop (32 or 256)
+    spec: InputSpec  # on the model's device
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
-    std: torch.Tensor | None = None  # per-channel std, for weights trained on mean/std input
     # The file's metadata as read (with --model's family defaults and --classes' names), so
     # that what is written from it (export, precise BN) never reads the file a second time.
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.spec.mean.device
 
     @classmethod
     def from_weights(cls, path: str | os.PathLike[str], device: str = "cpu",
@@ -73,9 +77,9 @@ class Predictor:
             else:
                 arr, name = decode_image(item), str(item)
             img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-            batch.append(T.center_crop(T.resize_shorter(img, self.resize), self.input_size))
+            batch.append(self.spec.test_view(img))
             files.append(name)
-        probs = probs_single(self, torch.stack(batch).to(self.mean.device)).cpu()
+        probs = probs_single(self, torch.stack(batch).to(self.device)).cpu()
         return [({"file": name} if name is not None else {}) | self.top_classes(row, top_k)
                 for name, row in zip(files, probs, strict=True)]
 
@@ -87,15 +91,9 @@ class Predictor:
         return {"predictions": [{"class": labels[i], "probability": round(float(v), 6)}
                                 for v, i in zip(values.tolist(), indices.tolist(), strict=True)]}
 
-    @property
-    def channel_mean(self) -> torch.Tensor:
-        return self.mean if self.mean.dim() == 1 else self.mean.mean(dim=(1, 2))
-
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 ``N x 3 x H x W`` to model input; the per-pixel mean where sizes match."""
-        if self.mean.dim() == 3 and tuple(self.mean.shape[1:]) == tuple(x.shape[2:]):
-            return T.normalize(x, self.mean, self.std)
-        return T.normalize(x, self.channel_mean, self.std)
+        """uint8 ``N x 3 x H x W`` to model input, as the input specification says."""
+        return self.spec.normalize(x)
 
 
 def load_predictor(path: str, device: torch.device | str = "cpu",
@@ -117,20 +115,18 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
         if not _is_int(n, 1, 1_000_000):
             raise WeightsError(f"{path}: metadata field 'num_classes' must be a positive "
                                f"integer, not {n!r}")
-        classes, mean, size, resize = _input_spec(meta, path, n)
+        classes, spec = _input_spec(meta, path, n)
         # int8 kernels take float input and quantize it themselves: no autocast.
-        return Predictor(module, classes, mean, size, resize, "fp32", _std(meta, path), meta)
+        return Predictor(module, classes, spec, "fp32", meta)
     if model_name is not None:
         model, meta = rebuild_foreign(path, model_name)
     else:
         model, meta = rebuild_from_weights(path)
     if classes_file is not None:
         meta = {**meta, "class_names": json.dumps(_read_classes(classes_file))}
-    classes, mean, size, resize = _input_spec(meta, path, model.fc.out_features)
-    std = _std(meta, path)
-    return Predictor(model.to(device).eval(), classes, mean.to(device), size, resize,
-                     resolve_precision(precision, device),
-                     std.to(device) if std is not None else None, meta)
+    classes, spec = _input_spec(meta, path, model.fc.out_features)
+    return Predictor(model.to(device).eval(), classes, spec.to(device),
+                     resolve_precision(precision, device), meta)
 
 
 def _read_classes(path: str) -> list[str]:
@@ -143,56 +139,19 @@ def _read_classes(path: str) -> list[str]:
     return names
 
 
-def _std(meta: dict[str, str], path: str) -> torch.Tensor | None:
-    std = _field(meta, "input_std", path, lambda v: isinstance(v, list) and len(v) == 3 and all(
-        isinstance(c, int | float) and 0 < c < 1e3 for c in v), "a list of 3 positive numbers")
-    return None if std is None else torch.tensor(std, dtype=torch.float32)
-
-
-def _input_spec(meta: dict[str, str], path: str, n: int
-                ) -> tuple[list[str] | None, torch.Tensor, int, int]:
+def _input_spec(meta: dict[str, str], path: str, n: int) -> tuple[list[str] | None, InputSpec]:
+    """The class names and the input specification of a file's metadata; sizes a file lacks
+    (written before they were saved) are its model family's defaults, no guessing."""
     classes = _field(meta, "class_names", path, lambda v: isinstance(v, list) and len(v) == n
                      and all(isinstance(c, str) for c in v),
                      f"a list of {n} class names (one per classifier output)")
-    mean = _field(meta, "input_mean", path, _is_mean,
-                  "a list of 3 channel means or a 3 x H x W image of finite numbers")
-    if mean is None:
+    if "input_mean" not in meta:
         raise WeightsError(f"{path}: has no input mean; it was not written by `deepres train`")
-    mean = torch.tensor(mean, dtype=torch.float32)
-    # Files that predate the input specification: the model family's defaults, no guessing.
-    defaults = _family_defaults(meta.get("model"))
-    size = _field(meta, "input_size", path, lambda v: _is_int(v, 1, 4096),
-                  "an integer between 1 and 4096")
-    if size is None:
-        size = defaults["input_size"]
-    resize = _field(meta, "test_resize", path, lambda v: _is_int(v, size, 8192),
-                    f"an integer between the input size {size} and 8192")
-    if resize is None:
-        resize = max(size, defaults["test_resize"])
-    return classes, mean, size, resize
-
-
-def _family_defaults(model: str | None) -> dict:
-    from ..models.registry import DEFAULT_INPUT_SPEC, resolve
-
-    try:
-        return DEFAULT_INPUT_SPEC[resolve(str(model)).family]
-    except ValueError:
-        return DEFAULT_INPUT_SPEC["imagenet"]
+    return classes, InputSpec.from_metadata(meta, path, default_input_spec(str(meta.get("model"))))
 
 
 def _is_int(v: object, low: int, high: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
-
-
-def _is_mean(v: object) -> bool:
-    try:
-        t = torch.tensor(v, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        return False
-    ok_shape = t.shape == (3,) or (t.dim() == 3 and t.shape[0] == 3
-                                   and 1 <= t.shape[1] <= 4096 and 1 <= t.shape[2] <= 4096)
-    return ok_shape and bool(torch.isfinite(t).all())
 
 
 def _field(meta: dict[str, str], key: str, path: str, valid, expected: str):
@@ -243,7 +202,7 @@ def probs_ten_crop(p: Predictor, x: torch.Tensor) -> torch.Tensor:
     §4.2), so the centre crop is the image itself. Larger: from the image as given (shorter
     side 256 in the paper's protocol).
     """
-    crop = p.input_size
+    crop = p.spec.input_size
     if x.shape[-1] == crop and x.shape[-2] == crop:
         x = F.pad(x, (4, 4, 4, 4))
     crops = ten_crops(x, crop)
@@ -269,7 +228,7 @@ def probs_multiscale(p: Predictor, x: torch.Tensor, scales: Sequence[int],
     their flips, dense scores averaged over positions, scales and flips."""
     total = None
     for s in scales:
-        xs = T.resize_shorter(x, s)
+        xs = p.spec.resize(x, s)
         for v in ([xs, xs.flip(-1)] if flips else [xs]):
             pr = probs_dense(p, v)
             total = pr if total is None else total + pr

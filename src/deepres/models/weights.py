@@ -12,12 +12,14 @@ import pickle
 import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..inputspec import InputSpec, from_torchvision_transforms
 from ..runtime.files import atomic_write
 
 CLASSIFIER_PREFIXES = ("fc.",)
@@ -260,137 +262,70 @@ def save_weights(
     atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
-def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, str]]:
-    """The model a deepres ``.safetensors`` file was saved from, loaded, and the file's metadata;
-    the file is read once."""
-    from .registry import create_model
+@dataclass(frozen=True)
+class Init:
+    """What :func:`init_from` did and what the source says of its inputs."""
 
-    path = Path(path)
-    state, metadata = read_weights(path)
-    if "model" not in metadata:
-        raise WeightsError(
-            f"{path}: has no deepres metadata naming its model; pass --model NAME (and "
-            "--classes FILE) on the command line, or in Python build it with "
-            "create_model(name) and call load_weights(model, path)"
-        )
-    name, options = check_model_metadata(metadata, state, path)
-    model = create_model(name, **options)
-    _apply_state(model, state, path)
-    return model, metadata
+    message: str  # one line: the source, and whether the classifier was kept
+    # The input the weights expect: a deepres file's own specification; torchvision's for its
+    # published weights and for foreign ImageNet-family state dicts; None where the source
+    # says nothing (a foreign CIFAR-family file): the data's own mean then.
+    spec: InputSpec | None
+    spec_origin: str  # where ``spec`` came from, for the line that says it
+    class_names: list[str] | None = None
 
 
-def rebuild_foreign(path: str | os.PathLike[str], name: str
-                    ) -> tuple[nn.Module, dict[str, str]]:
-    """Weights without deepres metadata (torchvision's, timm's, a bare state dict) as model
-    ``name``: the number of classes is read from the file's classifier, and the metadata is the
-    family's default input specification (``deepres models --json``) under the file's own."""
-    from .registry import DEFAULT_INPUT_SPEC, create_model, resolve
-
-    try:
-        spec = resolve(name)
-    except ValueError as exc:
-        raise WeightsError(str(exc)) from exc
-    path = Path(path)
-    state, metadata = read_weights(path)
-    state = _strip_prefixes(state, set(create_model(name).state_dict()))
-    fc = state.get("fc.weight")
-    if fc is None or fc.dim() != 2:
-        raise WeightsError(f"{path}: has no classifier (fc.weight) to tell the classes from")
-    model = create_model(name, num_classes=int(fc.shape[0]))
-    _apply_state(model, state, path)
-    defaults = {k: json.dumps(v) for k, v in DEFAULT_INPUT_SPEC[spec.family].items()}
-    return model, {**defaults, **metadata}
-
-
-# The model options a deepres weights file may carry, with their types.
-MODEL_OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "num_classes": int, "shortcut": str, "stride_in_1x1": bool, "zero_init_residual": bool,
-}
-MAX_DEPTH = 10_000  # ResNet-1202 is the paper's deepest; beyond this a file is not believed
-
-
-def _meta_json(metadata: Mapping[str, str], key: str, path: Path) -> Any:
-    try:
-        return json.loads(metadata[key])
-    except (TypeError, ValueError) as exc:
-        raise WeightsError(f"{path}: metadata field {key!r} is not valid JSON ({exc})") from exc
-
-
-def check_model_metadata(metadata: Mapping[str, str], state: Mapping[str, torch.Tensor],
-                         path: Path) -> tuple[str, dict[str, Any]]:
-    """The model name and options of a deepres file, checked against the schema and the
-    file's own tensors before anything is built; errors name the file and the field."""
-    from .registry import resolve
-
-    name = metadata["model"]
-    try:
-        spec = resolve(name)
-    except ValueError as exc:
-        raise WeightsError(f"{path}: metadata field 'model': {exc}") from exc
-    if spec.depth > MAX_DEPTH:
-        raise WeightsError(f"{path}: metadata field 'model': depth {spec.depth} is beyond "
-                           f"{MAX_DEPTH}; the file is not a deepres model")
-    options = _meta_json(metadata, "model_options", path) if "model_options" in metadata else {}
-    if not isinstance(options, dict):
-        raise WeightsError(f"{path}: metadata field 'model_options' must be a JSON object")
-    for key, value in options.items():
-        want = MODEL_OPTIONS.get(key)
-        if want is None:
-            raise WeightsError(f"{path}: metadata field 'model_options' has an unknown option "
-                               f"{key!r}; known: {', '.join(MODEL_OPTIONS)}")
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise WeightsError(f"{path}: metadata field 'model_options.{key}' must be a "
-                               f"{getattr(want, '__name__', want)}, not {value!r}")
-    if options.get("shortcut") not in (None, "A", "B", "C"):
-        raise WeightsError(f"{path}: metadata field 'model_options.shortcut' must be A, B or "
-                           f"C, not {options['shortcut']!r}")
-    fc = state.get("fc.weight")
-    n = options.get("num_classes")
-    if n is not None and (n < 1 or (fc is not None and fc.dim() == 2 and fc.shape[0] != n)):
-        raise WeightsError(f"{path}: metadata field 'model_options.num_classes' is {n}, but "
-                           f"the file's classifier has "
-                           f"{fc.shape[0] if fc is not None else 'no'} outputs")
-    return name, options
-
-
-def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:
-    """Rebuild the model a deepres ``.safetensors`` file was saved from, with its class names."""
-    model, metadata = rebuild_from_weights(path)
-    names = json.loads(metadata["class_names"]) if "class_names" in metadata else None
-    return model, names
-
-
-def init_from(model: nn.Module, source: str) -> tuple[str, dict[str, Any]]:
+def init_from(model: nn.Module, source: str) -> Init:
     """Start ``model`` from the weights in ``source`` for fine-tuning: a deepres ``.safetensors``,
     a torchvision or timm state dict (``.pth``/``.safetensors``, DDP/Lightning prefixes and
     reference-script checkpoints included), or ``torchvision:NAME[.WEIGHTS]`` (torchvision's
     published weights through its own API, with its download hash check). The classifier is
-    kept when its shape fits, else left new. Returns a line saying what was done and the
-    input specification the source asks for (mean/std, sizes) when it has one."""
-    spec: dict[str, Any] = {}
+    kept when its shape fits, else left new. The source decides the input specification, the
+    same way on every route (see :class:`Init`)."""
+    from .names import default_input_spec, resolve
+
     refuse_url(source)
+    name = str(getattr(model, "model_name", ""))
     if source.startswith("torchvision:"):
-        state, spec = _torchvision_weights(source)
-        path = Path(source)
+        state, spec, classes = _torchvision_weights(source)
+        path, origin = Path(source), f"{source}'s published transforms"
     else:
         path = Path(source)
         state, metadata = read_weights(path)
         _warn_stride_mismatch(model, metadata, path)
-        if "input_std" in metadata:
-            spec = {"input_mean": json.loads(metadata["input_mean"]),
-                    "input_std": json.loads(metadata["input_std"])}
+        classes = None
+        if "model" in metadata:  # a deepres file carries its own
+            spec = InputSpec.from_metadata(metadata, str(path), default_input_spec(
+                metadata["model"]))
+            origin = f"{path}'s metadata"
+            try:
+                classes = json.loads(metadata.get("class_names", "null"))
+            except ValueError:
+                classes = None
+        elif _family(name, resolve) == "imagenet":  # torchvision's, timm's, a bare state dict
+            spec, origin = default_input_spec(name), "torchvision's ImageNet weights (assumed)"
+        else:
+            spec, origin = None, "no specification in the file"
     own = model.state_dict()
     state = _strip_prefixes(state, set(own))
     fc = state.get("fc.weight")
     new_head = fc is not None and fc.shape != own["fc.weight"].shape
     _apply_state(model, state, path, skip_classifier=new_head or fc is None)
-    if new_head:
-        return (f"initialised from {source}; new classifier head: {fc.shape[0]} -> "
-                f"{own['fc.weight'].shape[0]} classes"), spec
-    return f"initialised from {source}, classifier included", spec
+    message = (f"initialised from {source}; new classifier head: {fc.shape[0]} -> "
+               f"{own['fc.weight'].shape[0]} classes" if new_head
+               else f"initialised from {source}, classifier included")
+    return Init(message, spec, origin, classes if isinstance(classes, list) else None)
 
 
-def _torchvision_weights(source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _family(name: str, resolve: Any) -> str | None:
+    try:
+        return resolve(name).family
+    except ValueError:
+        return None
+
+
+def _torchvision_weights(source: str
+                         ) -> tuple[dict[str, torch.Tensor], InputSpec, list[str]]:
     """``torchvision:resnet50`` (its DEFAULT weights) or ``torchvision:resnet50.IMAGENET1K_V1``.
 
     Loaded with torchvision's ``get_state_dict`` (download with hash check into the torch hub
@@ -409,8 +344,5 @@ def _torchvision_weights(source: str) -> tuple[dict[str, torch.Tensor], dict[str
         raise WeightsError(f"{source}: could not get {weights.url} ({exc}); with no internet, "
                            "put the file in torch's hub cache (torch.hub.get_dir()/checkpoints)"
                            ) from exc
-    t = weights.transforms()
-    spec = {"input_mean": list(t.mean), "input_std": list(t.std),
-            "input_size": int(t.crop_size[0]), "test_resize": int(t.resize_size[0]),
-            "class_names": list(weights.meta.get("categories", []))}
-    return dict(state), spec
+    spec = from_torchvision_transforms(weights.transforms())
+    return dict(state), spec, list(weights.meta.get("categories", []))

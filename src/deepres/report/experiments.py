@@ -13,11 +13,12 @@ from typing import Any
 import torch
 
 from ..analysis import count_macs, count_params
-from ..analysis.stats import Comparison, compare, describe
+from ..analysis.stats import judge
 from ..experiments import paper
 from ..experiments.specs import Run
 from ..models import create_model, resolve
 from ..runtime.files import atomic_write_text
+from .responses import report_layer_responses
 
 
 def _load(run: Run) -> dict[str, Any] | None:
@@ -198,15 +199,6 @@ def _over_the_run(groups: dict[str, list[dict[str, Any]]], shallow: str, deep: s
             f"{len(steps)} logged steps after the first tenth")
 
 
-def judge(a: list[float], b: list[float], show: Callable[[float], str], *, unit: str = ""
-          ) -> tuple[str, Comparison]:
-    """The rule every report judges a finding by (``analysis.stats``): arms ``a`` and ``b``
-    arranged so that mean(b) > mean(a) is the paper's direction. Returns the verdict with its
-    evidence (gap, 95% CI, one-sided Welch p, exact permutation p, seeds) and the comparison."""
-    c = compare(a, b)
-    return describe(c, show, unit), c
-
-
 def _mean_pct(values: list[float]) -> str:
     """The mean in percent, rounded as the table's figures are (mean of the percentages)."""
     return f"{statistics.mean(100 * v for v in values):.2f}"
@@ -362,6 +354,14 @@ def _report_imagenet(runs, out, lines) -> None:
     lines.append("")
 
 
+# experiment -> the function that appends its sections to the report's lines
+RENDERERS: dict[str, Callable[[list[Run], Path, list[str]], None]] = {
+    "table1": lambda runs, out, lines: _report_table1(lines),
+    "cifar-depth": _report_cifar_depth, "shortcuts": _report_shortcuts,
+    "imagenet": _report_imagenet, "layer-responses": report_layer_responses,
+}
+
+
 def write_report(experiment: str, scale: str, runs: list[Run], out: Path, command: str,
                  device: str = "cpu") -> Path:
     titles = {"table1": "Table 1: network sizes and multiply-adds",
@@ -374,18 +374,7 @@ def write_report(experiment: str, scale: str, runs: list[Run], out: Path, comman
     missing = [r.key for r in runs if _load(r) is None]
     if missing:
         lines += [f"Not finished (left out of this report): {', '.join(missing)}.", ""]
-    if experiment == "table1":
-        _report_table1(lines)
-    elif experiment == "cifar-depth":
-        _report_cifar_depth(runs, out, lines)
-    elif experiment == "shortcuts":
-        _report_shortcuts(runs, out, lines)
-    elif experiment == "imagenet":
-        _report_imagenet(runs, out, lines)
-    else:
-        from .responses import report_layer_responses
-
-        report_layer_responses(runs, out, lines)
+    RENDERERS[experiment](runs, out, lines)
     path = out / f"{experiment}.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -8,12 +8,11 @@ from pathlib import Path
 import torch
 
 from ..analysis.responses import METHODS, layer_response_stds
-from ..analysis.stats import CONSISTENT, CONTRADICTED, NOT_RESOLVED, REPRODUCED
+from ..analysis.stats import CONSISTENT, CONTRADICTED, NOT_RESOLVED, REPRODUCED, judge
 from ..data import load_data
 from ..evaluate.testing import load_predictor
 from ..experiments import paper
 from ..experiments.specs import Run
-from .experiments import judge
 
 MAX_IMAGES = 2000
 

@@ -112,3 +112,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def check_output_path(out: str) -> Path:
+    """An output file path that can be written: its folder exists, it is not a folder."""
+    path = Path(out)
+    if path.is_dir():
+        raise ValueError(f"{out}: is a folder; give a file name for the export, e.g. "
+                         f"{path / 'model.onnx'}")
+    parent = path.parent
+    if not parent.exists():
+        raise ValueError(f"{out}: the folder {parent} does not exist; create it first")
+    if not parent.is_dir():
+        raise ValueError(f"{out}: {parent} is a file, not a folder")
+    return path

@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ArrayLoader, DatasetError
-from ..data.loaders import FolderDataset, FolderLoader, derived_generator
+from ..data.loaders import FolderLoader, derived_generator
 from ..data.pipeline import Pipeline, build_pipeline
+from ..data.testview import test_batches
 from ..evaluate.metrics import evaluate
 from ..models import create_model, save_weights
 from ..models.weights import init_from
@@ -265,12 +266,15 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
                           shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
                           zero_init_residual=cfg.model.zero_init_residual,
                           conv_init=cfg.model.conv_init).to(device)
-    if cfg.model.init:
-        message, spec = init_from(module, cfg.model.init)
-        if ctx.is_main:
-            print(message, file=sys.stderr)
-        if "input_std" in spec:  # weights trained on mean/std-normalised input keep theirs
-            p.set_normalization(spec["input_mean"], spec["input_std"])
+    lines = []
+    if cfg.model.init:  # the weights' source decides their input (models/weights.py Init)
+        init = init_from(module, cfg.model.init)
+        lines = [init.message, p.adopt(init.spec, init.spec_origin, cfg.data.input_spec)]
+    elif cfg.data.input_spec == "imagenet":
+        lines = [p.adopt(None, "", "imagenet")]
+    if ctx.is_main:
+        for line in lines:
+            print(line, file=sys.stderr)
     if cfg.model.freeze_backbone:
         for name, param in module.named_parameters():
             param.requires_grad_(name.startswith("fc."))
@@ -443,20 +447,16 @@ def _precise_bn(s: Setup, log: Logger) -> dict[str, Any]:
 
 
 def _unaugmented_batches(s: Setup) -> Iterator[torch.Tensor]:
-    """Training images as the model sees them at test time (no augmentation), shuffled."""
-    if isinstance(s.train, ArrayLoader):
-        loader = copy.copy(s.train)
-        loader.augment = None
-    else:
-        ds = s.train.dataset
-        loader = FolderLoader(FolderDataset(ds.index, False, crop=ds.crop,
-                                            test_resize=ds.test_resize),
-                              s.train.batch_size, seed=s.cfg.run.seed, rank=s.ctx.rank,
-                              world_size=s.ctx.world_size, pin_memory=s.train.pin_memory)
+    """Training images as the model sees them at test time (no augmentation), shuffled each
+    pass; each process gets its share of every global batch (data/testview.py)."""
+    ds, world = s.data.train_source, s.ctx.world_size
     epoch = 0
     while True:
-        for x, _ in loader.batches(epoch):
-            x = s.prep_eval(x.to(s.device))
+        order = torch.randperm(len(ds), generator=derived_generator(s.cfg.run.seed, epoch))
+        for b in test_batches(ds, s.data.spec, s.train.batch_size // world,
+                              indices=order.tolist(), rank=s.ctx.rank, world_size=world,
+                              workers=s.cfg.data.workers):
+            x = s.prep_eval(b.images.to(s.device))
             yield x.contiguous(memory_format=torch.channels_last) if s.cfg.run.channels_last \
                 else x
         epoch += 1
@@ -506,10 +506,7 @@ def _write_weights(s: Setup, module: nn.Module, path: Path,
     """A weights file with the input specification it needs (it travels with the weights)."""
     d = s.data
     save_weights(module, path, class_names=d.classes,
-                 extra={"input_mean": d.mean.cpu().tolist(), "recipe": s.cfg.recipe,
-                        **({"input_std": d.std.cpu().tolist()} if d.std is not None else {}),
-                        "input_size": d.input_size, "test_resize": d.test_resize,
-                        **(extra or {})})
+                 extra={**d.spec.to_metadata(), "recipe": s.cfg.recipe, **(extra or {})})
 
 
 def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:

@@ -6,6 +6,7 @@ many steps; recomputing them with the final weights can change the test error.""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -47,3 +48,29 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor], num_ba
             m.running_var.copy_(ctx.mean(m.running_var))
     model.eval()
     return used
+
+
+def precise_bn_file(weights: str, data: str, out: str, *, device: str = "cpu",
+                    batches: int = 200, batch_size: int = 128) -> str:
+    """``deepres precise-bn``: a weights file's BN statistics recomputed over ``batches``
+    un-augmented training batches of ``data``, written to ``out`` (a new file) with the test
+    error before and after; returns the line that says so."""
+    from ..evaluate.runner import calibration_batches, run_eval
+    from ..evaluate.testing import load_predictor
+    from ..models import save_weights
+    from ..runtime.files import check_output_path
+
+    path = check_output_path(out)
+    if path.resolve() == Path(weights).resolve():
+        raise ValueError(f"{out}: would overwrite the input weights; write a new file")
+    p = load_predictor(weights, device, "fp32")
+    images = calibration_batches(p, data, batches * batch_size, batch_size)
+    before = run_eval([weights], data, device=device, precision="fp32")
+    used = recompute_bn_stats(p.model, iter(images), batches)
+    keep = {k: v for k, v in p.metadata.items()
+            if k not in ("format", "model", "model_options")}
+    save_weights(p.model, path, extra={**keep, "precise_bn_batches": used})
+    after = run_eval([str(path)], data, device=device, precision="fp32")
+    return (f"precise BN over {used} batches of {batch_size} un-augmented training images "
+            f"of {data}: test error {100 * before['top1_error']:.2f}% -> "
+            f"{100 * after['top1_error']:.2f}% ({after['images']} images); wrote {path}")

@@ -1,0 +1,110 @@
+"""Models rebuilt from weights files: a deepres file names its model and options (checked
+against a schema before anything is built); foreign files are given a model name."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .names import default_input_spec, resolve
+from .registry import create_model
+from .weights import WeightsError, _apply_state, _strip_prefixes, read_weights
+
+
+def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, str]]:
+    """The model a deepres ``.safetensors`` file was saved from, loaded, and the file's metadata;
+    the file is read once."""
+    path = Path(path)
+    state, metadata = read_weights(path)
+    if "model" not in metadata:
+        raise WeightsError(
+            f"{path}: has no deepres metadata naming its model; pass --model NAME (and "
+            "--classes FILE) on the command line, or in Python build it with "
+            "create_model(name) and call load_weights(model, path)"
+        )
+    name, options = check_model_metadata(metadata, state, path)
+    model = create_model(name, **options)
+    _apply_state(model, state, path)
+    return model, metadata
+
+
+def rebuild_foreign(path: str | os.PathLike[str], name: str
+                    ) -> tuple[nn.Module, dict[str, str]]:
+    """Weights without deepres metadata (torchvision's, timm's, a bare state dict) as model
+    ``name``: the number of classes is read from the file's classifier, and the metadata is the
+    family's default input specification (``deepres models --json``) under the file's own."""
+    try:
+        resolve(name)
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from exc
+    path = Path(path)
+    state, metadata = read_weights(path)
+    state = _strip_prefixes(state, set(create_model(name).state_dict()))
+    fc = state.get("fc.weight")
+    if fc is None or fc.dim() != 2:
+        raise WeightsError(f"{path}: has no classifier (fc.weight) to tell the classes from")
+    model = create_model(name, num_classes=int(fc.shape[0]))
+    _apply_state(model, state, path)
+    return model, {**default_input_spec(name).to_metadata(), **metadata}
+
+
+# The model options a deepres weights file may carry, with their types.
+MODEL_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "num_classes": int, "shortcut": str, "stride_in_1x1": bool, "zero_init_residual": bool,
+}
+MAX_DEPTH = 10_000  # ResNet-1202 is the paper's deepest; beyond this a file is not believed
+
+
+def _meta_json(metadata: Mapping[str, str], key: str, path: Path) -> Any:
+    try:
+        return json.loads(metadata[key])
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{path}: metadata field {key!r} is not valid JSON ({exc})") from exc
+
+
+def check_model_metadata(metadata: Mapping[str, str], state: Mapping[str, torch.Tensor],
+                         path: Path) -> tuple[str, dict[str, Any]]:
+    """The model name and options of a deepres file, checked against the schema and the
+    file's own tensors before anything is built; errors name the file and the field."""
+    name = metadata["model"]
+    try:
+        spec = resolve(name)
+    except ValueError as exc:
+        raise WeightsError(f"{path}: metadata field 'model': {exc}") from exc
+    if spec.depth > MAX_DEPTH:
+        raise WeightsError(f"{path}: metadata field 'model': depth {spec.depth} is beyond "
+                           f"{MAX_DEPTH}; the file is not a deepres model")
+    options = _meta_json(metadata, "model_options", path) if "model_options" in metadata else {}
+    if not isinstance(options, dict):
+        raise WeightsError(f"{path}: metadata field 'model_options' must be a JSON object")
+    for key, value in options.items():
+        want = MODEL_OPTIONS.get(key)
+        if want is None:
+            raise WeightsError(f"{path}: metadata field 'model_options' has an unknown option "
+                               f"{key!r}; known: {', '.join(MODEL_OPTIONS)}")
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise WeightsError(f"{path}: metadata field 'model_options.{key}' must be a "
+                               f"{getattr(want, '__name__', want)}, not {value!r}")
+    if options.get("shortcut") not in (None, "A", "B", "C"):
+        raise WeightsError(f"{path}: metadata field 'model_options.shortcut' must be A, B or "
+                           f"C, not {options['shortcut']!r}")
+    fc = state.get("fc.weight")
+    n = options.get("num_classes")
+    if n is not None and (n < 1 or (fc is not None and fc.dim() == 2 and fc.shape[0] != n)):
+        raise WeightsError(f"{path}: metadata field 'model_options.num_classes' is {n}, but "
+                           f"the file's classifier has "
+                           f"{fc.shape[0] if fc is not None else 'no'} outputs")
+    return name, options
+
+
+def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:
+    """Rebuild the model a deepres ``.safetensors`` file was saved from, with its class names."""
+    model, metadata = rebuild_from_weights(path)
+    names = json.loads(metadata["class_names"]) if "class_names" in metadata else None
+    return model, names
