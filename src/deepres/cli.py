@@ -299,10 +299,43 @@ def _load_config(path: Path, error: type[Exception] = ValueError):
     from .train.config import TrainConfig
 
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise error(f"{path}: not a readable deepres run config ({type(exc).__name__}: "
-                    f"{exc}); nothing was changed") from exc
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot be read ({exc}); nothing was changed") from exc
+    try:
+        cfg = TrainConfig.from_dict(json.loads(text), str(path))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not JSON ({exc}); nothing was changed") from exc
+    except (ValueError, TypeError) as exc:
+        raise error(f"{safe(exc)}; nothing was changed") from exc
+    _check_with_flags(cfg, path, error)
+    return cfg
+
+
+def _check_with_flags(cfg, path: Path, error: type[Exception]) -> None:
+    """Every value of a config file checked by its flag's own parser (range, choices), so a
+    file accepts exactly what the command line does."""
+    actions = {a.dest: a for a in _train_subparser()._actions}
+    for flag, (section, name) in TRAIN_FLAGS.items():
+        value = getattr(getattr(cfg, section) if section else cfg, name)
+        action = actions.get(flag)
+        if value is None or action is None or isinstance(value, bool):
+            continue
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        try:
+            if action.type is not None:
+                action.type(shown)
+            if action.choices is not None and value not in action.choices:
+                raise argparse.ArgumentTypeError(
+                    f"must be one of {', '.join(map(str, action.choices))}, not {value!r}")
+        except argparse.ArgumentTypeError as exc:
+            raise error(f"{path}: {section + '.' if section else ''}{name} (--"
+                        f"{flag.replace('_', '-')}) {exc}; nothing was changed") from exc
+
+
+def _train_subparser() -> argparse.ArgumentParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["train"]
 
 
 def _resume_config(args: argparse.Namespace):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -104,16 +107,79 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        optim = dict(d["optim"])
-        optim["milestones"] = tuple(optim.get("milestones", ()))
-        run = dict(d["run"])
-        if "amp" in run:  # configs written before --precision: amp true/false/null
-            amp = run.pop("amp")
-            run.setdefault("precision", {True: "bf16", False: "fp32"}.get(amp, "auto"))
-        return cls(recipe=d["recipe"], model=ModelConfig(**d["model"]),
-                   data=DataConfig(**d["data"]), optim=OptimConfig(**optim),
-                   run=RunConfig(**run))
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
+        """A config from its JSON form, checked against the fields' declared types: unknown
+        keys and wrongly typed values are a ValueError naming ``where`` and the key; a
+        section or field the file leaves out takes its default."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: must be a JSON object of sections "
+                             f"({', '.join(SECTIONS)}), not {type(d).__name__}")
+        unknown = sorted(set(d) - {"recipe", *SECTIONS})
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: "
+                             f"recipe, {', '.join(SECTIONS)}")
+        recipe_name = d.get("recipe", "fast")
+        if not isinstance(recipe_name, str):
+            raise ValueError(f"{where}: 'recipe' must be a string, not {recipe_name!r}")
+        parts = {}
+        for name, kind in SECTIONS.items():
+            values = dict(d.get(name) or {})
+            if name == "run" and "amp" in values:  # written before --precision: amp true/false
+                amp = values.pop("amp")
+                values.setdefault("precision", {True: "bf16", False: "fp32"}.get(amp, "auto"))
+            if name == "optim" and isinstance(values.get("milestones"), list):
+                values["milestones"] = tuple(values["milestones"])
+            parts[name] = kind(**_checked(kind, values, f"{where}: {name}"))
+        return cls(recipe=recipe_name, **parts)
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
+                             "run": RunConfig}
+
+
+def _checked(kind: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` of a config section checked against the field types declared on ``kind``."""
+    hints = typing.get_type_hints(kind)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(sorted(hints))}")
+    for key, value in values.items():
+        if not _fits(value, hints[key]):
+            raise ValueError(f"{where}.{key} must be {_type_name(hints[key])}, not "
+                             f"{json.dumps(value)}")
+    return values
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    if hint is Any:
+        return True
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_fits(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and \
+            math.isfinite(value)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_type_name(args[0])}s"
+    return {type(None): "null", bool: "true or false", int: "an integer",
+            float: "a number", str: "a string"}.get(hint, str(hint))
 
 
 def _cifar_paper(model: str) -> TrainConfig:
