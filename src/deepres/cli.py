@@ -8,7 +8,6 @@ import math
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -276,12 +275,6 @@ def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
     }
 
 
-# What may change when a run is resumed: where it runs, how often it logs and checkpoints, and
-# its length (extending a run is what users ask for; the schedule is recomputed over it).
-SAFE_ON_RESUME = {"device", "log_every", "checkpoint_every", "iterations", "epochs",
-                  "precise_bn"}
-
-
 TRAIN_FLAGS.update({k: (v[0], v[1]) for k, v in _more_train_flags().items()})
 
 
@@ -319,7 +312,7 @@ def _check_with_flags(cfg, path: Path, error: type[Exception]) -> None:
     for flag, (section, name) in TRAIN_FLAGS.items():
         value = getattr(getattr(cfg, section) if section else cfg, name)
         action = actions.get(flag)
-        if value is None or action is None or isinstance(value, bool):
+        if value is None or value == () or action is None or isinstance(value, bool):
             continue
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
         try:
@@ -340,52 +333,22 @@ def _train_subparser() -> argparse.ArgumentParser:
 
 def _resume_config(args: argparse.Namespace):
     from .runtime.precision import resolve_precision
-    from .train.config import with_overrides
-    from .train.guard import RunError
+    from .train.runs import resume_config
 
     cfg = _read_run_config(args.resume)
     given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k, None) is not None}
     if "precision" in given:
         given["precision"] = resolve_precision(given["precision"],
                                                given.get("device", cfg.run.device))
-    from .train.divergence import DIVERGED, SAFE_AFTER_DIVERGENCE
-
-    # After a stop on non-finite values, the optimisation settings may change too.
-    diverged = (Path(args.resume) / DIVERGED).exists()
-    safe = SAFE_ON_RESUME | (set(SAFE_AFTER_DIVERGENCE) if diverged else set())
-    changed = []
-    for flag, value in given.items():
-        section, name = TRAIN_FLAGS[flag]
-        saved = getattr(getattr(cfg, section) if section else cfg, name)
-        if flag not in safe and value != saved and not (
-                flag == "data" and Path(str(value)).resolve() == Path(str(saved)).resolve()):
-            changed.append(f"--{flag.replace('_', '-')} {value} (the run has {saved})")
-    if changed:
-        after = ("" if diverged else " (the learning rate and other optimisation settings "
-                 "may change only after a stop on non-finite values)")
-        raise RunError(f"{args.resume}: these flags differ from the run's config.json and "
-                       f"cannot change when resuming: {'; '.join(changed)}{after}. Drop them "
-                       "to resume the run as it was, or start a new run with --run-dir")
-    run = {k: given.get(k) for k in ("device", "log_every", "checkpoint_every", "precise_bn")}
-    cfg = with_overrides(cfg, run={"run_dir": args.resume, **run})
-    if diverged:
-        cfg = with_overrides(cfg, optim={k: given[k] for k in SAFE_AFTER_DIVERGENCE
-                                         if k in given})
-    length = {k: given[k] for k in ("iterations", "epochs") if k in given}
-    if "epochs" in length:
-        cfg = with_overrides(cfg, optim={"epochs": length["epochs"]})
-    elif "iterations" in length and length["iterations"] != cfg.optim.iterations:
-        cfg = with_overrides(cfg, optim={"iterations": length["iterations"]})
-    return cfg
+    return resume_config(args.resume, cfg, given, TRAIN_FLAGS)
 
 
 def _train_config(args: argparse.Namespace):
     from .train.config import recipe, with_overrides
+    from .train.runs import new_run_dir, restarted_run
 
-    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
-    if restarted and not args.resume and args.run_dir and (
-            Path(args.run_dir) / "config.json").exists():
-        args.resume, args.run_dir = args.run_dir, None  # torchrun --max-restarts: continue
+    if not args.resume and restarted_run(args.run_dir):  # torchrun --max-restarts: continue
+        args.resume, args.run_dir = args.run_dir, None
     if args.resume:
         if args.run_dir is not None and Path(args.run_dir) != Path(args.resume):
             raise ValueError("--run-dir and --resume name different folders; --resume DIR "
@@ -393,10 +356,7 @@ def _train_config(args: argparse.Namespace):
         return _resume_config(args)
     args.model = args.model or (None if args.config else "resnet20")
     if args.run_dir is None:
-        # A fresh folder per run, so a second run never collides; under torchrun every
-        # process must agree on it, so the job's id names it.
-        stamp = os.environ.get("TORCHELASTIC_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
-        args.run_dir = f"runs/{args.model or 'run'}-{stamp}"
+        args.run_dir = new_run_dir(args.model)
     if args.config:
         if args.recipe:
             raise ValueError("--config and --recipe both say what to train; give one")

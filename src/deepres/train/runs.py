@@ -1,0 +1,64 @@
+"""Run directories and the resume policy: where a new run goes, when a torchrun restart
+continues one, and which settings may change when a run is resumed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig, with_overrides
+from .divergence import DIVERGED, SAFE_AFTER_DIVERGENCE
+from .guard import RunError
+
+# What may change when a run is resumed: where it runs, how often it logs and checkpoints, and
+# its length (extending a run is what users ask for; the schedule is recomputed over it).
+SAFE_ON_RESUME = {"device", "log_every", "checkpoint_every", "iterations", "epochs",
+                  "precise_bn"}
+
+
+def new_run_dir(model: str | None) -> str:
+    """A fresh folder per run, so a second run never collides; under torchrun every process
+    must agree on it, so the job's id names it."""
+    stamp = os.environ.get("TORCHELASTIC_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
+    return f"runs/{model or 'run'}-{stamp}"
+
+
+def restarted_run(run_dir: str | None) -> bool:
+    """A torchrun --max-restarts restart of a run that has started: it is continued."""
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    return bool(restarted and run_dir and (Path(run_dir) / "config.json").exists())
+
+
+def resume_config(run: str, cfg: TrainConfig, given: dict[str, Any],
+                  fields: dict[str, tuple[str, str]]) -> TrainConfig:
+    """The saved config ``cfg`` of run folder ``run`` with the settings ``given`` (flag ->
+    value; ``fields`` maps a flag to its config section and field) that may change on resume;
+    any other that differs is a RunError naming each. After a stop on non-finite values
+    (``diverged.json``) the optimisation settings may change too."""
+    diverged = (Path(run) / DIVERGED).exists()
+    safe = SAFE_ON_RESUME | (set(SAFE_AFTER_DIVERGENCE) if diverged else set())
+    changed = []
+    for flag, value in given.items():
+        section, name = fields[flag]
+        saved = getattr(getattr(cfg, section) if section else cfg, name)
+        if flag not in safe and value != saved and not (
+                flag == "data" and Path(str(value)).resolve() == Path(str(saved)).resolve()):
+            changed.append(f"--{flag.replace('_', '-')} {value} (the run has {saved})")
+    if changed:
+        after = ("" if diverged else " (the learning rate and other optimisation settings "
+                 "may change only after a stop on non-finite values)")
+        raise RunError(f"{run}: these flags differ from the run's config.json and "
+                       f"cannot change when resuming: {'; '.join(changed)}{after}. Drop them "
+                       "to resume the run as it was, or start a new run with --run-dir")
+    keep = {k: given.get(k) for k in ("device", "log_every", "checkpoint_every", "precise_bn")}
+    cfg = with_overrides(cfg, run={"run_dir": run, **keep})
+    if diverged:
+        cfg = with_overrides(cfg, optim={k: given[k] for k in SAFE_AFTER_DIVERGENCE
+                                         if k in given})
+    if "epochs" in given:
+        cfg = with_overrides(cfg, optim={"epochs": given["epochs"]})
+    elif "iterations" in given and given["iterations"] != cfg.optim.iterations:
+        cfg = with_overrides(cfg, optim={"iterations": given["iterations"]})
+    return cfg
