@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .runtime.options import (
+    NONNEG_INT,
+    POSITIVE_INT,
+    Option,
+    declared,
+    number,
+)
+from .runtime.options import device as device_parser
 from .runtime.terminal import safe, safe_lines
 
 # ---------------------------------------------------------------------------------------------
@@ -27,44 +33,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _number(kind: type, low: float | None = None, high: float | None = None,
-            what: str = "") -> Callable[[str], float | int]:
-    """An argparse ``type``: a finite ``kind`` (int or float) within ``[low, high]``."""
-    span = (f">= {low:g}" if high is None else f"between {low:g} and {high:g}") \
-        if low is not None else "finite"
-    desc = what or f"{'an integer' if kind is int else 'a number'} {span}"
-
-    def parse(text: str) -> float | int:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {desc}, not {text!r}") from None
-        if not math.isfinite(value) or (low is not None and value < low) or (
-                high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {desc}, not {text!r}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-POSITIVE_INT = _number(int, 1)
-NONNEG_INT = _number(int, 0)
-POSITIVE_FLOAT = _number(float, 1e-12, what="a number > 0")
-NONNEG_FLOAT = _number(float, 0.0)
-
-
-def _holdout(text: str) -> float:
-    """A fraction in (0, 1), an image count >= 1, or 0 for none."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (value >= 1 and value != int(value)):
-        raise argparse.ArgumentTypeError(
-            f"must be 0 (none), a fraction between 0 and 1, or a whole number of images, "
-            f"not {text!r}")
-    return value
+# The value parsers are declared with the options (runtime/options.py); the other commands
+# use the same ones.
+_number = number
+_device = device_parser
 
 
 def _scales(text: str) -> list[int]:
@@ -75,26 +47,6 @@ def _scales(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated integers between 8 and 4096 (e.g. 224,256,384), "
             f"not {text!r}") from None
-
-
-def _device(text: str) -> str:
-    t = text.strip().lower()
-    m = re.fullmatch(r"cuda(?::(\d+))?", t)
-    if t == "cpu":
-        return t
-    if m is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device deepres runs on; use cpu, "
-                                         "cuda or cuda:N")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: no GPU is visible to PyTorch here; use "
-                                         "--device cpu")
-    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: only {torch.cuda.device_count()} GPU(s) visible (cuda:0.."
-            f"cuda:{torch.cuda.device_count() - 1})")
-    return t
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -188,94 +140,18 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 1 if n_bad else 0
 
 
+def _train_options() -> list[tuple[str, str, str, Option]]:
+    """``(dest, section, field, Option)`` of every config field that declares its flag
+    (runtime/options.py): the one source of ``deepres train``'s config flags."""
+    from .train.config import SECTIONS
+
+    return [(opt.flag or name, section, name, opt)
+            for section, kind in SECTIONS.items() for name, opt in declared(kind)]
+
+
 # `deepres train` flag -> (config section, field); the resume check and the overrides use it.
-TRAIN_FLAGS: dict[str, tuple[str, str]] = {
-    "recipe": ("", "recipe"), "model": ("model", "name"), "shortcut": ("model", "shortcut"),
-    "stride_in_1x1": ("model", "stride_in_1x1"), "val_split": ("data", "val_split"),
-    "data": ("data", "data"), "skip_bad": ("data", "skip_bad"), "holdout": ("data", "holdout"),
-    "batch_size": ("optim", "batch_size"), "lr": ("optim", "lr"),
-    "iterations": ("optim", "iterations"), "epochs": ("optim", "epochs"),
-    "seed": ("run", "seed"), "device": ("run", "device"), "log_every": ("run", "log_every"),
-    "checkpoint_every": ("run", "checkpoint_every"), "channels_last": ("run", "channels_last"),
-    "precision": ("run", "precision"), "compile": ("run", "compile"),
-    "sync_bn": ("run", "sync_bn"), "precise_bn": ("run", "precise_bn"), "ema": ("run", "ema"),
-    "init": ("model", "init"), "freeze_backbone": ("model", "freeze_backbone"),
-    "backbone_lr_factor": ("optim", "backbone_lr_factor"),
-}
-def _milestones(text: str) -> tuple[float, ...]:
-    parse = _number(float, 0.0, 1.0)
-    try:
-        values = tuple(float(parse(v)) for v in text.split(",") if v.strip())
-    except argparse.ArgumentTypeError:
-        values = ()
-    if not values or list(values) != sorted(values):
-        raise argparse.ArgumentTypeError(f"must be increasing fractions of the iterations "
-                                         f"between 0 and 1, e.g. 0.5,0.75, not {text!r}")
-    return values
-
-
-def _more_train_flags() -> dict[str, tuple[str, str, Any, str]]:
-    """Every other field of the typed config, as a flag: dest -> (section, field, type or
-    "bool" or a tuple of choices, help)."""
-    from .data.config import INPUT_SPECS
-    from .models.resnet import CONV_INITS
-    from .train.config import SCHEDULES
-
-    return {
-        "zero_init_residual": ("model", "zero_init_residual", "bool",
-                               "start each residual branch's last BN at zero (torchvision's)"),
-        "augment": ("data", "augment", "bool", "the paper's augmentation (default on)"),
-        "holdout_seed": ("data", "holdout_seed", NONNEG_INT, "seed of the held-out split"),
-        "crop": ("data", "crop", _number(int, 8, 4096),
-                 "large images: the training crop (224; the test resize keeps 256/224 of it)"),
-        "workers": ("data", "workers", NONNEG_INT, "large images: decoding processes (2)"),
-        "input_size": ("data", "input_size", _number(int, 8, 4096),
-                       "the model's input side: held (small) images are resized to it in "
-                       "batches, e.g. 224 to fine-tune ImageNet weights at their resolution; "
-                       "streamed ones are cropped at it (default: the images' own size, or "
-                       "--crop)"),
-        "input_spec": ("data", "input_spec", INPUT_SPECS,
-                       "whose normalisation: auto (the --init weights' own: a deepres file's, "
-                       "torchvision's mean/std for torchvision and other ImageNet-family "
-                       "weights; else the data's mean), imagenet (torchvision's mean/std), "
-                       "dataset (the training data's own mean)"),
-        "pixel_mean": ("data", "pixel_mean", "bool",
-                       "large images: subtract the per-pixel mean image at the crop size "
-                       "(§3.4; the imagenet-paper recipe) instead of a per-channel mean"),
-        "momentum": ("optim", "momentum", _number(float, 0.0, 1.0), "SGD momentum (0.9)"),
-        "weight_decay": ("optim", "weight_decay", NONNEG_FLOAT, "L2 weight decay (1e-4)"),
-        "norm_weight_decay": ("optim", "norm_weight_decay", NONNEG_FLOAT,
-                              "weight decay of the BN layers' scale and shift (default: "
-                              "--weight-decay's, as the paper; 0 is common in fast recipes)"),
-        "nesterov": ("optim", "nesterov", "bool", "Nesterov momentum"),
-        "label_smoothing": ("optim", "label_smoothing", _number(float, 0.0, 0.99),
-                            "label smoothing of the cross-entropy (0)"),
-        "schedule": ("optim", "schedule", SCHEDULES, "learning-rate schedule"),
-        "milestones": ("optim", "milestones", _milestones,
-                       "step schedule: where lr is divided, as fractions of the iterations "
-                       "(0.5,0.75: the paper's 32k and 48k of 64k)"),
-        "gamma": ("optim", "gamma", _number(float, 1e-6, 1.0), "the step factor (0.1)"),
-        "patience": ("optim", "patience", POSITIVE_INT,
-                     "plateau schedule: evaluations without improvement before a step (3)"),
-        "warmup_fraction": ("optim", "warmup_fraction", _number(float, 0.0, 0.99),
-                            "onecycle: the fraction of training spent rising"),
-        "warmup_lr": ("optim", "warmup_lr", POSITIVE_FLOAT,
-                      "ResNet-110's warm-up (§4.2): this lr until training error drops below "
-                      "--warmup-until-error"),
-        "warmup_until_error": ("optim", "warmup_until_error", _number(float, 0.0, 1.0),
-                               "the training error that ends the warm-up (0.8)"),
-        "warmup_window": ("optim", "warmup_window", POSITIVE_INT,
-                          "the warm-up ends on the training error over this many batches (100)"),
-        "conv_init": ("model", "conv_init", CONV_INITS,
-                      "He initialisation of the convolutions: fan_in (the paper's reference "
-                      "[13]; the paper's recipes) or fan_out (torchvision's; other recipes)"),
-        "tf32": ("run", "tf32", "bool",
-                 "GPU only: TF32 for fp32 matmuls and convolutions (off: fp32 means fp32)"),
-        "eval_every": ("run", "eval_every", POSITIVE_INT, "epochs between evaluations (1)"),
-    }
-
-
-TRAIN_FLAGS.update({k: (v[0], v[1]) for k, v in _more_train_flags().items()})
+TRAIN_FLAGS: dict[str, tuple[str, str]] = {"recipe": ("", "recipe"), **{
+    dest: (section, name) for dest, section, name, _ in _train_options()}}
 
 
 def _read_run_config(run: str):
@@ -498,6 +374,27 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per declared config field, as the field declares it; every default is None,
+    so only what is given overrides the recipe or the --config file."""
+    groups: dict[str, Any] = {}
+    for dest, _, _, opt in _train_options():
+        flag = "--" + dest.replace("_", "-")
+        target = p
+        if opt.group:
+            if opt.group not in groups:
+                groups[opt.group] = p.add_mutually_exclusive_group()
+            target = groups[opt.group]
+        extra: dict[str, Any] = {"dest": dest, "default": None, "help": opt.help}
+        if opt.switch == "on":
+            target.add_argument(flag, action="store_true", **extra)
+        elif opt.switch == "both":
+            target.add_argument(flag, action=argparse.BooleanOptionalAction, **extra)
+        else:
+            target.add_argument(flag, type=opt.parse, choices=opt.choices, metavar=opt.metavar,
+                                **extra)
+
+
 def _add_foreign(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="for weights without deepres metadata (torchvision, timm, a state "
@@ -534,72 +431,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("train", help="train a model (default: resnet20 on the bundled sample)")
-    p.add_argument("--model", default=None, help="a name from `deepres models` (default resnet20)")
-    p.add_argument("--data", default=None,
-                   help="folder path, archive, 'sample' (default), 'cifar10' or 'cifar100'")
     p.add_argument("--recipe", default=None, choices=list(RECIPES),
                    help="preset: 'fast' (default, short one-cycle; not the paper's), 'fast90' "
                         "(not the paper's: ResNet-20 on CIFAR-10 in under 30 minutes on 2 CPU "
                         "cores), 'finetune' (with --init), 'cifar-paper' (§4.2) or "
                         "'imagenet-paper' (§3.4)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=POSITIVE_INT, default=None)
-    g.add_argument("--iterations", type=POSITIVE_INT, default=None)
-    p.add_argument("--batch-size", type=POSITIVE_INT, default=None)
-    p.add_argument("--lr", type=POSITIVE_FLOAT, default=None, help="peak learning rate")
-    p.add_argument("--shortcut", choices=["A", "B", "C"], default=None)
-    p.add_argument("--stride-in-1x1", action="store_true", default=None,
-                   help="bottleneck nets: the downsampling stride in the first 1x1 conv, as the "
-                        "paper's models (default: in the 3x3, as torchvision)")
-    p.add_argument("--val-split", action="store_true", default=None,
-                   help="validate on the dataset's own val/ folder instead of a held-out part "
-                        "of train")
-    p.add_argument("--holdout", type=_holdout, default=None,
-                   help="held out of train for validation: a fraction (0.1) or a number of "
-                        "images (5000); 0 for none")
-    p.add_argument("--device", type=_device, default=None, help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--seed", type=NONNEG_INT, default=None)
     p.add_argument("--run-dir", default=None,
                    help="where the run is written (default runs/MODEL-DATE-TIME)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
-    p.add_argument("--skip-bad", action="store_true", default=None,
-                   help="train without the dataset's bad files (counted in the log)")
-    p.add_argument("--log-every", type=POSITIVE_INT, default=None, help="steps between log lines")
-    p.add_argument("--checkpoint-every", type=POSITIVE_INT, default=None,
-                   help="steps between checkpoints")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels_last memory layout (default: on)")
-    _add_precision(p)
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile (default: off, on in fast90)")
-    p.add_argument("--sync-bn", action="store_true", default=None,
-                   help="under torchrun: BN statistics over the global batch (any backend)")
-    p.add_argument("--init", default=None, metavar="SOURCE",
-                   help="start from weights (fine-tuning): a deepres .safetensors, a torchvision "
-                        "or timm .pth/.safetensors, a reference-script checkpoint, or "
-                        "torchvision:NAME; a new classifier head when the classes differ")
-    p.add_argument("--freeze-backbone", action="store_true", default=None,
-                   help="with --init: train only the classifier")
-    p.add_argument("--backbone-lr-factor", type=POSITIVE_FLOAT, default=None,
-                   help="the backbone's learning rate as a fraction of the classifier's "
-                        "(finetune recipe: 0.1)")
-    p.add_argument("--ema", type=_number(float, 0.0, 0.999999), default=None, metavar="DECAY",
-                   help="keep an exponential moving average of the weights (e.g. 0.999 per "
-                        "step), evaluate it too and write ema.safetensors")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="train as a saved config.json says (a run's own reruns it); flags "
                         "given with it override its fields")
-    for dest, (_, _, kind, text) in _more_train_flags().items():
-        flag = "--" + dest.replace("_", "-")
-        if kind == "bool":
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif isinstance(kind, tuple):
-            p.add_argument(flag, choices=list(kind), default=None, help=text)
-        else:
-            p.add_argument(flag, type=kind, default=None, help=text)
-    p.add_argument("--precise-bn", type=NONNEG_INT, default=None, metavar="N",
-                   help="after training, recompute batch-norm statistics over N batches of "
-                        "un-augmented training images (the authors' precise BN); 0: off")
+    _add_config_flags(p)
+    p.add_argument("--amp", dest="precision", action="store_const", const="bf16",
+                   help="alias of --precision bf16")
+    p.add_argument("--no-amp", dest="precision", action="store_const", const="fp32",
+                   help="alias of --precision fp32")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error: 1 or 10 crops, multi-scale, ensembles")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.files import OutOfSpaceError, atomic_write
 from .folder import DatasetError
 
 
@@ -91,16 +92,20 @@ def download(archive: Archive, root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / archive.url.rsplit("/", 1)[1]
     if not path.exists():
-        tmp = path.with_name(path.name + ".part")
-        try:
+
+        def fetch(tmp: Path) -> None:
             with urllib.request.urlopen(archive.url, timeout=60) as r, open(tmp, "wb") as f:
                 shutil.copyfileobj(r, f)
+
+        try:  # written beside the target, fsynced and renamed: never a half-downloaded file
+            atomic_write(path, fetch)
+        except OutOfSpaceError:
+            raise
         except OSError as exc:
             raise DatasetError(
                 f"could not download {archive.url} ({exc}); download it by hand into {root} "
                 "and run again"
             ) from exc
-        os.replace(tmp, path)
     got = md5sum(path)
     if got != archive.md5:
         raise DatasetError(f"{path}: MD5 {got} does not match the published {archive.md5}; "

@@ -11,6 +11,7 @@ be rebuilt exactly: a resumed run sees the same data as an uninterrupted one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import torch
 
@@ -18,6 +19,19 @@ from . import transforms as T
 from .cifar import ArrayDataset
 from .folder import FolderIndex
 from .images import decode_image
+
+
+class Loader(Protocol):
+    """What training asks of a loader, held or streamed: the batches of an epoch from a
+    position (so a resumed run continues exactly), how many there are, their size. The
+    unaugmented view of the same images is data/testview.py's ``test_batches``."""
+
+    batch_size: int
+
+    def __len__(self) -> int: ...
+
+    def batches(self, epoch: int, start: int = 0
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 def derived_generator(*keys: int) -> torch.Generator:

@@ -15,7 +15,7 @@ from . import transforms as T
 from .cifar import ArrayDataset
 from .config import DataConfig
 from .folder import DatasetError, FolderIndex, holdout_split
-from .loaders import ArrayLoader, FolderDataset, FolderLoader
+from .loaders import ArrayLoader, FolderDataset, FolderLoader, Loader
 from .sources import Splits, load_data
 
 
@@ -23,9 +23,9 @@ from .sources import Splits, load_data
 class Pipeline:
     """Loaders for train/val/test and how batches become model input."""
 
-    train: ArrayLoader | FolderLoader
-    val: ArrayLoader | FolderLoader | None
-    test: ArrayLoader | FolderLoader | None
+    train: Loader
+    val: Loader | None
+    test: Loader | None
     classes: list[str]
     train_source: ArrayDataset | FolderIndex  # the training images (for unaugmented passes)
     # Sizes and normalisation (on the training device); the data's own mean until a source of

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.files import atomic_write_text, is_out_of_space, out_of_space
+from ..runtime.files import atomic_write_text, fsync_dir, is_out_of_space, out_of_space
 from .cifar import ArrayDataset, prepare_cifar, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
 from .images import BadImageError, decode_image, image_size, refused_images
@@ -86,7 +86,8 @@ def _cached_dir(dest: Path, fill: Callable[[Path], None]) -> Path:
     (tmp / COMPLETE).touch()
     if dest.exists():  # a half-finished or unreadable earlier entry
         shutil.rmtree(dest)
-    os.replace(tmp, dest)
+    os.replace(tmp, dest)  # a folder: renamed whole, then the rename made durable
+    fsync_dir(dest.parent)
     return dest
 
 

@@ -17,6 +17,7 @@ IMAGENET_LAYERS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
 }
+SHORTCUTS = ("A", "B", "C")  # §4.1's options
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)  # §4.2: 16, 32, 64 filters on 32, 16, 8 maps
 # Depths listed by list_models(); any other 6n+2 depth is built on request.

@@ -11,24 +11,49 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..data.config import DataConfig
-from ..runtime.precision import resolve_precision
+from ..models.names import SHORTCUTS
+from ..models.resnet import CONV_INITS
+from ..runtime.options import (
+    NONNEG_FLOAT,
+    NONNEG_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    device,
+    milestones,
+    number,
+    option,
+)
+from ..runtime.precision import PRECISIONS, resolve_precision
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "resnet20"
-    shortcut: str | None = None  # None: the model's default (A for CIFAR, B for ImageNet)
-    zero_init_residual: bool = False
+    name: str = option("resnet20", flag="model",
+                       help="a name from `deepres models` (default resnet20)")
+    # None: the model's default (A for CIFAR, B for ImageNet)
+    shortcut: str | None = option(None, choices=SHORTCUTS, help="A (zero-padded identity), B "
+                                  "(projection where the shape changes) or C (all projection), "
+                                  "§4.1 (default: A for CIFAR nets, B for ImageNet ones)")
+    zero_init_residual: bool = option(False, switch="both", help="start each residual "
+                                      "branch's last BN at zero (torchvision's)")
     # Bottlenecks: the downsampling stride in the first 1x1 convolution, as the paper's own
     # models (Table 1's FLOPs); False puts it in the 3x3, as torchvision does.
-    stride_in_1x1: bool = False
+    stride_in_1x1: bool = option(False, switch="on", help="bottleneck nets: the downsampling "
+                                 "stride in the first 1x1 conv, as the paper's models "
+                                 "(default: in the 3x3, as torchvision)")
     # Start from these weights (a file, or torchvision:NAME): fine-tuning; see init_from.
-    init: str | None = None
-    freeze_backbone: bool = False  # train only the classifier
+    init: str | None = option(None, metavar="SOURCE", help="start from weights (fine-tuning): "
+                              "a deepres .safetensors, a torchvision or timm .pth/.safetensors, "
+                              "a reference-script checkpoint, or torchvision:NAME; a new "
+                              "classifier head when the classes differ")
+    freeze_backbone: bool = option(False, switch="on",
+                                   help="with --init: train only the classifier")
     # He initialisation of the convolutions: "fan_out" (torchvision's) or "fan_in" (the
     # paper's reference [13], §3.4; the paper's recipes use it). Runs saved before this field
     # existed used fan_out, which is why it is the default when a config.json lacks it.
-    conv_init: str = "fan_out"
+    conv_init: str = option("fan_out", choices=CONV_INITS, help="He initialisation of the "
+                            "convolutions: fan_in (the paper's reference [13]; the paper's "
+                            "recipes) or fan_out (torchvision's; other recipes)")
 
 
 SCHEDULES = ("step", "plateau", "cosine", "onecycle")
@@ -36,60 +61,87 @@ SCHEDULES = ("step", "plateau", "cosine", "onecycle")
 
 @dataclass(frozen=True)
 class OptimConfig:
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    batch_size: int = option(128, parse=POSITIVE_INT, help="images per step (all processes)")
+    lr: float = option(0.1, parse=POSITIVE_FLOAT, help="peak learning rate")
+    momentum: float = option(0.9, parse=number(float, 0.0, 1.0), help="SGD momentum (0.9)")
+    weight_decay: float = option(1e-4, parse=NONNEG_FLOAT, help="L2 weight decay (1e-4)")
     # Weight decay of the normalisation layers' scale and shift (torchvision's reference script
     # calls it --norm-weight-decay); None: the same as weight_decay, as the paper (Caffe) did.
-    norm_weight_decay: float | None = None
-    nesterov: bool = False
-    label_smoothing: float = 0.0
-    iterations: int = 64_000
-    epochs: int | None = None  # if set, iterations = epochs x steps per epoch
+    norm_weight_decay: float | None = option(
+        None, parse=NONNEG_FLOAT, help="weight decay of the BN layers' scale and shift "
+        "(default: --weight-decay's, as the paper; 0 is common in fast recipes)")
+    nesterov: bool = option(False, switch="both", help="Nesterov momentum")
+    label_smoothing: float = option(0.0, parse=number(float, 0.0, 0.99),
+                                    help="label smoothing of the cross-entropy (0)")
+    iterations: int = option(64_000, parse=POSITIVE_INT, group="length",
+                             help="training steps (replaces the recipe's epochs)")
+    # if set, iterations = epochs x steps per epoch
+    epochs: int | None = option(None, parse=POSITIVE_INT, group="length",
+                                help="passes over the training set")
     # "step": divide by 10 at `milestones` (fractions of the iterations); "plateau": divide
     # by 10 when the validation error stops improving for `patience` evaluations; "onecycle":
     # linear up for `warmup_fraction` of training, then linear down to zero; "cosine": cosine
     # decay to zero.
-    schedule: str = "step"
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    gamma: float = 0.1
-    patience: int = 3
-    warmup_fraction: float = 0.0
+    schedule: str = option("step", choices=SCHEDULES, help="learning-rate schedule")
+    milestones: tuple[float, ...] = option((0.5, 0.75), parse=milestones, help="step schedule: "
+                                           "where lr is divided, as fractions of the iterations "
+                                           "(0.5,0.75: the paper's 32k and 48k of 64k)")
+    gamma: float = option(0.1, parse=number(float, 1e-6, 1.0), help="the step factor (0.1)")
+    patience: int = option(3, parse=POSITIVE_INT, help="plateau schedule: evaluations without "
+                           "improvement before a step (3)")
+    warmup_fraction: float = option(0.0, parse=number(float, 0.0, 0.99),
+                                    help="onecycle: the fraction of training spent rising")
     # The ResNet-110 warm-up (§4.2): lr `warmup_lr` until the training error, averaged over
     # the last `warmup_window` batches, is below `warmup_until_error`.
-    warmup_lr: float | None = None
-    warmup_until_error: float = 0.8
-    warmup_window: int = 100
+    warmup_lr: float | None = option(None, parse=POSITIVE_FLOAT, help="ResNet-110's warm-up "
+                                     "(§4.2): this lr until training error drops below "
+                                     "--warmup-until-error")
+    warmup_until_error: float = option(0.8, parse=number(float, 0.0, 1.0),
+                                       help="the training error that ends the warm-up (0.8)")
+    warmup_window: int = option(100, parse=POSITIVE_INT, help="the warm-up ends on the "
+                                "training error over this many batches (100)")
     # Fine-tuning: the backbone's learning rate is this fraction of the classifier's.
-    backbone_lr_factor: float = 1.0
+    backbone_lr_factor: float = option(1.0, parse=POSITIVE_FLOAT, help="the backbone's "
+                                       "learning rate as a fraction of the classifier's "
+                                       "(finetune recipe: 0.1)")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    run_dir: str = "runs/latest"
-    seed: int = 0
-    device: str = "cpu"
-    log_every: int = 20  # steps
-    eval_every: int = 1  # epochs
-    checkpoint_every: int = 200  # steps; also at each epoch's end
+    run_dir: str = "runs/latest"  # --run-dir / --resume (cli.py: run folders, train/runs.py)
+    seed: int = option(0, parse=NONNEG_INT, help="seed of initialisation, order, augmentation")
+    device: str = option("cpu", parse=device, help="cpu, cuda or cuda:N (default cpu)")
+    log_every: int = option(20, parse=POSITIVE_INT, help="steps between log lines")
+    eval_every: int = option(1, parse=POSITIVE_INT, help="epochs between evaluations (1)")
+    checkpoint_every: int = option(200, parse=POSITIVE_INT, help="steps between checkpoints "
+                                   "(also at each epoch's end)")
     # None: automatic. channels_last on (measured faster for training on CPU, BENCHMARKS.md;
     # the usual choice on GPUs too); torch.compile off (its start-up cost outweighs short runs).
-    channels_last: bool | None = None
+    channels_last: bool | None = option(None, switch="both",
+                                        help="channels_last memory layout (default: on)")
     # "auto": bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), fp32
     # elsewhere (deepres.runtime.precision); resolved to "fp32" or "bf16" in the saved config.
-    precision: str = "auto"
-    compile: bool = False
+    precision: str = option("auto", choices=PRECISIONS, help="auto (default): bf16 autocast "
+                            "on CUDA and on CPUs with native bf16 (avx512_bf16 or AMX), fp32 "
+                            "elsewhere")
+    compile: bool = option(False, switch="both", help="torch.compile (default: off, on in "
+                           "fast90)")
     # On a GPU: allow TF32 for fp32 matmuls and convolutions (faster, ~10 mantissa bits);
     # off by default so that "fp32" means fp32.
-    tf32: bool = False
-    sync_bn: bool = False  # with several processes: BN statistics over the global batch
+    tf32: bool = option(False, switch="both", help="GPU only: TF32 for fp32 matmuls and "
+                        "convolutions (off: fp32 means fp32)")
+    sync_bn: bool = option(False, switch="on", help="under torchrun: BN statistics over the "
+                           "global batch (any backend)")
     # After training, recompute BN statistics over this many batches of un-augmented training
     # images ("precise BN", as the authors' released models); 0: keep the running averages.
-    precise_bn: int = 0
+    precise_bn: int = option(0, parse=NONNEG_INT, metavar="N", help="after training, recompute "
+                             "batch-norm statistics over N batches of un-augmented training "
+                             "images (the authors' precise BN); 0: off")
     # Keep an exponential moving average of the weights with this decay per step (e.g. 0.999),
     # evaluate it beside the weights and write it as ema.safetensors; None: off.
-    ema: float | None = None
+    ema: float | None = option(None, parse=number(float, 0.0, 0.999999), metavar="DECAY",
+                               help="keep an exponential moving average of the weights (e.g. "
+                               "0.999 per step), evaluate it too and write ema.safetensors")
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import ArrayLoader, DatasetError
-from ..data.loaders import FolderLoader, derived_generator
+from ..data import DatasetError
+from ..data.loaders import Loader, derived_generator
 from ..data.pipeline import Pipeline, build_pipeline
 from ..data.testview import test_batches
 from ..evaluate.metrics import evaluate
@@ -82,15 +82,15 @@ class Setup:
     resume_changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
 
     @property
-    def train(self) -> ArrayLoader | FolderLoader:
+    def train(self) -> Loader:
         return self.data.train
 
     @property
-    def val(self) -> ArrayLoader | FolderLoader | None:
+    def val(self) -> Loader | None:
         return self.data.val
 
     @property
-    def test(self) -> ArrayLoader | FolderLoader | None:
+    def test(self) -> Loader | None:
         return self.data.test
 
     def prep_train(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
