@@ -1,0 +1,97 @@
+"""A run's records: the names of what training logs and summarises (the report reads them by
+these names, not by strings of its own), and the logger that writes ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..runtime.files import is_out_of_space, out_of_space
+
+if TYPE_CHECKING:
+    from .state import Setup
+
+# Per-step rows of metrics.jsonl
+STEP, EPOCH, LR = "step", "epoch", "lr"
+TRAIN_LOSS, TRAIN_ERROR, IMAGES_PER_S = "train_loss", "train_error", "images_per_s"
+LR_DIVIDED, BEST = "lr_divided", "best"  # a plateau drop; a new best validation error
+SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class SplitKeys:
+    """The row and summary keys of one split's evaluation (``val`` or ``test``)."""
+
+    error: str
+    top5_error: str
+    images: str
+
+    def row(self, m: dict[str, Any]) -> dict[str, Any]:
+        """An evaluation result (evaluate/metrics.py) under these keys."""
+        return {self.error: m["top1_error"], self.top5_error: m["top5_error"],
+                self.images: m["images"]}
+
+
+def split_keys(split: str) -> SplitKeys:
+    return SplitKeys(f"{split}_error", f"{split}_top5_error", f"{split}_images")
+
+
+def ema_error(split: str) -> str:
+    """The moving average's top-1 error on ``split`` (--ema)."""
+    return f"ema_{split}_error"
+
+
+def precise_bn_error(split: str, when: str) -> str:
+    """The error before or after precise BN (``when``: "before" or "after")."""
+    return f"{split}_error_{when}"
+
+
+class Logger:
+    """metrics.jsonl, TensorBoard and the console; only rank 0 writes anything."""
+
+    def __init__(self, s: Setup, total_steps: int) -> None:
+        self.active = s.ctx.is_main
+        self.total, self.t0, self.tty = total_steps, time.time(), sys.stderr.isatty()
+        self.path = s.run_dir / "metrics.jsonl"
+        self.tb = None
+        if self.active:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(s.run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional at run time
+                self.tb = None
+
+    def record(self, row: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as exc:  # lines already written stay; a full disk is said plainly
+            if is_out_of_space(exc, self.path.parent):
+                raise out_of_space(self.path, len(json.dumps(row)) + 1, exc) from exc
+            raise
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, float | int) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(k, v, row["step"])
+            self.tb.flush()
+
+    def progress(self, step: int, text: str) -> None:
+        if not self.active:
+            return
+        done = step / max(1, self.total)
+        elapsed = time.time() - self.t0
+        eta = elapsed / max(done, 1e-9) * (1 - done) if done > 0 else float("nan")
+        line = f"[{step}/{self.total} {100 * done:5.1f}% eta {eta:5.0f}s] {text}"
+        if self.tty:
+            print("\r" + line.ljust(110), end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def message(self, text: str) -> None:
+        if self.active:
+            print(("\n" if self.tty else "") + text, file=sys.stderr, flush=True)

@@ -1,0 +1,167 @@
+"""What a run trains with: its state (step, epoch, schedule, time) and its setup (the data
+pipeline, model, optimizer, device, processes), built by ``prepare``."""
+
+from __future__ import annotations
+
+import copy
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.loaders import Loader
+from ..data.pipeline import Pipeline, build_pipeline
+from ..models import create_model
+from ..models.weights import init_from
+from ..runtime import distributed as dist
+from ..runtime.precision import configure_cuda
+from .config import OptimConfig, TrainConfig
+from .divergence import FiniteCheck
+from .guard import StopOnSignal
+from .schedule import ScheduleState
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0
+    batch: int = 0  # next batch within the epoch
+    schedule: ScheduleState = field(default_factory=ScheduleState)
+    # Training wall time spent by the processes before this one (a resumed run's summary
+    # counts the whole run); None when the checkpoint predates this field.
+    seconds_before: float | None = 0.0
+    resumed_at: list[int] = field(default_factory=list)  # the steps this run resumed from
+    started: float = field(default_factory=time.time)  # when this process began training
+
+    def seconds(self) -> float:
+        """Training seconds so far, this process's and those before it (when known)."""
+        return (self.seconds_before or 0.0) + time.time() - self.started
+
+
+STOP_CHECK_EVERY = 10  # steps between the processes' agreement on a stop signal (torchrun)
+
+
+@dataclass
+class Setup:
+    cfg: TrainConfig
+    model: nn.Module
+    module: nn.Module  # the unwrapped model (without DDP)
+    optimizer: torch.optim.Optimizer
+    data: Pipeline
+    device: torch.device
+    run_dir: Path
+    ctx: dist.Context
+    stop: StopOnSignal | None = None
+    ema: nn.Module | None = None  # the moving average of the weights (--ema)
+    # The per-step finite check; on a GPU it stays on the device (train/divergence.py).
+    finite: FiniteCheck = field(default_factory=FiniteCheck)
+    resume_changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
+
+    @property
+    def train(self) -> Loader:
+        return self.data.train
+
+    @property
+    def val(self) -> Loader | None:
+        return self.data.val
+
+    @property
+    def test(self) -> Loader | None:
+        return self.data.test
+
+    def prep_train(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.data.prep_train(x, g)
+
+    def prep_eval(self, x: torch.Tensor) -> torch.Tensor:
+        return self.data.prep_eval(x)
+
+    def stop_requested(self, step: int | None = None) -> bool:
+        """A SIGTERM/SIGINT arrived; with several processes, one that all of them agree on,
+        asked every ``STOP_CHECK_EVERY`` steps (the agreement is a collective read back to the
+        host; ``step`` None asks now)."""
+        signum = self.stop.signum if self.stop is not None else None
+        if not self.ctx.active:
+            return signum is not None
+        if step is not None and step % STOP_CHECK_EVERY:
+            return False
+        flag = torch.tensor([float(signum or 0)], device=self.device)
+        got = self.ctx.sum(flag).item()  # the same answer on every process
+        if got and self.stop is not None and self.stop.signum is None:
+            self.stop.signum = int(signal.SIGTERM)
+        return bool(got)
+
+
+def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
+    """Data (one pipeline, data/pipeline.py), model, optimizer."""
+    device = ctx.local_device(cfg.run.device)
+    configure_cuda(device, cfg.run.tf32)
+    o = cfg.optim
+    p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
+    module = create_model(cfg.model.name, num_classes=len(p.classes),
+                          shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
+                          zero_init_residual=cfg.model.zero_init_residual,
+                          conv_init=cfg.model.conv_init).to(device)
+    lines = []
+    if cfg.model.init:  # the weights' source decides their input (models/weights.py Init)
+        init = init_from(module, cfg.model.init)
+        lines = [init.message, p.adopt(init.spec, init.spec_origin, cfg.data.input_spec)]
+    elif cfg.data.input_spec == "imagenet":
+        lines = [p.adopt(None, "", "imagenet")]
+    if ctx.is_main:
+        for line in lines:
+            print(line, file=sys.stderr)
+    if cfg.model.freeze_backbone:
+        for name, param in module.named_parameters():
+            param.requires_grad_(name.startswith("fc."))
+    if cfg.run.sync_bn and ctx.active:
+        module = dist.convert_global_bn(module)
+    if cfg.run.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    model = ctx.wrap(module)
+    if cfg.run.compile:
+        model = torch.compile(model)
+    s = Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir), ctx,
+              finite=FiniteCheck(deferred=device.type == "cuda"))
+    if cfg.run.ema is not None:
+        s.ema = copy.deepcopy(module).eval()
+        for param in s.ema.parameters():
+            param.requires_grad_(False)
+    return s
+
+
+@torch.no_grad()
+def update_ema(s: Setup) -> None:
+    """ema = decay * ema + (1 - decay) * weights; BN statistics are copied as they are."""
+    decay = s.cfg.run.ema
+    ema_p = list(s.ema.parameters())
+    torch._foreach_lerp_(ema_p, [p.detach() for p in s.module.parameters()], 1.0 - decay)
+    for e, b in zip(s.ema.buffers(), s.module.buffers(), strict=True):
+        e.copy_(b)
+
+
+def _optimizer(module: nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
+    """SGD; with a backbone factor (fine-tuning) the backbone's group runs at a fraction of
+    the classifier's learning rate (``lr_scale``, applied by the loop at every step); with
+    ``norm_weight_decay`` the BN layers' parameters form groups of their own."""
+    # Without it the groups are as before, so checkpoints of earlier runs still resume.
+    norms = {id(p) for m in module.modules()
+             if isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
+             for p in m.parameters(recurse=False)} if o.norm_weight_decay is not None else set()
+    groups = []
+    for in_head in (True, False):
+        for is_norm in (False, True):
+            params = [p for n, p in module.named_parameters() if p.requires_grad
+                      and n.startswith("fc.") == in_head and (id(p) in norms) == is_norm]
+            if not params:
+                continue
+            group = {"params": params, "lr_scale": 1.0 if in_head else o.backbone_lr_factor}
+            if is_norm and o.norm_weight_decay is not None:
+                group["weight_decay"] = o.norm_weight_decay
+            groups.append(group)
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                           nesterov=o.nesterov)
