@@ -10,6 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from .experiments.measure import measure
 from .experiments.runner import prepare_experiment, train_runs
 from .report.curves import plot_run_curves
 from .report.experiments import write_report
@@ -30,4 +31,5 @@ def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: st
     # The command that trains what the report shows (--report-only only rebuilds it).
     command = command or "deepres reproduce " + shlex.join(
         a for a in sys.argv[2:] if a != "--report-only")
-    return write_report(experiment, scale, runs, Path(out), command, device=device)
+    return write_report(experiment, scale, measure(experiment, runs), Path(out), command,
+                        device=device)

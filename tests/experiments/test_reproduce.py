@@ -137,7 +137,7 @@ def test_medium_scale_is_the_paper_shape_residual_pair_first(tmp_path):
 
 
 def test_training_time_before_an_untimed_resume_is_estimated_from_the_logged_rates():
-    from deepres.report.experiments import _train_seconds
+    from deepres.experiments.measure import _train_seconds
 
     rows = [{"step": 100, "images_per_s": 100.0}, {"step": 150, "test_error": 0.5},
             {"step": 200, "images_per_s": 50.0}, {"step": 300, "images_per_s": 25.0}]

@@ -68,4 +68,4 @@ def prepare_experiment(experiment: str, *, scale: str = "smoke", seeds: int = 1,
     if experiment == "imagenet" and not data:
         raise DatasetError("the imagenet experiment needs --data PATH, an ImageNet folder with "
                            "train/ and val/ (or test/) sub-folders")
-    return [] if experiment == "table1" else plan(experiment, scale, seeds, data, device, out)
+    return plan(experiment, scale, seeds, data, device, out)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..models.names import SHORTCUTS
 from ..train.config import TrainConfig, recipe, with_overrides
 
-EXPERIMENTS = ("table1", "cifar-depth", "shortcuts", "layer-responses", "imagenet")
 SHARED_CIFAR = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / \
     "cifar10-jpg.tar.gz"
 
@@ -109,41 +110,62 @@ def _cifar_run(model: str, shortcut: str | None, seed: int, scale: Scale, data: 
     return Run(key, model + (f" ({shortcut})" if shortcut else ""), cfg)
 
 
+def _plan_depth(experiment: str, scale: Scale, seeds: int, data: str, device: str,
+                out: Path) -> list[Run]:
+    """Figure 6 / Table 6 (and Figure 7's nets): plain and residual nets of each depth."""
+    extra_seeds = scale.seeds_for or {}
+    depths = scale.depths
+    if experiment == "layer-responses" and scale.name == "full":
+        depths = (20, 56, 110)
+    runs = []
+    for seed in range(max([seeds, *extra_seeds.values()])):
+        for kind in ("plain", "resnet"):
+            for d in depths:
+                if kind == "plain" and d > 110:
+                    continue  # Table 6 has no plain-1202; plain-110 is already past 60%
+                model = f"{kind}{d}"
+                n = max(seeds, extra_seeds.get(model, 0))
+                if kind == "plain" and scale.plain_seeds:
+                    n = min(n, scale.plain_seeds)
+                if seed < n:
+                    runs.append(_cifar_run(model, None, seed, scale, data, device, out))
+    # Every seed of the residual nets first, then the plain nets: the residual finding needs
+    # the most compute, and a long sweep stopped half-way still answers it.
+    runs.sort(key=lambda r: not r.config.model.name.startswith("resnet"))
+    return runs
+
+
+def _plan_shortcuts(experiment: str, scale: Scale, seeds: int, data: str, device: str,
+                    out: Path) -> list[Run]:
+    """Table 3's question on CIFAR: one depth with options A, B and C."""
+    d = SHORTCUT_DEPTH[scale.name]
+    return [_cifar_run(f"resnet{d}", option, seed, scale, data, device, out)
+            for seed in range(seeds) for option in SHORTCUTS]
+
+
+def _plan_imagenet(experiment: str, scale: Scale, seeds: int, data: str, device: str,
+                   out: Path) -> list[Run]:
+    """Tables 2 to 4: the scale's ImageNet nets, each as the paper trained it."""
+    return [_imagenet_run(m, sc, s1, seed, scale, data, device, out)
+            for seed in range(seeds) for m, sc, s1 in scale.imagenet_runs]
+
+
+def _plan_nothing(*_: object) -> list[Run]:
+    return []  # Table 1: sizes and multiply-adds, no training
+
+
+# experiment -> the runs it needs at a scale
+PLANS: dict[str, Callable[[str, Scale, int, str, str, Path], list[Run]]] = {
+    "table1": _plan_nothing, "cifar-depth": _plan_depth, "shortcuts": _plan_shortcuts,
+    "layer-responses": _plan_depth, "imagenet": _plan_imagenet,
+}
+EXPERIMENTS = tuple(PLANS)
+
+
 def plan(experiment: str, scale_name: str, seeds: int, data: str, device: str, out: Path
          ) -> list[Run]:
     """The runs an experiment needs at a scale."""
-    scale = SCALES[scale_name]
-    runs: list[Run] = []
-    extra_seeds = scale.seeds_for or {}
-    for seed in range(max([seeds, *extra_seeds.values()])):
-        if experiment in ("cifar-depth", "layer-responses"):
-            depths = scale.depths
-            if experiment == "layer-responses" and scale_name == "full":
-                depths = (20, 56, 110)
-            for kind in ("plain", "resnet"):
-                for d in depths:
-                    if kind == "plain" and d > 110:
-                        continue  # Table 6 has no plain-1202; plain-110 is already past 60%
-                    model = f"{kind}{d}"
-                    n = max(seeds, extra_seeds.get(model, 0))
-                    if kind == "plain" and scale.plain_seeds:
-                        n = min(n, scale.plain_seeds)
-                    if seed < n:
-                        runs.append(_cifar_run(model, None, seed, scale, data, device, out))
-        elif seed >= seeds:
-            continue
-        elif experiment == "shortcuts":
-            d = SHORTCUT_DEPTH[scale_name]
-            for option in ("A", "B", "C"):
-                runs.append(_cifar_run(f"resnet{d}", option, seed, scale, data, device, out))
-        elif experiment == "imagenet":
-            runs += [_imagenet_run(m, sc, s1, seed, scale, data, device, out)
-                     for m, sc, s1 in scale.imagenet_runs]
-    if experiment in ("cifar-depth", "layer-responses"):
-        # Every seed of the residual nets first, then the plain nets: the residual finding
-        # needs the most compute, and a long sweep stopped half-way still answers it.
-        runs.sort(key=lambda r: not r.config.model.name.startswith("resnet"))
-    return runs
+    return PLANS[experiment](experiment, SCALES[scale_name], seeds, data, device, out)
 
 
 def _imagenet_run(model: str, shortcut: str | None, stride_in_1x1: bool, seed: int,

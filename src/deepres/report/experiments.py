@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import defaultdict
@@ -12,58 +11,13 @@ from typing import Any
 
 import torch
 
-from ..analysis import count_macs, count_params
 from ..analysis.stats import judge
 from ..experiments import paper
+from ..experiments.measure import Measured
 from ..experiments.specs import Run
-from ..models import create_model, resolve
+from ..models import resolve
 from ..runtime.files import atomic_write_text
 from .responses import report_layer_responses
-
-
-def _load(run: Run) -> dict[str, Any] | None:
-    run_dir = Path(run.config.run.run_dir)
-    if not (run_dir / "summary.json").exists():
-        return None
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
-            if x.strip()]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    # Training error per logged step: one walk of the rows serves both the final value
-    # and the over-the-run comparison (_train_curve).
-    curve = {r["step"]: r["train_error"] for r in rows if r.get("train_error") is not None}
-    train = [curve[k] for k in sorted(curve)]
-    summary["train_curve"] = curve
-    # Final training error: the mean of the last few logged values (they are noisy).
-    summary["train_error"] = statistics.mean(train[-5:]) if train else float("nan")
-    summary["rows"] = rows
-    summary["model"] = run.config.model.name
-    saved = run_dir / "config.json"
-    model_cfg = json.loads(saved.read_text()).get("model", {}) if saved.exists() else {}
-    summary["conv_init_recorded"] = "conv_init" in model_cfg
-    summary["conv_init"] = model_cfg.get("conv_init", "fan_out")
-    summary["key"] = run.key
-    summary["train_seconds"], summary["seconds_estimated"] = _train_seconds(
-        summary, rows, run.config.optim.batch_size)
-    return summary
-
-
-def _train_seconds(summary: dict[str, Any], rows: list[dict[str, Any]], batch: int
-                   ) -> tuple[float, bool]:
-    """The run's training time. A run resumed from a checkpoint that did not keep the time
-    (``seconds_since_step`` in its summary) has the part before that step estimated from the
-    logged training rates (evaluations not counted); the flag says so."""
-    since = summary.get("seconds_since_step")
-    if since is None:
-        return summary["seconds"], False
-    before, prev, rate = 0.0, 0, None
-    for r in rows:  # each logged rate covers the steps since the previous log
-        if r.get("images_per_s") and r["step"] <= since:
-            rate = r["images_per_s"]
-            before += (r["step"] - prev) * batch / rate
-            prev = r["step"]
-    if rate:  # the steps between the last log and the checkpoint, at the last rate
-        before += (since - prev) * batch / rate
-    return summary["seconds"] + before, True
 
 
 def _pct(values: list[float]) -> str:
@@ -75,23 +29,15 @@ def _pct(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def _group(runs: list[Run]) -> dict[str, list[dict[str, Any]]]:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for run in runs:
-        s = _load(run)
-        if s is not None:
-            groups[run.label].append(s)
-    return groups
-
-
 def _header(title: str, scale: str, command: str, device: str,
-            runs: list[Run] | None = None) -> list[str]:
+            m: Measured | None = None) -> list[str]:
     """The title and what every report states: the command, data, schedule, seeds,
     precision, hardware and wall time."""
     lines = [f"# {title}", "",
              f"Made by `{command}` (scale `{scale}`, device `{device}`) on "
              f"{time.strftime('%Y-%m-%d')}, torch {torch.__version__}.", ""]
-    done = [s for s in (_load(r) for r in runs or []) if s is not None]
+    runs = m.runs if m is not None else []
+    done = [m.records[r.key] for r in runs if r.key in m.records] if m is not None else []
     if not runs or not done:
         return lines
     cfg = runs[0].config
@@ -230,17 +176,15 @@ def _claims(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def _report_cifar_depth(runs, out, lines) -> None:
-    groups = _group(runs)
+def _report_cifar_depth(m: Measured, out: Path, lines: list[str]) -> None:
+    groups, runs = m.groups, m.runs
     lines += ["Figure 6 and Table 6 (§4.2): plain and residual nets of several depths on "
               "CIFAR-10. Test error of the final model (no selection on the test set).", "",
               "| model | params | train error % | val error % | test error % "
               "| paper test error % |",
               "|---|---|---|---|---|---|"]
     for label in sorted(groups, key=lambda k: (not k.startswith("plain"), resolve(k).depth)):
-        ss = groups[label]
-        with torch.device("meta"):
-            params = count_params(create_model(label))
+        ss, params = groups[label], m.params[label]
         ref = paper.TABLE6_ERROR.get(label)
         lines.append(f"| {label} | {params / 1e6:.2f}M | {_pct([s['train_error'] for s in ss])} "
                      f"| {_pct([s.get('val_error', float('nan')) for s in ss])} "
@@ -271,17 +215,15 @@ def _absolute_numbers(groups: dict[str, list[dict[str, Any]]], runs: list[Run]) 
             "What this report tests is the paper's comparisons between depths, below."]
 
 
-def _report_shortcuts(runs, out, lines) -> None:
-    groups = _group(runs)
+def _report_shortcuts(m: Measured, out: Path, lines: list[str]) -> None:
+    groups = m.groups
     lines += ["Table 3's question (§4.1) on CIFAR-10: shortcut options A (zero-padded "
               "identity), B (projections where dimensions grow), C (all projections).", "",
               "| model | params | test error % "
               "| paper (ResNet-34, ImageNet, 10-crop top-1/top-5) |",
               "|---|---|---|---|"]
     for label, ss in groups.items():
-        option = label.split("(")[-1].rstrip(")")
-        with torch.device("meta"):
-            params = count_params(create_model(ss[0]["model"], shortcut=option))
+        option, params = m.configs[label].model.shortcut, m.params[label]
         ref = paper.TABLE3[f"resnet34-{option}"]
         lines.append(f"| {label} | {params / 1e6:.3f}M | {_pct([s['test_error'] for s in ss])} "
                      f"| {ref[0]} / {ref[1]} |")
@@ -289,38 +231,33 @@ def _report_shortcuts(runs, out, lines) -> None:
               "projections are not essential for addressing degradation.", ""]
 
 
-def _report_table1(lines) -> None:
+def _report_table1(m: Measured, out: Path, lines: list[str]) -> None:
     lines += ["Table 1: parameters and multiply-adds at 224x224, counted by deepres's hooks. "
               "`stride in 1x1` is the paper's own placement; `stride in 3x3` is torchvision's.",
               "", "| model | params | GMACs (stride in 1x1) | paper GMACs | ratio | "
               "GMACs (stride in 3x3) |", "|---|---|---|---|---|---|"]
-    for name, ref in paper.TABLE1_GMACS.items():
-        bottleneck = resolve(name).depth >= 50
-        with torch.device("meta"):
-            m1 = create_model(name, stride_in_1x1=bottleneck)
-            m3 = create_model(name)
-        g1, g3 = count_macs(m1, 224) / 1e9, count_macs(m3, 224) / 1e9
-        lines.append(f"| {name} | {count_params(m1) / 1e6:.2f}M | {g1:.2f} | {ref} | "
+    for r in m.extra["table1"]:
+        g1, g3, ref = r["gmacs_1x1"], r["gmacs_3x3"], r["paper_gmacs"]
+        lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f}M | {g1:.2f} | {ref} | "
                      f"{g1 / ref:.3f} | {g3:.2f} |")
     lines.append("")
 
 
-def _imagenet_reference(label: str) -> tuple[str, str]:
-    """(which table, the paper's 10-crop top-1) for a run label such as ``resnet34-A``."""
-    if label in ("plain18", "plain34", "resnet18-A", "resnet34-A"):
-        return "Table 2", str(paper.TABLE2_TOP1[label.removesuffix("-A")])
-    key = label.removesuffix("-B") if label.startswith(("resnet50", "resnet101", "resnet152")) \
-        else label
+def _imagenet_reference(model: str, shortcut: str | None) -> tuple[str, str]:
+    """(which table, the paper's 10-crop top-1) for a run of ``model`` with ``shortcut``."""
+    if model in ("plain18", "plain34") or (model in ("resnet18", "resnet34")
+                                           and shortcut == "A"):
+        return "Table 2", str(paper.TABLE2_TOP1[model])
+    # The bottleneck nets are Table 3's with B (no suffix there); ResNet-34 has A, B and C.
+    key = model if model in ("resnet50", "resnet101", "resnet152") and shortcut == "B" else (
+        f"{model}-{shortcut}" if shortcut else model)
     if key in paper.TABLE3:
         return "Table 3", str(paper.TABLE3[key][0])
     return "–", "–"
 
 
-def _report_imagenet(runs, out, lines) -> None:
-    from ..evaluate.runner import run_eval
-
-    groups = _group(runs)
-    configs = {r.label: r.config for r in runs}
+def _report_imagenet(m: Measured, out: Path, lines: list[str]) -> None:
+    groups, configs = m.groups, m.configs
     lines += ["Tables 2 to 4 (§3.4, §4.1): ImageNet networks trained with the imagenet-paper "
               "recipe, each as the paper trained it: Table 2 compares plain and residual 18/34 "
               "with option A shortcuts (zero-padding, parameter-free); Table 3 adds ResNet-34 "
@@ -335,10 +272,8 @@ def _report_imagenet(runs, out, lines) -> None:
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, ss in groups.items():
         cfg = configs[label]
-        weights = [str(Path(s["run_dir"]) / "weights.safetensors") for s in ss]
-        ten = [run_eval([w], cfg.data.data, crops=10) for w in weights]
-        multi = [run_eval([w], cfg.data.data, scales=[224, 256, 384]) for w in weights]
-        table, ref = _imagenet_reference(label)
+        ten, multi = m.extra["tests"][label]["ten"], m.extra["tests"][label]["multi"]
+        table, ref = _imagenet_reference(cfg.model.name, cfg.model.shortcut)
         drops = sum(1 for r in ss[0]["rows"] if r.get("lr_divided"))
         pbn = ss[0].get("precise_bn", {})
         pbn_text = (f"{pbn.get('batches', 0)}; {100 * pbn['val_error_before']:.1f} -> "
@@ -355,26 +290,29 @@ def _report_imagenet(runs, out, lines) -> None:
 
 
 # experiment -> the function that appends its sections to the report's lines
-RENDERERS: dict[str, Callable[[list[Run], Path, list[str]], None]] = {
-    "table1": lambda runs, out, lines: _report_table1(lines),
+RENDERERS: dict[str, Callable[[Measured, Path, list[str]], None]] = {
+    "table1": _report_table1,
     "cifar-depth": _report_cifar_depth, "shortcuts": _report_shortcuts,
     "imagenet": _report_imagenet, "layer-responses": report_layer_responses,
 }
 
 
-def write_report(experiment: str, scale: str, runs: list[Run], out: Path, command: str,
+TITLES = {"table1": "Table 1: network sizes and multiply-adds",
+          "cifar-depth": "CIFAR-10 depth sweep: plain vs residual (Figure 6, Table 6)",
+          "shortcuts": "Shortcut options A, B, C (Table 3's question)",
+          "layer-responses": "Layer responses (Figure 7)",
+          "imagenet": "ImageNet: plain vs residual (Tables 2 to 4)"}
+
+
+def write_report(experiment: str, scale: str, m: Measured, out: Path, command: str,
                  device: str = "cpu") -> Path:
-    titles = {"table1": "Table 1: network sizes and multiply-adds",
-              "cifar-depth": "CIFAR-10 depth sweep: plain vs residual (Figure 6, Table 6)",
-              "shortcuts": "Shortcut options A, B, C (Table 3's question)",
-              "layer-responses": "Layer responses (Figure 7)",
-              "imagenet": "ImageNet: plain vs residual (Tables 2 to 4)"}
-    lines = _header(titles[experiment], scale, command, device,
-                    runs if experiment != "table1" else None)
-    missing = [r.key for r in runs if _load(r) is None]
+    """Render ``experiment``'s measurements as ``OUT/EXPERIMENT.md`` (and its figures)."""
+    lines = _header(TITLES[experiment], scale, command, device,
+                    m if experiment != "table1" else None)
+    missing = [r.key for r in m.runs if r.key not in m.records]
     if missing:
         lines += [f"Not finished (left out of this report): {', '.join(missing)}.", ""]
-    RENDERERS[experiment](runs, out, lines)
+    RENDERERS[experiment](m, out, lines)
     path = out / f"{experiment}.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

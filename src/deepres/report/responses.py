@@ -5,32 +5,11 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import torch
-
-from ..analysis.responses import METHODS, layer_response_stds
+from ..analysis.responses import METHODS
 from ..analysis.stats import CONSISTENT, CONTRADICTED, NOT_RESOLVED, REPRODUCED, judge
-from ..data import load_data
-from ..evaluate.testing import load_predictor
 from ..experiments import paper
-from ..experiments.specs import Run
-
-MAX_IMAGES = 2000
-
-
-def _responses(run: Run, images: dict[str, torch.Tensor]) -> dict[str, list[float]] | None:
-    """The run's per-layer stds by both methods; ``images`` keeps each dataset's test images
-    once loaded (the runs of a report share one dataset)."""
-    weights = Path(run.config.run.run_dir) / "weights.safetensors"
-    if not weights.exists():
-        return None
-    p = load_predictor(str(weights))
-    data = run.config.data.data
-    if data not in images:
-        test = load_data(data).test
-        images[data] = torch.from_numpy(test.images[:MAX_IMAGES]).permute(0, 3, 1, 2)
-    x = images[data]
-    batches = (p.normalize(x[i:i + 500]) for i in range(0, len(x), 500))
-    return layer_response_stds(p.model, batches)
+from ..experiments.measure import LAYER_RESPONSE_IMAGES, Measured
+from ..models import resolve
 
 
 def _figure(stds: dict[str, list[float]], path: Path) -> None:
@@ -82,17 +61,17 @@ def _smaller_layers(a: list[float], b: list[float]) -> str:
 
 
 _HOW = ("Figure 7 (§4.2): the standard deviation of each 3x3 layer's response on the first "
-        f"{MAX_IMAGES} test images: the output of the BN after the convolution, before the ReLU "
-        "and (in a block's second layer) before the addition. The paper does not say how the "
-        "std is taken, so it is computed two ways and a finding is claimed only where both "
-        "agree: *pooled*, one standard deviation over all images, positions and channels of "
-        "the layer together (differences between channels' means count, as BN's learned shift "
-        "sets them per channel); *per-channel*, each channel's std over images and positions, "
-        "then the mean over channels (they do not). A net's figure is the mean over its layers; "
-        "with several seeds, the table gives the mean ± standard deviation over seeds. The "
-        "figure shows seed 0, pooled. Each finding is a one-sided Welch test over the seeds' "
-        "means (analysis/stats.py): \"reproduced\" only at p < 0.05 with at least 3 seeds per "
-        "net.")
+        f"{LAYER_RESPONSE_IMAGES} test images: the output of the BN after the convolution, "
+        "before the ReLU and (in a block's second layer) before the addition. The paper does "
+        "not say how the std is taken, so it is computed two ways and a finding is claimed "
+        "only where both agree: *pooled*, one standard deviation over all images, positions "
+        "and channels of the layer together (differences between channels' means count, as "
+        "BN's learned shift sets them per channel); *per-channel*, each channel's std over "
+        "images and positions, then the mean over channels (they do not). A net's figure is "
+        "the mean over its layers; with several seeds, the table gives the mean ± standard "
+        "deviation over seeds. The figure shows seed 0, pooled. Each finding is a one-sided "
+        "Welch test over the seeds' means (analysis/stats.py): \"reproduced\" only at p < "
+        "0.05 with at least 3 seeds per net.")
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -101,14 +80,9 @@ def _mean_sd(values: list[float]) -> str:
     return f"{values[0]:.3f}"
 
 
-def report_layer_responses(runs: list[Run], out: Path, lines: list[str]) -> None:
+def report_layer_responses(m: Measured, out: Path, lines: list[str]) -> None:
     # Every seed's trained net, by both methods: findings are tested over the seeds.
-    stds: dict[str, list[dict[str, list[float]]]] = {}
-    images: dict[str, torch.Tensor] = {}
-    for run in sorted(runs, key=lambda r: r.config.run.seed):
-        values = _responses(run, images)
-        if values is not None:
-            stds.setdefault(run.label, []).append(values)
+    stds: dict[str, list[dict[str, list[float]]]] = m.extra["stds"]
     means = {k: {m: [statistics.mean(v[m]) for v in per_seed] for m in METHODS}
              for k, per_seed in stds.items()}
     lines += [_HOW, "", "| model | seeds | 3x3 layers | mean std, pooled | mean std, per-channel "
@@ -124,8 +98,10 @@ def report_layer_responses(runs: list[Run], out: Path, lines: list[str]) -> None
         _figure({k: v[0]["pooled"] for k, v in stds.items()}, out / "layer-responses.png")
         lines += ["", "![layer responses (seed 0, pooled)](layer-responses.png)", ""]
     lines += [f"The paper: {paper.FIGURE7_CLAIM}.", "", "Ours:"]
-    for depth in sorted({int(k[len('resnet'):]) for k in stds if k.startswith("resnet")}):
-        r, p = f"resnet{depth}", f"plain{depth}"
+    specs = {k: resolve(m.configs[k].model.name) for k in stds}
+    nets = {(spec.residual, spec.depth): k for k, spec in specs.items()}
+    for depth in sorted(d for residual, d in nets if residual):
+        r, p = nets[(True, depth)], nets.get((False, depth), "")
         if r in means and p in means:
             ranks = ", ".join(f"{_smaller_layers(stds[r][0][m], stds[p][0][m])} ({m})"
                               for m in METHODS)
@@ -137,7 +113,7 @@ def report_layer_responses(runs: list[Run], out: Path, lines: list[str]) -> None
                 f"the residual net's responses smaller: {_judge(r, p, means[r], means[p])}. "
                 f"Sorted by magnitude, the ResNet's layer is the smaller at {ranks} ranks "
                 "(seed 0).")
-    res = sorted((int(k[len("resnet"):]), k) for k in means if k.startswith("resnet"))
+    res = sorted((d, k) for (residual, d), k in nets.items() if residual)
     if len(res) >= 2:
         (d0, k0), (d1, k1) = res[0], res[-1]
         lines.append(f"- ResNet-{d1} vs ResNet-{d0}: mean std "

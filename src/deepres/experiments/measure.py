@@ -1,0 +1,161 @@
+"""An experiment's measurements, taken from its finished runs: each run's record (summary,
+per-step metrics, the config it saved), parameter counts, and what some experiments measure
+on the trained weights (layer responses, ImageNet's 10-crop and multi-scale tests, Table 1's
+multiply-adds). The report renders these and computes nothing (report/)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..analysis import count_macs, count_params
+from ..models import create_model, resolve
+from ..train.config import TrainConfig
+from ..train.records import IMAGES_PER_S, STEP, TRAIN_ERROR
+from . import paper
+from .specs import Run
+
+LAYER_RESPONSE_IMAGES = 2000  # Figure 7's statistics are taken on the first test images
+
+
+@dataclass
+class Measured:
+    """What a report shows, as plain data."""
+
+    runs: list[Run]
+    records: dict[str, dict[str, Any]]  # run key -> its record (finished runs only)
+    groups: dict[str, list[dict[str, Any]]]  # label -> the records of its seeds
+    configs: dict[str, TrainConfig]  # label -> the config of its runs
+    params: dict[str, int]  # label -> parameters of its model
+    extra: dict[str, Any] = field(default_factory=dict)  # what the experiment measures more
+
+
+def load_record(run: Run) -> dict[str, Any] | None:
+    """A finished run's summary with its metric rows, the final training error (the mean of
+    the last five logged values: they are noisy), its conv init and training time."""
+    run_dir = Path(run.config.run.run_dir)
+    if not (run_dir / "summary.json").exists():
+        return None
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if x.strip()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    # Training error per logged step: one walk of the rows serves both the final value
+    # and the over-the-run comparison.
+    curve = {r[STEP]: r[TRAIN_ERROR] for r in rows if r.get(TRAIN_ERROR) is not None}
+    train = [curve[k] for k in sorted(curve)]
+    summary["train_curve"] = curve
+    summary[TRAIN_ERROR] = statistics.mean(train[-5:]) if train else float("nan")
+    summary["rows"] = rows
+    summary["model"] = run.config.model.name
+    saved = run_dir / "config.json"
+    model_cfg = json.loads(saved.read_text()).get("model", {}) if saved.exists() else {}
+    summary["conv_init_recorded"] = "conv_init" in model_cfg
+    summary["conv_init"] = model_cfg.get("conv_init", "fan_out")
+    summary["key"] = run.key
+    summary["train_seconds"], summary["seconds_estimated"] = _train_seconds(
+        summary, rows, run.config.optim.batch_size)
+    return summary
+
+
+def _train_seconds(summary: dict[str, Any], rows: list[dict[str, Any]], batch: int
+                   ) -> tuple[float, bool]:
+    """The run's training time. A run resumed from a checkpoint that did not keep the time
+    (``seconds_since_step`` in its summary) has the part before that step estimated from the
+    logged training rates (evaluations not counted); the flag says so."""
+    since = summary.get("seconds_since_step")
+    if since is None:
+        return summary["seconds"], False
+    before, prev, rate = 0.0, 0, None
+    for r in rows:  # each logged rate covers the steps since the previous log
+        if r.get(IMAGES_PER_S) and r[STEP] <= since:
+            rate = r[IMAGES_PER_S]
+            before += (r[STEP] - prev) * batch / rate
+            prev = r[STEP]
+    if rate:  # the steps between the last log and the checkpoint, at the last rate
+        before += (since - prev) * batch / rate
+    return summary["seconds"] + before, True
+
+
+def _layer_responses(m: Measured) -> dict[str, Any]:
+    """Every seed's per-layer response stds by both methods (analysis/responses.py), per
+    label, seeds in order."""
+    from ..analysis.responses import layer_response_stds
+    from ..data import load_data
+    from ..evaluate.testing import load_predictor
+
+    stds: dict[str, list[dict[str, list[float]]]] = {}
+    images: dict[str, torch.Tensor] = {}  # the runs of a report share one dataset
+    for run in sorted(m.runs, key=lambda r: r.config.run.seed):
+        weights = Path(run.config.run.run_dir) / "weights.safetensors"
+        if not weights.exists():
+            continue
+        p = load_predictor(str(weights))
+        data = run.config.data.data
+        if data not in images:
+            test = load_data(data).test
+            images[data] = torch.from_numpy(
+                test.images[:LAYER_RESPONSE_IMAGES]).permute(0, 3, 1, 2)
+        x = images[data]
+        batches = (p.normalize(x[i:i + 500]) for i in range(0, len(x), 500))
+        stds.setdefault(run.label, []).append(layer_response_stds(p.model, batches))
+    return {"stds": stds}
+
+
+def _imagenet_tests(m: Measured) -> dict[str, Any]:
+    """10-crop and multi-scale (224, 256, 384) errors of each seed's final weights."""
+    from ..evaluate.runner import run_eval
+
+    tests: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for label, records in m.groups.items():
+        data = m.configs[label].data.data
+        weights = [str(Path(s["run_dir"]) / "weights.safetensors") for s in records]
+        tests[label] = {"ten": [run_eval([w], data, crops=10) for w in weights],
+                        "multi": [run_eval([w], data, scales=[224, 256, 384]) for w in weights]}
+    return {"tests": tests}
+
+
+def _table1(m: Measured) -> dict[str, Any]:
+    """Parameters and multiply-adds at 224x224 with the stride in the 1x1 (the paper's
+    placement) and in the 3x3 (torchvision's)."""
+    rows = []
+    for name, ref in paper.TABLE1_GMACS.items():
+        bottleneck = resolve(name).depth >= 50
+        with torch.device("meta"):
+            m1 = create_model(name, stride_in_1x1=bottleneck)
+            m3 = create_model(name)
+        rows.append({"name": name, "params": count_params(m1), "paper_gmacs": ref,
+                     "gmacs_1x1": count_macs(m1, 224) / 1e9,
+                     "gmacs_3x3": count_macs(m3, 224) / 1e9})
+    return {"table1": rows}
+
+
+# experiment -> what it measures beyond the runs' records
+EXTRA: dict[str, Callable[[Measured], dict[str, Any]]] = {
+    "layer-responses": _layer_responses, "imagenet": _imagenet_tests, "table1": _table1,
+}
+
+
+def measure(experiment: str, runs: list[Run]) -> Measured:
+    """Everything ``experiment``'s report shows, from its runs' files and weights."""
+    records = {r.key: rec for r in runs if (rec := load_record(r)) is not None}
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        if r.key in records:
+            groups[r.label].append(records[r.key])
+    configs = {r.label: r.config for r in runs}
+    params = {}
+    for label, cfg in configs.items():
+        with torch.device("meta"):
+            params[label] = count_params(create_model(cfg.model.name,
+                                                      shortcut=cfg.model.shortcut))
+    m = Measured(runs, records, dict(groups), configs, params)
+    if experiment in EXTRA:
+        m.extra = EXTRA[experiment](m)
+    return m
