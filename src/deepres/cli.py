@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import commands
 from .runtime.options import (
     NONNEG_INT,
     POSITIVE_INT,
@@ -19,7 +20,7 @@ from .runtime.options import (
     number,
 )
 from .runtime.options import device as device_parser
-from .runtime.terminal import safe, safe_lines
+from .runtime.terminal import safe_lines
 
 # ---------------------------------------------------------------------------------------------
 # Every option is checked where it is parsed, here: a bad value is one line naming the option
@@ -49,97 +50,6 @@ def _scales(text: str) -> list[int]:
             f"not {text!r}") from None
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
-    import torch
-
-    from .analysis import count_macs, count_params
-    from .models import create_model, list_models, resolve
-    from .models.registry import DEFAULT_INPUT_SPEC
-
-    rows = []
-    for name in list_models():
-        spec = resolve(name)
-        # Built on the meta device: shapes only, so listing ResNet-1202 costs no memory.
-        with torch.device("meta"):
-            model = create_model(name)
-        rows.append({
-            "name": name,
-            "family": spec.family,
-            "params": count_params(model),
-            "macs": count_macs(model, spec.default_input_size),
-            "input_size": spec.default_input_size,
-            "num_classes": spec.default_num_classes,
-            "input_spec": DEFAULT_INPUT_SPEC[spec.family].as_json(),
-            # Bottlenecks are built (and counted) with the stride in the 3x3, torchvision's
-            # placement: 4.09 GMACs for ResNet-50 against the paper's 3.8 with the stride in
-            # the first 1x1 (create_model(..., stride_in_1x1=True); reports/table1.md).
-            "stride_placement": "3x3 (torchvision's)" if spec.family == "imagenet"
-            and spec.depth >= 50 else None,
-        })
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'model':<12} {'family':<9} {'params':>12} {'multiply-adds':>15}  input    "
-          "downsampling stride")
-    for r in rows:
-        print(f"{r['name']:<12} {r['family']:<9} {r['params'] / 1e6:>11.2f}M "
-              f"{r['macs'] / 1e9:>14.3f}G  {r['input_size']}x{r['input_size']:<4}  "
-              f"{r['stride_placement'] or '-'}")
-    print("Bottleneck nets are counted with the stride in the 3x3 (torchvision's placement); "
-          "the paper's own models put it in the first 1x1 (--stride-in-1x1), which Table 1's "
-          "figures count (see reports/table1.md).")
-    return 0
-
-
-def _cmd_data_check(args: argparse.Namespace) -> int:
-    from .data import check_index, load_data, scan_dataset
-    from .data.images import refused_images
-    from .data.sources import choose_layout, image_folder_of, scan_sizes
-
-    folder = image_folder_of(str(args.path))  # whatever --data takes
-    if folder is None:  # CIFAR's own batches: nothing to decode file by file
-        d = load_data(str(args.path))
-        print(f"{safe(args.path)}: CIFAR batches, {len(d.classes)} classes; train "
-              f"{len(d.train)} images, test {len(d.test) if d.test is not None else 0} images")
-        return 0
-    splits = scan_dataset(folder)
-    first = next(iter(splits.values()))
-    report: dict = {"path": str(args.path), "classes": first.classes, "splits": {}}
-    for name, index in splits.items():
-        sizes = scan_sizes(index)
-        bad = check_index(index)
-        report["splits"][name] = {
-            "images": len(index), "counts": index.counts(), "ignored": len(index.ignored),
-            "refused": refused_images(index.ignored),
-            "sizes": {f"{w}x{h}" if w else "unreadable": n for (w, h), n in sizes.most_common()},
-            "layout": choose_layout(sizes)[1],
-            "bad": [{"file": b.path, "reason": b.reason} for b in bad],
-        }
-    n_bad = sum(len(s["bad"]) for s in report["splits"].values())
-    if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-        return 1 if n_bad else 0
-    print(f"{safe(args.path)}: {len(first.classes)} classes: "
-          f"{', '.join(safe(c) for c in first.classes)}")
-    for name, r in report["splits"].items():
-        print(f"{name}: {r['images']} images"
-              + (f", {r['ignored']} non-image files ignored" if r["ignored"] else ""))
-        for line in r["refused"]:  # image formats deepres does not read, named
-            print(f"  {safe(line)}")
-        for cls, n in r["counts"].items():
-            print(f"  {safe(cls):<24} {n}")
-        shown = list(r["sizes"].items())
-        print("  sizes: " + ", ".join(f"{k} ({v})" for k, v in shown[:8])
-              + (f", and {len(shown) - 8} more sizes" if len(shown) > 8 else ""))
-        print(f"  training would hold it {r['layout'].split(' ', 1)[1]}"
-              if r["layout"].startswith("held") else f"  training would stream it: "
-              f"{r['layout'].split(': ', 1)[-1]}")
-        for b in r["bad"]:
-            print(f"  BAD {safe(b['file'])}: {safe(b['reason'])}")
-    print(f"{n_bad} bad file(s)" if n_bad else "all files decode")
-    return 1 if n_bad else 0
-
-
 def _train_options() -> list[tuple[str, str, str, Option]]:
     """``(dest, section, field, Option)`` of every config field that declares its flag
     (runtime/options.py): the one source of ``deepres train``'s config flags."""
@@ -154,64 +64,11 @@ TRAIN_FLAGS: dict[str, tuple[str, str]] = {"recipe": ("", "recipe"), **{
     dest: (section, name) for dest, section, name, _ in _train_options()}}
 
 
-def _read_run_config(run: str):
-    from .train.guard import RunError
-
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise RunError(f"{run}: no run to resume (no config.json there)")
-    return _load_config(path, RunError)
-
-
-def _load_config(path: Path, error: type[Exception] = ValueError):
-    """A saved ``config.json``; a file that is not one raises ``error`` naming it."""
-    from .train.config import TrainConfig
-
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot be read ({exc}); nothing was changed") from exc
-    try:
-        cfg = TrainConfig.from_dict(json.loads(text), str(path))
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}: not JSON ({exc}); nothing was changed") from exc
-    except (ValueError, TypeError) as exc:
-        raise error(f"{safe(exc)}; nothing was changed") from exc
-    _check_with_flags(cfg, path, error)
-    return cfg
-
-
-def _check_with_flags(cfg, path: Path, error: type[Exception]) -> None:
-    """Every value of a config file checked by its flag's own parser (range, choices), so a
-    file accepts exactly what the command line does."""
-    actions = {a.dest: a for a in _train_subparser()._actions}
-    for flag, (section, name) in TRAIN_FLAGS.items():
-        value = getattr(getattr(cfg, section) if section else cfg, name)
-        action = actions.get(flag)
-        if value is None or value == () or action is None or isinstance(value, bool):
-            continue
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        try:
-            if action.type is not None:
-                action.type(shown)
-            if action.choices is not None and value not in action.choices:
-                raise argparse.ArgumentTypeError(
-                    f"must be one of {', '.join(map(str, action.choices))}, not {value!r}")
-        except argparse.ArgumentTypeError as exc:
-            raise error(f"{path}: {section + '.' if section else ''}{name} (--"
-                        f"{flag.replace('_', '-')}) {exc}; nothing was changed") from exc
-
-
-def _train_subparser() -> argparse.ArgumentParser:
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices["train"]
-
-
 def _resume_config(args: argparse.Namespace):
     from .runtime.precision import resolve_precision
-    from .train.runs import resume_config
+    from .train.runs import read_run_config, resume_config
 
-    cfg = _read_run_config(args.resume)
+    cfg = read_run_config(args.resume)
     given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k, None) is not None}
     if "precision" in given:
         given["precision"] = resolve_precision(given["precision"],
@@ -221,7 +78,7 @@ def _resume_config(args: argparse.Namespace):
 
 def _train_config(args: argparse.Namespace):
     from .train.config import recipe, with_overrides
-    from .train.runs import new_run_dir, restarted_run
+    from .train.runs import new_run_dir, read_config, restarted_run
 
     if not args.resume and restarted_run(args.run_dir):  # torchrun --max-restarts: continue
         args.resume, args.run_dir = args.run_dir, None
@@ -236,7 +93,7 @@ def _train_config(args: argparse.Namespace):
     if args.config:
         if args.recipe:
             raise ValueError("--config and --recipe both say what to train; give one")
-        cfg = _load_config(Path(args.config))
+        cfg = read_config(Path(args.config))
         if args.model and args.model != cfg.model.name:
             cfg = replace(cfg, model=replace(cfg.model, name=args.model))
     else:
@@ -266,111 +123,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         plot_run_curves(cfg.run.run_dir, cfg.model.name,
                         f"{cfg.model.name} ({cfg.recipe}): thin train, bold test")
         print(json.dumps(summary, indent=2))
-    return 0
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate.runner import run_eval
-
-    result = run_eval(args.weights, args.data, crops=args.crops, scales=args.scales,
-                      split=args.split,
-                      tta=args.tta,
-                      batch_size=args.batch_size, device=args.device,
-                      precision=args.precision, model_name=args.model,
-                      classes_file=args.classes, workers=args.workers)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0
-    if args.confusion:
-        from .report.confusion import draw_confusion
-
-        draw_confusion(result, args.confusion)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    top5 = (f", top-5 error {100 * result['top5_error']:.2f}%" if result["top5_meaningful"]
-            else "")  # with 5 classes or fewer every label is in the top 5
-    print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
-          f"{safe(result['data'])}/{result['split']}: "
-          f"top-1 error {100 * result['top1_error']:.2f}%{top5}")
-    _print_explained(result)
-    if args.confusion:
-        print(f"wrote {args.confusion} (confusion matrix)")
-    return 0
-
-
-def _print_explained(result: dict) -> None:
-    """Per-class accuracy, precision and recall, and the most confused pairs."""
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.1f}%"
-
-    width = max(12, *(len(safe(c["class"])) for c in result["per_class"]))
-    print(f"  {'class':<{width}} {'images':>7} {'accuracy':>9} {'precision':>10} {'recall':>7}")
-    for c in result["per_class"]:
-        print(f"  {safe(c['class']):<{width}} {c['images']:>7} {pct(c['accuracy']):>9} "
-              f"{pct(c['precision']):>10} {pct(c['recall']):>7}")
-    if result["most_confused"]:
-        print("  most confused (true -> predicted): " + "; ".join(
-            f"{safe(p['true'])} -> {safe(p['predicted'])} {p['count']} "
-            f"({100 * p['share_of_true']:.1f}%)" for p in result["most_confused"][:5]))
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from .data.images import IMAGE_EXTENSIONS
-    from .evaluate.predict import predict_files
-
-    failed = seen = 0
-    results = []
-    for r in predict_files(args.weights, args.inputs, args.top_k, args.device,
-                           args.precision, args.model, args.classes, args.batch_size,
-                           args.workers):
-        seen += 1
-        failed += "error" in r
-        if args.json:
-            results.append(r)
-        elif "error" in r:
-            print(f"{safe(r['file'])}: ERROR {safe(r['error'])}")
-        else:  # class and file names come from files: escaped (runtime/terminal.py)
-            preds = ", ".join(f"{safe(p['class'])} {100 * p['probability']:.1f}%"
-                              for p in r["predictions"])
-            print(f"{safe(r['file'])}: {preds}")
-    if not seen:
-        print(f"deepres: error: no image files in {safe(', '.join(args.inputs))} (accepted: "
-              f"{', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(results, indent=2))
-    if failed:
-        print(f"{failed} file(s) could not be read", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from .evaluate.testing import load_predictor
-    from .export.writers import ExportOptions, export
-    from .runtime.files import check_output_path
-
-    check_output_path(args.out)
-    p = load_predictor(args.weights, model_name=args.model, classes_file=args.classes)
-    for line in export(p, args.format, args.out, ExportOptions(
-            args.data, args.calibration_images, args.dynamic_size)):
-        print(line)
-    return 0
-
-
-def _cmd_precise_bn(args: argparse.Namespace) -> int:
-    from .train.precise_bn import precise_bn_file
-
-    print(precise_bn_file(args.weights, args.data, args.out, device=args.device,
-                          batches=args.batches, batch_size=args.batch_size))
-    return 0
-
-
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
-
-    path = reproduce(args.experiment, scale=args.scale, seeds=args.seeds, data=args.data,
-                     device=args.device, out=args.out, report_only=args.report_only)
-    print(f"wrote {path}")
     return 0
 
 
@@ -417,18 +169,25 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train.config import RECIPES
-
     parser = _Parser(
         prog="deepres",
         description="Deep residual networks (He et al. 2015): models, training, testing.",
     )
     parser.add_argument("--version", action="version", version=f"deepres {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
 
+
+def _add_models(sub: Any) -> None:
     p = sub.add_parser("models", help="list every model with parameters and multiply-adds")
     p.add_argument("--json", action="store_true", help="print a JSON list (name, params, macs)")
-    p.set_defaults(func=_cmd_models)
+    p.set_defaults(func=commands.cmd_models)
+
+
+def _add_train(sub: Any) -> None:
+    from .train.config import RECIPES
 
     p = sub.add_parser("train", help="train a model (default: resnet20 on the bundled sample)")
     p.add_argument("--recipe", default=None, choices=list(RECIPES),
@@ -449,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="alias of --precision fp32")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_eval(sub: Any) -> None:
     p = sub.add_parser("eval", help="top-1/top-5 error: 1 or 10 crops, multi-scale, ensembles")
     p.add_argument("--weights", action="append", required=True,
                    help="weights.safetensors from `deepres train`; repeat for an ensemble")
@@ -470,8 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--confusion", metavar="FILE.png", default=None,
                    help="also draw the confusion matrix, with class names, into this PNG")
-    p.set_defaults(func=_cmd_eval)
+    p.set_defaults(func=commands.cmd_eval)
 
+
+def _add_predict(sub: Any) -> None:
     p = sub.add_parser("predict", help="top-k classes of image files or folders")
     p.add_argument("--weights", required=True)
     _add_foreign(p)
@@ -483,12 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, default="cpu")
     _add_precision(p)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_cmd_predict)
+    p.set_defaults(func=commands.cmd_predict)
+
+
+def _add_export(sub: Any) -> None:
+    from .export.writers import WRITERS
 
     p = sub.add_parser("export", help="ONNX, TorchScript or a CPU-optimised TorchScript file")
     p.add_argument("--weights", required=True)
     _add_foreign(p)
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "cpu", "int8"],
+    p.add_argument("--format", required=True, choices=list(WRITERS),
                    help="cpu: batch norm folded into the convolutions, as TorchScript; load "
                         "it with deepres.export.load_cpu for PyTorch's CPU inference passes. "
                         "int8: post-training static quantization for x86 CPUs (needs --data); "
@@ -500,8 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dynamic-size", action="store_true",
                    help="onnx: dynamic height and width as well as batch (fully convolutional)")
     p.add_argument("out")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=commands.cmd_export)
 
+
+def _add_precise_bn(sub: Any) -> None:
     p = sub.add_parser("precise-bn", help="recompute a weights file's batch-norm statistics "
                                           "over training images (the authors' precise BN)")
     p.add_argument("--weights", required=True)
@@ -510,12 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=POSITIVE_INT, default=128)
     p.add_argument("--device", type=_device, default="cpu")
     p.add_argument("out", help="where the new weights are written")
-    p.set_defaults(func=_cmd_precise_bn)
+    p.set_defaults(func=commands.cmd_precise_bn)
+
+
+def _add_reproduce(sub: Any) -> None:
+    from .experiments.specs import EXPERIMENTS, SCALES
 
     p = sub.add_parser("reproduce", help="run one of the paper's experiments and report it")
-    p.add_argument("experiment",
-                   choices=["table1", "cifar-depth", "shortcuts", "layer-responses", "imagenet"])
-    p.add_argument("--scale", default="smoke", choices=["smoke", "quick", "medium", "full"],
+    p.add_argument("experiment", choices=list(EXPERIMENTS))
+    p.add_argument("--scale", default="smoke", choices=list(SCALES),
                    help="smoke: seconds; quick: about an hour on 2 CPU cores; medium: about "
                         "4.5 hours (use --seeds 2); full: the paper's schedule, for GPUs")
     p.add_argument("--seeds", type=POSITIVE_INT, default=1)
@@ -524,16 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="folder for runs and the report")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild the report from finished runs; train nothing")
-    p.set_defaults(func=_cmd_reproduce)
+    p.set_defaults(func=commands.cmd_reproduce)
 
+
+def _add_data(sub: Any) -> None:
     p = sub.add_parser("data", help="inspect datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("check", help="decode every image; list classes, counts, sizes, "
                                           "bad files")
     q.add_argument("path", help="dataset folder: root/<class>/<image> or root/{train,val,test}/..")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
-    q.set_defaults(func=_cmd_data_check)
-    return parser
+    q.set_defaults(func=commands.cmd_data_check)
+
+
+# One entry a command, in the order `deepres --help` lists them.
+COMMANDS = (_add_models, _add_train, _add_eval, _add_predict, _add_export, _add_precise_bn,
+            _add_reproduce, _add_data)
 
 
 def _version() -> str:

@@ -3,12 +3,16 @@ continues one, and which settings may change when a run is resumed."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, with_overrides
+from ..runtime.options import declared
+from ..runtime.terminal import safe
+from .config import SECTIONS, TrainConfig, with_overrides
 from .divergence import DIVERGED, SAFE_AFTER_DIVERGENCE
 from .guard import RunError
 
@@ -62,3 +66,43 @@ def resume_config(run: str, cfg: TrainConfig, given: dict[str, Any],
     elif "iterations" in given and given["iterations"] != cfg.optim.iterations:
         cfg = with_overrides(cfg, optim={"iterations": given["iterations"]})
     return cfg
+
+
+def read_config(path: Path, error: type[Exception] = ValueError) -> TrainConfig:
+    """A ``config.json`` (a run's, or a file for --config, whole or partial), checked by the
+    fields' declared types and by each option's own parser (range, choices), so a file accepts
+    exactly what the command line does; a bad one raises ``error`` naming the file and key."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot be read ({exc}); nothing was changed") from exc
+    try:
+        cfg = TrainConfig.from_dict(json.loads(text), str(path))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not JSON ({exc}); nothing was changed") from exc
+    except (ValueError, TypeError) as exc:
+        raise error(f"{safe(exc)}; nothing was changed") from exc
+    for section, kind in SECTIONS.items():
+        for name, opt in declared(kind):
+            value = getattr(getattr(cfg, section), name)
+            if value is None or value == () or isinstance(value, bool):
+                continue
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            try:
+                if opt.parse is not None:
+                    opt.parse(shown)
+                if opt.choices is not None and value not in opt.choices:
+                    raise argparse.ArgumentTypeError(
+                        f"must be one of {', '.join(opt.choices)}, not {value!r}")
+            except argparse.ArgumentTypeError as exc:
+                raise error(f"{path}: {section}.{name} (--{(opt.flag or name).replace('_', '-')})"
+                            f" {exc}; nothing was changed") from exc
+    return cfg
+
+
+def read_run_config(run: str) -> TrainConfig:
+    """The saved config of run folder ``run`` (a RunError when there is none)."""
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise RunError(f"{run}: no run to resume (no config.json there)")
+    return read_config(path, RunError)

@@ -1,0 +1,171 @@
+"""What each ``deepres`` command does with its parsed arguments: it calls the library and
+prints the result (escaped: names come from files, runtime/terminal.py). Parsing and the
+training command's config are cli.py's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .runtime.terminal import safe
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .analysis.flops import model_table
+
+    rows = model_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<12} {'family':<9} {'params':>12} {'multiply-adds':>15}  input    "
+          "downsampling stride")
+    for r in rows:
+        print(f"{r['name']:<12} {r['family']:<9} {r['params'] / 1e6:>11.2f}M "
+              f"{r['macs'] / 1e9:>14.3f}G  {r['input_size']}x{r['input_size']:<4}  "
+              f"{r['stride_placement'] or '-'}")
+    print("Bottleneck nets are counted with the stride in the 3x3 (torchvision's placement); "
+          "the paper's own models put it in the first 1x1 (--stride-in-1x1), which Table 1's "
+          "figures count (see reports/table1.md).")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from .data.check import dataset_report
+
+    report = dataset_report(str(args.path))
+    if report.get("cifar"):  # CIFAR's own batches: nothing to decode file by file
+        c = report["cifar"]
+        print(f"{safe(args.path)}: CIFAR batches, {len(report['classes'])} classes; train "
+              f"{c['train']} images, test {c['test']} images")
+        return 0
+    first_classes = report["classes"]
+    n_bad = sum(len(s["bad"]) for s in report["splits"].values())
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 1 if n_bad else 0
+    print(f"{safe(args.path)}: {len(first_classes)} classes: "
+          f"{', '.join(safe(c) for c in first_classes)}")
+    for name, r in report["splits"].items():
+        print(f"{name}: {r['images']} images"
+              + (f", {r['ignored']} non-image files ignored" if r["ignored"] else ""))
+        for line in r["refused"]:  # image formats deepres does not read, named
+            print(f"  {safe(line)}")
+        for cls, n in r["counts"].items():
+            print(f"  {safe(cls):<24} {n}")
+        shown = list(r["sizes"].items())
+        print("  sizes: " + ", ".join(f"{k} ({v})" for k, v in shown[:8])
+              + (f", and {len(shown) - 8} more sizes" if len(shown) > 8 else ""))
+        print(f"  training would hold it {r['layout'].split(' ', 1)[1]}"
+              if r["layout"].startswith("held") else f"  training would stream it: "
+              f"{r['layout'].split(': ', 1)[-1]}")
+        for b in r["bad"]:
+            print(f"  BAD {safe(b['file'])}: {safe(b['reason'])}")
+    print(f"{n_bad} bad file(s)" if n_bad else "all files decode")
+    return 1 if n_bad else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate.runner import run_eval
+
+    result = run_eval(args.weights, args.data, crops=args.crops, scales=args.scales,
+                      split=args.split,
+                      tta=args.tta,
+                      batch_size=args.batch_size, device=args.device,
+                      precision=args.precision, model_name=args.model,
+                      classes_file=args.classes, workers=args.workers)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    if args.confusion:
+        from .report.confusion import draw_confusion
+
+        draw_confusion(result, args.confusion)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    top5 = (f", top-5 error {100 * result['top5_error']:.2f}%" if result["top5_meaningful"]
+            else "")  # with 5 classes or fewer every label is in the top 5
+    print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
+          f"{safe(result['data'])}/{result['split']}: "
+          f"top-1 error {100 * result['top1_error']:.2f}%{top5}")
+    print_explained(result)
+    if args.confusion:
+        print(f"wrote {args.confusion} (confusion matrix)")
+    return 0
+
+
+def print_explained(result: dict) -> None:
+    """Per-class accuracy, precision and recall, and the most confused pairs."""
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    width = max(12, *(len(safe(c["class"])) for c in result["per_class"]))
+    print(f"  {'class':<{width}} {'images':>7} {'accuracy':>9} {'precision':>10} {'recall':>7}")
+    for c in result["per_class"]:
+        print(f"  {safe(c['class']):<{width}} {c['images']:>7} {pct(c['accuracy']):>9} "
+              f"{pct(c['precision']):>10} {pct(c['recall']):>7}")
+    if result["most_confused"]:
+        print("  most confused (true -> predicted): " + "; ".join(
+            f"{safe(p['true'])} -> {safe(p['predicted'])} {p['count']} "
+            f"({100 * p['share_of_true']:.1f}%)" for p in result["most_confused"][:5]))
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .data.images import IMAGE_EXTENSIONS
+    from .evaluate.predict import predict_files
+
+    failed = seen = 0
+    results = []
+    for r in predict_files(args.weights, args.inputs, args.top_k, args.device,
+                           args.precision, args.model, args.classes, args.batch_size,
+                           args.workers):
+        seen += 1
+        failed += "error" in r
+        if args.json:
+            results.append(r)
+        elif "error" in r:
+            print(f"{safe(r['file'])}: ERROR {safe(r['error'])}")
+        else:  # class and file names come from files: escaped (runtime/terminal.py)
+            preds = ", ".join(f"{safe(p['class'])} {100 * p['probability']:.1f}%"
+                              for p in r["predictions"])
+            print(f"{safe(r['file'])}: {preds}")
+    if not seen:
+        print(f"deepres: error: no image files in {safe(', '.join(args.inputs))} (accepted: "
+              f"{', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(results, indent=2))
+    if failed:
+        print(f"{failed} file(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .evaluate.testing import load_predictor
+    from .export.writers import ExportOptions, export
+    from .runtime.files import check_output_path
+
+    check_output_path(args.out)
+    p = load_predictor(args.weights, model_name=args.model, classes_file=args.classes)
+    for line in export(p, args.format, args.out, ExportOptions(
+            args.data, args.calibration_images, args.dynamic_size)):
+        print(line)
+    return 0
+
+
+def cmd_precise_bn(args: argparse.Namespace) -> int:
+    from .train.precise_bn import precise_bn_file
+
+    print(precise_bn_file(args.weights, args.data, args.out, device=args.device,
+                          batches=args.batches, batch_size=args.batch_size))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    path = reproduce(args.experiment, scale=args.scale, seeds=args.seeds, data=args.data,
+                     device=args.device, out=args.out, report_only=args.report_only)
+    print(f"wrote {path}")
+    return 0
