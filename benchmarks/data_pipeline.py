@@ -129,7 +129,7 @@ def folder_rates(n_images: int) -> None:
               "| workers | images/s | images/s per worker | peak RSS MB (main process) |\n"
               "|---|---|---|---|")
         for workers in (1, 2):
-            loader = FolderLoader(FolderDataset(index, True), 64, workers=workers)
+            loader = FolderLoader(FolderDataset(index), 64, workers=workers)
             it = loader.batches(0)
             next(it)
             t, n = time.perf_counter(), 0
@@ -142,7 +142,7 @@ def folder_rates(n_images: int) -> None:
             print(f"| {workers} | {rate:.0f} | {rate / workers:.0f} | {rss_mb():.0f} |")
         # Bounded memory: stream every image once with 2 workers and watch the main process.
         before = rss_mb()
-        loader = FolderLoader(FolderDataset(index, True), 64, workers=2)
+        loader = FolderLoader(FolderDataset(index), 64, workers=2)
         t = time.perf_counter()
         seen = sum(x.shape[0] for x, _ in loader.batches(1))
         print(f"\nStreamed all {seen} images once in {time.perf_counter() - t:.0f} s; peak RSS "

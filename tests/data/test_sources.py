@@ -9,6 +9,8 @@ from PIL import Image
 
 from deepres.data import DatasetError, FolderDataset, load_data, sample_root, scan_folder
 from deepres.data import sources as S
+from deepres.data.testview import test_batches as read_test_batches
+from deepres.inputspec import IMAGENET
 
 
 def test_bundled_sample_is_real_cifar10_subset():
@@ -65,10 +67,11 @@ def test_large_images_stream(tmp_path):
     _folder(tmp_path / "big", n=2, size=(300, 260))
     splits = load_data(str(tmp_path / "big"))
     assert not splits.in_memory
-    ds = FolderDataset(splits.train, train=True, seed=0)
+    ds = FolderDataset(splits.train, seed=0)
     x, y = ds[1]
     assert x.shape == (3, 224, 224) and y == 0
-    assert FolderDataset(scan_folder(tmp_path / "big"), train=False)[0][0].shape == (3, 224, 224)
+    test = next(read_test_batches(scan_folder(tmp_path / "big"), IMAGENET, 1))
+    assert test.images.shape == (1, 3, 224, 224)
 
 
 def test_unknown_data_spec():

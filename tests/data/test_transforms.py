@@ -6,6 +6,7 @@ import torch
 from deepres.data import ArrayDataset, ArrayLoader
 from deepres.data import transforms as T
 from deepres.data.loaders import derived_generator
+from deepres.inputspec import IMAGENET
 
 
 def _batch(n=6, h=8, w=8):
@@ -69,7 +70,7 @@ def test_scale_augment_and_test_transform_sizes():
     assert min(sides) >= 256 and max(sides) <= 480
     small = T.resize_shorter(img, 256)
     assert small.shape == (3, 256, 341)
-    assert T.imagenet_test_transform(img).shape == (3, 224, 224)
+    assert IMAGENET.test_view(img).shape == (3, 224, 224)
 
 
 def test_imagenet_batch_pipeline_deterministic():

@@ -90,13 +90,12 @@ class ArrayLoader:
 
 
 class FolderDataset(torch.utils.data.Dataset):
-    """Images decoded from files on demand: scale augmentation for training (§3.4), or
-    resize-256 + centre-224 crop for testing. Returns ``(uint8 3 x crop x crop, label)``."""
+    """Training images decoded from files on demand with scale augmentation (§3.4). Returns
+    ``(uint8 3 x crop x crop, label)``. Test-time views are data/testview.py's."""
 
-    def __init__(self, index: FolderIndex, train: bool, *, crop: int = 224, seed: int = 0,
-                 scale: tuple[int, int] = (256, 480), test_resize: int = 256) -> None:
-        self.index, self.train, self.crop, self.seed = index, train, crop, seed
-        self.scale, self.test_resize = scale, test_resize
+    def __init__(self, index: FolderIndex, *, crop: int = 224, seed: int = 0,
+                 scale: tuple[int, int] = (256, 480)) -> None:
+        self.index, self.crop, self.seed, self.scale = index, crop, seed, scale
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -108,12 +107,8 @@ class FolderDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.index.samples[i]
         img = torch.from_numpy(decode_image(path)).permute(2, 0, 1)
-        if self.train:
-            g = derived_generator(self.seed, self.epoch, i)
-            img = T.scale_augment(img, g, self.crop, self.scale)
-        else:
-            img = T.imagenet_test_transform(img, self.test_resize, self.crop)
-        return img.contiguous(), label
+        g = derived_generator(self.seed, self.epoch, i)
+        return T.scale_augment(img, g, self.crop, self.scale).contiguous(), label
 
 
 class FolderLoader:

@@ -3,8 +3,8 @@ validation split, and the preprocessing the input specification asks for."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from .config import DataConfig
 from .folder import DatasetError, FolderIndex, holdout_split
 from .loaders import ArrayLoader, FolderDataset, FolderLoader, Loader
 from .sources import Splits, load_data
+from .testview import test_batches
 
 
 @dataclass(kw_only=True)
@@ -24,8 +25,10 @@ class Pipeline:
     """Loaders for train/val/test and how batches become model input."""
 
     train: Loader
-    val: Loader | None
-    test: Loader | None
+    # The held-out or val/ images and the test images, read through the one test-time path
+    # (data/testview.py) by eval_batches.
+    val: ArrayDataset | FolderIndex | None
+    test: ArrayDataset | FolderIndex | None
     classes: list[str]
     train_source: ArrayDataset | FolderIndex  # the training images (for unaugmented passes)
     # Sizes and normalisation (on the training device); the data's own mean until a source of
@@ -36,6 +39,17 @@ class Pipeline:
     skipped_bad: int
     layout: str  # in memory or streamed, and why
     validation: str  # where the validation error comes from
+    eval_batch_size: int = 256
+    rank: int = 0
+    world_size: int = 1
+    workers: int = 2
+
+    def eval_batches(self, source: ArrayDataset | FolderIndex
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's share of ``source`` at the test view of the spec (uint8)."""
+        for b in test_batches(source, self.spec, self.eval_batch_size, rank=self.rank,
+                              world_size=self.world_size, workers=self.workers):
+            yield b.images, b.labels
 
     def prep_train(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """uint8 training batch (already cropped/flipped for small images) to model input;
@@ -86,6 +100,7 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     if d.val_split is None:  # the dataset's own val/ folder, when it has one beside test/
         d = replace(d, val_split=splits.val is not None and splits.val is not splits.test)
     held, validation = _validation(d, splits)
+    evaluation = {"eval_batch_size": 2 * batch_size, "workers": d.workers, **shard}
     test_split = None if (d.val_split and splits.test is splits.val) else splits.test
     if splits.in_memory:
         train_ds, val_ds = splits.train, splits.val if d.val_split else None
@@ -96,18 +111,13 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
         augment = T.cifar_train_augment if d.augment else None
         train = ArrayLoader(train_ds, batch_size, device, seed=seed, augment=augment, **shard)
 
-        def eval_loader(ds: Any) -> ArrayLoader | None:
-            return None if ds is None else ArrayLoader(ds, 2 * batch_size, device,
-                                                        shuffle=False, drop_last=False, **shard)
-
         size = int(train_ds.images.shape[1])
         if d.input_size and d.input_size != size:  # resized in batches: one mean per channel
             size, mean = d.input_size, mean.mean(dim=(1, 2))
-        return Pipeline(train=train, val=eval_loader(val_ds), test=eval_loader(test_split),
-                        classes=splits.classes, train_source=train_ds,
-                        spec=InputSpec(size, size, mean),
+        return Pipeline(train=train, val=val_ds, test=test_split, classes=splits.classes,
+                        train_source=train_ds, spec=InputSpec(size, size, mean),
                         in_memory=True, augment=d.augment, skipped_bad=skipped,
-                        layout=splits.layout, validation=validation)
+                        layout=splits.layout, validation=validation, **evaluation)
     # Large images (§3.4): scale augmentation in workers; flip, mean, colour in batches.
     index, val_index = splits.train, splits.val if d.val_split else None
     if held is not None:
@@ -118,26 +128,17 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     crop = d.input_size or d.crop or 224  # crop None: a config made for small images
     resize = round(crop * 256 / 224)
     scale = (resize, round(crop * 480 / 224))
-    train_ds = FolderDataset(index, True, crop=crop, seed=seed, scale=scale,
-                             test_resize=resize)
+    train_ds = FolderDataset(index, crop=crop, seed=seed, scale=scale)
     pin = torch.device(device).type == "cuda"
     train = FolderLoader(train_ds, batch_size, seed=seed, workers=d.workers, pin_memory=pin,
                          **shard)
     # §3.4: "the per-pixel mean subtracted", a crop-sized mean image (--pixel-mean; the
     # imagenet-paper recipe's choice), or one mean per channel.
-    mean = _mean(FolderDataset(index, False, crop=crop, test_resize=resize),
-                 per_pixel=d.pixel_mean).to(device)
-
-    def eval_folder(idx: FolderIndex | None) -> FolderLoader | None:
-        return None if idx is None else FolderLoader(
-            FolderDataset(idx, False, crop=crop, test_resize=resize), 2 * batch_size,
-            shuffle=False, drop_last=False, workers=d.workers, pin_memory=pin, **shard)
-
-    return Pipeline(train=train, val=eval_folder(val_index), test=eval_folder(test_split),
-                    classes=splits.classes, train_source=index,
-                    spec=InputSpec(crop, resize, mean), in_memory=False,
+    mean = _mean(index, InputSpec(crop, resize, torch.zeros(3)), d.pixel_mean).to(device)
+    return Pipeline(train=train, val=val_index, test=test_split, classes=splits.classes,
+                    train_source=index, spec=InputSpec(crop, resize, mean), in_memory=False,
                     augment=d.augment, skipped_bad=skipped, layout=splits.layout,
-                    validation=validation)
+                    validation=validation, **evaluation)
 
 
 def _subset(index: FolderIndex, idx: np.ndarray) -> FolderIndex:
@@ -175,18 +176,19 @@ def _validation(d: DataConfig, splits: Splits) -> tuple[tuple[np.ndarray, np.nda
                   f" (seed {d.holdout_seed}{capped})")
 
 
-def _mean(ds: FolderDataset, per_pixel: bool, limit: int = 2000) -> torch.Tensor:
-    """The training images' mean in [0, 1] at the test crop (resize, centre crop), over an
+def _mean(index: FolderIndex, view: InputSpec, per_pixel: bool, limit: int = 2000
+          ) -> torch.Tensor:
+    """The training images' mean in [0, 1] at the test view (resize, centre crop), over an
     evenly spaced sample of at most ``limit`` of them: ``3 x crop x crop`` per pixel, or ``3``
     per channel. Decoding the whole of a large set at start-up would cost as much as an epoch."""
-    step = max(1, len(ds) // limit)
+    step = max(1, len(index) // limit)
     total: torch.Tensor | None = None
     count = 0
-    for i in range(0, len(ds), step):
-        img = ds[i][0].double()
-        img = img if per_pixel else img.mean(dim=(1, 2))
-        total = img if total is None else total + img
-        count += 1
+    for b in test_batches(index, view, 64, indices=range(0, len(index), step)):
+        imgs = b.images.double()
+        part = imgs.sum(0) if per_pixel else imgs.mean(dim=(2, 3)).sum(0)
+        total = part if total is None else total + part
+        count += len(imgs)
     if total is None:
         return torch.zeros(3)
     return (total / count / 255.0).float()

@@ -79,12 +79,6 @@ def scale_augment(img: torch.Tensor, generator: torch.Generator, crop: int = 224
     return img[:, top:top + crop, left:left + crop]
 
 
-def imagenet_test_transform(img: torch.Tensor, resize: int = 256, crop: int = 224
-                            ) -> torch.Tensor:
-    """Test time: shorter side 256, centre 224 crop."""
-    return center_crop(resize_shorter(img, resize), crop)
-
-
 def imagenet_train_batch(x: torch.Tensor, generator: torch.Generator, mean: torch.Tensor,
                          std: torch.Tensor | None = None) -> torch.Tensor:
     """The batched part of §3.4's augmentation after per-image scale augmentation:

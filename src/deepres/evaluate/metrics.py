@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -19,24 +19,48 @@ def topk_wrong(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, prep: Callable[[torch.Tensor], torch.Tensor],
-             device: torch.device, ctx: Any = None, precision: str = "fp32") -> dict[str, float]:
-    """Errors of ``model`` on every batch of ``loader`` (its ``batches(0)``), computed in
+def count_errors(batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                 score: Callable[[torch.Tensor], torch.Tensor], device: torch.device | str,
+                 ctx: Any = None, num_classes: int = 0) -> dict[str, Any]:
+    """The one evaluation loop: top-1 and top-5 errors of ``score`` (uint8 batch to class
+    scores) over ``batches``, and with ``num_classes`` the confusion counts; with several
+    processes (``ctx``) one all-reduce sums every process's counts, each image once."""
+    totals = torch.zeros(3 + num_classes * num_classes, dtype=torch.float64, device=device)
+    for x, y in batches:
+        scores = score(x)
+        y = y.to(scores.device)
+        totals[:3] += torch.stack([topk_wrong(scores, y, 1), topk_wrong(scores, y, 5),
+                                   torch.tensor(y.shape[0], device=scores.device)]
+                                  ).double().to(device)
+        if num_classes:
+            totals[3:] += confusion_counts(scores, y, num_classes).flatten().double().to(device)
+    if ctx is not None:
+        totals = ctx.sum(totals)
+    w1, w5, n = totals[:3].tolist()
+    out: dict[str, Any] = {"top1_error": w1 / max(n, 1), "top5_error": w5 / max(n, 1),
+                           "images": int(n)}
+    if num_classes:
+        out["confusion"] = totals[3:].reshape(num_classes, num_classes).cpu()
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             prep: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+             ctx: Any = None, precision: str = "fp32") -> dict[str, float]:
+    """Errors of ``model`` on ``batches`` (uint8, prepared by ``prep``), computed in
     ``precision`` (``fp32`` or ``bf16`` autocast)."""
     was_training = model.training
     model.eval()
-    totals = torch.zeros(3, dtype=torch.float64, device=device)
-    for x, y in loader.batches(0):
-        x, y = x.to(device), y.to(device)
+
+    def score(x: torch.Tensor) -> torch.Tensor:
         with autocast(precision, device):
-            logits = model(prep(x)).float()
-        totals += torch.stack([topk_wrong(logits, y, 1), topk_wrong(logits, y, 5),
-                               torch.tensor(y.shape[0], device=device)]).double()
-    if ctx is not None:
-        totals = ctx.sum(totals)
-    model.train(was_training)
-    w1, w5, n = totals.tolist()
-    return {"top1_error": w1 / max(n, 1), "top5_error": w5 / max(n, 1), "images": int(n)}
+            return model(prep(x.to(device))).float()
+
+    try:
+        return count_errors(batches, score, device, ctx)
+    finally:
+        model.train(was_training)
 
 
 def confusion_counts(scores: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:

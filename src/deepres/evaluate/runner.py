@@ -11,7 +11,7 @@ from ..data import DatasetError, FolderIndex, load_data
 from ..data.testview import test_batches
 from ..runtime import distributed as dist
 from ..runtime.precision import configure_cuda
-from .metrics import confusion_counts, explain, topk_wrong
+from .metrics import count_errors, explain
 from .testing import (
     Predictor,
     ensemble,
@@ -79,26 +79,18 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
             world_size=ctx.world_size, workers=workers,
             desc=f"evaluating {ds.root}" if isinstance(ds, FolderIndex) else None))
         k = len(splits.classes)
-        # Top-1/top-5 wrong, images, then the confusion counts: one all-reduce for all.
-        totals = torch.zeros(3 + k * k, dtype=torch.float64)
-        for x, y in batches:
-            probs = ensemble([_probs(p, x, crops, scales, tta) for p in preds]).cpu()
-            totals[:3] += torch.tensor([float(topk_wrong(probs, y, 1)),
-                                        float(topk_wrong(probs, y, 5)), float(len(y))],
-                                       dtype=torch.float64)
-            totals[3:] += confusion_counts(probs, y.cpu(), k).flatten().double()
-        totals = ctx.sum(totals)
+        m = count_errors(batches, lambda x: ensemble(
+            [_probs(p, x, crops, scales, tta) for p in preds]).cpu(), "cpu", ctx, k)
     finally:
         ctx.close()
-    w1, w5, n = totals[:3].tolist()
-    if n == 0:
+    if m["images"] == 0:
         raise DatasetError(f"{data}: no images in the {split} split were evaluated; check the "
                            "data and --batch-size")
     protocol = (f"multi-scale {','.join(map(str, scales))}" if scales
                 else "10-crop" if crops == 10 else "single crop + flip" if tta == "flip"
                 else "single crop")
     # Top-5 means something only with more than 5 classes (said by top5_meaningful).
-    return {"top1_error": w1 / max(n, 1), "top5_error": w5 / max(n, 1), "images": int(n),
-            "models": len(preds), "protocol": protocol, "data": data, "split": split,
-            "precision": preds[0].precision, "top5_meaningful": k > 5,
-            **explain(totals[3:].reshape(k, k), list(splits.classes))}
+    return {"top1_error": m["top1_error"], "top5_error": m["top5_error"],
+            "images": m["images"], "models": len(preds), "protocol": protocol, "data": data,
+            "split": split, "precision": preds[0].precision, "top5_meaningful": k > 5,
+            **explain(m["confusion"], list(splits.classes))}

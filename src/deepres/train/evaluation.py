@@ -25,14 +25,19 @@ from .schedule import after_eval
 from .state import Setup, TrainState
 
 
+def _errors(s: Setup, model: nn.Module, source: Any) -> dict[str, Any]:
+    """``model``'s errors on ``source`` through the run's input specification."""
+    return evaluate(model, s.data.eval_batches(source), s.prep_eval, s.device, s.ctx,
+                    s.cfg.run.precision)
+
+
 def evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
     row: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
     last = state.step >= s.cfg.optim.iterations
     if (state.epoch + 1) % s.cfg.run.eval_every and not last:
         return row
     if s.val is not None:
-        m = evaluate(s.model, s.val, s.prep_eval, s.device, s.ctx,
-                     s.cfg.run.precision)
+        m = _errors(s, s.model, s.val)
         row.update(split_keys("val").row(m))
         if after_eval(state.schedule, s.cfg.optim, m["top1_error"]):
             row[LR_DIVIDED] = True
@@ -43,14 +48,12 @@ def evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
                 write_weights(s, s.module, s.run_dir / "best.safetensors",
                                {"best_step": state.step, "best_val_error": m["top1_error"]})
     if s.test is not None:
-        m = evaluate(s.model, s.test, s.prep_eval, s.device, s.ctx,
-                     s.cfg.run.precision)
+        m = _errors(s, s.model, s.test)
         row.update(split_keys("test").row(m))
     if s.ema is not None:
         for name, loader in (("val", s.val), ("test", s.test)):
             if loader is not None:
-                row[ema_error(name)] = evaluate(s.ema, loader, s.prep_eval, s.device,
-                                                    s.ctx, s.cfg.run.precision)["top1_error"]
+                row[ema_error(name)] = _errors(s, s.ema, loader)["top1_error"]
     return row
 
 
@@ -60,13 +63,11 @@ def precise_bn_pass(s: Setup, log: Logger) -> dict[str, Any]:
     split = "val" if s.val is not None else "test"
     loader = s.val if s.val is not None else s.test
     if loader is not None:
-        out[precise_bn_error(split, "before")] = evaluate(
-            s.model, loader, s.prep_eval, s.device, s.ctx, s.cfg.run.precision)["top1_error"]
+        out[precise_bn_error(split, "before")] = _errors(s, s.model, loader)["top1_error"]
     out["batches"] = recompute_bn_stats(s.module, unaugmented_batches(s), s.cfg.run.precise_bn,
                                         s.cfg.run.precision, s.ctx)
     if loader is not None:
-        out[precise_bn_error(split, "after")] = evaluate(
-            s.model, loader, s.prep_eval, s.device, s.ctx, s.cfg.run.precision)["top1_error"]
+        out[precise_bn_error(split, "after")] = _errors(s, s.model, loader)["top1_error"]
         log.message(f"precise BN over {out['batches']} batches: {split} error "
                     f"{100 * out[precise_bn_error(split, 'before')]:.2f}% -> "
                     f"{100 * out[precise_bn_error(split, 'after')]:.2f}%")
@@ -110,8 +111,7 @@ def finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         if fresh and keys.error in last_row:
             summary.update({k: last_row[k] for k in (keys.error, keys.top5_error, keys.images)})
         else:
-            summary.update(keys.row(evaluate(s.model, loader, s.prep_eval, s.device, s.ctx,
-                                             s.cfg.run.precision)))
+            summary.update(keys.row(_errors(s, s.model, loader)))
     if s.ctx.is_main:
         write_weights(s, s.module, s.run_dir / "weights.safetensors")
         if s.ema is not None:
