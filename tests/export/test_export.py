@@ -108,3 +108,34 @@ def test_onnx_carries_its_metadata_and_is_checked(tmp_path, capsys):
         == (2, 3)
     assert main(["export", "--weights", str(w), "--format", "torchscript", "--dynamic-size",
                  str(tmp_path / "x.pt")]) == 2
+
+
+@pytest.mark.parametrize("size", [32, 96])
+def test_onnx_matches_eval_on_the_same_files(tmp_path, size):
+    """An exported model, fed the test view of an image file, gives the probabilities that
+    `deepres predict`/`eval` give for that file (to 1e-4): one input specification."""
+    import numpy as np
+    from PIL import Image
+
+    from deepres.evaluate.predict import predict_files
+    from deepres.evaluate.testing import load_predictor
+
+    ort = pytest.importorskip("onnxruntime")
+    w = make_weights(tmp_path / "w.safetensors", size=size)
+    assert main(["export", "--weights", str(w), "--format", "onnx", str(tmp_path / "m.onnx")]) == 0
+    rng = np.random.default_rng(0)
+    files = []
+    for i, shape in enumerate([(size, size), (size + 17, size + 40), (2 * size, size + 5)]):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(files[-1])
+    ours = list(predict_files(str(w), [str(f) for f in files], top_k=3, precision="fp32",
+                              workers=0))
+    spec = load_predictor(str(w)).spec
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for f, got in zip(files, ours, strict=True):
+        img = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)
+        x = (spec.test_view(img).float() / 255)[None].numpy()
+        probs = torch.softmax(torch.from_numpy(s.run(None, {"images": x})[0]), 1)[0]
+        for p in got["predictions"]:
+            i = ["class0", "class1", "class2"].index(p["class"])
+            assert abs(float(probs[i]) - p["probability"]) < 1e-4
