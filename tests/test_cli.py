@@ -14,7 +14,8 @@ def test_models_json_counts_are_computed(capsys):
     assert {"name", "params", "macs"} <= set(rows["resnet50"])
     assert abs(rows["resnet50"]["macs"] - 4.09e9) / 4.09e9 < 0.01
     assert rows["resnet20"]["params"] == rows["plain20"]["params"]  # option A: no parameters
-    assert len(rows) == 31  # 26 of the paper's nets, 5 ResNeXt and wide ResNets
+    # 26 of the paper's nets, 5 ResNeXt and wide ResNets, 6+3 pre-activation, 3 WRN
+    assert len(rows) == 43
     assert rows["resnet50"]["stride_placement"] == "3x3 (torchvision's)"
     assert rows["resnet18"]["stride_placement"] is None
 

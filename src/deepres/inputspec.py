@@ -74,9 +74,13 @@ class InputSpec:
     interpolation: str = "bilinear"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", torch.as_tensor(self.mean, dtype=torch.float32))
-        if self.std is not None:
-            object.__setattr__(self, "std", torch.as_tensor(self.std, dtype=torch.float32))
+        # Plain values become CPU tensors even inside a `with torch.device(...)` block.
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if value is not None:
+                device = value.device if isinstance(value, torch.Tensor) else "cpu"
+                object.__setattr__(self, key, torch.as_tensor(value, dtype=torch.float32,
+                                                              device=device))
         problem = _problem(self)
         if problem:
             raise InputSpecError(f"input specification: {problem}")
@@ -181,8 +185,7 @@ class InputSpec:
             raise InputSpecError(f"{where}: metadata field 'interpolation' must be one of "
                                  f"{', '.join(INTERPOLATIONS)}, not "
                                  f"{_shown(meta['interpolation'])}")
-        return cls(size, resize, torch.tensor(mean), None if std is None else torch.tensor(std),
-                   interp)
+        return cls(size, resize, mean, std, interp)
 
     def with_size(self, input_size: int, test_resize: int | None = None) -> InputSpec:
         return replace(self, input_size=input_size,
@@ -258,17 +261,14 @@ def _is_mean(v: object) -> bool:
 
 
 # torchvision's ImageNet weights: mean/std normalisation, 224 crops of the image resized to 256.
-IMAGENET = InputSpec(224, 256, torch.tensor([0.485, 0.456, 0.406]),
-                     torch.tensor([0.229, 0.224, 0.225]))
+IMAGENET = InputSpec(224, 256, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 # CIFAR nets: the usual CIFAR-10 channel statistics at 32x32 (what a model made without a
 # dataset assumes; `deepres train` writes the training set's own mean into its weights).
-CIFAR = InputSpec(32, 32, torch.tensor([0.4914, 0.4822, 0.4465]),
-                  torch.tensor([0.2470, 0.2435, 0.2616]))
+CIFAR = InputSpec(32, 32, [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])
 
 
 def from_torchvision_transforms(t: Any) -> InputSpec:
     """The spec of a torchvision weights enum's ``transforms()`` (ImageClassification)."""
     interp = str(getattr(t, "interpolation", "bilinear")).split(".")[-1].lower()
-    return InputSpec(int(t.crop_size[0]), int(t.resize_size[0]), torch.tensor(list(t.mean)),
-                     torch.tensor(list(t.std)),
+    return InputSpec(int(t.crop_size[0]), int(t.resize_size[0]), list(t.mean), list(t.std),
                      interp if interp in INTERPOLATIONS else "bilinear")

@@ -7,7 +7,9 @@ from deepres import create_model, list_models
 from deepres.models import resolve
 
 HEAVY = {"resnet152", "plain152", "resnet1202", "plain1202", "resnet101", "plain101",
-         "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "wide_resnet50_2"}
+         "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "wide_resnet50_2",
+         "preact_resnet101", "preact_resnet152", "preact_resnet200", "preact_resnet1001",
+         "wrn_28_10", "wrn_40_4"}
 
 
 def _params(names, heavy):

@@ -66,6 +66,10 @@ def model_table() -> list[dict[str, Any]]:
         rows.append({
             "name": name,
             "family": spec.family,
+            "arch": spec.arch,
+            "block": "bottleneck" if spec.bottleneck else "basic",
+            "layers": list(spec.layers),
+            "default_shortcut": spec.default_shortcut,
             "params": count_params(model),
             "macs": count_macs(model, spec.default_input_size),
             "input_size": spec.default_input_size,

@@ -54,18 +54,24 @@ class ZeroPadShortcut(nn.Module):
 
 
 def make_shortcut(
-    option: str, in_planes: int, out_planes: int, stride: int
+    option: str, in_planes: int, out_planes: int, stride: int, avg_down: bool = False
 ) -> nn.Module | None:
     """The shortcut of one block, by the paper's option (§4.1, Table 3).
 
     Returns ``None`` for a plain identity (no module, so no state-dict keys), a
     :class:`ZeroPadShortcut` for option A where dimensions grow, or a projection
-    ``Sequential(conv1x1, BN)`` named like torchvision's ``downsample``.
+    ``Sequential(conv1x1, BN)`` named like torchvision's ``downsample``. ``avg_down``
+    (ResNet-D, He et al. 2019): a downsampling projection averages 2x2 windows first and
+    convolves with stride 1, so no input pixel is skipped.
     """
     if option not in SHORTCUT_OPTIONS:
         raise ValueError(f"shortcut must be one of {SHORTCUT_OPTIONS}, got {option!r}")
     grows = stride != 1 or in_planes != out_planes
     if option == "C" or (option == "B" and grows):
+        if avg_down and stride > 1:
+            return nn.Sequential(nn.AvgPool2d(stride, stride, ceil_mode=True,
+                                              count_include_pad=False),
+                                 conv1x1(in_planes, out_planes), nn.BatchNorm2d(out_planes))
         return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
     if option == "A" and grows:
         return ZeroPadShortcut(in_planes, out_planes, stride)
@@ -101,7 +107,8 @@ class BasicBlock(ResidualBlockBase):
     expansion = 1
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B",
-                 stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64) -> None:
+                 stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64,
+                 avg_down: bool = False) -> None:
         super().__init__()
         del stride_in_1x1  # only meaningful for bottlenecks
         if groups != 1 or base_width != 64:
@@ -114,7 +121,8 @@ class BasicBlock(ResidualBlockBase):
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = (
-            make_shortcut(shortcut, in_planes, out_planes, stride) if self.residual else None
+            make_shortcut(shortcut, in_planes, out_planes, stride, avg_down) if self.residual
+            else None
         )
         self.stride = stride
 
@@ -144,7 +152,8 @@ class Bottleneck(ResidualBlockBase):
     expansion = 4
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B",
-                 stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64) -> None:
+                 stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64,
+                 avg_down: bool = False) -> None:
         super().__init__()
         out_planes = planes * self.expansion
         width = int(planes * (base_width / 64.0)) * groups
@@ -157,7 +166,8 @@ class Bottleneck(ResidualBlockBase):
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = (
-            make_shortcut(shortcut, in_planes, out_planes, stride) if self.residual else None
+            make_shortcut(shortcut, in_planes, out_planes, stride, avg_down) if self.residual
+            else None
         )
         self.stride = stride
 

@@ -57,6 +57,7 @@ def rebuild_foreign(path: str | os.PathLike[str], name: str
 # The model options a deepres weights file may carry, with their types.
 MODEL_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "num_classes": int, "shortcut": str, "stride_in_1x1": bool, "zero_init_residual": bool,
+    "resnet_d": bool, "dropout": (int, float),
 }
 MAX_DEPTH = 10_000  # ResNet-1202 is the paper's deepest; beyond this a file is not believed
 

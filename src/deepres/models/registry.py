@@ -23,9 +23,13 @@ from .names import (  # noqa: F401  (the registry's public names, defined in nam
     list_models,
     resolve,
 )
+from .preact import PreActBasicBlock, PreActBottleneck
 from .resnet import ResNet
 
-_PLAIN = {BasicBlock: PlainBasicBlock, Bottleneck: PlainBottleneck}
+# (arch, bottleneck, residual) -> the block class
+BLOCKS = {("original", False, True): BasicBlock, ("original", True, True): Bottleneck,
+          ("original", False, False): PlainBasicBlock, ("original", True, False): PlainBottleneck,
+          ("preact", False, True): PreActBasicBlock, ("preact", True, True): PreActBottleneck}
 
 
 def create_model(
@@ -37,6 +41,8 @@ def create_model(
     zero_init_residual: bool = False,
     conv_init: str = "fan_out",
     pretrained: bool | str = False,
+    resnet_d: bool = False,
+    dropout: float = 0.0,
 ) -> nn.Module:
     """Build a registered model with He initialisation.
 
@@ -57,6 +63,10 @@ def create_model(
             timm). The classifier is kept when ``num_classes`` fits it, else new. The model's
             ``input_spec`` (an :class:`~deepres.inputspec.InputSpec`) says how its inputs
             must look.
+        resnet_d: ImageNet nets: ResNet-D (He et al. 2019, "Bag of Tricks"): a deep stem of
+            three 3x3 convolutions and average pooling before each downsampling projection.
+        dropout: wide and pre-activation basic blocks: dropout between the two convolutions
+            (Wide ResNets use 0.3).
     """
     spec = resolve(name)
     if shortcut is None:
@@ -70,27 +80,29 @@ def create_model(
     if not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(f"num_classes must be a positive integer (or 0: pooled features), "
                          f"got {num_classes!r}")
-    if spec.family == "imagenet":
-        block, layers = IMAGENET_LAYERS[spec.depth]
-        widths, stem = IMAGENET_WIDTHS, "imagenet"
-    else:
-        block, n = BasicBlock, (spec.depth - 2) // 6
-        layers, widths, stem = (n, n, n), CIFAR_WIDTHS, "cifar"
-    if stride_in_1x1 and block is not Bottleneck:
+    block = BLOCKS[(spec.arch, spec.bottleneck, spec.residual)]
+    base = IMAGENET_WIDTHS if spec.family == "imagenet" else CIFAR_WIDTHS
+    if stride_in_1x1 and not spec.bottleneck:
         raise ValueError(
             f"stride_in_1x1 applies to bottleneck models (resnet50/101/152), not {name}"
         )
-    if not spec.residual:
-        block = _PLAIN[block]
+    if resnet_d and (spec.family != "imagenet" or spec.arch != "original"):
+        raise ValueError(f"resnet_d (a deep stem and average-pool shortcuts, He et al. 2019) "
+                         f"applies to the paper's ImageNet nets, not {name}")
+    if dropout and not (spec.arch == "preact" and not spec.bottleneck):
+        raise ValueError(f"dropout between the convolutions is the wide/pre-activation basic "
+                         f"block's (wrn_D_K, preact_resnetN), not {name}'s")
     model = ResNet(
-        block, layers, widths, stem=stem, num_classes=max(num_classes, 1), shortcut=shortcut,
-        stride_in_1x1=stride_in_1x1, zero_init_residual=zero_init_residual, conv_init=conv_init,
-        groups=spec.groups, width_per_group=spec.width_per_group,
+        block, spec.layers, [w * spec.widen for w in base], stem=spec.family,
+        num_classes=max(num_classes, 1), shortcut=shortcut, stride_in_1x1=stride_in_1x1,
+        zero_init_residual=zero_init_residual, conv_init=conv_init, groups=spec.groups,
+        width_per_group=spec.width_per_group, resnet_d=resnet_d, dropout=dropout,
     )
     # What built it, so that weights files and run directories can rebuild it.
     model.model_name = name
     model.model_options = {
         "num_classes": num_classes, "shortcut": shortcut, "stride_in_1x1": stride_in_1x1,
+        **({"resnet_d": True} if resnet_d else {}), **({"dropout": dropout} if dropout else {}),
     }
     model.input_spec = DEFAULT_INPUT_SPEC[spec.family]  # what its inputs should be
     if pretrained:

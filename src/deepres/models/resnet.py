@@ -45,6 +45,8 @@ class ResNet(nn.Module):
         conv_init: str = "fan_out",
         groups: int = 1,
         width_per_group: int = 64,
+        resnet_d: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if conv_init not in CONV_INITS:
@@ -57,13 +59,22 @@ class ResNet(nn.Module):
         # Children are registered in execution order (conv1, bn1, relu, maxpool, layer1, ...),
         # as torchvision does: IntermediateLayerGetter-style wrappers run them in that order.
         imagenet = stem == "imagenet"
-        self.inplanes = 64 if imagenet else widths[0]
-        if imagenet:
+        # Pre-activation nets (He et al. 2016) end with BN-ReLU; on CIFAR the stem is the bare
+        # convolution (the first block's BN-ReLU follows it), with 16 filters for wide nets.
+        self.preact = getattr(block, "preact", False)
+        self.inplanes = 64 if imagenet else (16 if self.preact else widths[0])
+        if imagenet and resnet_d:  # ResNet-D's deep stem: 3x3/2 to 32, 3x3 to 32, 3x3 to 64
+            self.conv1: nn.Module = nn.Sequential(
+                conv3x3(3, 32, 2), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+                conv3x3(32, 32), nn.BatchNorm2d(32), nn.ReLU(inplace=True), conv3x3(32, 64))
+        elif imagenet:
             self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         else:
-            self.conv1 = conv3x3(3, widths[0])
-        self.bn1 = nn.BatchNorm2d(self.inplanes)
-        self.relu = nn.ReLU(inplace=True)
+            self.conv1 = conv3x3(3, self.inplanes)
+        bare = self.preact and not imagenet
+        self.bn1: nn.Module = nn.Identity() if bare else nn.BatchNorm2d(self.inplanes)
+        self.relu: nn.Module = nn.Identity() if bare else nn.ReLU(inplace=True)
+        self.block_options = ({"dropout": dropout} if self.preact else {"avg_down": resnet_d})
         self.maxpool: nn.Module = (
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else nn.Identity()
         )
@@ -82,6 +93,7 @@ class ResNet(nn.Module):
             self.stage_names.append(name)
             self.feature_info.append(FeatureInfo(name, self.inplanes, stride))
 
+        self.final_bn: nn.Module | None = nn.BatchNorm2d(self.inplanes) if self.preact else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.inplanes, num_classes)
         self.num_features = self.inplanes
@@ -92,7 +104,8 @@ class ResNet(nn.Module):
         blocks = []
         for j in range(count):
             blocks.append(block(self.inplanes, planes, stride if j == 0 else 1, shortcut,
-                                stride_in_1x1, groups=groups, base_width=width_per_group))
+                                stride_in_1x1, groups=groups, base_width=width_per_group,
+                                **self.block_options))
             self.inplanes = planes * block.expansion
         return nn.Sequential(*blocks)
 
@@ -135,6 +148,8 @@ class ResNet(nn.Module):
         out = self.stem(x)
         for name in self.stage_names:
             out = getattr(self, name)(out)
+        if self.final_bn is not None:  # pre-activation: the last BN-ReLU before pooling
+            out = torch.relu(self.final_bn(out))
         return out
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

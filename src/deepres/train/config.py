@@ -54,6 +54,11 @@ class ModelConfig:
     conv_init: str = option("fan_out", choices=CONV_INITS, help="He initialisation of the "
                             "convolutions: fan_in (the paper's reference [13]; the paper's "
                             "recipes) or fan_out (torchvision's; other recipes)")
+    # ImageNet nets: ResNet-D (He et al. 2019): deep stem, average pooling in the shortcuts.
+    resnet_d: bool = option(False, switch="on", help="ImageNet nets: ResNet-D's deep stem and "
+                            "average-pool shortcuts (He et al. 2019)")
+    dropout: float = option(0.0, parse=number(float, 0.0, 0.9), help="wide and pre-activation "
+                            "basic blocks: dropout between the convolutions (WRN: 0.3)")
 
 
 SCHEDULES = ("step", "plateau", "cosine", "onecycle")

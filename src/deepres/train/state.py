@@ -105,7 +105,8 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     module = create_model(cfg.model.name, num_classes=len(p.classes),
                           shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
                           zero_init_residual=cfg.model.zero_init_residual,
-                          conv_init=cfg.model.conv_init).to(device)
+                          conv_init=cfg.model.conv_init, resnet_d=cfg.model.resnet_d,
+                          dropout=cfg.model.dropout).to(device)
     lines = []
     if cfg.model.init:  # the weights' source decides their input (models/weights.py Init)
         init = init_from(module, cfg.model.init)
