@@ -166,3 +166,22 @@ def test_layer_response_findings_need_both_std_methods_to_agree():
     assert one.startswith("consistent with the paper, not established by both methods")
     # Sorted by magnitude, rank by rank.
     assert _smaller_layers([0.1, 0.9, 0.5], [0.2, 0.8, 0.6]) == "2 of 3"
+
+
+def test_preact_smoke_and_its_full_plan(tmp_path):
+    from deepres.experiments.specs import plan
+    from deepres.models import resolve
+
+    path = reproduce("preact", out=tmp_path)
+    text = path.read_text()
+    assert "| cifar_resnet8 | original | basic |" in text
+    assert "| cifar_preact_resnet8 | preact | basic |" in text
+    assert "- depth 8: pre-activation" in text and "PMACs" in text
+    # The full plan: the follow-up paper's four nets, 164 with bottleneck blocks, the
+    # paper's schedule and its ResNet-110 warm-up.
+    runs = plan("preact", "full", 1, "cifar10", "cuda", tmp_path)
+    assert [r.config.model.name for r in runs] == [
+        "cifar_resnet110", "cifar_preact_resnet110", "cifar_resnet164", "cifar_preact_resnet164"]
+    assert all(r.config.optim.iterations == 64_000 and r.config.optim.warmup_lr == 0.01
+               for r in runs)
+    assert resolve("cifar_preact_resnet164").bottleneck and resolve("cifar_resnet164").bottleneck

@@ -136,9 +136,31 @@ def _table1(m: Measured) -> dict[str, Any]:
     return {"table1": rows}
 
 
+def _training_macs(runs: list[Run]) -> float:
+    """Multiply-adds of training ``runs``: 3x the forward pass per image (forward, and the
+    backward's two), times batch and iterations."""
+    total = 0.0
+    for r in runs:
+        with torch.device("meta"):
+            model = create_model(r.config.model.name, shortcut=r.config.model.shortcut)
+        per_image = count_macs(model, resolve(r.config.model.name).default_input_size)
+        total += 3 * per_image * r.config.optim.batch_size * r.config.optim.iterations
+    return total
+
+
+def _plan_cost(m: Measured) -> dict[str, Any]:
+    """The cost of this plan and of one seed of the ``full`` plan (written out, for a GPU)."""
+    from .specs import plan
+
+    full = plan("preact", "full", 1, "cifar10", "cuda", Path("reports"))
+    return {"macs": _training_macs(m.runs), "full_macs": _training_macs(full),
+            "full_runs": [r.key for r in full]}
+
+
 # experiment -> what it measures beyond the runs' records
 EXTRA: dict[str, Callable[[Measured], dict[str, Any]]] = {
     "layer-responses": _layer_responses, "imagenet": _imagenet_tests, "table1": _table1,
+    "preact": _plan_cost,
 }
 
 

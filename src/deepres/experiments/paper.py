@@ -32,3 +32,11 @@ FIGURE6_CLAIM = ("plain: deeper is worse (degradation); residual: deeper is bett
 # Figure 7 (qualitative): residual nets' layer responses are smaller than plain nets'; the
 # deeper the residual net, the smaller its responses.
 FIGURE7_CLAIM = ("ResNets respond less than plain nets; deeper ResNets respond less per layer")
+
+# The follow-up paper (He et al. 2016, Identity Mappings in Deep Residual Networks), Table 3:
+# CIFAR-10 test error of the original and the pre-activation units (the paper's own numbers
+# for ResNet-110 and ResNet-164, the latter with bottleneck blocks).
+PREACT_ERROR = {"resnet110": 6.61, "preact_resnet110": 6.37, "resnet164": 5.93,
+                "preact_resnet164": 5.46}
+PREACT_CLAIM = ("pre-activation units (BN and ReLU before each convolution, nothing after the "
+                "addition) lower the test error of ResNet-110 and ResNet-164 on CIFAR-10")

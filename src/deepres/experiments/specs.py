@@ -33,6 +33,9 @@ class Scale:
     # A scale whose runs are committed keeps the one they were made with, so that a seed added
     # later differs from them in nothing but the seed.
     conv_init: str | None = None
+    # `preact`: the depths at which original and pre-activation nets are compared (the
+    # follow-up paper's 110 and 164; smaller at the short scales).
+    preact_depths: tuple[int, ...] = (110, 164)
 
 
 # What each ImageNet table trained (§4.1): Table 2 compares plain and residual 18/34 with option
@@ -47,13 +50,14 @@ IMAGENET_SMOKE = (("plain18", None, False), ("resnet18", "A", False), ("resnet18
 SCALES = {
     # Seconds: tiny networks, a few steps on the bundled sample. What the tests run.
     "smoke": Scale("smoke", (8, 14), 6, 32, 0.1, imagenet_runs=IMAGENET_SMOKE,
-                   imagenet_iterations=2, imagenet_batch=4, precise_bn=2),
+                   imagenet_iterations=2, imagenet_batch=4, precise_bn=2, preact_depths=(8,)),
     # About an hour on 2 CPU cores: two depths, 2,000 iterations (3% of the paper's 64k). It
     # shows plain-net degradation (measured, one seed: plain-56 69% vs plain-20 32% training
     # error) but not deeper ResNets doing better: the /10 step at iteration 1,000 comes
     # before ResNet-56 has caught up (41.7% vs 26.1% test error). See `medium`.
     "quick": Scale("quick", (20, 56), 2000, 128, 0.1, imagenet_runs=IMAGENET_FULL[:6],
-                   imagenet_iterations=2000, imagenet_batch=64, precise_bn=50),
+                   imagenet_iterations=2000, imagenet_batch=64, precise_bn=50,
+                   preact_depths=(20,)),
     # About 4.5 hours on 2 CPU cores (bf16, torch.compile) for 2 seeds: the paper's schedule
     # shape (lr 0.1, /10 at 50% and 75%) over 12,000 iterations (~31 epochs, 19% of the
     # paper's 64k), all 50k training images, two depths; run with --seeds 3 (the ResNets; one
@@ -66,7 +70,7 @@ SCALES = {
     # fan_out so that every seed is trained alike.
     "medium": Scale("medium", (20, 56), 12_000, 128, 0.0, imagenet_runs=IMAGENET_FULL[:6],
                     imagenet_iterations=2000, imagenet_batch=64, precise_bn=50, compile=True,
-                    plain_seeds=1, conv_init="fan_out"),
+                    plain_seeds=1, conv_init="fan_out", preact_depths=(56,)),
     # The paper's schedule (§4.2): 64k iterations, all depths of Table 6 (ResNet-1202
     # included), ResNet-110 over 5 seeds (Table 6 reports its mean and std); for a GPU.
     "full": Scale("full", (20, 32, 44, 56, 110, 1202), 64_000, 128, 0.0,
@@ -150,6 +154,15 @@ def _plan_imagenet(experiment: str, scale: Scale, seeds: int, data: str, device:
             for seed in range(seeds) for m, sc, s1 in scale.imagenet_runs]
 
 
+def _plan_preact(experiment: str, scale: Scale, seeds: int, data: str, device: str,
+                 out: Path) -> list[Run]:
+    """The follow-up paper's CIFAR comparison: the original and the pre-activation net of
+    each depth (from 164 bottleneck nets), the cifar-paper recipe (§4.2), the same seeds."""
+    return [_cifar_run(f"{kind}{d}", None, seed, scale, data, device, out)
+            for seed in range(seeds) for d in scale.preact_depths
+            for kind in ("cifar_resnet", "cifar_preact_resnet")]
+
+
 def _plan_nothing(*_: object) -> list[Run]:
     return []  # Table 1: sizes and multiply-adds, no training
 
@@ -157,7 +170,7 @@ def _plan_nothing(*_: object) -> list[Run]:
 # experiment -> the runs it needs at a scale
 PLANS: dict[str, Callable[[str, Scale, int, str, str, Path], list[Run]]] = {
     "table1": _plan_nothing, "cifar-depth": _plan_depth, "shortcuts": _plan_shortcuts,
-    "layer-responses": _plan_depth, "imagenet": _plan_imagenet,
+    "layer-responses": _plan_depth, "imagenet": _plan_imagenet, "preact": _plan_preact,
 }
 EXPERIMENTS = tuple(PLANS)
 

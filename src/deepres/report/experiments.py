@@ -289,11 +289,48 @@ def _report_imagenet(m: Measured, out: Path, lines: list[str]) -> None:
     lines.append("")
 
 
+def _report_preact(m: Measured, out: Path, lines: list[str]) -> None:
+    """The follow-up paper's Table 3 question: original vs pre-activation units."""
+    lines += ["He et al. 2016 (*Identity Mappings in Deep Residual Networks*), Table 3: the "
+              "original unit (BN after each convolution, ReLU after the addition) against the "
+              "pre-activation unit (BN and ReLU before each convolution, nothing after the "
+              "addition) on CIFAR-10, same recipe and seeds. Test error of the final models.",
+              "", "| model | unit | block | params | train error % | test error % | paper % |",
+              "|---|---|---|---|---|---|---|"]
+    pairs: dict[int, dict[str, list[float]]] = defaultdict(dict)
+    for label, ss in m.groups.items():
+        spec = resolve(m.configs[label].model.name)
+        key = ("preact_" if spec.arch == "preact" else "") + f"resnet{spec.depth}"
+        pairs[spec.depth][spec.arch] = [s["test_error"] for s in ss]
+        lines.append(f"| {label} | {spec.arch} | {'bottleneck' if spec.bottleneck else 'basic'}"
+                     f" | {m.params[label] / 1e6:.2f}M | {_pct([s['train_error'] for s in ss])}"
+                     f" | {_pct([s['test_error'] for s in ss])} "
+                     f"| {paper.PREACT_ERROR.get(key, '–')} |")
+    lines += ["", f"The paper: {paper.PREACT_CLAIM}.", "", "Ours:"]
+    for depth, arms in sorted(pairs.items()):
+        if "original" in arms and "preact" in arms:
+            # Arms ordered so that b > a is the paper's direction (pre-activation lower).
+            verdict, _ = judge(arms["preact"], arms["original"], lambda v: f"{100 * v:.2f}",
+                               unit=" points")
+            lines.append(f"- depth {depth}: pre-activation {_mean_pct(arms['preact'])}% vs "
+                         f"original {_mean_pct(arms['original'])}% test error (mean of "
+                         f"{len(arms['preact'])} and {len(arms['original'])} seed(s)): "
+                         f"{verdict}.")
+    if m.runs:
+        o, x = m.runs[0].config.optim, m.extra
+        lines += ["", f"Cost: this plan, {len(m.runs)} runs of {o.iterations} iterations at "
+                  f"batch {o.batch_size}, is {x['macs'] / 1e15:.3f} PMACs of training (3x the "
+                  f"forward multiply-adds per image). The `full` plan, one seed of "
+                  f"{', '.join(x['full_runs'])} at 64,000 iterations of batch 128 (the paper's "
+                  f"schedule), is {x['full_macs'] / 1e15:.1f} PMACs: for a GPU.", ""]
+
+
 # experiment -> the function that appends its sections to the report's lines
 RENDERERS: dict[str, Callable[[Measured, Path, list[str]], None]] = {
     "table1": _report_table1,
     "cifar-depth": _report_cifar_depth, "shortcuts": _report_shortcuts,
     "imagenet": _report_imagenet, "layer-responses": report_layer_responses,
+    "preact": _report_preact,
 }
 
 
@@ -301,7 +338,8 @@ TITLES = {"table1": "Table 1: network sizes and multiply-adds",
           "cifar-depth": "CIFAR-10 depth sweep: plain vs residual (Figure 6, Table 6)",
           "shortcuts": "Shortcut options A, B, C (Table 3's question)",
           "layer-responses": "Layer responses (Figure 7)",
-          "imagenet": "ImageNet: plain vs residual (Tables 2 to 4)"}
+          "imagenet": "ImageNet: plain vs residual (Tables 2 to 4)",
+          "preact": "Pre-activation vs original residual units (He et al. 2016, Table 3)"}
 
 
 def write_report(experiment: str, scale: str, m: Measured, out: Path, command: str,
