@@ -19,10 +19,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<12} {'family':<9} {'params':>12} {'multiply-adds':>15}  input    "
+    print(f"{'model':<18} {'family':<9} {'params':>12} {'multiply-adds':>15}  input    "
           "downsampling stride")
     for r in rows:
-        print(f"{r['name']:<12} {r['family']:<9} {r['params'] / 1e6:>11.2f}M "
+        print(f"{r['name']:<18} {r['family']:<9} {r['params'] / 1e6:>11.2f}M "
               f"{r['macs'] / 1e9:>14.3f}G  {r['input_size']}x{r['input_size']:<4}  "
               f"{r['stride_placement'] or '-'}")
     print("Bottleneck nets are counted with the stride in the 3x3 (torchvision's placement); "

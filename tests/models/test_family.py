@@ -85,7 +85,7 @@ def _image(path, size=32, seed=0):
 
 
 @pytest.mark.parametrize("name, extra", [
-    ("preact_resnet8", []), ("wrn_10_2", ["--dropout", "0.3"]),
+    ("preact_resnet8", []), ("preact_resnet18", []), ("wrn_10_2", ["--dropout", "0.3"]),
     ("resnet18", ["--resnet-d"]),
 ])
 def test_every_new_family_trains_resumes_evaluates_exports(tiny_data, tmp_path, capsys, name,
