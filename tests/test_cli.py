@@ -41,3 +41,17 @@ def test_eval_under_torchrun_counts_each_image_once(tmp_path):
     assert abs(a["top1_error"] - b["top1_error"]) < 1e-12
     # The confusion matrix is reduced across processes too: every image counted once.
     assert a["confusion"] == b["confusion"] and sum(map(sum, b["confusion"])) == 21
+
+
+def test_help_does_not_import_torch():
+    """`deepres --help` and every subcommand's help answer without importing torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom deepres.cli import build_parser\np = build_parser()\n"
+            "for argv in (['--help'], ['train', '--help'], ['eval', '--help'],"
+            " ['export', '--help'], ['reproduce', '--help'], ['data', 'check', '--help']):\n"
+            "    try:\n        p.parse_args(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stderr.strip().splitlines()[-1] == "False"

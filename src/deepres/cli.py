@@ -157,7 +157,7 @@ def _add_foreign(p: argparse.ArgumentParser) -> None:
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
-    from .runtime.precision import PRECISIONS
+    from .runtime.options import PRECISIONS
 
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="auto (default): bf16 autocast on CUDA and on CPUs with native bf16 "
@@ -250,12 +250,12 @@ def _add_predict(sub: Any) -> None:
 
 
 def _add_export(sub: Any) -> None:
-    from .export.writers import WRITERS
+    from .export import FORMATS
 
     p = sub.add_parser("export", help="ONNX, TorchScript or a CPU-optimised TorchScript file")
     p.add_argument("--weights", required=True)
     _add_foreign(p)
-    p.add_argument("--format", required=True, choices=list(WRITERS),
+    p.add_argument("--format", required=True, choices=list(FORMATS),
                    help="cpu: batch norm folded into the convolutions, as TorchScript; load "
                         "it with deepres.export.load_cpu for PyTorch's CPU inference passes. "
                         "int8: post-training static quantization for x86 CPUs (needs --data); "

@@ -1,5 +1,8 @@
 """Analyses of networks: parameter and multiply-add counts, layer responses."""
 
-from .flops import count_macs, count_params
+from .._lazy import exports
 
-__all__ = ["count_macs", "count_params"]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "count_macs": ".flops",
+    "count_params": ".flops",
+})

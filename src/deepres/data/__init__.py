@@ -1,13 +1,21 @@
 """Datasets (image folders, CIFAR, the bundled sample), augmentation and loaders."""
 
-from .cifar import ArrayDataset, read_cifar
-from .folder import DatasetError, FolderIndex, check_index, holdout_split, scan_dataset, scan_folder
-from .images import BadImageError, decode_image
-from .loaders import ArrayLoader, FolderDataset
-from .sources import Splits, load_data, sample_root
+from .._lazy import exports
 
-__all__ = [
-    "ArrayDataset", "ArrayLoader", "BadImageError", "DatasetError", "FolderDataset",
-    "FolderIndex", "Splits", "check_index", "decode_image", "holdout_split", "load_data",
-    "read_cifar", "sample_root", "scan_dataset", "scan_folder",
-]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "ArrayDataset": ".cifar",
+    "read_cifar": ".cifar",
+    "DatasetError": ".folder",
+    "FolderIndex": ".folder",
+    "check_index": ".folder",
+    "holdout_split": ".folder",
+    "scan_dataset": ".folder",
+    "scan_folder": ".folder",
+    "BadImageError": ".images",
+    "decode_image": ".images",
+    "ArrayLoader": ".loaders",
+    "FolderDataset": ".loaders",
+    "Splits": ".sources",
+    "load_data": ".sources",
+    "sample_root": ".sources",
+})

@@ -1,5 +1,8 @@
 """Testing: top-1/top-5 error."""
 
-from .metrics import evaluate, topk_wrong
+from .._lazy import exports
 
-__all__ = ["evaluate", "topk_wrong"]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "evaluate": ".metrics",
+    "topk_wrong": ".metrics",
+})

@@ -1,5 +1,8 @@
 """The paper's experiments: what to run, what the paper reported, and the runner."""
 
-from .specs import EXPERIMENTS, SCALES
+from .._lazy import exports
 
-__all__ = ["EXPERIMENTS", "SCALES"]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "EXPERIMENTS": ".specs",
+    "SCALES": ".specs",
+})

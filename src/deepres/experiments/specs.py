@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models.names import SHORTCUTS
+from ..models.choices import SHORTCUTS
 from ..train.config import TrainConfig, recipe, with_overrides
 
 SHARED_CIFAR = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / \

@@ -1,7 +1,16 @@
-"""Deployment: batch-norm folding, a CPU-optimised model, ONNX and TorchScript export."""
+"""Deployment: batch-norm folding, a CPU-optimised model, ONNX, TorchScript and int8 export."""
 
-from .fold import InferenceModel, fold_batchnorm, optimize_for_cpu
-from .formats import export_onnx, export_torchscript, load_cpu, trace_frozen
+from .._lazy import exports
 
-__all__ = ["InferenceModel", "export_onnx", "export_torchscript", "fold_batchnorm",
-           "load_cpu", "optimize_for_cpu", "trace_frozen"]
+# The formats `deepres export` writes; export/writers.py WRITERS has one writer for each.
+FORMATS = ("onnx", "torchscript", "cpu", "int8")
+
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "InferenceModel": ".fold",
+    "fold_batchnorm": ".fold",
+    "optimize_for_cpu": ".fold",
+    "export_onnx": ".formats",
+    "export_torchscript": ".formats",
+    "load_cpu": ".formats",
+    "trace_frozen": ".formats",
+})

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..evaluate.testing import Predictor
 from ..runtime.files import OutOfSpaceError, atomic_write, check_output_path
+from . import FORMATS
 from .fold import InferenceModel, optimize_for_cpu
 from .formats import export_onnx, export_torchscript
 
@@ -79,6 +80,9 @@ def _int8(p: Predictor, tmp: Path, o: ExportOptions) -> str:
 WRITERS: dict[str, Callable[[Predictor, Path, ExportOptions], str]] = {
     "onnx": _onnx, "torchscript": _torchscript(False), "cpu": _torchscript(True), "int8": _int8,
 }
+
+
+assert tuple(WRITERS) == FORMATS, "export/__init__.py FORMATS names every writer"
 
 
 def export(p: Predictor, fmt: str, out: str, options: ExportOptions | None = None) -> list[str]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..inputspec import CIFAR, IMAGENET, InputSpec
 from .blocks import BasicBlock, Bottleneck
+from .choices import SHORTCUTS  # noqa: F401  (re-exported)
 
 # Table 1: blocks per stage.
 IMAGENET_LAYERS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
@@ -18,7 +19,6 @@ IMAGENET_LAYERS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
 }
-SHORTCUTS = ("A", "B", "C")  # §4.1's options
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)  # §4.2: 16, 32, 64 filters on 32, 16, 8 maps
 # Depths listed by list_models(); any other 6n+2 depth is built on request.

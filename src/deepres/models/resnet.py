@@ -9,9 +9,7 @@ import torch
 from torch import nn
 
 from .blocks import Block, conv3x3
-
-# How convolution weights are initialised: the paper's reference (fan_in) or torchvision's.
-CONV_INITS = ("fan_in", "fan_out")
+from .choices import CONV_INITS
 
 
 @dataclass(frozen=True)

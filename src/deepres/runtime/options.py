@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MISSING: Any = dataclasses.MISSING
+# The precisions runtime/precision.py implements: "auto" resolves to bf16 where native.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def number(kind: type, low: float | None = None, high: float | None = None,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from .options import PRECISIONS
+
 # CPU feature flags (as /proc/cpuinfo spells them) that mean native bf16 matrix arithmetic.
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 

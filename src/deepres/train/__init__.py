@@ -1,12 +1,18 @@
 """Training: typed config and recipes, schedules, the loop, checkpoints, distributed runs."""
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import RECIPES, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, recipe
-from .divergence import NonFiniteLossError
-from .loop import fit
+from .._lazy import exports
 
-__all__ = [
-    "RECIPES", "CheckpointError", "DataConfig", "ModelConfig", "NonFiniteLossError",
-    "OptimConfig", "RunConfig", "TrainConfig", "fit", "load_checkpoint", "recipe",
-    "save_checkpoint",
-]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "CheckpointError": ".checkpoint",
+    "load_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint",
+    "RECIPES": ".config",
+    "DataConfig": ".config",
+    "ModelConfig": ".config",
+    "OptimConfig": ".config",
+    "RunConfig": ".config",
+    "TrainConfig": ".config",
+    "recipe": ".config",
+    "NonFiniteLossError": ".divergence",
+    "fit": ".loop",
+})

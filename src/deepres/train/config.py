@@ -11,19 +11,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..data.config import DataConfig
-from ..models.names import SHORTCUTS
-from ..models.resnet import CONV_INITS
+from ..models.choices import CONV_INITS, SHORTCUTS
 from ..runtime.options import (
     NONNEG_FLOAT,
     NONNEG_INT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    PRECISIONS,
     device,
     milestones,
     number,
     option,
 )
-from ..runtime.precision import PRECISIONS, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -318,6 +317,8 @@ RECIPES = {"cifar-paper": _cifar_paper, "imagenet-paper": _imagenet_paper, "fast
 
 def resolve_auto(cfg: TrainConfig) -> TrainConfig:
     """Settle the settings left as None (automatic) for the run's device."""
+    from ..runtime.precision import resolve_precision  # torch: only when a run starts
+
     return replace(cfg, run=replace(
         cfg.run,
         channels_last=True if cfg.run.channels_last is None else cfg.run.channels_last,
