@@ -15,7 +15,7 @@ from deepres.cli import main
     ({"optim": {"batch_size": True}}, "optim.batch_size must be an integer, not true"),
     ({"run": {"device": "tpu"}}, "run.device (--device) 'tpu' is not a device"),
     ({"optim": {"iterations": -5}}, "optim.iterations (--iterations) must be an integer >= 1"),
-    ({"optim": {"lrr": 1}}, "optim: unknown field(s) 'lrr'; known: backbone_lr_factor"),
+    ({"optim": {"lrr": 1}}, "optim: unknown field(s) 'lrr'; known: accumulate, backbone_lr"),
     ({"optimizer": {}}, "unknown key(s) 'optimizer'"),
     ({"optim": {"schedule": "exp"}}, "optim.schedule (--schedule) must be one of step"),
     ([1], "must be a JSON object of sections"),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..runtime.options import NONNEG_INT, holdout, number, option
 
 INPUT_SPECS = ("auto", "imagenet", "dataset")
+AUTO_AUGMENTS = ("randaugment", "trivialaugment")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ class DataConfig:
     # (deepres files carry theirs; torchvision's and other ImageNet-family state dicts get
     # torchvision's mean/std), else the data's own mean; "imagenet": torchvision's mean/std;
     # "dataset": the training data's own mean, whatever the weights were trained on.
+    # Beyond the paper (torchvision.transforms.v2, seeded per image from (seed, epoch, batch) so
+    # that a resumed run sees the same images): an automatic augmentation policy, random
+    # erasing of the normalised image, a class-balanced sampler (with replacement).
+    auto_augment: str | None = option(None, choices=AUTO_AUGMENTS, help="randaugment or "
+                                      "trivialaugment (torchvision's) on the training images")
+    random_erasing: float = option(0.0, parse=number(float, 0.0, 1.0), help="probability of "
+                                   "erasing a random rectangle of each training image (0)")
+    balanced_sampler: bool = option(False, switch="on", help="draw training images with "
+                                    "probability inverse to their class's size (imbalanced "
+                                    "classes)")
     input_spec: str = option("auto", choices=INPUT_SPECS, help="whose normalisation: auto "
                              "(the --init weights' own: a deepres file's, torchvision's "
                              "mean/std for torchvision and other ImageNet-family weights; else "

@@ -21,6 +21,16 @@ from .folder import FolderIndex
 from .images import decode_image
 
 
+def balanced_order(labels: torch.Tensor, epoch: int, seed: int) -> torch.Tensor:
+    """An epoch's image order for a class-balanced sampler: as many draws as images, with
+    replacement, each class equally likely (data/policies.py weights)."""
+    from .policies import balanced_weights
+
+    w = balanced_weights(labels.cpu().long(), int(labels.max()) + 1)
+    return torch.multinomial(w, len(w), replacement=True,
+                             generator=derived_generator(seed, epoch))
+
+
 class Loader(Protocol):
     """What training asks of a loader, held or streamed: the batches of an epoch from a
     position (so a resumed run continues exactly), how many there are, their size. The
@@ -53,16 +63,17 @@ class ArrayLoader:
     def __init__(self, ds: ArrayDataset, batch_size: int, device: torch.device | str = "cpu", *,
                  shuffle: bool = True, drop_last: bool = True, seed: int = 0,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, balanced: bool = False) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
         # Held as N x H x W x 3, sharing the dataset's memory on the CPU (no second copy);
         # each batch is gathered and viewed as N x 3 x H x W.
         self.images = torch.from_numpy(ds.images).to(device)
         self.labels = torch.from_numpy(ds.labels).to(device)
+        self.balanced = balanced
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.augment = seed, augment
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.balanced = rank, world_size, balanced
 
     def __len__(self) -> int:
         n = self.labels.shape[0]
@@ -72,6 +83,8 @@ class ArrayLoader:
         n = self.labels.shape[0]
         if not self.shuffle:
             return torch.arange(n)
+        if self.balanced:
+            return balanced_order(self.labels, epoch, self.seed)
         return torch.randperm(n, generator=derived_generator(self.seed, epoch))
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -94,8 +107,11 @@ class FolderDataset(torch.utils.data.Dataset):
     ``(uint8 3 x crop x crop, label)``. Test-time views are data/testview.py's."""
 
     def __init__(self, index: FolderIndex, *, crop: int = 224, seed: int = 0,
-                 scale: tuple[int, int] = (256, 480)) -> None:
+                 scale: tuple[int, int] = (256, 480),
+                 policy: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+                 ) -> None:
         self.index, self.crop, self.seed, self.scale = index, crop, seed, scale
+        self.policy = policy  # an automatic augmentation (data/policies.py), after the crop
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -108,7 +124,10 @@ class FolderDataset(torch.utils.data.Dataset):
         path, label = self.index.samples[i]
         img = torch.from_numpy(decode_image(path)).permute(2, 0, 1)
         g = derived_generator(self.seed, self.epoch, i)
-        return T.scale_augment(img, g, self.crop, self.scale).contiguous(), label
+        img = T.scale_augment(img, g, self.crop, self.scale)
+        if self.policy is not None:
+            img = self.policy(img, g)
+        return img.contiguous(), label
 
 
 class FolderLoader:
@@ -117,7 +136,7 @@ class FolderLoader:
 
     def __init__(self, dataset: FolderDataset, batch_size: int, *, shuffle: bool = True,
                  drop_last: bool = True, seed: int = 0, workers: int = 2, rank: int = 0,
-                 world_size: int = 1, pin_memory: bool = False) -> None:
+                 world_size: int = 1, pin_memory: bool = False, balanced: bool = False) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
         # Page-locked batches only for a run on a GPU (faster, non-blocking copies there).
@@ -132,8 +151,12 @@ class FolderLoader:
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.dataset)
-        order = (torch.randperm(n, generator=derived_generator(self.seed, epoch))
-                 if self.shuffle else torch.arange(n))
+        if self.balanced and self.shuffle:
+            order = balanced_order(torch.tensor([y for _, y in self.dataset.index.samples]),
+                                   epoch, self.seed)
+        else:
+            order = (torch.randperm(n, generator=derived_generator(self.seed, epoch))
+                     if self.shuffle else torch.arange(n))
         index_batches = [
             order[b * self.batch_size:(b + 1) * self.batch_size][self.rank::self.world_size]
             .tolist() for b in range(start, len(self))

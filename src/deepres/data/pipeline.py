@@ -3,7 +3,7 @@ validation split, and the preprocessing the input specification asks for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,6 +16,7 @@ from .cifar import ArrayDataset
 from .config import DataConfig
 from .folder import DatasetError, FolderIndex, holdout_split
 from .loaders import ArrayLoader, FolderDataset, FolderLoader, Loader
+from .policies import auto_augment, random_erasing
 from .sources import Splits, load_data
 from .testview import test_batches
 
@@ -39,6 +40,8 @@ class Pipeline:
     skipped_bad: int
     layout: str  # in memory or streamed, and why
     validation: str  # where the validation error comes from
+    # Random erasing of the normalised training batch (data/policies.py), or None.
+    erase: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
     eval_batch_size: int = 256
     rank: int = 0
     world_size: int = 1
@@ -55,8 +58,10 @@ class Pipeline:
         """uint8 training batch (already cropped/flipped for small images) to model input;
         large images get §3.4's batched flip, mean subtraction and colour augmentation."""
         if self.in_memory or not self.augment:
-            return self.spec.normalize(self._sized(x))
-        return T.imagenet_train_batch(x, g, self.spec.mean, self.spec.std)
+            out = self.spec.normalize(self._sized(x))
+        else:
+            out = T.imagenet_train_batch(x, g, self.spec.mean, self.spec.std)
+        return self.erase(out, g) if self.erase is not None and self.augment else out
 
     def prep_eval(self, x: torch.Tensor) -> torch.Tensor:
         return self.spec.normalize(self._sized(x))
@@ -100,7 +105,8 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     if d.val_split is None:  # the dataset's own val/ folder, when it has one beside test/
         d = replace(d, val_split=splits.val is not None and splits.val is not splits.test)
     held, validation = _validation(d, splits)
-    evaluation = {"eval_batch_size": 2 * batch_size, "workers": d.workers, **shard}
+    evaluation = {"eval_batch_size": 2 * batch_size, "workers": d.workers, **shard,
+                  "erase": random_erasing(d.random_erasing) if d.random_erasing else None}
     test_split = None if (d.val_split and splits.test is splits.val) else splits.test
     if splits.in_memory:
         train_ds, val_ds = splits.train, splits.val if d.val_split else None
@@ -108,8 +114,9 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
             train_ds, val_ds = train_ds.subset(held[0]), train_ds.subset(held[1])
         # Per-pixel mean of the training images (§4.2).
         mean = T.mean_image(torch.from_numpy(train_ds.images)).to(device)
-        augment = T.cifar_train_augment if d.augment else None
-        train = ArrayLoader(train_ds, batch_size, device, seed=seed, augment=augment, **shard)
+        augment = _held_augment(d) if d.augment else None
+        train = ArrayLoader(train_ds, batch_size, device, seed=seed, augment=augment,
+                            balanced=d.balanced_sampler, **shard)
 
         size = int(train_ds.images.shape[1])
         if d.input_size and d.input_size != size:  # resized in batches: one mean per channel
@@ -128,10 +135,11 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     crop = d.input_size or d.crop or 224  # crop None: a config made for small images
     resize = round(crop * 256 / 224)
     scale = (resize, round(crop * 480 / 224))
-    train_ds = FolderDataset(index, crop=crop, seed=seed, scale=scale)
+    policy = auto_augment(d.auto_augment) if d.augment and d.auto_augment else None
+    train_ds = FolderDataset(index, crop=crop, seed=seed, scale=scale, policy=policy)
     pin = torch.device(device).type == "cuda"
     train = FolderLoader(train_ds, batch_size, seed=seed, workers=d.workers, pin_memory=pin,
-                         **shard)
+                         balanced=d.balanced_sampler, **shard)
     # §3.4: "the per-pixel mean subtracted", a crop-sized mean image (--pixel-mean; the
     # imagenet-paper recipe's choice), or one mean per channel.
     mean = _mean(index, InputSpec(crop, resize, torch.zeros(3)), d.pixel_mean).to(device)
@@ -139,6 +147,18 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
                     train_source=index, spec=InputSpec(crop, resize, mean), in_memory=False,
                     augment=d.augment, skipped_bad=skipped, layout=splits.layout,
                     validation=validation, **evaluation)
+
+
+def _held_augment(d: DataConfig) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """§4.2's pad-4 crop and flip, then the automatic policy where one is asked for."""
+    if not d.auto_augment:
+        return T.cifar_train_augment
+    policy = auto_augment(d.auto_augment)
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return policy(T.cifar_train_augment(x, g), g)
+
+    return augment
 
 
 def _subset(index: FolderIndex, idx: np.ndarray) -> FolderIndex:

@@ -18,7 +18,7 @@ from typing import Any
 
 MISSING: Any = dataclasses.MISSING
 # The precisions runtime/precision.py implements: "auto" resolves to bf16 where native.
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # fp16: CUDA only, with a gradient scaler
 
 
 def number(kind: type, low: float | None = None, high: float | None = None,

@@ -63,9 +63,13 @@ def resolve_precision(precision: str | None, device: str | torch.device) -> str:
     precision = precision or "auto"
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    kind = torch.device(device).type
+    if precision == "fp16" and kind != "cuda":
+        raise ValueError("--precision fp16 needs a CUDA GPU (its gradient scaler keeps small "
+                         "gradients from vanishing); on a CPU use bf16 (native on this one: "
+                         f"{'yes' if cpu_has_native_bf16() else 'no'}) or fp32")
     if precision != "auto":
         return precision
-    kind = torch.device(device).type
     if kind == "cuda":
         return "bf16" if cuda_has_native_bf16(device) else "fp32"
     if kind == "cpu":
@@ -108,7 +112,8 @@ def configure_cuda(device: str | torch.device, tf32: bool = False) -> None:
 
 
 def autocast(precision: str, device: str | torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast for ``precision == 'bf16'``; a no-op context for fp32."""
-    if precision == "bf16":
-        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    """bf16 (or fp16) autocast for ``precision`` 'bf16' ('fp16'); a no-op context for fp32."""
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(torch.device(device).type, dtype=dtype)
     return contextlib.nullcontext()

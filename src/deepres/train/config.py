@@ -61,6 +61,7 @@ class ModelConfig:
 
 
 SCHEDULES = ("step", "plateau", "cosine", "onecycle")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,17 @@ class OptimConfig:
                                        help="the training error that ends the warm-up (0.8)")
     warmup_window: int = option(100, parse=POSITIVE_INT, help="the warm-up ends on the "
                                 "training error over this many batches (100)")
+    # Beyond the paper: AdamW (no weight decay on norms and biases), a class-weighted loss,
+    # mixup and cutmix (batched, seeded per batch), gradient accumulation in micro-batches.
+    optimizer: str = option("sgd", choices=OPTIMIZERS, help="sgd (the paper's) or adamw "
+                            "(decoupled weight decay; none on norms and biases)")
+    class_weights: bool = option(False, switch="on", help="weight the loss of each class by "
+                                 "the inverse of its share of the training images")
+    mixup: float = option(0.0, parse=NONNEG_FLOAT, help="mixup's alpha (0: off; 0.2 is usual)")
+    cutmix: float = option(0.0, parse=NONNEG_FLOAT, help="cutmix's alpha (0: off; 1.0 is "
+                           "usual); with --mixup, one of the two per batch")
+    accumulate: int = option(1, parse=POSITIVE_INT, help="split each batch into this many "
+                             "micro-batches, one optimizer step per batch (less memory)")
     # Fine-tuning: the backbone's learning rate is this fraction of the classifier's.
     backbone_lr_factor: float = option(1.0, parse=POSITIVE_FLOAT, help="the backbone's "
                                        "learning rate as a fraction of the classifier's "
@@ -141,6 +153,10 @@ class RunConfig:
     precise_bn: int = option(0, parse=NONNEG_INT, metavar="N", help="after training, recompute "
                              "batch-norm statistics over N batches of un-augmented training "
                              "images (the authors' precise BN); 0: off")
+    # Deterministic algorithms only (torch.use_deterministic_algorithms; cuDNN deterministic),
+    # so a run repeats bit for bit on a GPU too, at some cost in speed.
+    deterministic: bool = option(False, switch="on", help="deterministic algorithms only "
+                                 "(GPU runs repeat bit for bit; slower)")
     # Keep an exponential moving average of the weights with this decay per step (e.g. 0.999),
     # evaluate it beside the weights and write it as ema.safetensors; None: off.
     ema: float | None = option(None, parse=number(float, 0.0, 0.999999), metavar="DECAY",

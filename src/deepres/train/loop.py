@@ -207,16 +207,13 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
         x = s.prep_train(x, derived_generator(cfg.run.seed, state.epoch, state.batch, 2))
         if cfg.run.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        target = y
+        if s.mix is not None:  # mixup/cutmix: soft targets (data/policies.py)
+            x, target = s.mix(x, y, derived_generator(cfg.run.seed, state.epoch, state.batch, 3))
         lr = lr_at(state.step, o, state.schedule)
         for group in s.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        with autocast(cfg.run.precision, s.device):
-            logits = s.model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=o.label_smoothing)
-        s.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        s.finite.after_backward(s.module, loss, state.step)
-        s.optimizer.step()
+        logits, loss = _step(s, x, target, state.step)
         if s.ema is not None:
             update_ema(s)
         wrong = (logits.argmax(1) != y).sum()
@@ -255,6 +252,31 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
             return
 
 
+def _step(s: Setup, x: torch.Tensor, target: torch.Tensor, step: int
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch, in ``accumulate`` micro-batches (their gradients summed
+    with weights by size, so the step matches the whole batch's but for BN statistics)."""
+    cfg, o = s.cfg, s.cfg.optim
+    s.optimizer.zero_grad(set_to_none=True)
+    parts = zip(x.chunk(o.accumulate), target.chunk(o.accumulate), strict=True)
+    all_logits, total = [], torch.zeros((), device=x.device)
+    for xs, ts in parts:
+        with autocast(cfg.run.precision, s.device):
+            logits = s.model(xs)
+            loss = F.cross_entropy(logits.float(), ts, weight=s.loss_weight,
+                                   label_smoothing=o.label_smoothing) * (len(xs) / len(x))
+        (s.scaler.scale(loss) if s.scaler is not None else loss).backward()
+        all_logits.append(logits.detach())
+        total = total + loss.detach()
+    if s.scaler is not None:  # fp16: overflowing steps are the scaler's to skip
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+    else:
+        s.finite.after_backward(s.module, total, step)
+        s.optimizer.step()
+    return torch.cat(all_logits), total
+
+
 def _save(s: Setup, state: TrainState) -> None:
     if s.ctx.is_main:
         save_checkpoint(_checkpoint_payload(s, state), s.run_dir / CHECKPOINT)
@@ -286,6 +308,7 @@ def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
         "rng_cpu": torch.get_rng_state(),
         "config": s.cfg.to_json(),
         **({"ema": s.ema.state_dict()} if s.ema is not None else {}),
+        **({"scaler": s.scaler.state_dict()} if s.scaler is not None else {}),
     }
 
 
@@ -294,6 +317,8 @@ def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
     s.optimizer.load_state_dict(ckpt["optimizer"])
     if s.ema is not None and "ema" in ckpt:
         s.ema.load_state_dict(ckpt["ema"])
+    if s.scaler is not None and "scaler" in ckpt:
+        s.scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["rng_cpu"])  # older checkpoints' "rng_cuda" is not used
     # A checkpoint written before the training time was kept has no "seconds": the time
     # before this resume is unknown, and the summary says from which step it counts.

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..data.loaders import Loader
 from ..data.pipeline import Pipeline, build_pipeline
+from ..data.policies import class_loss_weights, mixing
 from ..models import create_model
 from ..models.weights import init_from
 from ..runtime import distributed as dist
@@ -61,6 +62,11 @@ class Setup:
     # The per-step finite check; on a GPU it stays on the device (train/divergence.py).
     finite: FiniteCheck = field(default_factory=FiniteCheck)
     resume_changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
+    # Beyond the paper (data/policies.py): mixup/cutmix of the batch, the class weights of the
+    # loss, fp16's gradient scaler; None when off.
+    mix: Any = None
+    loss_weight: torch.Tensor | None = None
+    scaler: Any = None
 
     @property
     def train(self) -> Loader:
@@ -100,6 +106,8 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     """Data (one pipeline, data/pipeline.py), model, optimizer."""
     device = ctx.local_device(cfg.run.device)
     configure_cuda(device, cfg.run.tf32)
+    if cfg.run.deterministic:
+        make_deterministic()
     o = cfg.optim
     p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
     module = create_model(cfg.model.name, num_classes=len(p.classes),
@@ -132,7 +140,31 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
         s.ema = copy.deepcopy(module).eval()
         for param in s.ema.parameters():
             param.requires_grad_(False)
+    s.mix = mixing(len(p.classes), o.mixup, o.cutmix)
+    if o.class_weights:
+        s.loss_weight = class_loss_weights(_train_labels(p), len(p.classes)).to(device)
+    # fp16 (CUDA only, runtime/precision.py): the loss is scaled so that small gradients do
+    # not flush to zero; a step with overflowing gradients is skipped and the scale lowered.
+    s.scaler = torch.amp.GradScaler("cuda") if cfg.run.precision == "fp16" else None
     return s
+
+
+def _train_labels(p: Pipeline) -> torch.Tensor:
+    src = p.train_source
+    if hasattr(src, "labels"):
+        return torch.as_tensor(src.labels).long()
+    return torch.tensor([y for _, y in src.samples])
+
+
+def make_deterministic() -> None:
+    """Deterministic algorithms only (an error names any operation that has none), cuDNN
+    deterministic and not benchmarking; cuBLAS needs its workspace setting."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 @torch.no_grad()
@@ -164,5 +196,21 @@ def _optimizer(module: nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
             if is_norm and o.norm_weight_decay is not None:
                 group["weight_decay"] = o.norm_weight_decay
             groups.append(group)
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(_no_decay_groups(module, groups), lr=o.lr,
+                                 weight_decay=o.weight_decay)
     return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
                            nesterov=o.nesterov)
+
+
+def _no_decay_groups(module: nn.Module, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """AdamW's usual groups: no weight decay on biases and normalisation parameters (every
+    parameter of one dimension); each group above split in two, keeping its lr_scale."""
+    out = []
+    for group in groups:
+        for decay in (True, False):
+            params = [p for p in group["params"] if (p.dim() > 1) == decay]
+            if params:
+                out.append({**group, "params": params,
+                            **({} if decay else {"weight_decay": 0.0})})
+    return out
