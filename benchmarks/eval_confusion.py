@@ -11,8 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from deepres.data import load_data
 from deepres.data.testview import test_batches
 from deepres.evaluate.metrics import count_errors, explain
