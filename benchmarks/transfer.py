@@ -1,92 +1,99 @@
-"""Transfer benchmark: today's `finetune` recipe against `finetune-modern` (AdamW,
-TrivialAugmentWide, random erasing, mixup/cutmix), side by side in one run.
+"""Transfer learning, offline: pretrain on 8 CIFAR-10 classes, fine-tune with `--init` on the
+other 2 with few images, and compare with training from scratch on the same images at an equal
+budget (same epochs, batch size and number of steps); and today's `finetune` recipe with the
+`finetune-modern` one (AdamW, TrivialAugmentWide, random erasing, mixup/cutmix) on the same
+runs.
 
-Source weights: a committed CIFAR-10 ResNet-56 (reports/runs/resnet56-s0, trained on CIFAR-10's
-train split). Target task, new to those weights: 5 coarse classes (air/sea vehicles = airplane +
-ship, road vehicles = automobile + truck, small animals = bird + frog, pets = cat + dog, hoofed =
-deer + horse), built from CIFAR-10's *test* images (never seen in pre-training): 400 per class to
-fine-tune on, the other 1,600 per class to test. The classifier is new (10 -> 5 outputs).
+    .venv/bin/python benchmarks/transfer.py [--archive ../shared/datasets/cifar10-jpg.tar.gz] \\
+        [--pretrain-epochs 8] [--per-class 100] [--epochs 30] [--seeds 0 1] [--out runs/transfer]
 
-    .venv/bin/python benchmarks/transfer.py [--seeds 2] [--epochs 10] [--out /tmp/transfer]
+The folders are links into the extracted archive (nothing is copied). The pretraining classes
+are airplane, automobile, bird, cat, deer, dog, frog, horse; the new task is ship vs truck, with
+`--per-class` training images each and all 1,000 test images each.
 """
+
+from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import statistics
+import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "reports" / "runs" / "resnet56-s0" / "weights.safetensors"
-CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10-jpg.tar.gz"
-COARSE = {"air_sea": ("airplane", "ship"), "road": ("automobile", "truck"),
-          "small_animals": ("bird", "frog"), "pets": ("cat", "dog"), "hoofed": ("deer", "horse")}
+from deepres.data.sources import extract_folder_archive
+
+HERE = Path(__file__).resolve().parent
+PRETRAIN = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"]
+TARGET = ["ship", "truck"]
 
 
-def build_task(out: Path, per_class_train: int = 400) -> Path:
-    from deepres.data.sources import image_folder_of
-
-    task = out / "task"
-    if (task / ".complete").exists():
-        return task
-    shutil.rmtree(task, ignore_errors=True)
-    test = Path(image_folder_of(str(CIFAR))) / "test"
-    for coarse, fine in COARSE.items():
-        files = [f for c in fine for f in sorted((test / c).iterdir())[:1000]]
-        # Alternate the two fine classes so each split holds both equally.
-        files = [f for pair in zip(files[:1000], files[1000:], strict=True) for f in pair]
-        for split, chosen in (("train", files[:per_class_train]),
-                              ("test", files[per_class_train:])):
-            d = task / split / coarse
-            d.mkdir(parents=True, exist_ok=True)
-            for f in chosen:
-                shutil.copyfile(f, d / f"{f.parent.name}-{f.name}")
-    (task / ".complete").touch()
-    return task
+def _link_split(src: Path, dest: Path, classes: list[str], limit: int | None) -> None:
+    for c in classes:
+        (dest / c).mkdir(parents=True, exist_ok=True)
+        for f in sorted((src / c).iterdir())[:limit]:
+            link = dest / c / f.name
+            if not link.exists():
+                os.symlink(f, link)
 
 
-def run(cmd: list[str]) -> str:
-    r = subprocess.run([sys.executable, "-m", "deepres", *cmd], capture_output=True, text=True)
-    if r.returncode:
-        raise SystemExit(f"failed: deepres {' '.join(cmd)}\n{r.stderr[-2000:]}")
-    return r.stdout
+def _train(args: list[str]) -> dict:
+    done = subprocess.run([sys.executable, "-m", "deepres", "train", *args],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stderr[-3000:])
+    return json.loads(done.stdout[done.stdout.index("{"):])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--out", default="/tmp/deepres-transfer")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archive", default=str(HERE.parent.parent / "shared" / "datasets" /
+                                             "cifar10-jpg.tar.gz"))
+    ap.add_argument("--pretrain-epochs", type=int, default=8)
+    ap.add_argument("--per-class", type=int, default=100)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--model", default="resnet20")
+    ap.add_argument("--out", default="runs/transfer")
     a = ap.parse_args()
-    out = Path(a.out)
-    task = build_task(out)
-    results: dict[str, list[float]] = {}
-    for recipe in ("finetune", "finetune-modern"):
-        for seed in range(a.seeds):
-            run_dir = out / f"{recipe}-s{seed}"
-            shutil.rmtree(run_dir, ignore_errors=True)
-            t = time.time()
-            run(["train", "--recipe", recipe, "--model", "resnet56", "--init", str(SOURCE),
-                 "--data", str(task), "--epochs", str(a.epochs), "--seed", str(seed),
-                 "--run-dir", str(run_dir)])
-            took = time.time() - t
-            m = json.loads(run(["eval", "--weights", str(run_dir / "weights.safetensors"),
-                                "--data", str(task), "--json"]))
-            results.setdefault(recipe, []).append(m["top1_error"])
-            print(f"{recipe:<16} seed {seed}: test error {100 * m['top1_error']:.2f}% on "
-                  f"{m['images']} images ({took:.0f} s training)", flush=True)
-    from deepres.analysis.stats import compare
-
-    for recipe, errs in results.items():
-        print(f"{recipe:<16} mean test error {100 * statistics.mean(errs):.2f}% over "
-              f"{len(errs)} seeds ({', '.join(f'{100 * e:.2f}' for e in errs)})")
-    c = compare(results["finetune-modern"], results["finetune"])
-    p = "n/a (one seed)" if c.p is None else f"{c.p:.3g}"
-    print(f"finetune-modern vs finetune: gap {100 * c.gap:.2f} points in modern's favour "
-          f"(negative: worse), one-sided Welch p = {p} (analysis/stats.py: {c.verdict})")
+    out = Path(a.out).resolve()
+    root = extract_folder_archive(Path(a.archive))
+    _link_split(root / "train", out / "pretrain" / "train", PRETRAIN, None)
+    _link_split(root / "test", out / "pretrain" / "test", PRETRAIN, None)
+    _link_split(root / "train", out / "target" / "train", TARGET, a.per_class)
+    _link_split(root / "test", out / "target" / "test", TARGET, None)
+    pre = out / "runs" / "pretrain"
+    if not (pre / "summary.json").exists():
+        _train(["--model", a.model, "--data", str(out / "pretrain"), "--recipe", "fast",
+                "--epochs", str(a.pretrain_epochs), "--run-dir", str(pre)])
+    pre_summary = json.loads((pre / "summary.json").read_text())
+    rows = []
+    for seed in a.seeds:
+        common = ["--model", a.model, "--data", str(out / "target"), "--epochs", str(a.epochs),
+                  "--batch-size", "50", "--seed", str(seed)]
+        runs = {
+            "fine-tuned (--init, finetune recipe)": [
+                "--init", str(pre / "weights.safetensors"), "--recipe", "finetune",
+                "--run-dir", str(out / "runs" / f"finetune-s{seed}")],
+            "fine-tuned (--init, finetune-modern recipe)": [
+                "--init", str(pre / "weights.safetensors"), "--recipe", "finetune-modern",
+                "--run-dir", str(out / "runs" / f"finetune-modern-s{seed}")],
+            "from scratch (fast recipe)": [
+                "--recipe", "fast", "--run-dir", str(out / "runs" / f"scratch-s{seed}")],
+        }
+        for label, extra in runs.items():
+            run_dir = Path(extra[-1])
+            summary = (json.loads((run_dir / "summary.json").read_text())
+                       if (run_dir / "summary.json").exists() else _train(common + extra))
+            rows.append((label, seed, summary))
+    print(f"pretrained {a.model} on {len(PRETRAIN)} classes ({a.pretrain_epochs} epochs): "
+          f"test error {100 * pre_summary['test_error']:.2f}% on 8,000 images\n")
+    print(f"ship vs truck, {a.per_class} training images per class, {a.epochs} epochs of "
+          f"batch 50 each, tested on 2,000 images\n")
+    print("| start | seed | steps | test error % | train seconds |\n|---|---|---|---|---|")
+    for label, seed, s in rows:
+        print(f"| {label} | {seed} | {s['steps']} | {100 * s['test_error']:.2f} | "
+              f"{s['seconds']:.0f} |")
 
 
 if __name__ == "__main__":
