@@ -309,9 +309,34 @@ def _add_data(sub: Any) -> None:
     q.set_defaults(func=commands.cmd_data_check)
 
 
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="an HTTP inference service with dynamic batching and a "
+                                     "web page (POST /v1/predict)")
+    p.add_argument("--weights", required=True)
+    _add_foreign(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_number(int, 0, 65535), default=8000)
+    p.add_argument("--workers", type=POSITIVE_INT, default=1,
+                   help="server processes, each with its own model (more cores)")
+    p.add_argument("--device", type=_device, default="cpu")
+    _add_precision(p)
+    p.add_argument("--max-batch", type=POSITIVE_INT, default=32,
+                   help="images run together at most (dynamic batching)")
+    p.add_argument("--max-wait-ms", type=_number(float, 0.0, 10_000.0), default=5.0,
+                   help="how long a batch waits for more images after its first")
+    p.add_argument("--max-queue", type=POSITIVE_INT, default=256,
+                   help="images waiting at most; beyond, requests get 503 with Retry-After")
+    p.add_argument("--max-bytes", type=POSITIVE_INT, default=10_000_000,
+                   help="largest request body; larger ones get 413")
+    p.add_argument("--timeout", type=_number(float, 0.1, 3600.0), default=30.0,
+                   help="seconds a request may wait for its answer (then 504)")
+    p.set_defaults(func=commands.cmd_serve)
+
+
 # One entry a command, in the order `deepres --help` lists them.
 COMMANDS = (_add_models, _add_train, _add_eval, _add_predict, _add_export, _add_precise_bn,
-            _add_reproduce, _add_data)
+            _add_reproduce, _add_data, _add_serve)
 
 
 def _version() -> str:

@@ -169,3 +169,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                      device=args.device, out=args.out, report_only=args.report_only)
     print(f"wrote {path}")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.app import ServeConfig, serve
+
+    cfg = ServeConfig(args.weights, args.model, args.classes, args.device,
+                      args.precision or "auto", args.max_batch, args.max_wait_ms,
+                      args.max_queue, args.max_bytes, args.timeout)
+    print(f"deepres serve: http://{args.host}:{args.port}/ ({args.workers} process(es)); "
+          "SIGTERM or Ctrl-C stops it after the requests in flight", file=sys.stderr,
+          flush=True)
+    serve(cfg, args.host, args.port, args.workers)
+    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -86,28 +87,40 @@ def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise BadImageError(path, f"cannot read ({exc.strerror})") from exc
     if size == 0:
         raise BadImageError(path, "empty file (0 bytes)")
+    return _decode(path, path)
+
+
+def decode_image_bytes(data: bytes, name: str = "upload") -> np.ndarray:
+    """:func:`decode_image` for bytes held in memory (an HTTP request's body): the same checks,
+    and nothing reaches the filesystem. Errors name ``name``."""
+    if not data:
+        raise BadImageError(name, "empty (0 bytes)")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source: Path | io.BytesIO, name: str | os.PathLike[str]) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if img.format not in ALLOWED_FORMATS:
                     raise BadImageError(
-                        path, f"format {img.format} is not accepted (allowed: "
+                        name, f"format {img.format} is not accepted (allowed: "
                               f"{', '.join(sorted(ALLOWED_FORMATS))})")
                 w, h = img.size
                 if w * h > MAX_PIXELS:
-                    raise BadImageError(path, f"decompression bomb: {w}x{h} pixels is over the "
+                    raise BadImageError(name, f"decompression bomb: {w}x{h} pixels is over the "
                                               f"limit of {MAX_PIXELS}")
                 img.load()  # full decode: truncated data fails here
                 return pil_to_array(img)
     except BadImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise BadImageError(path, "not an image (unrecognised data)") from exc
+        raise BadImageError(name, "not an image (unrecognised data)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(path, f"decompression bomb: {exc}") from exc
+        raise BadImageError(name, f"decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadImageError(path, f"corrupt or truncated image data ({exc})") from exc
+        raise BadImageError(name, f"corrupt or truncated image data ({exc})") from exc
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:

@@ -1,0 +1,1 @@
+"""``deepres serve``: an HTTP inference service with dynamic batching (serve/app.py)."""

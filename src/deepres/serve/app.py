@@ -1,0 +1,236 @@
+"""The service: Starlette on uvicorn. Starlette because it is a small, well-kept ASGI toolkit
+(the base FastAPI is built on) with nothing we do not use: routes, requests, responses and a
+lifespan; uvicorn because it is the standard ASGI server, handles SIGTERM gracefully (stop
+accepting, finish in-flight requests) and runs several worker processes.
+
+Endpoints: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, and a page at /.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..data.images import BadImageError, decode_image_bytes
+from ..evaluate.testing import Predictor, load_predictor, probs_single
+from .batcher import DynamicBatcher, QueueFull
+from .page import PAGE
+
+CONFIG_ENV = "DEEPRES_SERVE_CONFIG"  # how worker processes receive the options
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    weights: str
+    model: str | None = None  # foreign weights: their model name
+    classes: str | None = None  # foreign weights: a class-names file
+    device: str = "cpu"
+    precision: str = "auto"
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256
+    max_bytes: int = 10_000_000
+    timeout_s: float = 30.0
+    max_top_k: int = 20
+
+
+class Metrics:
+    """Counters in Prometheus' text format."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+
+    def count(self, table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+    def render(self, b: DynamicBatcher) -> str:
+        s = b.stats
+        lines = ["# TYPE deepres_requests_total counter"]
+        lines += [f'deepres_requests_total{{endpoint="{k}"}} {v}'
+                  for k, v in sorted(self.requests.items())]
+        lines += ["# TYPE deepres_errors_total counter"]
+        lines += [f'deepres_errors_total{{kind="{k}"}} {v}' for k, v in sorted(self.errors.items())]
+        lines += ["# TYPE deepres_batches_total counter", f"deepres_batches_total {s.batches}",
+                  "# TYPE deepres_batch_images_total counter",
+                  f"deepres_batch_images_total {s.images}",
+                  "# TYPE deepres_batch_size counter"]
+        lines += [f'deepres_batch_size{{size="{k}"}} {v}' for k, v in sorted(s.sizes.items())]
+        lines += ["# TYPE deepres_queue_seconds_total counter",
+                  f"deepres_queue_seconds_total {s.queue_seconds:.6f}",
+                  "# TYPE deepres_inference_seconds_total counter",
+                  f"deepres_inference_seconds_total {s.inference_seconds:.6f}"]
+        return "\n".join(lines) + "\n"
+
+
+def _error(status: int, kind: str, message: str, m: Metrics, **headers: str) -> JSONResponse:
+    m.count(m.errors, kind)
+    return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status,
+                        headers=headers or None)
+
+
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes (nothing kept on disk)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _uploads(request: Request, body: bytes) -> list[tuple[str, bytes]]:
+    """The images of a request: the raw body (one image), or each file of a multipart form."""
+    kind = request.headers.get("content-type", "")
+    if not kind.startswith("multipart/form-data"):
+        return [("upload", body)]
+    from starlette.datastructures import UploadFile
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, receive).form(max_part_size=len(body) + 1)
+    files = [(v.filename or "upload", await v.read()) for _, v in form.multi_items()
+             if isinstance(v, UploadFile)]
+    await form.close()
+    return files
+
+
+def create_app(cfg: ServeConfig | None = None) -> Starlette:
+    """The ASGI app for ``cfg`` (or the JSON config in $DEEPRES_SERVE_CONFIG: worker
+    processes)."""
+    cfg = cfg or ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
+    state: dict[str, Any] = {"ready": False}
+    metrics = Metrics()
+    predictor: Predictor = load_predictor(cfg.weights, cfg.device, cfg.precision, cfg.model,
+                                          cfg.classes)
+
+    def infer(batch: torch.Tensor) -> torch.Tensor:
+        return probs_single(predictor, batch.to(predictor.device)).cpu()
+
+    batcher = DynamicBatcher(infer, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
+                             max_queue=cfg.max_queue)
+    digest = hashlib.sha256(Path(cfg.weights).read_bytes()).hexdigest()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        batcher.start()
+        size = predictor.spec.input_size
+        await batcher.submit([torch.zeros(3, size, size, dtype=torch.uint8)])  # warm-up
+        state["ready"] = True
+        yield
+        state["ready"] = False
+        await batcher.stop()
+
+    async def predict(request: Request) -> Response:
+        metrics.count(metrics.requests, "predict")
+        top_k = request.query_params.get("top_k", "5")
+        if not top_k.isdigit() or not 1 <= int(top_k) <= cfg.max_top_k:
+            return _error(400, "bad_request", f"top_k must be an integer from 1 to "
+                          f"{cfg.max_top_k}, not {top_k!r}", metrics)
+        body = await _body(request, cfg.max_bytes)
+        if body is None:
+            return _error(413, "too_large", f"the request is over {cfg.max_bytes} bytes "
+                          "(--max-bytes)", metrics)
+        try:
+            uploads = await _uploads(request, body)
+        except Exception as exc:  # a malformed form is the client's error
+            return _error(400, "bad_request", f"could not read the form: {exc}", metrics)
+        if not uploads:
+            return _error(400, "bad_request", "no image in the request", metrics)
+        try:
+            images = await asyncio.to_thread(
+                lambda: [predictor.spec.test_view(torch.from_numpy(
+                    decode_image_bytes(data, name)).permute(2, 0, 1)) for name, data in uploads])
+        except BadImageError as exc:
+            return _error(400, "bad_image", str(exc), metrics)
+        try:
+            rows = await asyncio.wait_for(batcher.submit(images), cfg.timeout_s)
+        except QueueFull as exc:
+            return _error(503, "overloaded", f"{exc}; retry shortly", metrics, **{
+                "Retry-After": "1"})
+        except TimeoutError:
+            return _error(504, "timeout", f"no answer within {cfg.timeout_s:g} s", metrics)
+        return JSONResponse({"results": [
+            {"file": name, **predictor.top_classes(row, int(top_k))}
+            for (name, _), row in zip(uploads, rows, strict=True)]})
+
+    async def model(request: Request) -> Response:
+        metrics.count(metrics.requests, "model")
+        return JSONResponse({
+            "model": predictor.metadata.get("model"), "classes": predictor.classes,
+            "input_spec": predictor.spec.as_json(), "precision": predictor.precision,
+            "weights_sha256": digest, "max_batch": cfg.max_batch,
+            "config": {k: v for k, v in asdict(cfg).items() if k != "weights"}})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        ready = state["ready"]
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    async def metrics_page(request: Request) -> Response:
+        return PlainTextResponse(metrics.render(batcher),
+                                 media_type="text/plain; version=0.0.4")
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(PAGE)
+
+    return Starlette(routes=[
+        Route("/", page), Route("/v1/predict", predict, methods=["POST"]),
+        Route("/v1/model", model), Route("/healthz", healthz), Route("/readyz", readyz),
+        Route("/metrics", metrics_page)], lifespan=lifespan)
+
+
+def serve(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
+          ) -> None:
+    """Run the service until SIGTERM/SIGINT: the first stops accepting and lets the requests
+    in flight finish, then returns (exit status 0); a second exits at once."""
+    import uvicorn
+
+    os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
+    config = uvicorn.Config("deepres.serve.app:create_app", factory=True, host=host, port=port,
+                            workers=workers, log_level="warning", timeout_graceful_shutdown=30)
+    if workers > 1:  # uvicorn's supervisor forwards the signals to its workers
+        uvicorn.Server(config)  # checks the config before the supervisor starts
+        uvicorn.run(config.app, factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", timeout_graceful_shutdown=30)
+        return
+
+    class Server(uvicorn.Server):
+        """Without uvicorn's own signal capture: it re-raises the signal after a graceful
+        shutdown, and the process would then end by the signal instead of with status 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[override]
+            yield
+
+    server = Server(config)
+
+    def stop(signum: int, frame: object) -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    server.run()

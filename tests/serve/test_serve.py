@@ -1,0 +1,164 @@
+"""`deepres serve` used as its clients use it: a real server process on loopback, real
+concurrent HTTP clients, bad input mixed in, SIGTERM with a request in flight."""
+
+import asyncio
+import io
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepres.cli import main
+from deepres.serve.batcher import DynamicBatcher, QueueFull
+from helpers import make_weights
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url, data=None, headers=None, timeout=30):
+    req = urllib.request.Request(url, data=data, headers=headers or {},
+                                 method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+@pytest.fixture
+def server(tmp_path):
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepres", "serve", "--weights", str(weights), "--port",
+         str(port), "--precision", "fp32", "--max-wait-ms", "40", "--max-bytes", "200000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if _request(base + "/readyz", timeout=1)[0] == 200:
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(proc.stderr.read().decode())
+        time.sleep(0.1)
+    yield base, proc, weights
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _png(seed, size=40):
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size + seed % 7, 3), dtype=np.uint8)).save(
+        buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_concurrent_clients_get_predicts_answers_batched(server, tmp_path, capsys):
+    base, _, weights = server
+    files = []
+    for i in range(24):
+        files.append(tmp_path / f"{i}.png")
+        files[-1].write_bytes(_png(i))
+    capsys.readouterr()
+    assert main(["predict", "--weights", str(weights), *map(str, files), "--json",
+                 "--precision", "fp32", "--top-k", "3"]) == 0
+    want = {r["file"]: r["predictions"] for r in json.loads(capsys.readouterr().out)}
+
+    def ask(f):
+        status, body, _ = _request(base + "/v1/predict?top_k=3", f.read_bytes(),
+                                   {"Content-Type": "image/png"})
+        assert status == 200
+        return str(f), json.loads(body)["results"][0]["predictions"]
+
+    with ThreadPoolExecutor(12) as pool:
+        got = dict(pool.map(ask, files))
+    for f, preds in got.items():
+        assert [p["class"] for p in preds] == [p["class"] for p in want[f]]
+        for a, b in zip(preds, want[f], strict=True):
+            assert abs(a["probability"] - b["probability"]) < 2e-6
+    metrics = _request(base + "/metrics")[1].decode()
+    sizes = {int(line.split('"')[1]): int(line.split()[-1]) for line in metrics.splitlines()
+             if line.startswith("deepres_batch_size{")}
+    assert max(sizes) > 1  # concurrent requests were run together
+    model = json.loads(_request(base + "/v1/model")[1])
+    assert model["classes"] == ["class0", "class1", "class2"] and len(model["weights_sha256"]) == 64
+
+
+def test_bad_input_gets_clear_errors_and_the_server_goes_on(server, tmp_path):
+    base = server[0]
+    bomb = io.BytesIO()
+    Image.new("L", (10_000, 10_000)).save(bomb, format="PNG")  # 100 MP of zeros, small file
+    tiff = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(tiff, format="TIFF")
+    cases = [(b"not an image", 400, "not an image"), (_png(1)[:200], 400, "truncated"),
+             (bomb.getvalue(), 400, "decompression bomb"), (tiff.getvalue(), 400, "TIFF"),
+             (b"\x89PNG" + b"0" * 300_000, 413, "over 200000 bytes")]
+    for data, status, text in cases:
+        got, body, _ = _request(base + "/v1/predict", data, {"Content-Type": "image/png"})
+        assert got == status and text in json.loads(body)["error"]["message"], (text, body)
+    assert _request(base + "/v1/predict?top_k=0", _png(2))[0] == 400
+    assert _request(base + "/healthz")[0] == 200
+    assert _request(base + "/v1/predict", _png(3), {"Content-Type": "image/png"})[0] == 200
+    metrics = _request(base + "/metrics")[1].decode()
+    assert 'deepres_errors_total{kind="bad_image"} 4' in metrics
+    assert 'deepres_errors_total{kind="too_large"} 1' in metrics
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_0(server):
+    base, proc, _ = server
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_request, base + "/v1/predict", _png(5),
+                              {"Content-Type": "image/png"})
+        time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        status, body, _ = pending.result(timeout=30)
+    assert status == 200 and json.loads(body)["results"]
+    assert proc.wait(timeout=30) == 0
+
+
+def test_the_page_is_served():
+    from deepres.serve.page import PAGE
+
+    assert "/v1/predict" in PAGE and "textContent" in PAGE and "innerHTML" not in PAGE
+
+
+def test_a_full_queue_is_refused_not_grown():
+    async def scenario():
+        def slow(batch):
+            time.sleep(0.2)
+            return torch.zeros(len(batch), 3)
+
+        b = DynamicBatcher(slow, max_batch=1, max_wait_ms=0, max_queue=2)
+        b.start()
+        img = torch.zeros(3, 4, 4, dtype=torch.uint8)
+        first = asyncio.ensure_future(b.submit([img]))
+        await asyncio.sleep(0.05)  # running; the queue is empty again
+        second = asyncio.ensure_future(b.submit([img, img]))
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull):
+            await b.submit([img])
+        assert len(await first) == 1 and len(await second) == 2
+        await b.stop()
+
+    asyncio.run(scenario())
