@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench clean browser-test
 
 setup: $(STAMP)
 
@@ -31,3 +31,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+
+# The web page of `deepres serve` in a real browser: Debian's Chromium and its driver, and
+# selenium; the test skips (saying so) where they are missing.
+browser-test: $(STAMP)
+	sudo apt-get install -y chromium chromium-driver || apt-get install -y chromium chromium-driver
+	$(PY) -m pip install -q selenium
+	$(PY) -m pytest -q tests/serve/test_serve.py -k browser

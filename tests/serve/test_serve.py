@@ -162,3 +162,54 @@ def test_a_full_queue_is_refused_not_grown():
         await b.stop()
 
     asyncio.run(scenario())
+
+
+def _browser():
+    import shutil
+
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None, "selenium is not installed (`make browser-test` installs it)"
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        return None, ("no Chromium and chromedriver here: `make browser-test` installs Debian's "
+                      "chromium and chromium-driver and runs this test")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,900"):
+        opts.add_argument(arg)
+    return (lambda: webdriver.Chrome(service=Service(driver), options=opts)), ""
+
+
+def test_the_page_in_a_real_browser(server, tmp_path):
+    """Headless Chromium loads the page, uploads an image and shows predict's top classes;
+    a screenshot is kept in build/test-artifacts/serve-page.png."""
+    from pathlib import Path
+
+    start, why = _browser()
+    if start is None:
+        pytest.skip(why)
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base = server[0]
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(_png(11, size=64))
+    want = json.loads(_request(base + "/v1/predict?top_k=5", picture.read_bytes(),
+                               {"Content-Type": "image/png"})[1])["results"][0]["predictions"]
+    browser = start()
+    try:
+        browser.get(base + "/")
+        browser.find_element(By.ID, "file").send_keys(str(picture))
+        WebDriverWait(browser, 30).until(
+            lambda b: b.find_element(By.ID, "result").get_attribute("data-done") == "1")
+        names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".prediction .name")]
+        artifacts = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(artifacts / "serve-page.png"))
+    finally:
+        browser.quit()
+    assert names == [p["class"] for p in want]
