@@ -106,6 +106,57 @@ def load(port: int, body: bytes, clients: int, seconds: float) -> dict:
                                                  - cpu0.ru_utime - cpu0.ru_stime) / wall}
 
 
+def faults(port: int, body: bytes, seconds: float) -> dict:
+    """Misbehaving clients beside 16 well-behaved ones: some disconnect mid-body, some send
+    their body slowly, some send garbage or a broken multipart form. Returns the good clients'
+    figures and the server's error counters and health afterwards."""
+    stop = time.perf_counter() + seconds
+    done = {"disconnect": 0, "slow": 0, "garbage": 0, "bad_form": 0}
+
+    def bad(kind: str) -> None:
+        while time.perf_counter() < stop:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                if kind == "disconnect":  # promise a body, send half, leave
+                    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                              b"image/png\r\nContent-Length: %d\r\n\r\n" % len(body)
+                              + body[:len(body) // 2])
+                elif kind == "slow":  # the body a few bytes at a time
+                    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                              b"image/png\r\nContent-Length: %d\r\n\r\n" % len(body))
+                    for i in range(0, min(len(body), 64), 8):
+                        s.sendall(body[i:i + 8])
+                        time.sleep(0.05)
+                elif kind == "garbage":
+                    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 9"
+                              b"\r\n\r\nnot a png")
+                    s.recv(4096)
+                else:
+                    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                              b"multipart/form-data; boundary=zz\r\nContent-Length: 10\r\n"
+                              b"\r\n--zz\r\nabcd")
+                    s.recv(4096)
+                s.close()
+                done[kind] += 1
+            except OSError:
+                done[kind] += 1
+            time.sleep(0.05)  # mixed into the load, not a flood
+
+    threads = [threading.Thread(target=bad, args=(k,)) for k in done for _ in range(2)]
+    for th in threads:
+        th.start()
+    good = load(port, body, 16, seconds)
+    for th in threads:
+        th.join()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    metrics = c.getresponse().read().decode()
+    c.request("GET", "/readyz")
+    ready = c.getresponse().status
+    errors = [line for line in metrics.splitlines() if line.startswith("deepres_errors_total")]
+    return {"good": good, "sent": done, "errors": errors, "ready_after": ready}
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM"):
@@ -130,6 +181,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--clients", type=int, nargs="+", default=[32])
+    ap.add_argument("--faults", action="store_true",
+                    help="only the fault run (ResNet-20 bf16, batching)")
+    ap.add_argument("--burst", type=int, default=0,
+                    help="also: this many clients at once for 5 s after the steady load")
     ap.add_argument("--models", nargs="+", default=["resnet20:fp32", "resnet20:bf16",
                                                      "resnet50:bf16"])
     a = ap.parse_args()
@@ -142,6 +197,26 @@ def main() -> None:
                  class_names=[f"c{i}" for i in range(10)], extra=IMAGENET.to_metadata())
     weights = {"resnet20": str(ROOT / "reports/runs/resnet20-s0/weights.safetensors"),
                "resnet50": str(r50)}
+    if any(m.endswith(":int8") for m in a.models):  # calibrated on the bundled sample
+        for name in {m.split(":")[0] for m in a.models if m.endswith(":int8")}:
+            out = tmp / f"{name}.int8.pt"
+            subprocess.run([sys.executable, "-m", "deepres", "export", "--weights", weights[name],
+                            "--format", "int8", "--data", "sample", "--calibration-images",
+                            "64", str(out)], check=True, capture_output=True)
+            weights[f"{name}-int8"] = str(out)
+    if a.faults:
+        proc, port = start(weights["resnet20"], "bf16", 32)
+        try:
+            r = faults(port, _png(32), a.seconds)
+        finally:
+            proc.terminate()
+            code = proc.wait()
+        g = r["good"]
+        print(f"fault run, {a.seconds:g} s: good clients {g['rps']:.1f} requests/s, p99 "
+              f"{1000 * g['p99']:.0f} ms, {g['errors']} errors; misbehaving connections "
+              f"{r['sent']}; server counters {r['errors']}; /readyz after: "
+              f"{r['ready_after']}; exit status after SIGTERM: {code}")
+        return
     print("| model | precision | clients | serving | requests/s | p50 ms | p95 ms | p99 ms | "
           "errors | server peak MB | load generator CPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -149,11 +224,13 @@ def main() -> None:
         name, precision = spec.split(":")
         size = 32 if name == "resnet20" else 224
         body = _png(size)
-        ref = in_process(weights[name], precision, size)
+        w = weights[f"{name}-int8"] if precision == "int8" else weights[name]
+        precision = "fp32" if precision == "int8" else precision  # int8 kernels take floats
+        ref = in_process(w, precision, size)
         for clients in a.clients:
             got = {}
             for label, max_batch in (("dynamic batching (32)", 32), ("batch of one", 1)):
-                proc, port = start(weights[name], precision, max_batch)
+                proc, port = start(w, precision, max_batch)
                 try:
                     r = load(port, body, clients, a.seconds)
                     mem = peak_rss_mb(proc.pid)
@@ -161,15 +238,26 @@ def main() -> None:
                     proc.terminate()
                     proc.wait()
                 got[label] = r
-                print(f"| {name} | {precision} | {clients} | {label} | {r['rps']:.1f} | "
+                print(f"| {name} | {spec.split(':')[1]} | {clients} | {label} | {r['rps']:.1f} | "
                       f"{1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | {1000 * r['p99']:.0f} | "
                       f"{r['errors']} | {mem:.0f} | {100 * r['loadgen_cpu']:.0f}% of a core |",
                       flush=True)
+            if a.burst:
+                proc, port = start(w, precision, 32)
+                try:
+                    r = load(port, body, a.burst, 5)
+                finally:
+                    proc.terminate()
+                    proc.wait()
+                print(f"| {name} | {spec.split(':')[1]} | burst of {a.burst} | dynamic batching "
+                      f"(32) | {r['rps']:.1f} | {1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | "
+                      f"{1000 * r['p99']:.0f} | {r['errors']} | | |", flush=True)
             ratio = got["dynamic batching (32)"]["rps"] / got["batch of one"]["rps"]
-            print(f"| {name} | {precision} | {clients} | batching / batch-of-one | "
+            print(f"| {name} | {spec.split(':')[1]} | {clients} | batching / batch-of-one "
+                  "| "
                   f"{ratio:.2f}x | | | | | | |")
-        print(f"| {name} | {precision} | in-process | batch 16, no server | {ref:.1f} img/s "
-              "| | | | | | |", flush=True)
+        print(f"| {name} | {spec.split(':')[1]} | in-process | batch 16, no server | "
+              f"{ref:.1f} img/s | | | | | | |", flush=True)
     print(json.dumps({"seconds": a.seconds}))
 
 
