@@ -213,3 +213,27 @@ def test_the_page_in_a_real_browser(server, tmp_path):
     finally:
         browser.quit()
     assert names == [p["class"] for p in want]
+
+
+def test_two_worker_processes_serve_and_stop_with_status_0(tmp_path):
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "deepres", "serve", "--weights", str(weights),
+                             "--port", str(port), "--workers", "2", "--precision", "fp32"],
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if _request(base + "/readyz", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        answers = {_request(base + "/v1/predict", _png(i), {"Content-Type": "image/png"})[0]
+                   for i in range(6)}
+        assert answers == {200}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -204,17 +204,48 @@ def create_app(cfg: ServeConfig | None = None) -> Starlette:
 def serve(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
           ) -> None:
     """Run the service until SIGTERM/SIGINT: the first stops accepting and lets the requests
-    in flight finish, then returns (exit status 0); a second exits at once."""
-    import uvicorn
+    in flight finish, then returns (exit status 0); a second exits at once. With ``workers``
+    > 1 the socket is bound here and shared by that many server processes, to which the
+    signals are forwarded."""
+    import multiprocessing
 
     os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
-    config = uvicorn.Config("deepres.serve.app:create_app", factory=True, host=host, port=port,
-                            workers=workers, log_level="warning", timeout_graceful_shutdown=30)
-    if workers > 1:  # uvicorn's supervisor forwards the signals to its workers
-        uvicorn.Server(config)  # checks the config before the supervisor starts
-        uvicorn.run(config.app, factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", timeout_graceful_shutdown=30)
+    config = _config(host, port)
+    if workers == 1:
+        _run(config)
         return
+    sock = config.bind_socket()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(host, port, sock)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+
+    def forward(signum: int, frame: object) -> None:
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    for proc in procs:
+        proc.join()
+    sock.close()
+
+
+def _config(host: str, port: int) -> Any:
+    import uvicorn
+
+    return uvicorn.Config("deepres.serve.app:create_app", factory=True, host=host, port=port,
+                          log_level="warning", timeout_graceful_shutdown=30)
+
+
+def _worker(host: str, port: int, sock: Any) -> None:
+    _run(_config(host, port), [sock])
+
+
+def _run(config: Any, sockets: list[Any] | None = None) -> None:
+    """One uvicorn server with deepres's own signal handling."""
+    import uvicorn
 
     class Server(uvicorn.Server):
         """Without uvicorn's own signal capture: it re-raises the signal after a graceful
@@ -233,4 +264,4 @@ def serve(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: 
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
-    server.run()
+    server.run(sockets=sockets)
