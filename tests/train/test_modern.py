@@ -130,3 +130,15 @@ def test_choices_are_checked(tiny_data, tmp_path, capsys, flag):
     with pytest.raises(SystemExit):
         main(["train", "--data", str(tiny_data), flag, "bogus", "--run-dir", str(tmp_path)])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_streamed_folders_take_the_same_options(tmp_path):
+    """Large images (streamed through DataLoader workers) with the sampler and the policies."""
+    from deepres.experiments.runner import make_generated_imagenet
+
+    data = make_generated_imagenet(tmp_path / "gen")
+    assert main(["train", "--data", str(data), "--model", "resnet18", "--iterations", "2",
+                 "--batch-size", "4", "--precision", "fp32", "--balanced-sampler",
+                 "--auto-augment", "randaugment", "--random-erasing", "0.5", "--workers", "0",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2

@@ -143,7 +143,7 @@ class FolderLoader:
         self.pin_memory = pin_memory
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.drop_last, self.seed, self.workers = drop_last, seed, workers
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.balanced = rank, world_size, balanced
 
     def __len__(self) -> int:
         n = len(self.dataset)
