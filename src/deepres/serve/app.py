@@ -114,91 +114,97 @@ async def _uploads(request: Request, body: bytes) -> list[tuple[str, bytes]]:
     return files
 
 
-def create_app(cfg: ServeConfig | None = None) -> Starlette:
-    """The ASGI app for ``cfg`` (or the JSON config in $DEEPRES_SERVE_CONFIG: worker
-    processes)."""
-    cfg = cfg or ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
-    state: dict[str, Any] = {"ready": False}
-    metrics = Metrics()
-    predictor: Predictor = load_predictor(cfg.weights, cfg.device, cfg.precision, cfg.model,
-                                          cfg.classes)
+class Service:
+    """One loaded model behind the endpoints: its predictor, batcher and counters."""
 
-    def infer(batch: torch.Tensor) -> torch.Tensor:
-        return probs_single(predictor, batch.to(predictor.device)).cpu()
+    def __init__(self, cfg: ServeConfig) -> None:
+        self.cfg, self.ready, self.metrics = cfg, False, Metrics()
+        self.predictor: Predictor = load_predictor(cfg.weights, cfg.device, cfg.precision,
+                                                   cfg.model, cfg.classes)
+        self.batcher = DynamicBatcher(self._infer, max_batch=cfg.max_batch,
+                                      max_wait_ms=cfg.max_wait_ms, max_queue=cfg.max_queue)
+        self.digest = hashlib.sha256(Path(cfg.weights).read_bytes()).hexdigest()
 
-    batcher = DynamicBatcher(infer, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms,
-                             max_queue=cfg.max_queue)
-    digest = hashlib.sha256(Path(cfg.weights).read_bytes()).hexdigest()
+    def _infer(self, batch: torch.Tensor) -> torch.Tensor:
+        return probs_single(self.predictor, batch.to(self.predictor.device)).cpu()
+
+    def _views(self, uploads: list[tuple[str, bytes]]) -> list[torch.Tensor]:
+        """Decoded in memory and prepared by the weights' input specification."""
+        return [self.predictor.spec.test_view(torch.from_numpy(
+            decode_image_bytes(data, name)).permute(2, 0, 1)) for name, data in uploads]
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        batcher.start()
-        size = predictor.spec.input_size
-        await batcher.submit([torch.zeros(3, size, size, dtype=torch.uint8)])  # warm-up
-        state["ready"] = True
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.batcher.start()
+        size = self.predictor.spec.input_size
+        await self.batcher.submit([torch.zeros(3, size, size, dtype=torch.uint8)])  # warm-up
+        self.ready = True
         yield
-        state["ready"] = False
-        await batcher.stop()
+        self.ready = False
+        await self.batcher.stop()
 
-    async def predict(request: Request) -> Response:
-        metrics.count(metrics.requests, "predict")
+    async def predict(self, request: Request) -> Response:
+        cfg, m = self.cfg, self.metrics
+        m.count(m.requests, "predict")
         top_k = request.query_params.get("top_k", "5")
         if not top_k.isdigit() or not 1 <= int(top_k) <= cfg.max_top_k:
             return _error(400, "bad_request", f"top_k must be an integer from 1 to "
-                          f"{cfg.max_top_k}, not {top_k!r}", metrics)
+                          f"{cfg.max_top_k}, not {top_k!r}", m)
         body = await _body(request, cfg.max_bytes)
         if body is None:
             return _error(413, "too_large", f"the request is over {cfg.max_bytes} bytes "
-                          "(--max-bytes)", metrics)
+                          "(--max-bytes)", m)
         try:
             uploads = await _uploads(request, body)
         except Exception as exc:  # a malformed form is the client's error
-            return _error(400, "bad_request", f"could not read the form: {exc}", metrics)
+            return _error(400, "bad_request", f"could not read the form: {exc}", m)
         if not uploads:
-            return _error(400, "bad_request", "no image in the request", metrics)
+            return _error(400, "bad_request", "no image in the request", m)
         try:
-            images = await asyncio.to_thread(
-                lambda: [predictor.spec.test_view(torch.from_numpy(
-                    decode_image_bytes(data, name)).permute(2, 0, 1)) for name, data in uploads])
+            images = await asyncio.to_thread(self._views, uploads)
         except BadImageError as exc:
-            return _error(400, "bad_image", str(exc), metrics)
+            return _error(400, "bad_image", str(exc), m)
         try:
-            rows = await asyncio.wait_for(batcher.submit(images), cfg.timeout_s)
+            rows = await asyncio.wait_for(self.batcher.submit(images), cfg.timeout_s)
         except QueueFull as exc:
-            return _error(503, "overloaded", f"{exc}; retry shortly", metrics, **{
-                "Retry-After": "1"})
+            return _error(503, "overloaded", f"{exc}; retry shortly", m, **{"Retry-After": "1"})
         except TimeoutError:
-            return _error(504, "timeout", f"no answer within {cfg.timeout_s:g} s", metrics)
+            return _error(504, "timeout", f"no answer within {cfg.timeout_s:g} s", m)
         return JSONResponse({"results": [
-            {"file": name, **predictor.top_classes(row, int(top_k))}
+            {"file": name, **self.predictor.top_classes(row, int(top_k))}
             for (name, _), row in zip(uploads, rows, strict=True)]})
 
-    async def model(request: Request) -> Response:
-        metrics.count(metrics.requests, "model")
+    async def model(self, request: Request) -> Response:
+        self.metrics.count(self.metrics.requests, "model")
+        p = self.predictor
         return JSONResponse({
-            "model": predictor.metadata.get("model"), "classes": predictor.classes,
-            "input_spec": predictor.spec.as_json(), "precision": predictor.precision,
-            "weights_sha256": digest, "max_batch": cfg.max_batch,
-            "config": {k: v for k, v in asdict(cfg).items() if k != "weights"}})
+            "model": p.metadata.get("model"), "classes": p.classes,
+            "input_spec": p.spec.as_json(), "precision": p.precision,
+            "weights_sha256": self.digest, "max_batch": self.cfg.max_batch,
+            "config": {k: v for k, v in asdict(self.cfg).items() if k != "weights"}})
 
-    async def healthz(request: Request) -> Response:
+    async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(request: Request) -> Response:
-        ready = state["ready"]
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+    async def readyz(self, request: Request) -> Response:
+        return JSONResponse({"ready": self.ready}, status_code=200 if self.ready else 503)
 
-    async def metrics_page(request: Request) -> Response:
-        return PlainTextResponse(metrics.render(batcher),
+    async def metrics_page(self, request: Request) -> Response:
+        return PlainTextResponse(self.metrics.render(self.batcher),
                                  media_type="text/plain; version=0.0.4")
 
-    async def page(request: Request) -> Response:
+    async def page(self, request: Request) -> Response:
         return HTMLResponse(PAGE)
 
+
+def create_app(cfg: ServeConfig | None = None) -> Starlette:
+    """The ASGI app for ``cfg`` (or the JSON config in $DEEPRES_SERVE_CONFIG: worker
+    processes)."""
+    s = Service(cfg or ServeConfig(**json.loads(os.environ[CONFIG_ENV])))
     return Starlette(routes=[
-        Route("/", page), Route("/v1/predict", predict, methods=["POST"]),
-        Route("/v1/model", model), Route("/healthz", healthz), Route("/readyz", readyz),
-        Route("/metrics", metrics_page)], lifespan=lifespan)
+        Route("/", s.page), Route("/v1/predict", s.predict, methods=["POST"]),
+        Route("/v1/model", s.model), Route("/healthz", s.healthz), Route("/readyz", s.readyz),
+        Route("/metrics", s.metrics_page)], lifespan=s.lifespan)
 
 
 def serve(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
