@@ -98,7 +98,8 @@ def plan(data: str, device: str, work: Path, dry: bool) -> list[tuple[str, list[
     first = ["--iterations", "4", "--batch-size", "16"] if dry else ["--epochs", "2"]
     more = ["--iterations", "6"] if dry else ["--epochs", "3"]
     weights = str(run / "weights.safetensors")
-    return [
+    gpu_only = [] if dry else _gpu_only(dp, py, data, device, work)
+    return gpu_only + [
         ("versions", [py, "-c", _VERSIONS.format(device=device)], 60),
         ("gpu.py", [py, str(ROOT / "benchmarks" / "gpu.py"), "--device", device,
                     "--data", data, "--json", str(work / "gpu.json"),
@@ -120,6 +121,36 @@ def plan(data: str, device: str, work: Path, dry: bool) -> list[tuple[str, list[
                                       "--model", "resnet8", "--data", "sample", "--device",
                                       "cpu", "--iterations", "4", "--batch-size", "16",
                                       "--sync-bn", "--run-dir", str(work / "ddp")], 180),
+    ]
+
+
+_SAME = ("import sys, torch\nfrom safetensors.torch import load_file\n"
+         "a, b = load_file(sys.argv[1]), load_file(sys.argv[2])\n"
+         "same = all(torch.equal(a[k], b[k]) for k in a)\n"
+         "print('{\"identical\": %s}' % str(same).lower()); sys.exit(0 if same else 1)")
+
+
+def _gpu_only(dp: list[str], py: str, data: str, device: str, work: Path
+              ) -> list[tuple[str, list[str], float]]:
+    """What a CPU cannot run: fp16 with its gradient scaler (refused on a CPU), and whether
+    --deterministic makes two GPU runs bit-identical."""
+    modern = ["--mixup", "0.2", "--cutmix", "1.0", "--auto-augment", "trivialaugment"]
+    det = [*dp, "train", "--model", "resnet20", "--data", data, "--device", device,
+           "--iterations", "30", "--deterministic", "--precision", "fp32"]
+    return [
+        ("fp16 with its gradient scaler", [*dp, "train", "--model", "resnet20", "--data", data,
+                                           "--device", device, "--precision", "fp16",
+                                           "--iterations", "60", "--run-dir",
+                                           str(work / "fp16")], 240),
+        ("mixup/cutmix/TrivialAugment on the GPU", [*dp, "train", "--model", "resnet20",
+                                                    "--data", data, "--device", device,
+                                                    "--iterations", "30", *modern,
+                                                    "--run-dir", str(work / "modern")], 240),
+        ("deterministic run 1", [*det, "--run-dir", str(work / "det1")], 180),
+        ("deterministic run 2", [*det, "--run-dir", str(work / "det2")], 180),
+        ("deterministic runs identical", [py, "-c", _SAME,
+                                          str(work / "det1" / "weights.safetensors"),
+                                          str(work / "det2" / "weights.safetensors")], 60),
     ]
 
 
