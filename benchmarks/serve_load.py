@@ -106,7 +106,7 @@ def load(port: int, body: bytes, clients: int, seconds: float) -> dict:
                                                  - cpu0.ru_utime - cpu0.ru_stime) / wall}
 
 
-def faults(port: int, body: bytes, seconds: float) -> dict:
+def faults(port: int, body: bytes, seconds: float, pause: float = 0.05) -> dict:
     """Misbehaving clients beside 16 well-behaved ones: some disconnect mid-body, some send
     their body slowly, some send garbage or a broken multipart form. Returns the good clients'
     figures and the server's error counters and health afterwards."""
@@ -140,7 +140,7 @@ def faults(port: int, body: bytes, seconds: float) -> dict:
                 done[kind] += 1
             except OSError:
                 done[kind] += 1
-            time.sleep(0.05)  # mixed into the load, not a flood
+            time.sleep(pause)  # 0.05 s: mixed into the load; 0: a flood
 
     threads = [threading.Thread(target=bad, args=(k,)) for k in done for _ in range(2)]
     for th in threads:
@@ -183,6 +183,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[32])
     ap.add_argument("--faults", action="store_true",
                     help="only the fault run (ResNet-20 bf16, batching)")
+    ap.add_argument("--fault-pause", type=float, default=0.05,
+                    help="fault run: seconds each misbehaving client waits between attempts")
     ap.add_argument("--burst", type=int, default=0,
                     help="also: this many clients at once for 5 s after the steady load")
     ap.add_argument("--models", nargs="+", default=["resnet20:fp32", "resnet20:bf16",
@@ -207,7 +209,7 @@ def main() -> None:
     if a.faults:
         proc, port = start(weights["resnet20"], "bf16", 32)
         try:
-            r = faults(port, _png(32), a.seconds)
+            r = faults(port, _png(32), a.seconds, a.fault_pause)
         finally:
             proc.terminate()
             code = proc.wait()

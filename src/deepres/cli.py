@@ -34,14 +34,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# The value parsers are declared with the options (runtime/options.py); the other commands
-# use the same ones.
-_number = number
-_device = device_parser
-
-
 def _scales(text: str) -> list[int]:
-    parse = _number(int, 8, 4096)
+    parse = number(int, 8, 4096)
     try:
         return [int(parse(v)) for v in text.split(",")]
     except argparse.ArgumentTypeError:
@@ -226,7 +220,7 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("--batch-size", type=POSITIVE_INT, default=256)
     p.add_argument("--workers", type=NONNEG_INT, default=2,
                    help="processes decoding image files (folders); 0: in this process")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device_parser, default="cpu")
     _add_precision(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--confusion", metavar="FILE.png", default=None,
@@ -243,7 +237,7 @@ def _add_predict(sub: Any) -> None:
     p.add_argument("--batch-size", type=POSITIVE_INT, default=64)
     p.add_argument("--workers", type=NONNEG_INT, default=2,
                    help="processes decoding image files; 0: in this process")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device_parser, default="cpu")
     _add_precision(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.cmd_predict)
@@ -277,7 +271,7 @@ def _add_precise_bn(sub: Any) -> None:
     p.add_argument("--data", required=True, help="the dataset the weights were trained on")
     p.add_argument("--batches", type=POSITIVE_INT, default=100)
     p.add_argument("--batch-size", type=POSITIVE_INT, default=128)
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device_parser, default="cpu")
     p.add_argument("out", help="where the new weights are written")
     p.set_defaults(func=commands.cmd_precise_bn)
 
@@ -292,7 +286,7 @@ def _add_reproduce(sub: Any) -> None:
                         "4.5 hours (use --seeds 2); full: the paper's schedule, for GPUs")
     p.add_argument("--seeds", type=POSITIVE_INT, default=1)
     p.add_argument("--data", default=None, help="dataset (default: by experiment and scale)")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device_parser, default="cpu")
     p.add_argument("--out", default="reports", help="folder for runs and the report")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild the report from finished runs; train nothing")
@@ -316,20 +310,20 @@ def _add_serve(sub: Any) -> None:
     _add_foreign(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_number(int, 0, 65535), default=8000)
+    p.add_argument("--port", type=number(int, 0, 65535), default=8000)
     p.add_argument("--workers", type=POSITIVE_INT, default=1,
                    help="server processes, each with its own model (more cores)")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device_parser, default="cpu")
     _add_precision(p)
     p.add_argument("--max-batch", type=POSITIVE_INT, default=32,
                    help="images run together at most (dynamic batching)")
-    p.add_argument("--max-wait-ms", type=_number(float, 0.0, 10_000.0), default=5.0,
+    p.add_argument("--max-wait-ms", type=number(float, 0.0, 10_000.0), default=5.0,
                    help="how long a batch waits for more images after its first")
     p.add_argument("--max-queue", type=POSITIVE_INT, default=256,
                    help="images waiting at most; beyond, requests get 503 with Retry-After")
     p.add_argument("--max-bytes", type=POSITIVE_INT, default=10_000_000,
                    help="largest request body; larger ones get 413")
-    p.add_argument("--timeout", type=_number(float, 0.1, 3600.0), default=30.0,
+    p.add_argument("--timeout", type=number(float, 0.1, 3600.0), default=30.0,
                    help="seconds a request may wait for its answer (then 504)")
     p.set_defaults(func=commands.cmd_serve)
 

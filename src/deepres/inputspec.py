@@ -193,9 +193,8 @@ class InputSpec:
 
 
 def _problem(s: InputSpec) -> str | None:
-    if not (_is_int(s.input_size, 1, MAX_SIZE) and _is_int(s.test_resize, s.input_size
-                                                              if _is_int(s.input_size, 1, MAX_SIZE)
-                                                              else 1, 2 * MAX_SIZE)):
+    if not (_is_int(s.input_size, 1, MAX_SIZE)
+            and _is_int(s.test_resize, s.input_size, 2 * MAX_SIZE)):
         return (f"input size {s.input_size!r} and test resize {s.test_resize!r} must be "
                 f"integers, 1 <= input size <= test resize")
     if not (s.mean.shape == (3,) or (s.mean.dim() == 3 and s.mean.shape[0] == 3)):
@@ -205,9 +204,6 @@ def _problem(s: InputSpec) -> str | None:
     if s.interpolation not in INTERPOLATIONS:
         return f"interpolation must be one of {', '.join(INTERPOLATIONS)}"
     return None
-
-
-_INVALID = object()
 
 
 def _shown(raw: Any) -> str:

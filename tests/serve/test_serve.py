@@ -120,6 +120,9 @@ def test_bad_input_gets_clear_errors_and_the_server_goes_on(server, tmp_path):
     assert _request(base + "/v1/predict?top_k=0", _png(2))[0] == 400
     assert _request(base + "/healthz")[0] == 200
     assert _request(base + "/v1/predict", _png(3), {"Content-Type": "image/png"})[0] == 200
+    status, page, headers = _request(base + "/")  # the page, names inserted as text only
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b"/v1/predict" in page and b"textContent" in page and b"innerHTML" not in page
     metrics = _request(base + "/metrics")[1].decode()
     assert 'deepres_errors_total{kind="bad_image"} 4' in metrics
     assert 'deepres_errors_total{kind="too_large"} 1' in metrics
@@ -135,12 +138,6 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(server):
         status, body, _ = pending.result(timeout=30)
     assert status == 200 and json.loads(body)["results"]
     assert proc.wait(timeout=30) == 0
-
-
-def test_the_page_is_served():
-    from deepres.serve.page import PAGE
-
-    assert "/v1/predict" in PAGE and "textContent" in PAGE and "innerHTML" not in PAGE
 
 
 def test_a_full_queue_is_refused_not_grown():

@@ -53,15 +53,15 @@ WIDER_BOTTLENECKS: dict[str, tuple[int, int, int]] = {
     "wide_resnet50_2": (50, 1, 128),     # Zagoruyko and Komodakis 2016, torchvision's variant
     "wide_resnet101_2": (101, 1, 128),
 }
-PREACT_IMAGENET_LAYERS = {**{d: v[1] for d, v in IMAGENET_LAYERS.items()},
+ORIGINAL_IMAGENET_LAYERS = {d: v[1] for d, v in IMAGENET_LAYERS.items()}
+PREACT_IMAGENET_LAYERS = {**ORIGINAL_IMAGENET_LAYERS,
                           200: (3, 24, 36, 3)}  # the follow-up paper's ResNet-200
 
 
 def _imagenet(name: str, depth: int, residual: bool, arch: str = "original",
               groups: int = 1, width: int = 64) -> ModelSpec:
     # Option B by default for ImageNet models (§4.1: the 50/101/152 use B; torchvision's too).
-    layers = (PREACT_IMAGENET_LAYERS if arch == "preact" else
-              {d: v[1] for d, v in IMAGENET_LAYERS.items()})[depth]
+    layers = (PREACT_IMAGENET_LAYERS if arch == "preact" else ORIGINAL_IMAGENET_LAYERS)[depth]
     return ModelSpec(name, "imagenet", depth, residual, 1000, 224, "B", groups, width, arch,
                      depth >= 50, layers)
 

@@ -11,18 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from .blocks import BasicBlock, Bottleneck, PlainBasicBlock, PlainBottleneck
-from .names import (  # noqa: F401  (the registry's public names, defined in names.py)
-    CIFAR_LISTED_DEPTHS,
-    CIFAR_WIDTHS,
-    DEFAULT_INPUT_SPEC,
-    IMAGENET_LAYERS,
-    IMAGENET_WIDTHS,
-    WIDER_BOTTLENECKS,
-    ModelSpec,
-    default_input_spec,
-    list_models,
-    resolve,
-)
+from .names import CIFAR_WIDTHS, DEFAULT_INPUT_SPEC, IMAGENET_WIDTHS, resolve
 from .preact import PreActBasicBlock, PreActBottleneck
 from .resnet import ResNet
 
