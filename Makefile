@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint bench clean browser-test
+.PHONY: setup demo test test-all lint bench clean browser-test gpu-data
 
 setup: $(STAMP)
 
@@ -38,3 +38,11 @@ browser-test: $(STAMP)
 	sudo apt-get install -y chromium chromium-driver || apt-get install -y chromium chromium-driver
 	$(PY) -m pip install -q selenium
 	$(PY) -m pytest -q tests/serve/test_serve.py -k browser
+
+# The one-shot GPU check needs the CIFAR-10 archive inside the repository when only the
+# repository travels to the GPU machine: copied into gpu-data/ (ignored by git), then there
+# `bash benchmarks/device_check.sh gpu-data/cifar10-jpg.tar.gz device-check.json`.
+CIFAR_ARCHIVE ?= ../shared/datasets/cifar10-jpg.tar.gz
+gpu-data:
+	mkdir -p gpu-data
+	cp $(CIFAR_ARCHIVE) gpu-data/cifar10-jpg.tar.gz

@@ -12,6 +12,9 @@ and on a CPU, every step the same way but small, as the test suite runs it:
 
 Steps (each a separate process running deepres from ``src/``, so no install is needed; a step
 that fails is recorded and the others still run):
+0. first the GPU's own questions: fp16 training with its gradient scaler, mixup/cutmix/
+   TrivialAugment on the device, and ``--deterministic`` twice with a bit-identity check of the
+   two weights files (a dry run rehearses all of these on the CPU but fp16, which a CPU refuses);
 1. versions: Python, torch, CUDA, the GPU's name and compute capability, the precision ``auto``
    picks there;
 2. ``benchmarks/gpu.py`` with its data given explicitly (throughput figures);
@@ -98,8 +101,7 @@ def plan(data: str, device: str, work: Path, dry: bool) -> list[tuple[str, list[
     first = ["--iterations", "4", "--batch-size", "16"] if dry else ["--epochs", "2"]
     more = ["--iterations", "6"] if dry else ["--epochs", "3"]
     weights = str(run / "weights.safetensors")
-    gpu_only = [] if dry else _gpu_only(dp, py, data, device, work)
-    return gpu_only + [
+    return _gpu_only(dp, py, data, device, work, dry) + [
         ("versions", [py, "-c", _VERSIONS.format(device=device)], 60),
         ("gpu.py", [py, str(ROOT / "benchmarks" / "gpu.py"), "--device", device,
                     "--data", data, "--json", str(work / "gpu.json"),
@@ -130,21 +132,24 @@ _SAME = ("import sys, torch\nfrom safetensors.torch import load_file\n"
          "print('{\"identical\": %s}' % str(same).lower()); sys.exit(0 if same else 1)")
 
 
-def _gpu_only(dp: list[str], py: str, data: str, device: str, work: Path
+def _gpu_only(dp: list[str], py: str, data: str, device: str, work: Path, dry: bool
               ) -> list[tuple[str, list[str], float]]:
-    """What a CPU cannot run: fp16 with its gradient scaler (refused on a CPU), and whether
-    --deterministic makes two GPU runs bit-identical."""
+    """The GPU's own questions: fp16 with its gradient scaler (a GPU only: refused on a CPU),
+    the modern options on the device, and whether --deterministic makes two runs
+    bit-identical. A dry run rehearses all but fp16 on the CPU, a few steps each."""
     modern = ["--mixup", "0.2", "--cutmix", "1.0", "--auto-augment", "trivialaugment"]
-    det = [*dp, "train", "--model", "resnet20", "--data", data, "--device", device,
-           "--iterations", "30", "--deterministic", "--precision", "fp32"]
-    return [
+    steps = ["--iterations", "3", "--batch-size", "16"] if dry else ["--iterations", "30"]
+    det = [*dp, "train", "--model", "resnet20", "--data", data, "--device", device, *steps,
+           "--deterministic", "--precision", "fp32"]
+    fp16 = [] if dry else [
         ("fp16 with its gradient scaler", [*dp, "train", "--model", "resnet20", "--data", data,
                                            "--device", device, "--precision", "fp16",
                                            "--iterations", "60", "--run-dir",
-                                           str(work / "fp16")], 240),
-        ("mixup/cutmix/TrivialAugment on the GPU", [*dp, "train", "--model", "resnet20",
+                                           str(work / "fp16")], 240)]
+    return fp16 + [
+        ("mixup/cutmix/TrivialAugment on the device", [*dp, "train", "--model", "resnet20",
                                                     "--data", data, "--device", device,
-                                                    "--iterations", "30", *modern,
+                                                    *steps, *modern,
                                                     "--run-dir", str(work / "modern")], 240),
         ("deterministic run 1", [*det, "--run-dir", str(work / "det1")], 180),
         ("deterministic run 2", [*det, "--run-dir", str(work / "det2")], 180),

@@ -37,7 +37,7 @@ def test_gpu_benchmark_runs_tiny_on_the_cpu(tmp_path):
     assert len(results) == 3 and all("error" not in r for r in results.values())
 
 
-@pytest.mark.slow  # about 3 minutes on 2 quiet cores (9 processes, each importing torch)
+@pytest.mark.slow  # about 3 minutes on 2 quiet cores (13 processes, each importing torch)
 def test_device_check_dry_run_runs_every_step_on_the_cpu(tmp_path):
     out = tmp_path / "check.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "device_check.py"),
@@ -46,7 +46,9 @@ def test_device_check_dry_run_runs_every_step_on_the_cpu(tmp_path):
     report = json.loads(out.read_text())
     assert done.returncode == 0, json.dumps(report["steps"], indent=1)[-4000:]
     steps = {r["step"]: r for r in report["steps"]}
-    assert len(steps) == 9 and not report["failed"]
+    assert len(steps) == 13 and not report["failed"]
+    # The GPU-only steps rehearsed here (all but fp16): two --deterministic runs bit-identical.
+    assert steps["deterministic runs identical"]["figures"] == {"identical": True}
     assert steps["versions"]["figures"]["torch"] and steps["gpu.py"]["figures"]
     assert steps["eval"]["figures"]["images"] == 1000
     assert steps["int8 eval on the CPU"]["figures"]["images"] == 1000

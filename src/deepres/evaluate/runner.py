@@ -81,6 +81,7 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
         k = len(splits.classes)
         m = count_errors(batches, lambda x: ensemble(
             [_probs(p, x, crops, scales, tta) for p in preds]).cpu(), "cpu", ctx, k)
+        ctx.barrier()  # every rank past its last collective before the group goes away
     finally:
         ctx.close()
     if m["images"] == 0:
