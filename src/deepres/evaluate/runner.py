@@ -63,8 +63,7 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
     """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``."""
     if crops not in (1, 10):
         raise ValueError(f"--crops must be 1 or 10, not {crops}")
-    ctx = dist.init(device)
-    try:
+    with dist.init(device) as ctx:
         device = str(ctx.local_device(device))
         configure_cuda(device)
         preds = [load_predictor(w, device, precision, model_name, classes_file)
@@ -81,9 +80,6 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
         k = len(splits.classes)
         m = count_errors(batches, lambda x: ensemble(
             [_probs(p, x, crops, scales, tta) for p in preds]).cpu(), "cpu", ctx, k)
-        ctx.barrier()  # every rank past its last collective before the group goes away
-    finally:
-        ctx.close()
     if m["images"] == 0:
         raise DatasetError(f"{data}: no images in the {split} split were evaluated; check the "
                            "data and --batch-size")

@@ -69,6 +69,19 @@ class Context:
         if self.active and tdist.is_initialized():
             tdist.destroy_process_group()
 
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        # Leaving normally, the ranks meet first, so that none tears the group down while
+        # another still works (rank 0 writing a run's files, say). After an error there is
+        # no meeting: the other ranks may never arrive.
+        try:
+            if kind is None:
+                self.barrier()
+        finally:
+            self.close()
+
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """Batch norm over the global batch of all processes, on any device (gloo or NCCL).

@@ -47,13 +47,8 @@ from .state import STOP_CHECK_EVERY, Setup, TrainState, prepare, update_ema  # n
 
 def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     """Train as ``cfg`` says; with ``resume`` continue the run in ``cfg.run.run_dir``."""
-    ctx = dist.init(cfg.run.device)
-    try:
-        summary = _fit(cfg, resume, ctx)
-        ctx.barrier()  # let rank 0 finish writing before the process group goes away
-        return summary
-    finally:
-        ctx.close()
+    with dist.init(cfg.run.device) as ctx:  # the ranks meet before the group goes away
+        return _fit(cfg, resume, ctx)
 
 
 def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
