@@ -101,7 +101,7 @@ def plan(data: str, device: str, work: Path, dry: bool) -> list[tuple[str, list[
     first = ["--iterations", "4", "--batch-size", "16"] if dry else ["--epochs", "2"]
     more = ["--iterations", "6"] if dry else ["--epochs", "3"]
     weights = str(run / "weights.safetensors")
-    return _gpu_only(dp, py, data, device, work, dry) + [
+    return _gpu_questions(dp, py, data, device, work, dry) + [
         ("versions", [py, "-c", _VERSIONS.format(device=device)], 60),
         ("gpu.py", [py, str(ROOT / "benchmarks" / "gpu.py"), "--device", device,
                     "--data", data, "--json", str(work / "gpu.json"),
@@ -132,7 +132,7 @@ _SAME = ("import sys, torch\nfrom safetensors.torch import load_file\n"
          "print('{\"identical\": %s}' % str(same).lower()); sys.exit(0 if same else 1)")
 
 
-def _gpu_only(dp: list[str], py: str, data: str, device: str, work: Path, dry: bool
+def _gpu_questions(dp: list[str], py: str, data: str, device: str, work: Path, dry: bool
               ) -> list[tuple[str, list[str], float]]:
     """The GPU's own questions: fp16 with its gradient scaler (a GPU only: refused on a CPU),
     the modern options on the device, and whether --deterministic makes two runs

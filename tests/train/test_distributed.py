@@ -223,3 +223,21 @@ def test_sync_bn_adds_no_graph_breaks_under_compile(tmp_path):
     mp.spawn(_graph_break_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2)
     synced, plain = torch.load(out)
     assert synced == plain, (synced, plain)
+
+
+def test_ranks_meet_before_teardown_only_when_leaving_normally(monkeypatch):
+    # fit and run_eval hold the process group in a `with`: a normal exit meets the other ranks
+    # (rank 0 may still be writing), an error does not wait for ranks that may never come.
+    from deepres.runtime import distributed as dist
+
+    calls = []
+    monkeypatch.setattr(dist.tdist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist.tdist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(dist.tdist, "destroy_process_group", lambda: calls.append("destroy"))
+    with dist.Context(rank=1, world_size=2):
+        pass
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    with pytest.raises(RuntimeError), dist.Context(rank=1, world_size=2):
+        raise RuntimeError("a rank failed")
+    assert calls == ["destroy"]
