@@ -23,7 +23,9 @@ that fails is recorded and the others still run):
 5. int8 export of the GPU-trained weights, evaluated on the CPU;
 6. ``torchrun`` with 2 processes on the CPU (gloo), with CUDA present.
 Every step's exit status, seconds, figures (its JSON output where it has one) and the tail of
-its error output go into one JSON file. Meant to finish in under 8 minutes on one GPU.
+its error output go into one JSON file, rewritten (atomically) after each step: ``complete``
+says whether every step ran, so a run cut short still leaves what it checked. Meant to finish
+in under 8 minutes on one GPU.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # deepres from src/, no install (nothing heavy imported)
+
+from deepres.runtime.files import atomic_write_text  # noqa: E402
 
 
 def _env() -> dict[str, str]:
@@ -176,19 +181,26 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--data PATH is required (the CIFAR-10 archive copied to this machine)")
     results: list[dict] = []
     started = time.time()
+
+    def report(complete: bool) -> dict:
+        # Written after every step: a loan that ends mid-run still returns what was checked.
+        r = {"dry_run": args.dry_run, "device": device, "data": data, "complete": complete,
+             "seconds": round(time.time() - started, 1),
+             "passed": sum(r["rc"] == 0 for r in results),
+             "failed": [r["step"] for r in results if r["rc"] != 0], "steps": results}
+        atomic_write_text(args.out, json.dumps(r, indent=2) + "\n")
+        return r
+
     with tempfile.TemporaryDirectory(prefix="deepres-device-check-") as tmp:
         for name, cmd, timeout in plan(data, device, Path(tmp), args.dry_run):
             r = _step(name, cmd, results, timeout)
             table = Path(tmp) / "gpu.json"  # gpu.py writes its figures to a file
             if name == "gpu.py" and table.exists():
                 r["figures"] = json.loads(table.read_text())
-    report = {"dry_run": args.dry_run, "device": device, "data": data,
-              "seconds": round(time.time() - started, 1),
-              "passed": sum(r["rc"] == 0 for r in results), "failed":
-              [r["step"] for r in results if r["rc"] != 0], "steps": results}
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{report['passed']} passed, {len(report['failed'])} failed")
-    return 0 if not report["failed"] else 1
+            report(complete=False)
+    final = report(complete=True)
+    print(f"{final['passed']} passed, {len(final['failed'])} failed")
+    return 0 if not final["failed"] else 1
 
 
 if __name__ == "__main__":

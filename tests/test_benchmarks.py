@@ -46,9 +46,38 @@ def test_device_check_dry_run_runs_every_step_on_the_cpu(tmp_path):
     report = json.loads(out.read_text())
     assert done.returncode == 0, json.dumps(report["steps"], indent=1)[-4000:]
     steps = {r["step"]: r for r in report["steps"]}
-    assert len(steps) == 13 and not report["failed"]
+    assert len(steps) == 13 and not report["failed"] and report["complete"]
     # The GPU-only steps rehearsed here (all but fp16): two --deterministic runs bit-identical.
     assert steps["deterministic runs identical"]["figures"] == {"identical": True}
     assert steps["versions"]["figures"]["torch"] and steps["gpu.py"]["figures"]
     assert steps["eval"]["figures"]["images"] == 1000
     assert steps["int8 eval on the CPU"]["figures"]["images"] == 1000
+
+
+_CUT_SHORT = """
+import sys
+sys.path.insert(0, {bench!r})
+import device_check
+py = sys.executable
+device_check.plan = lambda *a: [
+    ("first", [py, "-c", "print('{{}}')"], 30),
+    ("the loan ends", [py, "-c", "import os, signal; os.kill(os.getppid(), signal.SIGKILL)"], 30),
+    ("never reached", [py, "-c", "pass"], 30)]
+device_check.main(["--dry-run", "--out", {out!r}])
+"""
+
+
+def test_device_check_cut_short_still_leaves_what_it_checked(tmp_path):
+    # A GPU loan may end mid-run: the report is rewritten after every step, atomically.
+    import os
+
+    out, tmp = tmp_path / "check.json", tmp_path / "tmp"
+    tmp.mkdir()  # the killed check's own work folder stays in here
+    done = subprocess.run([sys.executable, "-c", _CUT_SHORT.format(
+        bench=str(ROOT / "benchmarks"), out=str(out))], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "TMPDIR": str(tmp)})
+    assert done.returncode == -9, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert not report["complete"] and report["passed"] == 1
+    assert [s["step"] for s in report["steps"]] == ["first"]
+    assert sorted(tmp_path.iterdir()) == [out, tmp]  # no temporary file left beside it
