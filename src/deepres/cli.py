@@ -151,11 +151,9 @@ def _add_foreign(p: argparse.ArgumentParser) -> None:
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
-    from .runtime.options import PRECISIONS
+    from .runtime.options import PRECISION_HELP, PRECISIONS
 
-    p.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="auto (default): bf16 autocast on CUDA and on CPUs with native bf16 "
-                        "(avx512_bf16 or AMX), fp32 elsewhere")
+    p.add_argument("--precision", choices=PRECISIONS, default=None, help=PRECISION_HELP)
     p.add_argument("--amp", dest="precision", action="store_const", const="bf16",
                    help="alias of --precision bf16")
     p.add_argument("--no-amp", dest="precision", action="store_const", const="fp32",

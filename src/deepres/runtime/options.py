@@ -19,6 +19,9 @@ from typing import Any
 MISSING: Any = dataclasses.MISSING
 # The precisions runtime/precision.py implements: "auto" resolves to bf16 where native.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # fp16: CUDA only, with a gradient scaler
+PRECISION_HELP = ("auto (default): bf16 autocast where it is computed natively (GPUs of compute "
+                  "capability 8.0 or newer; CPUs with avx512_bf16 or AMX), fp32 elsewhere (TF32 "
+                  "off unless --tf32); fp16 with a gradient scaler on CUDA only")
 
 
 def number(kind: type, low: float | None = None, high: float | None = None,

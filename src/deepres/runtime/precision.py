@@ -59,7 +59,8 @@ def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
 
 
 def resolve_precision(precision: str | None, device: str | torch.device) -> str:
-    """``auto`` (or None) becomes ``bf16`` on CUDA and on CPUs with native bf16, else ``fp32``."""
+    """``auto`` (or None) becomes ``bf16`` where bf16 is native (GPUs of compute capability 8.0
+    or newer, CPUs with avx512_bf16 or AMX), else ``fp32``."""
     precision = precision or "auto"
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")

@@ -17,6 +17,7 @@ from ..runtime.options import (
     NONNEG_INT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    PRECISION_HELP,
     PRECISIONS,
     device,
     milestones,
@@ -135,11 +136,9 @@ class RunConfig:
     # the usual choice on GPUs too); torch.compile off (its start-up cost outweighs short runs).
     channels_last: bool | None = option(None, switch="both",
                                         help="channels_last memory layout (default: on)")
-    # "auto": bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), fp32
-    # elsewhere (deepres.runtime.precision); resolved to "fp32" or "bf16" in the saved config.
-    precision: str = option("auto", choices=PRECISIONS, help="auto (default): bf16 autocast "
-                            "on CUDA and on CPUs with native bf16 (avx512_bf16 or AMX), fp32 "
-                            "elsewhere")
+    # "auto": bf16 where it is native (runtime/precision.py); resolved to "fp32" or "bf16" in
+    # the saved config.
+    precision: str = option("auto", choices=PRECISIONS, help=PRECISION_HELP)
     compile: bool = option(False, switch="both", help="torch.compile (default: off, on in "
                            "fast90)")
     # On a GPU: allow TF32 for fp32 matmuls and convolutions (faster, ~10 mantissa bits);
