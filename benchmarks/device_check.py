@@ -184,12 +184,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(complete: bool) -> dict:
         # Written after every step: a loan that ends mid-run still returns what was checked.
-        r = {"dry_run": args.dry_run, "device": device, "data": data, "complete": complete,
-             "seconds": round(time.time() - started, 1),
-             "passed": sum(r["rc"] == 0 for r in results),
-             "failed": [r["step"] for r in results if r["rc"] != 0], "steps": results}
-        atomic_write_text(args.out, json.dumps(r, indent=2) + "\n")
-        return r
+        out = {"dry_run": args.dry_run, "device": device, "data": data, "complete": complete,
+               "seconds": round(time.time() - started, 1),
+               "passed": sum(s["rc"] == 0 for s in results),
+               "failed": [s["step"] for s in results if s["rc"] != 0], "steps": results}
+        atomic_write_text(args.out, json.dumps(out, indent=2) + "\n")
+        return out
 
     with tempfile.TemporaryDirectory(prefix="deepres-device-check-") as tmp:
         for name, cmd, timeout in plan(data, device, Path(tmp), args.dry_run):

@@ -147,11 +147,11 @@ def test_cpu_runs_never_touch_cuda_even_where_cuda_is_reported(tiny_data, tmp_pa
 def _precise_bn_worker(rank, world, store_path, out):
     import torch.distributed as tdist
 
-    from deepres.runtime.distributed import GlobalBatchNorm2d
+    from deepres.runtime.distributed import Context, GlobalBatchNorm2d
 
     tdist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank,
                              world_size=world)
-    try:
+    with Context(rank=rank, world_size=world):  # meet, then destroy the group, as fit does
         torch.manual_seed(0)
         batches = [torch.randn(4, 3, 2, 2) * (i + 1) + 10 * i for i in range(3 * world)]
         bn = GlobalBatchNorm2d(3, momentum=None)
@@ -160,9 +160,6 @@ def _precise_bn_worker(rank, world, store_path, out):
             bn(b)
         if rank == 0:
             torch.save(bn.running_mean.clone(), out)
-        tdist.barrier()
-    finally:
-        tdist.destroy_process_group()
     _leave()
 
 
@@ -197,20 +194,17 @@ def _graph_break_worker(rank, world, store_path, out):
     import torch.distributed as tdist
 
     from deepres.models import create_model
-    from deepres.runtime.distributed import convert_global_bn
+    from deepres.runtime.distributed import Context, convert_global_bn
 
     tdist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank,
                              world_size=world)
-    try:
+    with Context(rank=rank, world_size=world):
         x = torch.randn(4, 3, 32, 32)
         synced = torch._dynamo.explain(convert_global_bn(create_model("resnet8")).train())(x)
         torch._dynamo.reset()
         plain = torch._dynamo.explain(create_model("resnet8").train())(x)
         if rank == 0:
             torch.save([synced.graph_break_count, plain.graph_break_count], out)
-        tdist.barrier()
-    finally:
-        tdist.destroy_process_group()
     _leave()
 
 
