@@ -15,7 +15,7 @@ def _cmd(data, run_dir, resume):
     where = ["--resume", str(run_dir)] if resume else ["--run-dir", str(run_dir)]
     return [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data", str(data),
             "--epochs", "16", "--batch-size", "16", "--checkpoint-every", "5", "--log-every", "1",
-            "--seed", "7", *where]
+            "--seed", "7", "--precision", "fp32", *where]
 
 
 def _last_step(run_dir):
@@ -102,6 +102,11 @@ def test_sigterm_and_sigint_checkpoint_the_current_step_and_resume_bit_identical
     summary = json.loads((run / "summary.json").read_text())
     assert summary["resumed_at_steps"] == stops
     assert summary["seconds"] > before and "seconds_since_step" not in summary
+    # Each sitting is recorded: the steps it took, its machine and precision.
+    segs = summary["segments"]
+    assert [(g["from_step"], g["to_step"]) for g in segs] == \
+        [(0, stops[0]), (stops[0], stops[1]), (stops[1], summary["steps"])]
+    assert all(g["machine"]["cpu"] and g["machine"]["precision"] == "fp32" for g in segs)
     a = load_file(str(ref / "weights.safetensors"))
     b = load_file(str(run / "weights.safetensors"))
     assert not [k for k in a if not (a[k] == b[k]).all()]
@@ -129,3 +134,24 @@ def test_resume_after_a_divergence_accepts_a_lower_lr(tiny_data, tmp_path, capsy
     # A run that did not diverge keeps its learning rate.
     assert main(["train", "--resume", str(run), "--lr", "0.02", "--epochs", "4"]) == 2
     assert "only after a stop on non-finite values" in capsys.readouterr().err
+
+
+def test_a_resume_may_follow_the_machines_precision(tiny_data, tmp_path, capsys):
+    # A long run moves between machines: --precision may change on resume (auto: bf16 where
+    # native, else fp32), and the summary says which precision trained which steps.
+    import json
+
+    from deepres.cli import main
+
+    run = tmp_path / "run"
+    base = ["train", "--model", "resnet8", "--data", str(tiny_data), "--batch-size", "16",
+            "--log-every", "2"]
+    assert main([*base, "--iterations", "4", "--precision", "fp32", "--run-dir", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--iterations", "8",
+                 "--precision", "bf16"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert [(g["from_step"], g["to_step"], g["machine"]["precision"])
+            for g in summary["segments"]] == [(0, 4, "fp32"), (4, 8, "bf16")]
+    assert json.loads((run / "config.json").read_text())["run"]["precision"] == "bf16"
+    # Other settings still may not change on resume.
+    assert main(["train", "--resume", str(run), "--iterations", "10", "--lr", "0.5"]) == 2

@@ -36,6 +36,8 @@ class Scale:
     # `preact`: the depths at which original and pre-activation nets are compared (the
     # follow-up paper's 110 and 164; smaller at the short scales).
     preact_depths: tuple[int, ...] = (110, 164)
+    # The order in which the CIFAR depths train (None: as listed); each seed's runs in turn.
+    priority: tuple[int, ...] | None = None
 
 
 # What each ImageNet table trained (§4.1): Table 2 compares plain and residual 18/34 with option
@@ -72,10 +74,15 @@ SCALES = {
                     imagenet_iterations=2000, imagenet_batch=64, precise_bn=50, compile=True,
                     plain_seeds=1, conv_init="fan_out", preact_depths=(56,)),
     # The paper's schedule (§4.2): 64k iterations, all depths of Table 6 (ResNet-1202
-    # included), ResNet-110 over 5 seeds (Table 6 reports its mean and std); for a GPU.
+    # included), ResNet-110 over 5 seeds (Table 6 reports its mean and std). Hours per net on
+    # a CPU, spread over sittings: trained in the order of `priority` (ResNet-20 and -56
+    # first), each run's precision resolved afresh at every resume (bf16 where native, fp32
+    # elsewhere: README, "Runs that move between machines"), compiled (1.04x for ResNet-20,
+    # 1.07x for ResNet-56 on a Zen 4: benchmarks/full_schedule_settings.py).
     "full": Scale("full", (20, 32, 44, 56, 110, 1202), 64_000, 128, 0.0,
                   imagenet_runs=IMAGENET_FULL, imagenet_iterations=600_000,
-                  imagenet_batch=256, precise_bn=200, seeds_for={"resnet110": 5}),
+                  imagenet_batch=256, precise_bn=200, seeds_for={"resnet110": 5},
+                  compile=True, priority=(20, 56, 32, 44, 110, 1202)),
 }
 SHORTCUT_DEPTH = {"smoke": 8, "quick": 20, "medium": 20, "full": 32}
 
@@ -121,7 +128,8 @@ def _plan_depth(experiment: str, scale: Scale, seeds: int, data: str, device: st
     depths = scale.depths
     if experiment == "layer-responses" and scale.name == "full":
         depths = (20, 56, 110)
-    runs = []
+    order = {d: i for i, d in enumerate(scale.priority or depths)}
+    keyed = []
     for seed in range(max([seeds, *extra_seeds.values()])):
         for kind in ("plain", "resnet"):
             for d in depths:
@@ -132,11 +140,14 @@ def _plan_depth(experiment: str, scale: Scale, seeds: int, data: str, device: st
                 if kind == "plain" and scale.plain_seeds:
                     n = min(n, scale.plain_seeds)
                 if seed < n:
-                    runs.append(_cifar_run(model, None, seed, scale, data, device, out))
-    # Every seed of the residual nets first, then the plain nets: the residual finding needs
-    # the most compute, and a long sweep stopped half-way still answers it.
-    runs.sort(key=lambda r: not r.config.model.name.startswith("resnet"))
-    return runs
+                    run = _cifar_run(model, None, seed, scale, data, device, out)
+                    # Every seed of the residual nets first, then the plain nets: the residual
+                    # finding needs the most compute, and a long sweep stopped half-way still
+                    # answers it. With a priority, seed by seed in its order of depths.
+                    keyed.append(((kind == "plain",) + ((seed, order[d]) if scale.priority
+                                                        else ()), run))
+    keyed.sort(key=lambda kr: kr[0])  # stable: without a priority, the listed order
+    return [run for _, run in keyed]
 
 
 def _plan_shortcuts(experiment: str, scale: Scale, seeds: int, data: str, device: str,

@@ -27,7 +27,7 @@ def describe_machine(device: str = "cpu", precision: str = "fp32") -> dict[str, 
         "cpu": model, "cpu_flags": flags,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
         "python": platform.python_version(), "device": device, "precision": precision,
     }
     if str(device).startswith("cuda") and torch.cuda.is_available():

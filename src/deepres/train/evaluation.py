@@ -101,6 +101,8 @@ def finish(s: Setup, state: TrainState, seconds: float, log: Logger,
                                **(extra or {})}
     if state.resumed_at:
         summary["resumed_at_steps"] = state.resumed_at
+        # which machine and precision trained which steps (they may differ between sittings)
+        summary["segments"] = state.segments_so_far()
     if state.seconds_before is None:  # resumed from a checkpoint that did not keep the time
         summary["seconds_since_step"] = state.resumed_at[-1]
     fresh = last_row.get("step") == state.step

@@ -25,7 +25,8 @@ from ..data import DatasetError
 from ..data.loaders import derived_generator
 from ..runtime import distributed as dist
 from ..runtime.files import atomic_write_text, stray_temporaries
-from ..runtime.precision import autocast
+from ..runtime.machine import describe_machine
+from ..runtime.precision import autocast, cpu_has_native_bf16
 from ..runtime.precision import why as precision_why
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig, resolve_auto
@@ -146,7 +147,7 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
                 f"{len(s.data.classes)} classes, {steps_per_epoch} steps/epoch, "
                 f"{cfg.optim.iterations} steps, {ctx.world_size} process(es), {s.device}, "
                 + (precision_why(cfg.run.precision, s.device)
-                   if requested_precision in (None, "auto") else cfg.run.precision)
+                   if requested_precision in (None, "auto") else _explicit(cfg, s.device))
                 + (f"; data {s.data.layout}" if s.data.layout else "")
                 + f"; {s.data.validation}")
     if s.resume_changes:  # after a divergence: said, and kept in the metrics
@@ -157,6 +158,8 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
     if ctx.is_main:
         (s.run_dir / DIVERGED).unlink(missing_ok=True)
     state.started = time.time()
+    state.segments.append({"from_step": state.step, "to_step": state.step, "seconds": 0.0,
+                           "machine": describe_machine(str(s.device), cfg.run.precision)})
     row: dict[str, Any] = {}
     with StopOnSignal() as stop:
         s.stop = stop
@@ -181,10 +184,12 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
         return finish(s, state, seconds, log, row, extra)
 
 
-
-
-
-
+def _explicit(cfg: TrainConfig, device: torch.device) -> str:
+    """The precision asked for by name, with a warning where it is emulated (slow)."""
+    if cfg.run.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        return ("bf16, EMULATED on this CPU (no avx512_bf16 or AMX): many times slower than "
+                "fp32; stop and resume with --precision auto to follow the machine")
+    return cfg.run.precision
 
 
 def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
@@ -278,16 +283,6 @@ def _save(s: Setup, state: TrainState) -> None:
     s.ctx.barrier()
 
 
-
-
-
-
-
-
-
-
-
-
 def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
     return {
         "model": s.module.state_dict(),
@@ -297,6 +292,7 @@ def _checkpoint_payload(s: Setup, state: TrainState) -> dict[str, Any]:
         # the time the run has trained (None: unknown before a resume from an old checkpoint)
         "seconds": None if state.seconds_before is None else round(state.seconds(), 1),
         "resumed_at": state.resumed_at,
+        "segments": state.segments_so_far(),
         # The only global generator training draws from; every augmentation takes an explicit
         # CPU generator, and nothing draws from the CUDA generators, so they are not kept (a
         # resume with fewer visible GPUs could not restore them all).
@@ -319,7 +315,8 @@ def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
     # before this resume is unknown, and the summary says from which step it counts.
     return TrainState(ckpt["step"], ckpt["epoch"], ckpt["batch"],
                       ScheduleState(**ckpt["schedule"]), seconds_before=ckpt.get("seconds"),
-                      resumed_at=[*ckpt.get("resumed_at", []), ckpt["step"]])
+                      resumed_at=[*ckpt.get("resumed_at", []), ckpt["step"]],
+                      segments=list(ckpt.get("segments", [])))
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:

@@ -16,10 +16,13 @@ from .config import SECTIONS, TrainConfig, with_overrides
 from .divergence import DIVERGED, SAFE_AFTER_DIVERGENCE
 from .guard import RunError
 
-# What may change when a run is resumed: where it runs, how often it logs and checkpoints, and
-# its length (extending a run is what users ask for; the schedule is recomputed over it).
-SAFE_ON_RESUME = {"device", "log_every", "checkpoint_every", "iterations", "epochs",
-                  "precise_bn"}
+# What may change when a run is resumed: where it runs and in what precision (a long run that
+# moves to a CPU without native bf16 resumes in fp32 with --precision auto: README, "Runs that
+# move between machines"; each sitting's machine and precision go into the summary), how often
+# it logs and checkpoints, and its length (extending a run is what users ask for; the schedule
+# is recomputed over it).
+SAFE_ON_RESUME = {"device", "precision", "log_every", "checkpoint_every", "iterations",
+                  "epochs", "precise_bn"}
 
 
 def new_run_dir(model: str | None) -> str:
@@ -56,7 +59,8 @@ def resume_config(run: str, cfg: TrainConfig, given: dict[str, Any],
         raise RunError(f"{run}: these flags differ from the run's config.json and "
                        f"cannot change when resuming: {'; '.join(changed)}{after}. Drop them "
                        "to resume the run as it was, or start a new run with --run-dir")
-    keep = {k: given.get(k) for k in ("device", "log_every", "checkpoint_every", "precise_bn")}
+    keep = {k: given.get(k) for k in ("device", "precision", "log_every", "checkpoint_every",
+                                      "precise_bn")}
     cfg = with_overrides(cfg, run={"run_dir": run, **keep})
     if diverged:
         cfg = with_overrides(cfg, optim={k: given[k] for k in SAFE_AFTER_DIVERGENCE

@@ -37,11 +37,22 @@ class TrainState:
     # counts the whole run); None when the checkpoint predates this field.
     seconds_before: float | None = 0.0
     resumed_at: list[int] = field(default_factory=list)  # the steps this run resumed from
+    # One entry per process that trained the run (a sitting): the steps it took, its training
+    # seconds and its machine and precision; a long run that moves between machines says
+    # which trained what (README, "Runs that move between machines").
+    segments: list[dict] = field(default_factory=list)
     started: float = field(default_factory=time.time)  # when this process began training
 
     def seconds(self) -> float:
         """Training seconds so far, this process's and those before it (when known)."""
         return (self.seconds_before or 0.0) + time.time() - self.started
+
+    def segments_so_far(self) -> list[dict]:
+        """The run's sittings up to this step, this process's own closed at it."""
+        done = [dict(seg) for seg in self.segments]
+        if done:
+            done[-1].update(to_step=self.step, seconds=round(time.time() - self.started, 1))
+        return done
 
 
 STOP_CHECK_EVERY = 10  # steps between the processes' agreement on a stop signal (torchrun)
