@@ -15,16 +15,24 @@ from .runtime.terminal import safe
 def cmd_models(args: argparse.Namespace) -> int:
     from .analysis.flops import model_table
 
+    from .models.published import weights_for
+
     rows = model_table()
+    for r in rows:  # deepres's own trained weights of the name (deepres:NAME[.TAG])
+        r["published"] = [{"source": p.source, "default": p.default, "test_error": p.test_error,
+                           "iterations": p.iterations, "scale": p.scale}
+                          for p in weights_for(r["name"])]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'model':<18} {'family':<9} {'params':>12} {'multiply-adds':>15}  input    "
-          "downsampling stride")
+          f"{'downsampling stride':<20} deepres weights (CIFAR-10 test error)")
     for r in rows:
+        weights = ", ".join(f"{p['source']} {100 * p['test_error']:.2f}%"
+                            for p in r["published"])
         print(f"{r['name']:<18} {r['family']:<9} {r['params'] / 1e6:>11.2f}M "
               f"{r['macs'] / 1e9:>14.3f}G  {r['input_size']}x{r['input_size']:<4}  "
-              f"{r['stride_placement'] or '-'}")
+              f"{r['stride_placement'] or '-':<20} {weights or '-'}".rstrip())
     print("Bottleneck nets are counted with the stride in the 3x3 (torchvision's placement); "
           "the paper's own models put it in the first 1x1 (--stride-in-1x1), which Table 1's "
           "figures count (see reports/table1.md).")

@@ -103,8 +103,10 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     ``deepres export --format int8``) with its class names and mean; every metadata field is
     checked before it is used, and errors name the field."""
     from ..export.quantize import is_int8_file, load_int8
+    from ..models.published import local_path
     from ..models.weights import refuse_url
 
+    path = local_path(path)  # deepres:NAME[.TAG]: the published file, its sha256 checked
     refuse_url(path)
     if is_int8_file(path):
         if torch.device(device).type != "cpu":

@@ -47,9 +47,11 @@ def create_model(
         conv_init: "fan_out" (torchvision's He initialisation) or "fan_in" (the paper's
             reference [13] counts a layer's k*k*c input connections); the paper's recipes
             use fan_in.
-        pretrained: True for torchvision's published weights of this name (downloaded once
-            into torch's hub cache, hash-checked), or a weights file (deepres, torchvision,
-            timm). The classifier is kept when ``num_classes`` fits it, else new. The model's
+        pretrained: True for published weights of this name: deepres's own where it ships
+            some (its CIFAR-10 nets, ``deepres models`` lists them; sha256-checked), else
+            torchvision's (downloaded once into torch's hub cache, hash-checked); or a source:
+            ``deepres:NAME[.TAG]``, ``torchvision:NAME[.WEIGHTS]`` or a weights file (deepres,
+            torchvision, timm). The classifier is kept when ``num_classes`` fits it, else new. The model's
             ``input_spec`` (an :class:`~deepres.inputspec.InputSpec`) says how its inputs
             must look.
         resnet_d: ImageNet nets: ResNet-D (He et al. 2019, "Bag of Tricks"): a deep stem of
@@ -105,14 +107,21 @@ def _load_pretrained(model: nn.Module, name: str, pretrained: bool | str) -> Non
     from .weights import WeightsError, init_from
 
     if pretrained is True:
-        try:
-            from torchvision.models import list_models as tv_models
-        except ImportError as exc:  # pragma: no cover - torchvision is a dependency
-            raise WeightsError("pretrained=True needs torchvision") from exc
-        if name not in tv_models():
-            raise WeightsError(f"{name}: torchvision publishes no weights for it; pass "
-                               "pretrained='path/to/weights' instead")
-        source = f"torchvision:{name}"
+        # deepres's own weights where it publishes some (its CIFAR nets), else torchvision's
+        from .published import PREFIX, weights_for
+
+        if weights_for(name):
+            source = PREFIX + name
+        else:
+            try:
+                from torchvision.models import list_models as tv_models
+            except ImportError as exc:  # pragma: no cover - torchvision is a dependency
+                raise WeightsError("pretrained=True needs torchvision") from exc
+            if name not in tv_models():
+                raise WeightsError(f"{name}: neither deepres nor torchvision publishes weights "
+                                   "for it (deepres models lists those that have some); pass "
+                                   "pretrained='path/to/weights' instead")
+            source = f"torchvision:{name}"
     else:
         source = str(pretrained)
     init = init_from(model, source)

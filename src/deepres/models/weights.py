@@ -126,13 +126,16 @@ def refuse_url(source: str | os.PathLike[str]) -> None:
     ``//`` into a misleading "no such file")."""
     if isinstance(source, str) and _URL.match(source):
         raise WeightsError(f"{source}: a URL; deepres downloads weights only for "
-                           "torchvision:NAME (checked by torchvision's hash). Download the file, "
-                           "check it, and give its path")
+                           "torchvision:NAME (checked by torchvision's hash) and ships its own "
+                           "as deepres:NAME. Download the file, check it, and give its path")
 
 
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a weights file into ``(state_dict, metadata)`` without running code from it; every
     floating-point tensor must be finite."""
+    from .published import local_path
+
+    path = local_path(str(path)) if isinstance(path, str) else path  # deepres:NAME[.TAG]
     refuse_url(path)
     state, metadata = _read_weights(Path(path))
     _check_finite(state, Path(path))
@@ -290,7 +293,9 @@ def init_from(model: nn.Module, source: str) -> Init:
         state, spec, classes = _torchvision_weights(source)
         path, origin = Path(source), f"{source}'s published transforms"
     else:
-        path = Path(source)
+        from .published import local_path
+
+        path = Path(local_path(source))  # deepres:NAME[.TAG]: the published file, checked
         state, metadata = read_weights(path)
         _warn_stride_mismatch(model, metadata, path)
         classes = None
