@@ -30,6 +30,9 @@ DATA_NOTE = (
     "images of the same archive.")
 
 
+OLD_INIT = "fan_out (before fan_in was the default)"
+
+
 def _commit(path: Path) -> str:
     out = subprocess.run(["git", "log", "-1", "--format=%H %cs", "--", str(path)], cwd=ROOT,
                          capture_output=True, text=True)
@@ -85,7 +88,7 @@ def card(name: str, tag: str, scale: str, run: Path, summary: dict, config: dict
         f"weight decay {o['weight_decay']}, lr x{o['gamma']} at steps {steps}"
         + (f", warm-up at {o['warmup_lr']} until training error < "
            f"{o['warmup_until_error']:.0%}" if o.get("warmup_lr") else "")
-        + f"; conv init {config['model'].get('conv_init') or 'fan_out (before fan_in was the default)'};"
+        + f"; conv init {config['model'].get('conv_init') or OLD_INIT};"
         f" pad-4 crops and flips, per-pixel mean; seed {config['run']['seed']} |",
         f"| data | {DATA_NOTE} |",
         f"| run | `{run}` (config.json, metrics.jsonl, summary.json), commit {_commit(run)} |",

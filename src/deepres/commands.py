@@ -14,7 +14,6 @@ from .runtime.terminal import safe
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .analysis.flops import model_table
-
     from .models.published import weights_for
 
     rows = model_table()

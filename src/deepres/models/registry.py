@@ -51,9 +51,9 @@ def create_model(
             some (its CIFAR-10 nets, ``deepres models`` lists them; sha256-checked), else
             torchvision's (downloaded once into torch's hub cache, hash-checked); or a source:
             ``deepres:NAME[.TAG]``, ``torchvision:NAME[.WEIGHTS]`` or a weights file (deepres,
-            torchvision, timm). The classifier is kept when ``num_classes`` fits it, else new. The model's
-            ``input_spec`` (an :class:`~deepres.inputspec.InputSpec`) says how its inputs
-            must look.
+            torchvision, timm). The classifier is kept when ``num_classes`` fits it, else
+            new. The model's ``input_spec`` (an :class:`~deepres.inputspec.InputSpec`) says
+            how its inputs must look.
         resnet_d: ImageNet nets: ResNet-D (He et al. 2019, "Bag of Tricks"): a deep stem of
             three 3x3 convolutions and average pooling before each downsampling projection.
         dropout: wide and pre-activation basic blocks: dropout between the two convolutions
