@@ -100,3 +100,35 @@ def test_bottom_modules_do_not_import_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def _folder(module: str, packages: set[str]) -> str:
+    """The folder (sub-package) a module lives in; a top-level module is its own."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if ".".join(parts[:2]) in packages else module
+
+
+def folder_graph() -> dict[str, set[str]]:
+    graph = import_graph()
+    packages = {m for m in graph if (SRC / Path(*m.split("."))).is_dir()}
+    folders: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        here = _folder(module, packages)
+        folders.setdefault(here, set()).update(
+            t for t in (_folder(x, packages) for x in targets) if t != here)
+    return folders
+
+
+def test_no_folder_imports_a_folder_that_imports_it_back():
+    # File cycles are not enough: evaluate/ and export/ once imported each other through
+    # different files. A loaded model (deepres/loaded) sits below both.
+    assert cycles(folder_graph()) == []
+
+
+def test_evaluate_export_and_serve_meet_at_the_loaded_model_only():
+    graph = folder_graph()
+    users = ("deepres.evaluate", "deepres.export", "deepres.serve")
+    for folder in users:
+        assert "deepres.loaded" in graph[folder]
+        assert not set(users) & graph[folder], (folder, graph[folder])
+    assert not set(users) & graph["deepres.loaded"]

@@ -16,7 +16,7 @@ from typing import Any
 _API = {
     "count_macs": ".analysis", "count_params": ".analysis", "WeightsError": ".models",
     "create_model": ".models", "list_models": ".models", "load_weights": ".models",
-    "model_from_weights": ".models", "save_weights": ".models", "Predictor": ".evaluate.testing",
+    "model_from_weights": ".models", "save_weights": ".models", "Predictor": ".loaded",
 }
 
 

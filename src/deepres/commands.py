@@ -149,8 +149,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .evaluate.testing import load_predictor
     from .export.writers import ExportOptions, export
+    from .loaded import load_predictor
     from .runtime.files import check_output_path
 
     check_output_path(args.out)

@@ -183,7 +183,7 @@ def test_absurd_cifar_pickle_is_a_clean_error(tmp_path):
 
 def test_int8_file_is_not_mistaken_for_weights_by_default_readers(tmp_path):
     # Sanity: a plain TorchScript export is not taken as an int8 deepres file.
-    from deepres.export.quantize import is_int8_file
+    from deepres.loaded import is_int8_file
     m = torch.jit.script(torch.nn.Linear(2, 2))
     m.save(str(tmp_path / "ts.pt"))
     assert not is_int8_file(tmp_path / "ts.pt")

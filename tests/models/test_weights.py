@@ -138,3 +138,28 @@ def test_malicious_checkpoint_does_not_run_code(tmp_path, legacy):
     with pytest.raises(WeightsError, match="evil.pth"):
         load_weights(create_model("resnet8"), path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("foreign", [False, True], ids=["deepres-file", "foreign-file"])
+def test_loading_a_weights_file_builds_the_model_once(tmp_path, monkeypatch, foreign):
+    import torch
+
+    import deepres
+    from deepres.models import loading, resnet
+
+    src = deepres.create_model("resnet20", num_classes=7)
+    path = tmp_path / ("w.pth" if foreign else "w.safetensors")
+    if foreign:  # a DDP-wrapped state dict with another head size
+        torch.save({f"module.{k}": v for k, v in src.state_dict().items()}, path)
+    else:
+        deepres.save_weights(src, path)
+    built = []
+    real = resnet.ResNet.__init__
+    monkeypatch.setattr(resnet.ResNet, "__init__",
+                        lambda self, *a, **k: (built.append(1), real(self, *a, **k))[1])
+    model, _ = (loading.rebuild_foreign(path, "resnet20") if foreign
+                else loading.rebuild_from_weights(path))
+    assert len(built) == 1
+    assert model.fc.out_features == 7 and model.model_options["num_classes"] == 7
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 src.state_dict().values(), strict=True))

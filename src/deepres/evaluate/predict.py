@@ -9,7 +9,7 @@ from typing import Any
 
 from ..data.images import is_image_name
 from ..data.testview import test_batches
-from .testing import load_predictor, probs_single
+from ..loaded import load_predictor, probs_single
 
 
 def expand_inputs(inputs: Iterable[str]) -> Iterator[str]:

@@ -9,17 +9,11 @@ import torch
 
 from ..data import DatasetError, FolderIndex, load_data
 from ..data.testview import test_batches
+from ..loaded import Predictor, load_predictor, probs_single
 from ..runtime import distributed as dist
 from ..runtime.precision import configure_cuda
 from .metrics import count_errors, explain
-from .testing import (
-    Predictor,
-    ensemble,
-    load_predictor,
-    probs_multiscale,
-    probs_single,
-    probs_ten_crop,
-)
+from .testing import ensemble, probs_multiscale, probs_ten_crop
 
 
 def _check_classes(preds: Sequence[Predictor], classes: list[str], paths: Sequence[str]) -> None:
@@ -42,17 +36,6 @@ def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | No
     if tta == "flip":
         return (probs_single(p, x) + probs_single(p, x.flip(-1))) / 2
     return probs_single(p, x)
-
-
-def calibration_batches(p: Predictor, data: str, images: int = 512, batch_size: int = 64,
-                        seed: int = 0) -> list[torch.Tensor]:
-    """``images`` training images of ``data``, drawn at random (fixed seed) and preprocessed
-    as the predictor's input specification says: model input, for int8 calibration and
-    precise BN."""
-    ds = load_data(data).split("train")
-    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:images]
-    return [p.normalize(b.images.to(p.device)).cpu()
-            for b in test_batches(ds, p.spec, batch_size, indices=order.tolist())]
 
 
 def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,

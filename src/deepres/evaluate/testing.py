@@ -10,167 +10,17 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..inputspec import InputSpec
-from ..models.loading import rebuild_foreign, rebuild_from_weights
-from ..models.names import default_input_spec
-from ..models.weights import WeightsError
-from ..runtime.precision import autocast, resolve_precision
+# The loaded model these protocols take, and its single-crop prediction (deepres/loaded).
+from ..loaded.predictor import Predictor, _softmax, load_predictor, probs_single
 
+__all__ = ["Predictor", "ensemble", "load_predictor", "probs_dense", "probs_multiscale",
+           "probs_single", "probs_ten_crop", "ten_crops"]
 
-@dataclass
-class Predictor:
-    """A trained model with what it needs to read images: its input specification and class
-    names."""
-
-    model: nn.Module
-    classes: list[str] | None
-    spec: InputSpec  # on the model's device
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
-    # The file's metadata as read (with --model's family defaults and --classes' names), so
-    # that what is written from it (export, precise BN) never reads the file a second time.
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def device(self) -> torch.device:
-        return self.spec.mean.device
-
-    @classmethod
-    def from_weights(cls, path: str | os.PathLike[str], device: str = "cpu",
-                     precision: str | None = "fp32", model_name: str | None = None,
-                     classes_file: str | None = None) -> Predictor:
-        """A predictor for a weights file (deepres, int8, or foreign with ``model_name``)."""
-        return load_predictor(str(path), device, precision, model_name, classes_file)
-
-    def predict(self, images: Any, top_k: int = 5) -> list[dict[str, Any]]:
-        """Top-``top_k`` classes of each image, with the preprocessing of ``deepres predict``
-        (shorter side resized, centre crop, the weights' normalisation). ``images``: a PIL
-        image, an ``H x W x 3`` uint8 array, a file path, or a list of them. Returns one
-        ``{"predictions": [{"class", "probability"}, ...]}`` per image (with ``"file"`` for
-        paths)."""
-        from PIL import Image
-
-        from ..data import decode_image
-        from ..data.images import pil_to_array
-
-        items = images if isinstance(images, list | tuple) else [images]
-        batch, files = [], []
-        for item in items:
-            if isinstance(item, Image.Image):
-                arr, name = pil_to_array(item), None
-            elif isinstance(item, np.ndarray):
-                if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:
-                    raise ValueError(f"an array image must be H x W x 3 uint8, not "
-                                     f"{item.dtype} {tuple(item.shape)}")
-                arr, name = item, None
-            else:
-                arr, name = decode_image(item), str(item)
-            img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-            batch.append(self.spec.test_view(img))
-            files.append(name)
-        probs = probs_single(self, torch.stack(batch).to(self.device)).cpu()
-        return [({"file": name} if name is not None else {}) | self.top_classes(row, top_k)
-                for name, row in zip(files, probs, strict=True)]
-
-    def top_classes(self, probs: torch.Tensor, top_k: int) -> dict[str, Any]:
-        """``{"predictions": [{"class", "probability"}, ...]}``: one image's ``top_k``, as
-        ``deepres predict`` and :meth:`predict` both give them."""
-        values, indices = probs.topk(min(top_k, probs.numel()))
-        labels = self.classes or [str(i) for i in range(probs.numel())]
-        return {"predictions": [{"class": labels[i], "probability": round(float(v), 6)}
-                                for v, i in zip(values.tolist(), indices.tolist(), strict=True)]}
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 ``N x 3 x H x W`` to model input, as the input specification says."""
-        return self.spec.normalize(x)
-
-
-def load_predictor(path: str, device: torch.device | str = "cpu",
-                   precision: str | None = "fp32", model_name: str | None = None,
-                   classes_file: str | None = None) -> Predictor:
-    """Rebuild a model from a deepres ``weights.safetensors`` (or an int8 file from
-    ``deepres export --format int8``) with its class names and mean; every metadata field is
-    checked before it is used, and errors name the field."""
-    from ..export.quantize import is_int8_file, load_int8
-    from ..models.published import local_path
-    from ..models.weights import refuse_url
-
-    path = local_path(path)  # deepres:NAME[.TAG]: the published file, its sha256 checked
-    refuse_url(path)
-    if is_int8_file(path):
-        if torch.device(device).type != "cpu":
-            raise WeightsError(f"{path}: int8 files run on the CPU only; use --device cpu")
-        module, raw = load_int8(path)
-        meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
-        n = raw.get("num_classes")
-        if not _is_int(n, 1, 1_000_000):
-            raise WeightsError(f"{path}: metadata field 'num_classes' must be a positive "
-                               f"integer, not {n!r}")
-        classes, spec = _input_spec(meta, path, n)
-        # int8 kernels take float input and quantize it themselves: no autocast.
-        return Predictor(module, classes, spec, "fp32", meta)
-    if model_name is not None:
-        model, meta = rebuild_foreign(path, model_name)
-    else:
-        model, meta = rebuild_from_weights(path)
-    if classes_file is not None:
-        meta = {**meta, "class_names": json.dumps(_read_classes(classes_file))}
-    classes, spec = _input_spec(meta, path, model.fc.out_features)
-    return Predictor(model.to(device).eval(), classes, spec.to(device),
-                     resolve_precision(precision, device), meta)
-
-
-def _read_classes(path: str) -> list[str]:
-    try:
-        names = [x.strip() for x in Path(path).read_text().splitlines() if x.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"{path}: cannot read the class names ({exc})") from exc
-    if not names:
-        raise WeightsError(f"{path}: no class names in it (one per line)")
-    return names
-
-
-def _input_spec(meta: dict[str, str], path: str, n: int) -> tuple[list[str] | None, InputSpec]:
-    """The class names and the input specification of a file's metadata; sizes a file lacks
-    (written before they were saved) are its model family's defaults, no guessing."""
-    classes = _field(meta, "class_names", path, lambda v: isinstance(v, list) and len(v) == n
-                     and all(isinstance(c, str) for c in v),
-                     f"a list of {n} class names (one per classifier output)")
-    if "input_mean" not in meta:
-        raise WeightsError(f"{path}: has no input mean; it was not written by `deepres train`")
-    return classes, InputSpec.from_metadata(meta, path, default_input_spec(str(meta.get("model"))))
-
-
-def _is_int(v: object, low: int, high: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
-
-
-def _field(meta: dict[str, str], key: str, path: str, valid, expected: str):
-    """A JSON metadata field, or None when absent; a malformed one is a WeightsError."""
-    if key not in meta:
-        return None
-    try:
-        value = json.loads(meta[key])
-    except ValueError:
-        value = _INVALID
-    if value is _INVALID or not valid(value):
-        shown = meta[key] if len(meta[key]) <= 60 else meta[key][:57] + "..."
-        raise WeightsError(f"{path}: metadata field {key!r} must be {expected}, not {shown}")
-    return value
-
-
-_INVALID = object()
 
 
 def ten_crops(x: torch.Tensor, crop: int) -> torch.Tensor:
@@ -183,17 +33,6 @@ def ten_crops(x: torch.Tensor, crop: int) -> torch.Tensor:
     crops = [x[..., t:t + crop, left:left + crop] for t, left in corners]
     crops += [c.flip(-1) for c in crops]
     return torch.stack(crops, dim=1)
-
-
-def _softmax(p: Predictor, x: torch.Tensor) -> torch.Tensor:
-    with autocast(p.precision, x.device):
-        return F.softmax(p.model(x).float(), dim=1)
-
-
-@torch.no_grad()
-def probs_single(p: Predictor, x: torch.Tensor) -> torch.Tensor:
-    """One crop: ``x`` already at the test size (uint8 N x 3 x H x W)."""
-    return _softmax(p, p.normalize(x))
 
 
 @torch.no_grad()

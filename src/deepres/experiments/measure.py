@@ -88,7 +88,7 @@ def _layer_responses(m: Measured) -> dict[str, Any]:
     label, seeds in order."""
     from ..analysis.responses import layer_response_stds
     from ..data import load_data
-    from ..evaluate.testing import load_predictor
+    from ..loaded import load_predictor
 
     stds: dict[str, list[dict[str, list[float]]]] = {}
     images: dict[str, torch.Tensor] = {}  # the runs of a report share one dataset

@@ -18,21 +18,16 @@ mean, input size) stored beside the program as ``deepres.json``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
-INT8_FORMAT = "deepres-int8"
-METADATA_NAME = "deepres.json"
+from ..loaded.int8 import INT8_FORMAT, METADATA_NAME
 
 
 def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.Module:
@@ -64,54 +59,3 @@ def save_int8(model: nn.Module, path: str | os.PathLike[str], example: torch.Ten
             traced = torch.jit.freeze(torch.jit.trace(model.eval(), example))
         meta = {"format": INT8_FORMAT, **metadata}
         torch.jit.save(traced, str(path), _extra_files={METADATA_NAME: json.dumps(meta)})
-
-
-def is_int8_file(path: str | os.PathLike[str]) -> bool:
-    """A TorchScript archive that holds deepres int8 metadata (checked without loading it)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any(n.endswith("/extra/" + METADATA_NAME) for n in z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def load_int8(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """The quantized module and its metadata. A TorchScript file is a program: load only
-    files you made (``deepres export --format int8``)."""
-    torch.backends.quantized.engine = "x86"
-    extra = {METADATA_NAME: ""}
-    # PyTorch 2.14 deprecates quantized tensors with a C++ warning, printed once per process
-    # when the first one is made (loading the file) past Python's warnings filters. Loading
-    # runs with exactly that line dropped, so every eval and predict stays quiet.
-    with warnings.catch_warnings(), _drop_stderr_lines(_DEPRECATION):
-        warnings.simplefilter("ignore")
-        module = torch.jit.load(str(Path(path)), map_location="cpu", _extra_files=extra)
-    meta = json.loads(extra[METADATA_NAME] or "{}")
-    if meta.get("format") != INT8_FORMAT:
-        raise ValueError(f"{path}: not a deepres int8 file (no {METADATA_NAME})")
-    module = module.eval()
-    return module, meta
-
-
-_DEPRECATION = "quantized tensor creation functions"  # the one line dropped (Quantizer.cpp)
-
-
-@contextlib.contextmanager
-def _drop_stderr_lines(text: str) -> Iterator[None]:
-    """Run a block with file descriptor 2 captured, then replay what it printed except the
-    lines holding ``text`` (C++ warnings bypass ``sys.stderr`` and ``warnings``)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            for line in tmp.read().decode(errors="replace").splitlines(keepends=True):
-                if text not in line:
-                    sys.stderr.write(line)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..evaluate.testing import Predictor
+from ..loaded import Predictor
 from ..runtime.files import OutOfSpaceError, atomic_write, check_output_path
 from . import FORMATS
 from .fold import InferenceModel, optimize_for_cpu
@@ -64,7 +64,7 @@ def _torchscript(optimize: bool) -> Callable[[Predictor, Path, ExportOptions], s
 
 
 def _int8(p: Predictor, tmp: Path, o: ExportOptions) -> str:
-    from ..evaluate.runner import calibration_batches
+    from ..loaded import calibration_batches
     from .quantize import quantize_int8, save_int8
 
     batches = calibration_batches(p, o.data or "", o.calibration_images)

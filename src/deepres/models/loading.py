@@ -30,7 +30,7 @@ def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[
         )
     name, options = check_model_metadata(metadata, state, path)
     model = create_model(name, **options)
-    _apply_state(model, state, path)
+    _apply_state(model, _strip_prefixes(state, set(model.state_dict())), path)
     return model, metadata
 
 
@@ -45,11 +45,13 @@ def rebuild_foreign(path: str | os.PathLike[str], name: str
         raise WeightsError(str(exc)) from exc
     path = Path(path)
     state, metadata = read_weights(path)
-    state = _strip_prefixes(state, set(create_model(name).state_dict()))
+    model = create_model(name)  # built once; its classifier is then sized to the file's
+    state = _strip_prefixes(state, set(model.state_dict()))
     fc = state.get("fc.weight")
     if fc is None or fc.dim() != 2:
         raise WeightsError(f"{path}: has no classifier (fc.weight) to tell the classes from")
-    model = create_model(name, num_classes=int(fc.shape[0]))
+    if int(fc.shape[0]) != model.fc.out_features:
+        model.reset_classifier(int(fc.shape[0]))
     _apply_state(model, state, path)
     return model, {**default_input_spec(name).to_metadata(), **metadata}
 

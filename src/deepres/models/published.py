@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .weights import WeightsError
+from .errors import WeightsError
 
 PREFIX = "deepres:"
 FOLDER = Path(__file__).with_name("published")

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..inputspec import InputSpec, from_torchvision_transforms
 from ..runtime.files import atomic_write
+from .errors import WeightsError  # noqa: F401  (where users and callers have always found it)
 
 CLASSIFIER_PREFIXES = ("fc.",)
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
@@ -29,8 +30,6 @@ _NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "ema",
 _STRIP_PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
 
 
-class WeightsError(ValueError):
-    """A weights file that cannot be read, or that does not fit the model."""
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -170,10 +169,12 @@ def load_weights(
     and leaves the model unchanged. ``skip_classifier=True`` loads everything but the final
     ``fc`` layer (for fine-tuning on other classes).
     """
-    path = Path(path)
+    from .published import local_path
+
+    path = Path(local_path(str(path)))  # deepres:NAME[.TAG]: the published file, checked
     state, metadata = read_weights(path)
     _warn_stride_mismatch(model, metadata, path)
-    _apply_state(model, state, path, skip_classifier)
+    _apply_state(model, _strip_prefixes(state, set(model.state_dict())), path, skip_classifier)
     return metadata
 
 
@@ -197,9 +198,9 @@ def _warn_stride_mismatch(model: nn.Module, metadata: Mapping[str, str], path: P
 
 def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path,
                  skip_classifier: bool = False) -> None:
-    """Check every key and shape, then load; on any mismatch raise and leave the model as is."""
+    """Check every key and shape, then load; on any mismatch raise and leave the model as is.
+    ``state``'s keys have had their wrapper prefixes stripped (``_strip_prefixes``), once."""
     own = model.state_dict()
-    state = _strip_prefixes(state, set(own))
     if skip_classifier:
         state = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
         expected = {k for k in own if not k.startswith(CLASSIFIER_PREFIXES)}

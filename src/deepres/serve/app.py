@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from ..data.images import BadImageError, decode_image_bytes
-from ..evaluate.testing import Predictor, load_predictor, probs_single
+from ..loaded import Predictor, load_predictor, probs_single
 from .batcher import DynamicBatcher, QueueFull
 from .page import PAGE
 

@@ -257,7 +257,13 @@ def _cifar_paper(model: str) -> TrainConfig:
     """§4.2: batch 128, lr 0.1, /10 at 32k and 48k (half and three quarters), stop at 64k, all
     50k training images; ResNet-110 and deeper warm up at 0.01 until training error is below
     80% (about 400 iterations)."""
-    depth = int("".join(ch for ch in model if ch.isdigit()) or 0)
+    from ..models.names import resolve  # the family table, not the digits of the name
+
+    try:
+        spec = resolve(model)
+        deep_cifar = spec.family == "cifar" and spec.depth >= 110
+    except ValueError:  # an unknown name is refused, with the list, when the model is built
+        deep_cifar = False
     return TrainConfig(
         recipe="cifar-paper",
         model=ModelConfig(name=model, conv_init="fan_in"),
@@ -266,7 +272,7 @@ def _cifar_paper(model: str) -> TrainConfig:
         data=DataConfig(holdout=0.0, crop=None),
         optim=OptimConfig(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
                           iterations=64_000, schedule="step", milestones=(0.5, 0.75),
-                          warmup_lr=0.01 if depth >= 110 else None),
+                          warmup_lr=0.01 if deep_cifar else None),
     )
 
 

@@ -55,8 +55,8 @@ def precise_bn_file(weights: str, data: str, out: str, *, device: str = "cpu",
     """``deepres precise-bn``: a weights file's BN statistics recomputed over ``batches``
     un-augmented training batches of ``data``, written to ``out`` (a new file) with the test
     error before and after; returns the line that says so."""
-    from ..evaluate.runner import calibration_batches, run_eval
-    from ..evaluate.testing import load_predictor
+    from ..evaluate.runner import run_eval
+    from ..loaded import calibration_batches, load_predictor
     from ..models import save_weights
     from ..runtime.files import check_output_path
 
