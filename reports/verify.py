@@ -8,8 +8,9 @@ What it recomputes: each net's mean and standard deviation over seeds (test erro
 ``summary.json``, final training error as the mean of the last 5 logged values of
 ``metrics.jsonl``), each finding's one-sided Welch t-test with scipy (not deepres's own
 statistics), the verdict by the stated rule (reproduced: p < 0.05 with >= 3 seeds per arm), and
-for layer responses every 3x3 layer's std under both methods from ``weights.safetensors`` on the
-first 2000 test images. Exit 0 when every figure and verdict is found in the report, else 1
+for layer responses every 3x3 layer's std under both methods from ``weights.safetensors`` on
+every test image, read here from the archive with tarfile and Pillow (not deepres's loader), so
+a wrong image subset in the report is caught. Exit 0 when every figure and verdict is found in the report, else 1
 with what differs.
 """
 
@@ -136,15 +137,29 @@ def _layer_stds(run: Path, images) -> dict[str, list[float]]:
     return {"pooled": pooled, "per-channel": per_channel}
 
 
+def _test_images(archive: Path):
+    """Every image under ``test/`` of an ImageFolder archive (``.tar.gz``) as uint8 N x H x W x
+    3, in the order of their paths, decoded with Pillow: this script's own reader."""
+    import io
+    import tarfile
+
+    import numpy as np
+    from PIL import Image
+
+    with tarfile.open(archive) as tar:
+        members = sorted((m for m in tar.getmembers() if m.isfile()
+                          and "test/" in m.name and m.name.lower().endswith((".jpg", ".png"))),
+                         key=lambda m: m.name)
+        return np.stack([np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read()))
+                                    .convert("RGB")) for m in members])
+
+
 def check_responses(text: str) -> list[str]:
     import torch
 
-    from deepres.data import load_data
-
     nets = _runs()
     data = json.loads((next(iter(nets.values()))[0] / "config.json").read_text())["data"]["data"]
-    test = load_data(data).test
-    images = torch.from_numpy(test.images[:2000]).permute(0, 3, 1, 2)
+    images = torch.from_numpy(_test_images(Path(data))).permute(0, 3, 1, 2)
     means = {k: {m: [] for m in ("pooled", "per-channel")} for k in nets}
     for k, runs in nets.items():
         for r in runs:

@@ -60,8 +60,10 @@ def _smaller_layers(a: list[float], b: list[float]) -> str:
     return f"{sum(x < y for x, y in pairs)} of {len(pairs)}"
 
 
-_HOW = ("Figure 7 (§4.2): the standard deviation of each 3x3 layer's response on the first "
-        f"{LAYER_RESPONSE_IMAGES} test images: the output of the BN after the convolution, "
+_HOW = ("Figure 7 (§4.2): the standard deviation of each 3x3 layer's response on "
+        + ("every image of the test split (all classes alike)"
+           if LAYER_RESPONSE_IMAGES is None else f"the first {LAYER_RESPONSE_IMAGES} test images")
+        + ": the output of the BN after the convolution, "
         "before the ReLU and (in a block's second layer) before the addition. The paper does "
         "not say how the std is taken, so it is computed two ways and a finding is claimed "
         "only where both agree: *pooled*, one standard deviation over all images, positions "
