@@ -174,8 +174,8 @@ def test_preact_smoke_and_its_full_plan(tmp_path):
 
     path = reproduce("preact", out=tmp_path)
     text = path.read_text()
-    assert "| cifar_resnet8 | original | basic |" in text
-    assert "| cifar_preact_resnet8 | preact | basic |" in text
+    assert "| cifar_resnet8 (B) | original | basic |" in text
+    assert "| cifar_preact_resnet8 (B) | preact | basic |" in text
     assert "- depth 8: pre-activation" in text and "PMACs" in text
     # The full plan: the follow-up paper's four nets, 164 with bottleneck blocks, the
     # paper's schedule and its ResNet-110 warm-up.
@@ -185,3 +185,12 @@ def test_preact_smoke_and_its_full_plan(tmp_path):
     assert all(r.config.optim.iterations == 64_000 and r.config.optim.warmup_lr == 0.01
                for r in runs)
     assert resolve("cifar_preact_resnet164").bottleneck and resolve("cifar_resnet164").bottleneck
+    # As the follow-up paper: both arms with projection shortcuts where dimensions grow (so
+    # they differ in the unit only; the original ResNet-164 has its 1.7M parameters), and
+    # every run warms up at 0.01 for exactly its first 400 iterations.
+    import deepres
+
+    assert {r.config.model.shortcut for r in runs} == {"B"}
+    assert all(r.config.optim.warmup_steps == 400 for r in runs)
+    r164 = deepres.create_model("cifar_resnet164", shortcut="B")
+    assert round(deepres.count_params(r164) / 1e6, 1) == 1.7

@@ -16,3 +16,18 @@ def test_the_cifar_warm_up_goes_exactly_to_cifar_nets_of_depth_110_or_more():
     assert recipe("cifar-paper", "wrn_16_8").optim.warmup_lr is None
     assert recipe("cifar-paper", "resnext50_32x4d").optim.warmup_lr is None
     assert recipe("cifar-paper", "resnet110").optim.warmup_lr == 0.01
+
+
+def test_a_warm_up_of_fixed_length_ignores_the_training_error():
+    from dataclasses import replace
+
+    from deepres.train.schedule import ScheduleState, after_train_error, lr_at
+
+    o = replace(recipe("cifar-paper", "resnet20").optim, warmup_lr=0.01, warmup_steps=400)
+    s = ScheduleState()
+    assert not after_train_error(s, o, 0.0)  # a low error does not end it
+    assert [lr_at(k, o, s) for k in (0, 399, 400, 31_999, 32_000)] == [0.01, 0.01, 0.1, 0.1,
+                                                                      0.1 * 0.1]
+    # Without a length, the §4.2 rule: until the training error drops below 80%.
+    o110 = recipe("cifar-paper", "resnet110").optim
+    assert o110.warmup_steps is None and lr_at(5_000, o110, ScheduleState()) == 0.01

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..models.choices import SHORTCUTS
@@ -167,11 +167,21 @@ def _plan_imagenet(experiment: str, scale: Scale, seeds: int, data: str, device:
 
 def _plan_preact(experiment: str, scale: Scale, seeds: int, data: str, device: str,
                  out: Path) -> list[Run]:
-    """The follow-up paper's CIFAR comparison: the original and the pre-activation net of
-    each depth (from 164 bottleneck nets), the cifar-paper recipe (§4.2), the same seeds."""
-    return [_cifar_run(f"{kind}{d}", None, seed, scale, data, device, out)
-            for seed in range(seeds) for d in scale.preact_depths
-            for kind in ("cifar_resnet", "cifar_preact_resnet")]
+    """The follow-up paper's CIFAR comparison (He et al. 2016, "Identity Mappings"): the
+    original and the pre-activation net of each depth (from 164 bottleneck nets), the
+    cifar-paper recipe (§4.2), the same seeds. As that paper: both arms with projection
+    shortcuts where dimensions grow (B; the original ResNet-164 then has its 1.7M parameters),
+    so the arms differ in the unit only, and every run warms up at 0.01 for its first 400
+    iterations."""
+    runs = []
+    for seed in range(seeds):
+        for d in scale.preact_depths:
+            for kind in ("cifar_resnet", "cifar_preact_resnet"):
+                run = _cifar_run(f"{kind}{d}", "B", seed, scale, data, device, out)
+                warm = min(400, max(1, scale.iterations // 10))  # shorter scales: a tenth
+                runs.append(replace(run, config=with_overrides(
+                    run.config, optim={"warmup_lr": 0.01, "warmup_steps": warm})))
+    return runs
 
 
 def _plan_nothing(*_: object) -> list[Run]:

@@ -106,6 +106,11 @@ class OptimConfig:
                                        help="the training error that ends the warm-up (0.8)")
     warmup_window: int = option(100, parse=POSITIVE_INT, help="the warm-up ends on the "
                                 "training error over this many batches (100)")
+    # The pre-activation paper's warm-up (He et al. 2016, §4.1 there): --warmup-lr for exactly
+    # this many steps, whatever the training error.
+    warmup_steps: int | None = option(None, parse=POSITIVE_INT, help="with --warmup-lr: warm "
+                                      "up for exactly this many steps instead of until the "
+                                      "training error drops (the pre-activation paper's 400)")
     # Beyond the paper: AdamW (no weight decay on norms and biases), a class-weighted loss,
     # mixup and cutmix (batched, seeded per batch), gradient accumulation in micro-batches.
     optimizer: str = option("sgd", choices=OPTIMIZERS, help="sgd (the paper's) or adamw "

@@ -222,7 +222,7 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
         seen += y.shape[0]
         state.step += 1
         state.batch += 1
-        if o.warmup_lr is not None and not state.schedule.warmed_up:
+        if o.warmup_lr is not None and o.warmup_steps is None and not state.schedule.warmed_up:
             # §4.2: ResNet-110 leaves its 0.01 warm-up once training error is below 80% (over
             # the last warmup_window batches).
             if after_train_error(state.schedule, o, s.ctx.mean(wrong.float()).item()

@@ -24,7 +24,8 @@ class ScheduleState:
 
 def lr_at(step: int, cfg: OptimConfig, state: ScheduleState) -> float:
     """The learning rate for optimizer step ``step`` (0-based)."""
-    if cfg.warmup_lr is not None and not state.warmed_up:
+    if cfg.warmup_lr is not None and not state.warmed_up and (
+            cfg.warmup_steps is None or step < cfg.warmup_steps):
         return cfg.warmup_lr
     total = max(1, cfg.iterations)
     if cfg.schedule == "step":
@@ -44,8 +45,8 @@ def lr_at(step: int, cfg: OptimConfig, state: ScheduleState) -> float:
 def after_train_error(state: ScheduleState, cfg: OptimConfig, train_error: float) -> bool:
     """End the warm-up once the training error over the last ``warmup_window`` batches falls
     below the threshold (one noisy batch cannot end it early); True if it just did."""
-    if cfg.warmup_lr is None or state.warmed_up:
-        return False
+    if cfg.warmup_lr is None or state.warmed_up or cfg.warmup_steps is not None:
+        return False  # no warm-up, over, or one of a fixed length (lr_at counts its steps)
     window = max(1, cfg.warmup_window)
     state.warmup_errors = [*state.warmup_errors, train_error][-window:]
     if len(state.warmup_errors) < window or \
