@@ -194,3 +194,25 @@ def test_preact_smoke_and_its_full_plan(tmp_path):
     assert all(r.config.optim.warmup_steps == 400 for r in runs)
     r164 = deepres.create_model("cifar_resnet164", shortcut="B")
     assert round(deepres.count_params(r164) / 1e6, 1) == 1.7
+
+
+def test_the_runs_table_shows_each_runs_precision_and_says_when_they_are_mixed():
+    from deepres.report.experiments import _mixed, _precisions, _runs_table
+
+    def machine(p, cpu="AMD EPYC"):
+        return {"cpu": cpu, "cores": 2, "torch": "2.14.1", "precision": p}
+
+    moved = {"key": "resnet20-s0", "steps": 64_000, "seconds_estimated": False,
+             "train_seconds": 600.0, "conv_init": "fan_in", "conv_init_recorded": True,
+             "precision": "fp32", "machine": machine("fp32", "Zen 3"),
+             "segments": [{"from_step": 0, "to_step": 30_000, "machine": machine("bf16")},
+                          {"from_step": 30_000, "to_step": 64_000,
+                           "machine": machine("fp32", "Zen 3")}]}
+    plain = {**moved, "key": "resnet20-s1", "precision": "bf16", "segments": None,
+             "machine": machine("bf16")}
+    assert _precisions(moved) == ["bf16", "fp32"] and _precisions(plain) == ["bf16"]
+    assert "mixed: bf16 in resnet20-s0, resnet20-s1; fp32 in resnet20-s0" in \
+        _mixed([moved, plain], ["bf16", "fp32"])
+    assert _mixed([plain], ["bf16"]) == ""
+    row = next(line for line in _runs_table([moved]) if line.startswith("| resnet20-s0"))
+    assert "| bf16, fp32 |" in row and "steps 0-30000: AMD EPYC" in row and "Zen 3" in row
