@@ -321,6 +321,12 @@ def _add_serve(sub: Any) -> None:
                    help="images waiting at most; beyond, requests get 503 with Retry-After")
     p.add_argument("--max-bytes", type=POSITIVE_INT, default=10_000_000,
                    help="largest request body; larger ones get 413")
+    p.add_argument("--max-pixels", type=POSITIVE_INT, default=25_000_000,
+                   help="largest image in pixels, decoded and after the test resize, read from "
+                        "its header before decoding; larger ones get 413 (25,000,000)")
+    p.add_argument("--max-request-pixels", type=POSITIVE_INT, default=100_000_000,
+                   help="pixels of all a request's images together; more get 413 "
+                        "(100,000,000)")
     p.add_argument("--timeout", type=number(float, 0.1, 3600.0), default=30.0,
                    help="seconds a request may wait for its answer (then 504)")
     p.set_defaults(func=commands.cmd_serve)

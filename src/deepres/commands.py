@@ -183,7 +183,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = ServeConfig(args.weights, args.model, args.classes, args.device,
                       args.precision or "auto", args.max_batch, args.max_wait_ms,
-                      args.max_queue, args.max_bytes, args.timeout)
+                      args.max_queue, args.max_bytes, args.timeout,
+                      max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels)
     print(f"deepres serve: http://{args.host}:{args.port}/ ({args.workers} process(es)); "
           "SIGTERM or Ctrl-C stops it after the requests in flight", file=sys.stderr,
           flush=True)

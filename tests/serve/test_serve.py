@@ -112,7 +112,8 @@ def test_bad_input_gets_clear_errors_and_the_server_goes_on(server, tmp_path):
     tiff = io.BytesIO()
     Image.new("RGB", (8, 8)).save(tiff, format="TIFF")
     cases = [(b"not an image", 400, "not an image"), (_png(1)[:200], 400, "truncated"),
-             (bomb.getvalue(), 400, "decompression bomb"), (tiff.getvalue(), 400, "TIFF"),
+             (bomb.getvalue(), 413, "over the limit of 25,000,000 per image"),
+             (tiff.getvalue(), 400, "TIFF"),
              (b"\x89PNG" + b"0" * 300_000, 413, "over 200000 bytes")]
     for data, status, text in cases:
         got, body, _ = _request(base + "/v1/predict", data, {"Content-Type": "image/png"})
@@ -124,7 +125,8 @@ def test_bad_input_gets_clear_errors_and_the_server_goes_on(server, tmp_path):
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert b"/v1/predict" in page and b"textContent" in page and b"innerHTML" not in page
     metrics = _request(base + "/metrics")[1].decode()
-    assert 'deepres_errors_total{kind="bad_image"} 4' in metrics
+    assert 'deepres_errors_total{kind="bad_image"} 3' in metrics
+    assert 'deepres_errors_total{kind="too_many_pixels"} 1' in metrics
     assert 'deepres_errors_total{kind="too_large"} 1' in metrics
 
 

@@ -123,9 +123,10 @@ def _decode(source: Path | io.BytesIO, name: str | os.PathLike[str]) -> np.ndarr
         raise BadImageError(name, f"corrupt or truncated image data ({exc})") from exc
 
 
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+def image_size(path: str | os.PathLike[str] | io.BytesIO) -> tuple[int, int] | None:
     """``(width, height)`` as decoded (EXIF rotation applied) from the header alone, without
-    decoding the pixels; None when the file cannot be opened as an image."""
+    decoding the pixels (a file, or bytes in memory); None when it cannot be opened as an
+    image."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

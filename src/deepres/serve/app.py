@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
+import math
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -25,8 +27,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..data.images import BadImageError, decode_image_bytes
+from ..data.images import BadImageError, decode_image_bytes, image_size
 from ..loaded import Predictor, load_predictor, probs_single
+from ..runtime.terminal import safe
 from .batcher import DynamicBatcher, QueueFull
 from .page import PAGE
 
@@ -46,6 +49,12 @@ class ServeConfig:
     max_bytes: int = 10_000_000
     timeout_s: float = 30.0
     max_top_k: int = 20
+    # Pixels, not bytes, cost memory and time: a 86 KB PNG can hold 9400x9400 pixels. Checked
+    # from each image's header before anything is decoded; an image counts at the larger of
+    # its own size and its size after the test resize (an 100,000x1 strip resized to a shorter
+    # side of 32 would be 102 million pixels).
+    max_pixels: int = 25_000_000  # per image (a 5000x5000 photo)
+    max_request_pixels: int = 100_000_000  # per request, all its images together
 
 
 class Metrics:
@@ -98,16 +107,22 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 
 async def _uploads(request: Request, body: bytes) -> list[tuple[str, bytes]]:
-    """The images of a request: the raw body (one image), or each file of a multipart form."""
+    """The images of a request: the raw body (one image), or each file of a multipart form,
+    parsed in memory (the body is already bounded by --max-bytes; Starlette's parser would
+    spool parts over 1 MB to a temporary file)."""
     kind = request.headers.get("content-type", "")
     if not kind.startswith("multipart/form-data"):
         return [("upload", body)]
     from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartParser
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
+    class InMemory(MultiPartParser):
+        spool_max_size = len(body) + 1  # never rolls over to disk
 
-    form = await Request(request.scope, receive).form(max_part_size=len(body) + 1)
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
+
+    form = await InMemory(request.headers, stream(), max_part_size=len(body) + 1).parse()
     files = [(v.filename or "upload", await v.read()) for _, v in form.multi_items()
              if isinstance(v, UploadFile)]
     await form.close()
@@ -128,6 +143,27 @@ class Service:
     def _infer(self, batch: torch.Tensor) -> torch.Tensor:
         return probs_single(self.predictor, batch.to(self.predictor.device)).cpu()
 
+    def _over_budget(self, uploads: list[tuple[str, bytes]]) -> str | None:
+        """Why the images of a request would cost too many pixels, read from their headers
+        before any is decoded; None when they fit."""
+        cfg, side, total = self.cfg, self.predictor.spec.test_resize, 0
+        for name, data in uploads:
+            size = image_size(io.BytesIO(data))
+            if size is None:
+                continue  # not an image: decoding says so, as a bad image
+            w, h = size
+            n = max(w * h, math.ceil(w * h * (side / max(1, min(w, h))) ** 2))
+            if n > cfg.max_pixels:
+                return (f"{safe(name)}: {w}x{h} costs {n:,} pixels decoded and resized (shorter "
+                        f"side {side}), over the limit of {cfg.max_pixels:,} per image "
+                        "(--max-pixels); send a smaller image")
+            total += n
+        if total > cfg.max_request_pixels:
+            return (f"the request's {len(uploads)} images cost {total:,} pixels decoded and "
+                    f"resized, over the limit of {cfg.max_request_pixels:,} per request "
+                    "(--max-request-pixels); send fewer or smaller images")
+        return None
+
     def _views(self, uploads: list[tuple[str, bytes]]) -> list[torch.Tensor]:
         """Decoded in memory and prepared by the weights' input specification."""
         return [self.predictor.spec.test_view(torch.from_numpy(
@@ -147,7 +183,8 @@ class Service:
         cfg, m = self.cfg, self.metrics
         m.count(m.requests, "predict")
         top_k = request.query_params.get("top_k", "5")
-        if not top_k.isdigit() or not 1 <= int(top_k) <= cfg.max_top_k:
+        # ASCII digits only: str.isdigit also accepts "²" and "①", which int() refuses
+        if not (top_k.isascii() and top_k.isdigit()) or not 1 <= int(top_k) <= cfg.max_top_k:
             return _error(400, "bad_request", f"top_k must be an integer from 1 to "
                           f"{cfg.max_top_k}, not {top_k!r}", m)
         body = await _body(request, cfg.max_bytes)
@@ -160,6 +197,13 @@ class Service:
             return _error(400, "bad_request", f"could not read the form: {exc}", m)
         if not uploads:
             return _error(400, "bad_request", "no image in the request", m)
+        if len(uploads) > cfg.max_queue:  # could never be queued: retrying cannot help
+            return _error(413, "too_many_images", f"{len(uploads)} images in one request, over "
+                          f"the {cfg.max_queue} the queue holds (--max-queue); send them in "
+                          "smaller requests", m)
+        over = self._over_budget(uploads)
+        if over is not None:
+            return _error(413, "too_many_pixels", over, m)
         try:
             images = await asyncio.to_thread(self._views, uploads)
         except BadImageError as exc:

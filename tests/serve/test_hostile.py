@@ -1,0 +1,133 @@
+"""The server against hostile images and requests (the hardening issue's cases), each against a
+running server: the status, the one-line message, the error counted, nothing decoded that the
+budget refuses, nothing written to disk, and the server still answering."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from PIL import Image
+
+from helpers import make_weights
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from test_serve import _png, _port, _request  # noqa: E402
+
+
+@pytest.fixture
+def hostile_server(tmp_path):
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    port = _port()
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepres", "serve", "--weights", str(weights), "--port",
+         str(port), "--precision", "fp32", "--max-queue", "4", "--max-bytes", "4000000",
+         "--max-request-pixels", "50000000",
+         "--timeout", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(spool)})
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if _request(base + "/readyz", timeout=1)[0] == 200:
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(proc.stderr.read().decode())
+        time.sleep(0.1)
+    yield base, proc, spool
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _gray_png(w, h):
+    buf = io.BytesIO()
+    Image.new("L", (w, h)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _multipart(parts):
+    boundary = uuid.uuid4().hex
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                    f"filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\n".encode() + data
+                    + b"\r\n" for name, data in parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _peak_rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _error(base, data, headers=None, query=""):
+    status, body, _ = _request(base + "/v1/predict" + query, data,
+                               headers or {"Content-Type": "image/png"})
+    return status, json.loads(body)["error"] if status != 200 else json.loads(body)
+
+
+def test_pixel_bombs_are_refused_from_their_headers_before_decoding(hostile_server):
+    base, proc, _ = hostile_server
+    big = _gray_png(9400, 9400)  # 88 MP, under Pillow's bomb limit, about 86 KB
+    strip = _gray_png(100_000, 1)  # 100 kP, but 102 MP once its shorter side is resized to 32
+    assert len(big) < 200_000 and len(strip) < 1_000
+    before = _peak_rss_mb(proc.pid)
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:  # four at once
+        answers = list(pool.map(lambda _: _error(base, big), range(4)))
+    assert time.monotonic() - started < 10
+    for status, err in answers:
+        assert status == 413 and err["kind"] == "too_many_pixels"
+        assert "9400x9400" in err["message"] and "--max-pixels" in err["message"]
+    status, err = _error(base, strip)
+    assert status == 413 and "100000x1" in err["message"] and "shorter side 32" in err["message"]
+    # Nothing was decoded: the server's peak memory did not grow by the images' size.
+    assert _peak_rss_mb(proc.pid) - before < 150
+    assert _error(base, _png(1))[0] == 200  # and it goes on
+
+
+def test_a_request_over_the_per_request_budget_is_refused(hostile_server):
+    base = hostile_server[0]
+    parts = [(f"{i}.png", _gray_png(4000, 4000)) for i in range(4)]  # 16 MP each, 64 MP in all
+    status, err = _error(base, *_multipart(parts))  # each fits --max-pixels, not 50 MP in all
+    assert status == 413 and "--max-request-pixels" in err["message"]
+
+
+def test_unicode_digits_for_top_k_are_a_400_that_is_counted(hostile_server):
+    base = hostile_server[0]
+    for value in ("%C2%B2", "%E2%91%A0", "-1", "1e3"):  # "²", "①"
+        status, err = _error(base, _png(2), query=f"?top_k={value}")
+        assert status == 400 and "top_k must be an integer" in err["message"], value
+    metrics = _request(base + "/metrics")[1].decode()
+    assert 'deepres_errors_total{kind="bad_request"} 4' in metrics
+
+
+def test_more_images_than_the_queue_holds_is_a_413_not_a_retry(hostile_server):
+    base = hostile_server[0]
+    status, body, headers = _request(base + "/v1/predict",
+                                     *_multipart([(f"{i}.png", _png(i)) for i in range(5)]))
+    err = json.loads(body)["error"]
+    assert status == 413 and err["kind"] == "too_many_images" and "--max-queue" in err["message"]
+    assert "Retry-After" not in headers
+
+
+def test_multipart_uploads_stay_in_memory(hostile_server):
+    base, _, spool = hostile_server
+    noise = Image.frombytes("RGB", (700, 700), os.urandom(700 * 700 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    assert len(buf.getvalue()) > 1_100_000  # over Starlette's 1 MB spooling threshold
+    status, answer = _error(base, *_multipart([("big.png", buf.getvalue()), ("s.png", _png(3))]))
+    assert status == 200 and len(answer["results"]) == 2
+    assert list(spool.iterdir()) == []  # nothing reached the temporary folder
