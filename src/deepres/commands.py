@@ -95,11 +95,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
             else "")  # with 5 classes or fewer every label is in the top 5
     print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
           f"{safe(result['data'])}/{result['split']}: "
-          f"top-1 error {100 * result['top1_error']:.2f}%{top5}")
+          f"top-1 error {100 * result['top1_error']:.2f}%{top5}{_left_out(result['left_out'])}")
     print_explained(result)
     if args.confusion:
         print(f"wrote {args.confusion} (confusion matrix)")
     return 0
+
+
+def _left_out(bad: list[dict]) -> str:
+    """Said on eval's first line: the split's files that were not counted, and why."""
+    if not bad:
+        return ""
+    shown = "; ".join(f"{safe(b['file'])}: {safe(b['reason'])}" for b in bad[:3])
+    more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return (f"; {len(bad)} file(s) of the split LEFT OUT, not counted ({shown}{more}; "
+            "`deepres data check` lists them all)")
 
 
 def print_explained(result: dict) -> None:

@@ -163,3 +163,23 @@ def test_loading_a_weights_file_builds_the_model_once(tmp_path, monkeypatch, for
     assert model.fc.out_features == 7 and model.model_options["num_classes"] == 7
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  src.state_dict().values(), strict=True))
+
+
+def test_the_same_weights_give_the_same_file_bytes_every_time(tmp_path):
+    # safetensors writes its metadata from a hash map, in another order each process; the
+    # file's sha256 (/v1/model, --deterministic runs) must not depend on it.
+    import hashlib
+    import subprocess
+    import sys
+
+    code = ("import torch, deepres; torch.manual_seed(0); m = deepres.create_model('resnet8'); "
+            "deepres.save_weights(m, sys.argv[1], class_names=['a', 'b', 'c'], "
+            "extra={'input_mean': [0.5, 0.5, 0.5], 'note': 'x'})")
+    digests = set()
+    for i in range(4):  # separate processes: a new hash seed each
+        path = tmp_path / f"{i}.safetensors"
+        subprocess.run([sys.executable, "-c", "import sys; " + code, str(path)], check=True)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
+    model, names = model_from_weights(tmp_path / "0.safetensors")
+    assert names == ["a", "b", "c"]

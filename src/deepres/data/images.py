@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -82,9 +83,12 @@ def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise BadImageError(path, f"cannot read ({exc.strerror})") from exc
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end on open
+        raise BadImageError(path, f"not a regular file ({_file_kind(st.st_mode)}); not opened")
+    size = st.st_size
     if size == 0:
         raise BadImageError(path, "empty file (0 bytes)")
     return _decode(path, path)
@@ -123,10 +127,23 @@ def _decode(source: Path | io.BytesIO, name: str | os.PathLike[str]) -> np.ndarr
         raise BadImageError(name, f"corrupt or truncated image data ({exc})") from exc
 
 
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISDIR, "a folder"))
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
+
+
 def image_size(path: str | os.PathLike[str] | io.BytesIO) -> tuple[int, int] | None:
     """``(width, height)`` as decoded (EXIF rotation applied) from the header alone, without
     decoding the pixels (a file, or bytes in memory); None when it cannot be opened as an
-    image."""
+    image, or is not a regular file (never opened: a FIFO would block)."""
+    if not isinstance(path, io.BytesIO):
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+        except OSError:
+            return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -70,7 +71,12 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
                 else "10-crop" if crops == 10 else "single crop + flip" if tta == "flip"
                 else "single crop")
     # Top-5 means something only with more than 5 classes (said by top5_meaningful).
+    # Files of the split that could not be used (unreadable, or another size than the set held
+    # in memory): the error is over the images counted, and the result says what was left out.
+    left_out = [{"file": b.path, "reason": b.reason} for b in splits.bad
+                if split in Path(b.path).parts[:-2]]
     return {"top1_error": m["top1_error"], "top5_error": m["top5_error"],
-            "images": m["images"], "models": len(preds), "protocol": protocol, "data": data,
+            "images": m["images"], "left_out": left_out,
+            "models": len(preds), "protocol": protocol, "data": data,
             "split": split, "precision": preds[0].precision, "top5_meaningful": k > 5,
             **explain(m["confusion"], list(splits.classes))}

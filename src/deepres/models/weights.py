@@ -251,7 +251,7 @@ def save_weights(
     The file is written to a temporary name, fsynced and renamed, so an existing file is
     never left half-written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -263,7 +263,23 @@ def save_weights(
         metadata["class_names"] = json.dumps(list(class_names))
     for k, v in (extra or {}).items():
         metadata[k] = v if isinstance(v, str) else json.dumps(v)
-    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
+    blob = canonical_safetensors(save(state, metadata=metadata))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
+
+
+def canonical_safetensors(blob: bytes) -> bytes:
+    """A safetensors file's bytes with its metadata keys in sorted order: safetensors writes
+    them from a hash map, in a different order each time, so the same weights would get a
+    different sha256 on every write (``/v1/model``'s ``weights_sha256``, two ``--deterministic``
+    runs). Only the header's order changes; its length, the tensors and their offsets do not."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:  # never: the same content in another order (kept safe all the same)
+        return blob
+    return blob[:8] + text.ljust(n) + blob[8 + n:]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""Data that once hung or miscounted: a FIFO named like an image, and an eval that silently
+counted fewer images than its split holds."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import make_tiny_folder, make_weights
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+
+
+def _run(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "deepres", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def fifo_data(tmp_path):
+    root = make_tiny_folder(tmp_path / "data")
+    os.mkfifo(root / "train" / "class0" / "zz.png")
+    os.mkfifo(root / "test" / "class1" / "zz.png")
+    return root
+
+
+def test_a_fifo_is_a_bad_file_found_without_opening_it(fifo_data, tmp_path):
+    # Each of these once blocked forever in open(); the timeout turns a hang into a failure.
+    check = _run("data", "check", fifo_data)
+    assert check.returncode == 1 and "Traceback" not in check.stderr  # 1: bad files found
+    assert "zz.png: not a regular file (a FIFO); not opened" in check.stdout
+    train = _run("train", "--model", "resnet8", "--data", fifo_data, "--iterations", "2",
+                 "--batch-size", "8", "--run-dir", tmp_path / "run")
+    assert train.returncode == 2 and "not a regular file (a FIFO)" in train.stderr
+    assert not (tmp_path / "run").exists()  # nothing left behind
+
+
+def test_eval_says_on_its_first_line_what_it_left_out(fifo_data, tmp_path):
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    done = _run("eval", "--weights", weights, "--data", fifo_data)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    first = done.stdout.splitlines()[0]
+    assert "24 images" in first and "1 file(s) of the split LEFT OUT" in first
+    assert "test/class1/zz.png: not a regular file (a FIFO)" in first
+    as_json = json.loads(_run("eval", "--weights", weights, "--data", fifo_data,
+                              "--json").stdout)
+    assert as_json["images"] == 24 and len(as_json["left_out"]) == 1
