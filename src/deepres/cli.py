@@ -185,8 +185,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--recipe", default=None, choices=list(RECIPES),
                    help="preset: 'fast' (default, short one-cycle; not the paper's), 'fast90' "
                         "(not the paper's: ResNet-20 on CIFAR-10 in under 30 minutes on 2 CPU "
-                        "cores), 'finetune' (with --init), 'cifar-paper' (§4.2) or "
-                        "'imagenet-paper' (§3.4)")
+                        "cores), 'finetune' (with --init), 'finetune-modern' (finetune with "
+                        "AdamW, TrivialAugment, random erasing, mixup/cutmix; not the paper's), "
+                        "'cifar-paper' (§4.2) or 'imagenet-paper' (§3.4)")
     p.add_argument("--run-dir", default=None,
                    help="where the run is written (default runs/MODEL-DATE-TIME)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
@@ -244,7 +245,7 @@ def _add_predict(sub: Any) -> None:
 def _add_export(sub: Any) -> None:
     from .export import FORMATS
 
-    p = sub.add_parser("export", help="ONNX, TorchScript or a CPU-optimised TorchScript file")
+    p = sub.add_parser("export", help="ONNX, TorchScript, a CPU-optimised TorchScript file or int8")
     p.add_argument("--weights", required=True)
     _add_foreign(p)
     p.add_argument("--format", required=True, choices=list(FORMATS),
@@ -304,14 +305,18 @@ def _add_data(sub: Any) -> None:
 def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="an HTTP inference service with dynamic batching and a "
                                      "web page (POST /v1/predict)")
-    p.add_argument("--weights", required=True)
+    p.add_argument("--weights", required=True,
+                   help="a weights file: deepres .safetensors (or int8 from export), "
+                        "deepres:NAME (deepres's own, see `deepres models`), or a foreign one "
+                        "with --model")
     _add_foreign(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=number(int, 0, 65535), default=8000)
     p.add_argument("--workers", type=POSITIVE_INT, default=1,
                    help="server processes, each with its own model (more cores)")
-    p.add_argument("--device", type=device_parser, default="cpu")
+    p.add_argument("--device", type=device_parser, default="cpu",
+                   help="where the model runs: cpu (default), cuda or cuda:N")
     _add_precision(p)
     p.add_argument("--max-batch", type=POSITIVE_INT, default=32,
                    help="images run together at most (dynamic batching)")

@@ -10,8 +10,6 @@ import pytest
 
 from helpers import make_tiny_folder, make_weights
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
-
 
 def _run(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "deepres", *map(str, args)],
@@ -20,6 +18,8 @@ def _run(*args, timeout=120):
 
 @pytest.fixture
 def fifo_data(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
     root = make_tiny_folder(tmp_path / "data")
     os.mkfifo(root / "train" / "class0" / "zz.png")
     os.mkfifo(root / "test" / "class1" / "zz.png")
@@ -47,3 +47,25 @@ def test_eval_says_on_its_first_line_what_it_left_out(fifo_data, tmp_path):
     as_json = json.loads(_run("eval", "--weights", weights, "--data", fifo_data,
                               "--json").stdout)
     assert as_json["images"] == 24 and len(as_json["left_out"]) == 1
+
+
+def test_accumulate_past_the_batch_is_refused_before_anything_is_created(tmp_path):
+    data = make_tiny_folder(tmp_path / "d")
+    done = _run("train", "--model", "resnet8", "--data", data, "--batch-size", "8",
+                "--accumulate", "8", "--iterations", "2", "--run-dir", tmp_path / "run")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--accumulate 8" in done.stderr and "--accumulate 4 or less" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("fmt,said", [("onnx", "an ONNX graph"),
+                                      ("torchscript", "a TorchScript program")])
+def test_an_export_given_as_weights_is_named_for_what_it_is(tmp_path, fmt, said):
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    out = tmp_path / f"m.{'onnx' if fmt == 'onnx' else 'pt'}"
+    assert _run("export", "--weights", weights, "--format", fmt, out).returncode == 0
+    img = next((make_tiny_folder(tmp_path / "d") / "test").rglob("*.png"))
+    done = _run("predict", "--weights", out, img)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert said in done.stderr and "weights_only" not in done.stderr
+    assert "corrupt" not in done.stderr

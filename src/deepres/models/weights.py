@@ -149,12 +149,33 @@ def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise WeightsError(f"{path}: the file is empty (0 bytes); re-download or re-export it")
     with open(path, "rb") as f:
         head = f.read(8)
+    _refuse_programs(path, head)
     # By suffix; otherwise sniff: a PyTorch checkpoint is a zip archive (PK) or a pickle (0x80).
     torch_like = head.startswith(b"PK") or head[:1] == b"\x80"
     if path.suffix == ".safetensors" or (path.suffix not in TORCH_SUFFIXES and not torch_like):
         return _read_safetensors(path)
     obj = _read_pickle_checkpoint(path)
     return _extract_state_dict(obj, path), {}
+
+
+def _refuse_programs(path: Path, head: bytes) -> None:
+    """ONNX graphs and TorchScript programs are exports to run elsewhere, not weights: said by
+    name (they would otherwise be called corrupt, or torch would advise weights_only=False)."""
+    if path.suffix.lower() == ".onnx":
+        raise WeightsError(f"{path}: an ONNX graph (deepres export --format onnx), not weights; "
+                           "run it with ONNX Runtime, or give the .safetensors it was exported "
+                           "from")
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            raise WeightsError(f"{path}: a TorchScript program (deepres export --format "
+                               "torchscript or cpu), not weights; run it with torch.jit.load, "
+                               "or give the .safetensors it was exported from (int8 files from "
+                               "deepres export --format int8 are taken as they are)")
 
 
 def load_weights(

@@ -54,6 +54,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
 def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
     requested_precision = cfg.run.precision
+    _check_micro_batches(cfg, ctx.world_size)  # before anything is created
     cfg = resolve_auto(cfg)
     torch.manual_seed(cfg.run.seed)
     run_dir = Path(cfg.run.run_dir)
@@ -84,6 +85,20 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
             raise mark_diverged(s.run_dir, s.cfg, exc, ctx.is_main) from None
     finally:
         lock.release()
+
+
+def _check_micro_batches(cfg: TrainConfig, world_size: int) -> None:
+    """--accumulate N splits each process's share of a batch into N micro-batches; batch norm
+    needs at least 2 images in each (with 1 it fails mid-run, after a checkpoint is written)."""
+    o = cfg.optim
+    share = o.batch_size // max(1, world_size)
+    if o.accumulate > 1 and share // o.accumulate < 2:
+        most = max(1, share // 2)
+        raise ValueError(f"--accumulate {o.accumulate} splits each process's {share} images "
+                         f"(--batch-size {o.batch_size} over {world_size} process(es)) into "
+                         "micro-batches of fewer than 2 images, and batch norm needs at least "
+                         f"2: use --accumulate {most} or less, or a larger --batch-size; "
+                         "nothing was created")
 
 
 def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
