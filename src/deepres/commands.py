@@ -189,14 +189,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve.app import ServeConfig, serve
+    from .serve.app import ServeConfig, bind, check_weights, serve
 
     cfg = ServeConfig(args.weights, args.model, args.classes, args.device,
                       args.precision or "auto", args.max_batch, args.max_wait_ms,
                       args.max_queue, args.max_bytes, args.timeout,
                       max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels)
+    check_weights(cfg)  # a bad file: one error, before any process starts
+    sock = bind(args.host, args.port)  # a port in use: a ServeError, one line, exit 2
     print(f"deepres serve: http://{args.host}:{args.port}/ ({args.workers} process(es)); "
           "SIGTERM or Ctrl-C stops it after the requests in flight", file=sys.stderr,
           flush=True)
-    serve(cfg, args.host, args.port, args.workers)
-    return 0
+    return serve(cfg, sock, args.workers)

@@ -251,35 +251,103 @@ def create_app(cfg: ServeConfig | None = None) -> Starlette:
         Route("/metrics", s.metrics_page)], lifespan=s.lifespan)
 
 
-def serve(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
-          ) -> None:
-    """Run the service until SIGTERM/SIGINT: the first stops accepting and lets the requests
-    in flight finish, then returns (exit status 0); a second exits at once. With ``workers``
-    > 1 the socket is bound here and shared by that many server processes, to which the
-    signals are forwarded."""
-    import multiprocessing
+def check_weights(cfg: ServeConfig) -> None:
+    """Load the weights once before any server starts, so that a bad file is one error (exit
+    2) however many worker processes would have loaded it."""
+    load_predictor(cfg.weights, "cpu", "fp32", cfg.model, cfg.classes)
 
+
+def bind(host: str, port: int) -> Any:
+    """The listening socket, bound before the banner: a port in use is one clear error."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror}); is another server "
+                         "on that port? Choose another with --port") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+class ServeError(ValueError):
+    """The service cannot start: said in one line (exit 2)."""
+
+
+# A worker that dies is replaced; more deaths than this in a minute (per worker) means
+# something is wrong with every start, and the supervisor gives up (exit 1).
+MAX_DEATHS_PER_MINUTE = 3
+
+
+def serve(cfg: ServeConfig, sock: Any, workers: int = 1) -> int:
+    """Run the service on the bound ``sock`` until SIGTERM/SIGINT: the first stops accepting
+    and lets the requests in flight finish, then returns 0; a second exits at once. With
+    ``workers`` > 1 that many server processes share the socket under a supervisor that
+    forwards the signals, logs a worker's death and starts a replacement, and gives up (1)
+    when workers keep dying."""
     os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
-    config = _config(host, port)
+    host, port = sock.getsockname()[:2]
     if workers == 1:
-        _run(config)
-        return
-    sock = config.bind_socket()
+        _run(_config(host, port), [sock])
+        return 0
+    return _supervise(host, port, sock, workers)
+
+
+def _supervise(host: str, port: int, sock: Any, workers: int) -> int:
+    import multiprocessing
+    import sys
+    import time
+    from multiprocessing.connection import wait
+
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(host, port, sock)) for _ in range(workers)]
-    for proc in procs:
+    stopping: list[int] = []
+
+    def start() -> Any:
+        proc = ctx.Process(target=_worker, args=(host, port, sock))
         proc.start()
+        return proc
+
+    procs = [start() for _ in range(workers)]
 
     def forward(signum: int, frame: object) -> None:
+        stopping.append(signum)
         for proc in procs:
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
-    for proc in procs:
-        proc.join()
-    sock.close()
+    deaths: list[float] = []
+    try:
+        while any(proc.exitcode is None for proc in procs):
+            wait([p.sentinel for p in procs if p.exitcode is None], timeout=1.0)
+            for i, proc in enumerate(procs):
+                if proc.exitcode is None or stopping or proc.exitcode == 0:
+                    continue
+                code = proc.exitcode
+                why = (f"killed by {signal.Signals(-code).name}" if code < 0
+                       else f"exit status {code}")
+                now = time.monotonic()
+                deaths = [t for t in deaths if now - t < 60] + [now]
+                if len(deaths) > MAX_DEATHS_PER_MINUTE * workers:
+                    print(f"deepres serve: worker {i + 1} (pid {proc.pid}) died ({why}); "
+                          f"{len(deaths)} deaths in a minute: giving up", file=sys.stderr,
+                          flush=True)
+                    forward(signal.SIGTERM, None)
+                    for other in procs:
+                        other.join(timeout=40)
+                    return 1
+                procs[i] = start()
+                print(f"deepres serve: worker {i + 1} (pid {proc.pid}) died ({why}); "
+                      f"started a replacement (pid {procs[i].pid})", file=sys.stderr,
+                      flush=True)
+    finally:
+        sock.close()
+    return 0 if stopping else 1
 
 
 def _config(host: str, port: int) -> Any:
