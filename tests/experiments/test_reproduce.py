@@ -36,6 +36,23 @@ def test_cifar_depth_smoke_then_report_only_and_layer_responses(tmp_path, capsys
     assert "done already" in capsys.readouterr().err
     text = (tmp_path / "layer-responses.md").read_text()
     assert "| resnet14 | 1 | 13 |" in text and (tmp_path / "layer-responses.png").exists()
+    # A damaged run file is named with its line; NaN in a summary is refused, not reported
+    # as "gap nan"; the report on disk is left as it was.
+    report = (tmp_path / "cifar-depth.md").read_text()
+    metrics = tmp_path / "runs" / "resnet8-s0" / "metrics.jsonl"
+    good = metrics.read_text()
+    metrics.write_text(good + good.splitlines()[-1][:40] + "\n")
+    capsys.readouterr()
+    assert main(["reproduce", "cifar-depth", "--out", str(tmp_path), "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert f"{metrics}, line {len(good.splitlines()) + 1}: not valid JSON" in err
+    assert "Traceback" not in err
+    metrics.write_text(good)
+    summary = tmp_path / "runs" / "resnet8-s0" / "summary.json"
+    summary.write_text(summary.read_text().replace('"test_error": ', '"test_error": NaN, "x": '))
+    assert main(["reproduce", "cifar-depth", "--out", str(tmp_path), "--report-only"]) == 2
+    assert "test_error is nan" in capsys.readouterr().err
+    assert (tmp_path / "cifar-depth.md").read_text() == report
 
 
 def test_interrupted_runs_resume_and_finished_ones_are_kept(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ multiply-adds). The report renders these and computes nothing (report/)."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from ..analysis import count_macs, count_params
+from ..data import DatasetError
 from ..models import create_model, resolve
 from ..train.config import TrainConfig
 from ..train.records import IMAGES_PER_S, STEP, TRAIN_ERROR
@@ -39,15 +41,31 @@ class Measured:
     extra: dict[str, Any] = field(default_factory=dict)  # what the experiment measures more
 
 
+def _json(text: str, path: Path, line: int | None = None) -> Any:
+    """A run file's JSON, or an error naming the file (and line) and what to do."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        where = f"{path}" + (f", line {line}" if line is not None else "")
+        raise DatasetError(f"{where}: not valid JSON ({exc}); the file was cut short or edited. "
+                           "Restore it (git checkout) or retrain the run") from None
+
+
 def load_record(run: Run) -> dict[str, Any] | None:
     """A finished run's summary with its metric rows, the final training error (the mean of
     the last five logged values: they are noisy), its conv init and training time."""
     run_dir = Path(run.config.run.run_dir)
     if not (run_dir / "summary.json").exists():
         return None
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+    rows = [_json(x, run_dir / "metrics.jsonl", n)
+            for n, x in enumerate((run_dir / "metrics.jsonl").read_text().splitlines(), 1)
             if x.strip()]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = _json((run_dir / "summary.json").read_text(), run_dir / "summary.json")
+    for key in ("test_error", "val_error", "train_error", "test_top5_error"):
+        value = summary.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DatasetError(f"{run_dir / 'summary.json'}: {key} is {value}, not a number a "
+                               "report can use; retrain the run or remove its folder")
     # Training error per logged step: one walk of the rows serves both the final value
     # and the over-the-run comparison.
     curve = {r[STEP]: r[TRAIN_ERROR] for r in rows if r.get(TRAIN_ERROR) is not None}
