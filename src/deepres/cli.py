@@ -333,7 +333,12 @@ def _add_serve(sub: Any) -> None:
                    help="pixels of all a request's images together; more get 413 "
                         "(100,000,000)")
     p.add_argument("--timeout", type=number(float, 0.1, 3600.0), default=30.0,
-                   help="seconds a request may wait for its answer (then 504)")
+                   help="seconds a request may wait for its answer (then 504), and for its "
+                        "body to arrive (then 408)")
+    p.add_argument("--max-connections", type=POSITIVE_INT, default=1000,
+                   help="open connections per process; beyond, a new one is closed at once")
+    p.add_argument("--header-timeout", type=number(float, 0.1, 3600.0), default=10.0,
+                   help="seconds a new connection has to send its request headers (10)")
     p.set_defaults(func=commands.cmd_serve)
 
 

@@ -194,7 +194,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = ServeConfig(args.weights, args.model, args.classes, args.device,
                       args.precision or "auto", args.max_batch, args.max_wait_ms,
                       args.max_queue, args.max_bytes, args.timeout,
-                      max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels)
+                      max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
+                      max_connections=args.max_connections,
+                      header_timeout_s=args.header_timeout)
     check_weights(cfg)  # a bad file: one error, before any process starts
     sock = bind(args.host, args.port)  # a port in use: a ServeError, one line, exit 2
     print(f"deepres serve: http://{args.host}:{args.port}/ ({args.workers} process(es)); "

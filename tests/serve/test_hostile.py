@@ -131,3 +131,65 @@ def test_multipart_uploads_stay_in_memory(hostile_server):
     status, answer = _error(base, *_multipart([("big.png", buf.getvalue()), ("s.png", _png(3))]))
     assert status == 200 and len(answer["results"]) == 2
     assert list(spool.iterdir()) == []  # nothing reached the temporary folder
+
+
+def _slow_server(tmp_path, *extra):
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "deepres", "serve", "--weights", str(weights),
+                             "--port", str(port), "--precision", "fp32", *map(str, extra)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if _request(base + "/readyz", timeout=1)[0] == 200:
+                return base, port, proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(proc.stderr.read().decode())
+        time.sleep(0.1)
+    pytest.fail("not ready")
+
+
+def test_idle_and_slow_clients_cannot_shut_out_a_good_one(tmp_path):
+    import socket
+    import statistics
+
+    base, port, proc = _slow_server(tmp_path, "--max-connections", "100",
+                                    "--header-timeout", "3", "--timeout", "2")
+    idle = []
+    try:
+        for _ in range(300):  # three times the cap, each sending half a request line
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /healthz HT")
+            idle.append(s)
+        times = []
+        for i in range(20):  # a well-behaved client meanwhile
+            t = time.monotonic()
+            assert _request(base + "/v1/predict", _png(i), {"Content-Type": "image/png"},
+                            timeout=10)[0] == 200
+            times.append(time.monotonic() - t)
+        assert statistics.quantiles(times, n=100)[98] < 3.0  # p99 of its latencies
+        time.sleep(4)  # past --header-timeout every idle connection has been closed
+        closed = 0
+        for s in idle:
+            try:
+                closed += s.recv(1) == b""
+            except OSError:
+                closed += 1
+        assert closed == len(idle)
+        assert _request(base + "/healthz")[0] == 200
+        # A body that trickles in: 408 after --timeout, not a held worker.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                      b"Content-Length: 1000\r\n\r\n" + b"x" * 10)
+            answer = s.recv(200)
+        assert answer.startswith(b"HTTP/1.1 408")
+    finally:
+        for s in idle:
+            s.close()
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "accept()" not in err.decode() and "Traceback" not in \
+        err.decode()

@@ -55,6 +55,13 @@ class ServeConfig:
     # side of 32 would be 102 million pixels).
     max_pixels: int = 25_000_000  # per image (a 5000x5000 photo)
     max_request_pixels: int = 100_000_000  # per request, all its images together
+    # Slow and idle clients: a connection that has not sent a whole request's headers within
+    # header_timeout_s is closed, one idle after a response within keep_alive_s, a body not
+    # received within timeout_s is 408; past max_connections open at once (per process) a new
+    # connection is closed at once, so idle ones cannot use up the process's file descriptors.
+    max_connections: int = 1000
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
 
 
 class Metrics:
@@ -187,7 +194,11 @@ class Service:
         if not (top_k.isascii() and top_k.isdigit()) or not 1 <= int(top_k) <= cfg.max_top_k:
             return _error(400, "bad_request", f"top_k must be an integer from 1 to "
                           f"{cfg.max_top_k}, not {top_k!r}", m)
-        body = await _body(request, cfg.max_bytes)
+        try:
+            body = await asyncio.wait_for(_body(request, cfg.max_bytes), cfg.timeout_s)
+        except TimeoutError:
+            return _error(408, "slow_client", f"the request body was not received within "
+                          f"{cfg.timeout_s:g} s (--timeout)", m)
         if body is None:
             return _error(413, "too_large", f"the request is over {cfg.max_bytes} bytes "
                           "(--max-bytes)", m)
@@ -290,6 +301,7 @@ def serve(cfg: ServeConfig, sock: Any, workers: int = 1) -> int:
     forwards the signals, logs a worker's death and starts a replacement, and gives up (1)
     when workers keep dying."""
     os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
+    _raise_file_limit()  # inherited by the worker processes
     host, port = sock.getsockname()[:2]
     if workers == 1:
         _run(_config(host, port), [sock])
@@ -353,8 +365,59 @@ def _supervise(host: str, port: int, sock: Any, workers: int) -> int:
 def _config(host: str, port: int) -> Any:
     import uvicorn
 
+    cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
     return uvicorn.Config("deepres.serve.app:create_app", factory=True, host=host, port=port,
-                          log_level="warning", timeout_graceful_shutdown=30)
+                          log_level="warning", timeout_graceful_shutdown=30,
+                          http=_guarded_http(cfg.max_connections, cfg.header_timeout_s),
+                          timeout_keep_alive=max(1, round(cfg.keep_alive_s)))
+
+
+def _guarded_http(max_connections: int, header_timeout: float) -> type:
+    """uvicorn's h11 protocol with the two limits it lacks: a deadline for a new connection's
+    first request headers (uvicorn waits forever: a slow-loris client holds the connection),
+    and a cap on open connections (beyond it the oldest connection that has not yet sent a
+    request is closed, so idle clients cannot shut out new ones; with none idle, the new one
+    is: either way no descriptor is spent past the cap, and accept() never runs out)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Guarded(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._opened = self.loop.time()
+            self._first_request: asyncio.TimerHandle | None = None
+            if len(self.connections) > max_connections:
+                idle = [c for c in self.connections if c is not self
+                        and getattr(c, "cycle", True) is None and hasattr(c, "_opened")]
+                if not idle:
+                    transport.abort()
+                    return
+                oldest = min(idle, key=lambda c: c._opened)
+                oldest.transport.abort()
+            self._first_request = self.loop.call_later(header_timeout, self._no_request)
+
+        def _no_request(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if getattr(self, "_first_request", None) is not None:
+                self._first_request.cancel()
+            super().connection_lost(exc)
+
+    return Guarded
+
+
+def _raise_file_limit() -> None:
+    """The soft limit on open files up to the hard one (often 1,024 of 1,048,576): each
+    connection is a file descriptor."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1 << 20), hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def _worker(host: str, port: int, sock: Any) -> None:
