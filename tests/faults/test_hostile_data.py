@@ -69,3 +69,32 @@ def test_an_export_given_as_weights_is_named_for_what_it_is(tmp_path, fmt, said)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert said in done.stderr and "weights_only" not in done.stderr
     assert "corrupt" not in done.stderr
+
+
+def test_a_bad_file_in_any_split_of_a_streamed_folder_is_found_before_the_first_step(tmp_path):
+    # Large images are streamed, not decoded ahead: a corrupt test/ file once crashed the run
+    # in a DataLoader worker after a whole epoch, with tracebacks.
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "big"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 3)):
+        for c in range(2):
+            d = root / split / f"c{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(
+                    d / f"{i}.jpg")
+    (root / "test" / "c1" / "broken.jpg").write_bytes(b"not a jpeg at all" * 10)
+    env_run = tmp_path / "run"
+    done = _run("train", "--model", "resnet8", "--data", root, "--iterations", "2",
+                "--batch-size", "4", "--run-dir", env_run, "--crop", "64")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "1 bad file(s)" in done.stderr and "test/c1/broken.jpg" in done.stderr
+    assert not env_run.exists()
+    done = _run("train", "--model", "resnet8", "--data", root, "--iterations", "2",
+                "--batch-size", "4", "--run-dir", env_run, "--crop", "64", "--skip-bad")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((env_run / "summary.json").read_text())
+    assert summary["test_images"] == 6  # every readable test image, the broken one left out

@@ -185,16 +185,30 @@ def scan_sizes(index: FolderIndex, fingerprint: str | None = None
                ) -> Counter[tuple[int, int]]:
     """How many images of each ``(width, height)``, read from the file headers (cached by the
     folder's fingerprint); unreadable files are counted under ``(0, 0)``."""
+    return scan_headers(index, fingerprint)[0]
+
+
+def scan_headers(index: FolderIndex, fingerprint: str | None = None
+                 ) -> tuple[Counter[tuple[int, int]], list[str]]:
+    """:func:`scan_sizes` and the files whose header cannot be read (one read of every header,
+    cached by the folder's fingerprint)."""
     path = cache_dir() / "sizes" / f"{fingerprint or _fingerprint(index)}.json"
     try:
-        return Counter({tuple(k): v for k, v in json.loads(path.read_text())})
-    except (OSError, ValueError, TypeError):
+        saved = json.loads(path.read_text())
+        return Counter({tuple(k): v for k, v in saved["sizes"]}), list(saved["unreadable"])
+    except (OSError, ValueError, TypeError, KeyError):  # none yet, or the older format
         pass
-    sizes: Counter[tuple[int, int]] = Counter(
-        image_size(p) or (0, 0) for p, _ in progress(index.samples, f"scanning {index.root}"))
+    sizes: Counter[tuple[int, int]] = Counter()
+    unreadable = []
+    for p, _ in progress(index.samples, f"scanning {index.root}"):
+        size = image_size(p)
+        sizes[size or (0, 0)] += 1
+        if size is None:
+            unreadable.append(p)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps([[list(k), v] for k, v in sizes.items()]))
-    return sizes
+    atomic_write_text(path, json.dumps({"sizes": [[list(k), v] for k, v in sizes.items()],
+                                        "unreadable": unreadable}))
+    return sizes, unreadable
 
 
 def choose_layout(sizes: Counter[tuple[int, int]]) -> tuple[tuple[int, int] | None, str]:
@@ -230,7 +244,20 @@ def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits
     if refused:  # said where the run says how it holds the data
         note += "; " + "; ".join(refused)
     if shape is None:
-        return Splits(name, first.classes, train, test, layout=note, val=val)
+        # Streamed: no split is decoded ahead, so every split's headers are read now (cached)
+        # and a file that cannot be opened as an image is a bad file before the first step,
+        # not a crash in a DataLoader worker at the end of an epoch.
+        unreadable = {id(idx): set(scan_headers(idx, key if idx is first else None)[1])
+                      for idx in indexes.values()}
+        bad = [BadImageError(p, _unreadable_reason(p)) for found in unreadable.values()
+               for p in sorted(found)]
+        if bad:  # the splits without them (training refuses them unless --skip-bad)
+            kept = {id(idx): FolderIndex(idx.root, idx.classes, [
+                (p, y) for p, y in idx.samples if p not in unreadable[id(idx)]], idx.ignored)
+                for idx in indexes.values()}
+            train, val = (kept[id(x)] if x is not None else None for x in (train, val))
+            test = kept[id(test)] if test is not None else None
+        return Splits(name, first.classes, train, test, bad, layout=note, val=val)
     arrays, bad = {}, []
     for split in {id(x): x for x in (train, test, val) if x is not None}.values():
         arrays[id(split)], bad_split = load_cached_arrays(split, shape,
@@ -238,6 +265,15 @@ def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits
         bad += bad_split
     return Splits(name, first.classes, arrays.get(id(train)), arrays.get(id(test)), bad,
                   layout=note, val=arrays.get(id(val)))
+
+
+def _unreadable_reason(path: str) -> str:
+    """Why a file's header could not be read, as a full decode says it."""
+    try:
+        decode_image(path)
+    except BadImageError as exc:
+        return exc.reason
+    return "unreadable image header"
 
 
 def _is_cifar_folder(path: Path) -> bool:
