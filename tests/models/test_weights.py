@@ -183,3 +183,27 @@ def test_the_same_weights_give_the_same_file_bytes_every_time(tmp_path):
     assert len(digests) == 1
     model, names = model_from_weights(tmp_path / "0.safetensors")
     assert names == ["a", "b", "c"]
+
+
+def test_a_deepres_file_brings_its_input_spec_and_classes_on_every_route(tmp_path):
+    # model_from_weights, load_weights and create_model(pretrained=file) once left the
+    # family's default input specification, and create_model a fresh default-size head.
+    import torch
+
+    from deepres.inputspec import InputSpec
+
+    src = create_model("resnet8", num_classes=3)
+    spec = InputSpec(40, 48, torch.full((3,), 0.25))
+    save_weights(src, tmp_path / "w.safetensors", class_names=["a", "b", "c"],
+                 extra=spec.to_metadata())
+    built, names = model_from_weights(tmp_path / "w.safetensors")
+    loaded = create_model("resnet8", num_classes=3)
+    load_weights(loaded, tmp_path / "w.safetensors")
+    pre = create_model("resnet8", pretrained=str(tmp_path / "w.safetensors"))
+    for m in (built, loaded, pre):
+        assert (m.input_spec.input_size, m.input_spec.test_resize) == (40, 48)
+        assert torch.allclose(m.input_spec.mean, spec.mean)
+        assert m.class_names == ["a", "b", "c"] and m.fc.out_features == 3
+    # Asking for another head size still gives a new head, without the file's names.
+    five = create_model("resnet8", num_classes=5, pretrained=str(tmp_path / "w.safetensors"))
+    assert five.fc.out_features == 5 and not getattr(five, "class_names", None)

@@ -107,7 +107,23 @@ def check_model_metadata(metadata: Mapping[str, str], state: Mapping[str, torch.
 
 
 def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:
-    """Rebuild the model a deepres ``.safetensors`` file was saved from, with its class names."""
+    """Rebuild the model a deepres ``.safetensors`` file was saved from, with its class names;
+    ``model.input_spec`` is the file's own (size, test resize, mean), and ``model.class_names``
+    its classes."""
     model, metadata = rebuild_from_weights(path)
     names = json.loads(metadata["class_names"]) if "class_names" in metadata else None
+    _adopt(model, metadata, str(path), names)
     return model, names
+
+
+def _adopt(model: nn.Module, metadata: Mapping[str, str], where: str,
+           names: list[str] | None) -> None:
+    """The input specification and class names a deepres file carries, set on ``model``."""
+    from ..inputspec import InputSpec
+
+    if "input_mean" in metadata:
+        model.input_spec = InputSpec.from_metadata(metadata, where,
+                                                   default_input_spec(metadata["model"]))
+    if names is not None and getattr(model, "fc", None) is not None and \
+            getattr(model.fc, "out_features", None) == len(names):
+        model.class_names = list(names)

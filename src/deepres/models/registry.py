@@ -67,7 +67,10 @@ def create_model(
     if not spec.residual and shortcut != spec.default_shortcut:
         raise ValueError(f"{name} is a plain network with no shortcuts; drop shortcut={shortcut!r}")
     if num_classes is None:
-        num_classes = spec.default_num_classes
+        # Weights with a classifier of their own size (a 3-class fine-tune) keep it, with their
+        # class names, rather than getting a fresh head of the family's default size.
+        num_classes = (_file_classes(pretrained) if isinstance(pretrained, str) else None) \
+            or spec.default_num_classes
     if not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(f"num_classes must be a positive integer (or 0: pooled features), "
                          f"got {num_classes!r}")
@@ -101,6 +104,18 @@ def create_model(
     if num_classes == 0:
         model.reset_classifier(0)
     return model
+
+
+def _file_classes(source: str) -> int | None:
+    """The classifier size of a weights file or ``deepres:`` name (None: no file, or no fc)."""
+    if source.startswith("torchvision:"):
+        return None
+    from .published import local_path
+    from .weights import read_weights
+
+    state, _ = read_weights(local_path(source))
+    fc = next((v for k, v in state.items() if k.endswith("fc.weight") and v.dim() == 2), None)
+    return int(fc.shape[0]) if fc is not None else None
 
 
 def _load_pretrained(model: nn.Module, name: str, pretrained: bool | str) -> None:

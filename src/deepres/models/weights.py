@@ -196,6 +196,18 @@ def load_weights(
     state, metadata = read_weights(path)
     _warn_stride_mismatch(model, metadata, path)
     _apply_state(model, _strip_prefixes(state, set(model.state_dict())), path, skip_classifier)
+    if "input_mean" in metadata and "model" in metadata:  # a deepres file: its own input
+        from .names import default_input_spec
+
+        model.input_spec = InputSpec.from_metadata(metadata, str(path),
+                                                   default_input_spec(metadata["model"]))
+        if not skip_classifier and "class_names" in metadata:
+            try:
+                names = json.loads(metadata["class_names"])
+            except ValueError:
+                names = None
+            if isinstance(names, list) and len(names) == getattr(model.fc, "out_features", -1):
+                model.class_names = names
     return metadata
 
 
