@@ -94,7 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     top5 = (f", top-5 error {100 * result['top5_error']:.2f}%" if result["top5_meaningful"]
             else "")  # with 5 classes or fewer every label is in the top 5
     print(f"{result['protocol']}, {result['models']} model(s), {result['images']} images of "
-          f"{safe(result['data'])}/{result['split']}: "
+          f"{safe(result['data'])} ({result['split']} split): "
           f"top-1 error {100 * result['top1_error']:.2f}%{top5}{_left_out(result['left_out'])}")
     print_explained(result)
     if args.confusion:

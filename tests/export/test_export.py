@@ -100,8 +100,10 @@ def test_onnx_carries_its_metadata_and_is_checked(tmp_path, capsys):
     assert len(json.loads(meta["input_mean"])) == 3
     # --dynamic-size: any height and width (the per-pixel mean becomes per-channel).
     dyn = tmp_path / "dyn.onnx"
+    capsys.readouterr()
     assert main(["export", "--weights", str(w), "--format", "onnx", "--dynamic-size",
                  str(dyn)]) == 0
+    assert "N x 3 x H x W (any size" in capsys.readouterr().out  # not "N x 3 x 32 x 32"
     s = ort.InferenceSession(str(dyn), providers=["CPUExecutionProvider"])
     import numpy as np
     assert s.run(None, {"images": np.random.rand(2, 3, 48, 40).astype("float32")})[0].shape \

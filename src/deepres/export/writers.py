@@ -109,6 +109,8 @@ def export(p: Predictor, fmt: str, out: str, options: ExportOptions | None = Non
         return [f"wrote {out} (int8, x86 CPUs): give it to `deepres eval` or `deepres "
                 "predict` as --weights"]
     size = p.spec.input_size
-    lines = [f"wrote {out} ({fmt}): input float images in [0, 1], N x 3 x {size} x {size}; "
+    shape = ("N x 3 x H x W (any size; trained at " f"{size} x {size})" if o.dynamic_size
+             else f"N x 3 x {size} x {size}")
+    lines = [f"wrote {out} ({fmt}): input float images in [0, 1], {shape}; "
              f"output logits over {len(p.classes or [])} classes"]
     return lines + ([told["line"]] if told.get("line") else [])
