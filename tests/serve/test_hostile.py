@@ -5,8 +5,6 @@ budget refuses, nothing written to disk, and the server still answering."""
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -19,31 +17,17 @@ from helpers import make_weights
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from test_serve import _png, _port, _request  # noqa: E402
+from test_serve import _png, _request, start_server  # noqa: E402
 
 
 @pytest.fixture
 def hostile_server(tmp_path):
     weights = make_weights(tmp_path / "w.safetensors", size=32)
-    port = _port()
     spool = tmp_path / "tmp"
     spool.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deepres", "serve", "--weights", str(weights), "--port",
-         str(port), "--precision", "fp32", "--max-queue", "4", "--max-bytes", "4000000",
-         "--max-request-pixels", "50000000",
-         "--timeout", "30"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(spool)})
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if _request(base + "/readyz", timeout=1)[0] == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(proc.stderr.read().decode())
-        time.sleep(0.1)
+    base, _, proc = start_server(weights, "--max-queue", "4", "--max-bytes", "4000000",
+                                 "--max-request-pixels", "50000000", "--timeout", "30",
+                                 env={**os.environ, "TMPDIR": str(spool)})
     yield base, proc, spool
     if proc.poll() is None:
         proc.kill()
@@ -133,31 +117,13 @@ def test_multipart_uploads_stay_in_memory(hostile_server):
     assert list(spool.iterdir()) == []  # nothing reached the temporary folder
 
 
-def _slow_server(tmp_path, *extra):
-    weights = make_weights(tmp_path / "w.safetensors", size=32)
-    port = _port()
-    proc = subprocess.Popen([sys.executable, "-m", "deepres", "serve", "--weights", str(weights),
-                             "--port", str(port), "--precision", "fp32", *map(str, extra)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if _request(base + "/readyz", timeout=1)[0] == 200:
-                return base, port, proc
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(proc.stderr.read().decode())
-        time.sleep(0.1)
-    pytest.fail("not ready")
-
-
 def test_idle_and_slow_clients_cannot_shut_out_a_good_one(tmp_path):
     import socket
     import statistics
 
-    base, port, proc = _slow_server(tmp_path, "--max-connections", "100",
-                                    "--header-timeout", "3", "--timeout", "2")
+    base, port, proc = start_server(make_weights(tmp_path / "w.safetensors", size=32),
+                                    "--max-connections", "100", "--header-timeout", "3",
+                                    "--timeout", "2")
     idle = []
     try:
         for _ in range(300):  # three times the cap, each sending half a request line

@@ -42,24 +42,31 @@ def _request(url, data=None, headers=None, timeout=30):
         return e.code, e.read(), dict(e.headers)
 
 
-@pytest.fixture
-def server(tmp_path):
-    weights = make_weights(tmp_path / "w.safetensors", size=32)
+def start_server(weights, *flags, env=None):
+    """`deepres serve` on a free port, once /readyz answers: (base URL, port, process)."""
     port = _port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "deepres", "serve", "--weights", str(weights), "--port",
-         str(port), "--precision", "fp32", "--max-wait-ms", "40", "--max-bytes", "200000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+         str(port), "--precision", "fp32", *map(str, flags)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
             if _request(base + "/readyz", timeout=1)[0] == 200:
-                break
+                return base, port, proc
         except OSError:
             pass
         if proc.poll() is not None:
             pytest.fail(proc.stderr.read().decode())
         time.sleep(0.1)
+    proc.kill()
+    pytest.fail("the server never became ready")
+
+
+@pytest.fixture
+def server(tmp_path):
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    base, _, proc = start_server(weights, "--max-wait-ms", "40", "--max-bytes", "200000")
     yield base, proc, weights
     if proc.poll() is None:
         proc.kill()
