@@ -105,3 +105,21 @@ def test_resume_removes_stray_temporaries_and_files_share_one_mode(tiny_data, tm
     stray.write_bytes(b"half")
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     assert not stray.exists()
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "cpu"])
+def test_a_real_full_disk_during_a_torchscript_export(small_tmpfs, tmp_path, fmt):
+    # PyTorch's own file writer aborted the process (SIGABRT, exit 134, a C++ stack) and left
+    # its temporary file; the program is now serialised in memory and written by Python.
+    import sys
+
+    from helpers import make_weights
+
+    weights = make_weights(tmp_path / "w.safetensors", name="resnet32")  # ~1.9 MB of weights
+    done = subprocess.run([sys.executable, "-m", "deepres", "export", "--weights", str(weights),
+                           "--format", fmt, str(small_tmpfs / "m.pt")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "terminate called" not in done.stderr
+    assert "m.pt" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert list(small_tmpfs.iterdir()) == []  # no temporary file left behind

@@ -71,8 +71,17 @@ def trace_frozen(model: nn.Module, input_size: int, optimize: bool = False
 
 
 def export_torchscript(model: nn.Module, path: str | os.PathLike[str], input_size: int) -> None:
-    """Write ``model`` (eval mode) as a traced, frozen TorchScript file."""
-    trace_frozen(model, input_size).save(str(Path(path)))
+    """Write ``model`` (eval mode) as a traced, frozen TorchScript file. Serialised in memory
+    first, then written with Python's own file I/O: PyTorch's file writer aborts the process
+    (SIGABRT, a C++ stack) when the disk fills, where a Python write raises an error that
+    the atomic writer turns into one line."""
+    Path(path).write_bytes(script_bytes(trace_frozen(model, input_size)))
+
+
+def script_bytes(module: torch.jit.ScriptModule, extra_files: dict[str, str] | None = None
+                 ) -> bytes:
+    """A TorchScript module serialised in memory."""
+    return module.save_to_buffer(_extra_files=extra_files or {})
 
 
 def load_cpu(path: str | os.PathLike[str]) -> torch.jit.ScriptModule:

@@ -22,12 +22,14 @@ import json
 import os
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..loaded.int8 import INT8_FORMAT, METADATA_NAME
+from .formats import script_bytes
 
 
 def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.Module:
@@ -58,4 +60,5 @@ def save_int8(model: nn.Module, path: str | os.PathLike[str], example: torch.Ten
         with torch.no_grad():
             traced = torch.jit.freeze(torch.jit.trace(model.eval(), example))
         meta = {"format": INT8_FORMAT, **metadata}
-        torch.jit.save(traced, str(path), _extra_files={METADATA_NAME: json.dumps(meta)})
+        # in memory first: PyTorch's file writer aborts the process on a full disk
+        Path(path).write_bytes(script_bytes(traced, {METADATA_NAME: json.dumps(meta)}))
