@@ -98,3 +98,17 @@ def test_a_bad_file_in_any_split_of_a_streamed_folder_is_found_before_the_first_
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((env_run / "summary.json").read_text())
     assert summary["test_images"] == 6  # every readable test image, the broken one left out
+
+
+def test_many_empty_class_folders_and_a_newline_in_a_path_make_short_safe_lines(tmp_path):
+    root = tmp_path / "many"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.png").write_bytes(b"")
+    for i in range(2000):
+        (root / f"c{i}").mkdir()
+    done = _run("data", "check", root)
+    assert done.returncode == 2 and len(done.stderr) < 400  # not every name
+    assert "2000 class folder(s) with no images" in done.stderr and "and more" in done.stderr
+    done = _run("data", "check", tmp_path / "no\nsuch")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "no\\x0asuch: no such folder" in done.stderr

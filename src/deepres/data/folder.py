@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.terminal import safe
 from .images import BadImageError, decode_image, is_image_name
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -53,7 +54,7 @@ def scan_folder(root: str | os.PathLike[str]) -> FolderIndex:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder")
+        raise DatasetError(f"{safe(root)}: no such folder")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and _visible(e.name))
     if not classes:
         raise DatasetError(
@@ -79,7 +80,9 @@ def scan_folder(root: str | os.PathLike[str]) -> FolderIndex:
             empty.append(cls)
     if empty:
         raise DatasetError(
-            f"{root}: class folder(s) with no images: {', '.join(empty)}; add images or remove "
+            f"{safe(root)}: {len(empty)} class folder(s) with no images: "
+            f"{', '.join(safe(e) for e in empty[:5])}{' and more' if len(empty) > 5 else ''}; "
+            "add images or remove "
             "the folder(s)"
         )
     return FolderIndex(root, classes, samples, ignored)

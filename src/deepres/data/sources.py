@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.files import atomic_write_text, fsync_dir, is_out_of_space, out_of_space
+from ..runtime.terminal import safe
 from .cifar import ArrayDataset, prepare_cifar, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
 from .images import BadImageError, decode_image, image_size, refused_images
@@ -327,8 +328,8 @@ def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
             return _cifar_splits(folder, path.name.split(".")[0])
         return load_folder(folder, path.name.split(".")[0])
     if not path.exists():
-        raise DatasetError(f"{spec}: no such folder; --data takes a folder path, a tar archive, "
-                           "'sample', 'cifar10' or 'cifar100'")
+        raise DatasetError(f"{safe(spec)}: no such folder; --data takes a folder path, a tar "
+                           "archive, 'sample', 'cifar10' or 'cifar100'")
     if not path.is_dir():
         raise DatasetError(f"{spec}: not a folder or a regular file")
     if _is_cifar_folder(path):
