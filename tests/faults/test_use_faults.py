@@ -117,10 +117,13 @@ def test_data_check_json_and_size_histogram(cli, tiny):
     Image.new("RGB", (64, 48)).save(tiny / "train" / "class0" / "odd.png")
     code, out, _ = cli("data", "check", tiny, "--json")
     report = json.loads(out)
-    assert code == 0
+    assert code == 1  # the odd size is a bad file for a set held in memory, and listed
     assert report["splits"]["train"]["sizes"] == {"32x32": 12, "64x48": 1}
+    [bad] = report["splits"]["train"]["bad"]
+    assert bad["file"].endswith("odd.png") and "size 64x48 differs" in bad["reason"]
     code, out, _ = cli("data", "check", tiny)
-    assert "32x32 (12), 64x48 (1)" in out
+    assert "32x32 (12), 64x48 (1)" in out and "BAD" in out and "odd.png" in out
+    assert "(see `deepres data check`)" not in out  # it once pointed to itself
 
 
 def test_version(cli):

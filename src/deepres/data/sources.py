@@ -223,7 +223,7 @@ def choose_layout(sizes: Counter[tuple[int, int]]) -> tuple[tuple[int, int] | No
     mixed = f"; {others} image(s) of other sizes" if others else ""
     if max(w, h) <= SMALL_MAX_SIDE:
         note = (f"held in memory: {n} of {total} images are {w}x{h} (small){mixed}"
-                + (" are bad files (see `deepres data check`)" if others else ""))
+                + (" are bad files (`deepres data check` lists them)" if others else ""))
         return (h, w), note
     biggest = max(readable, key=lambda k: k[0] * k[1])
     return None, (f"streamed from disk: the most common size is {w}x{h} (over "
