@@ -233,3 +233,25 @@ def test_the_runs_table_shows_each_runs_precision_and_says_when_they_are_mixed()
     assert _mixed([plain], ["bf16"]) == ""
     row = next(line for line in _runs_table([moved]) if line.startswith("| resnet20-s0"))
     assert "| bf16, fp32 |" in row and "steps 0-30000: AMD EPYC" in row and "Zen 3" in row
+
+
+def test_a_run_with_a_validation_split_draws_the_validation_error_bold(tmp_path):
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from deepres.report.curves import draw_error_curves, plot_run_curves
+
+    rows = [{"step": s, "train_error": 0.5, "val_error": 0.4 - s / 100, "test_error": 0.9}
+            for s in (1, 2, 3)]
+    fig, ax = plt.subplots()
+    draw_error_curves(ax, {"r": rows}, bold="val")
+    bold = [line for line in ax.get_lines() if line.get_linewidth() > 2]
+    assert [round(y, 6) for y in bold[0].get_ydata()] == [39.0, 38.0, 37.0]
+    plt.close(fig)
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plot_run_curves(tmp_path, "r", "r (fast): thin train, bold test")
+    assert (tmp_path / "curves.png").stat().st_size > 1000

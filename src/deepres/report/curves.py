@@ -8,14 +8,17 @@ from collections.abc import Mapping, Sequence
 
 
 def draw_error_curves(ax, runs: Mapping[str, Sequence[Mapping]], *, x: str = "step",
-                      train_style: str = "-") -> None:
-    """On ``ax``: each run's training error as a thin line (``train_style``) and its test (or,
-    lacking that, validation) error as a bold line of the same colour, in percent."""
+                      train_style: str = "-", bold: str = "test") -> None:
+    """On ``ax``: each run's training error as a thin line (``train_style``) and its ``bold``
+    ("test" or "val") error as a bold line of the same colour (the other where a run lacks
+    it), in percent."""
     colors = matplotlib_colors()
+    other = "val" if bold == "test" else "test"
     for i, (label, rows) in enumerate(runs.items()):
         color = colors[i % len(colors)]
         tr = [(r[x], 100 * r["train_error"]) for r in rows if r.get("train_error") is not None]
-        key = "test_error" if any(r.get("test_error") is not None for r in rows) else "val_error"
+        key = (f"{bold}_error" if any(r.get(f"{bold}_error") is not None for r in rows)
+               else f"{other}_error")
         te = [(r[x], 100 * r[key]) for r in rows if r.get(key) is not None]
         if tr:
             ax.plot(*zip(*tr, strict=True), color=color, linewidth=0.8, linestyle=train_style)
@@ -39,6 +42,7 @@ def plot_error_curves(
     *,
     title: str = "",
     x: str = "step",
+    bold: str = "test",
 ) -> None:
     """One figure of :func:`draw_error_curves`, written to ``path`` (PNG)."""
     import matplotlib
@@ -47,9 +51,9 @@ def plot_error_curves(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    draw_error_curves(ax, runs, x=x)
+    draw_error_curves(ax, runs, x=x, bold=bold)
     ax.set_ylabel("error (%)")
-    ax.set_title(title or "thin: training error, bold: test error")
+    ax.set_title(title or f"thin: training error, bold: {bold} error")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -63,5 +67,9 @@ def plot_run_curves(run_dir: str | os.PathLike[str], label: str, title: str = ""
     run_dir = Path(run_dir)
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
             if x.strip()]
-    plot_error_curves({label: rows}, run_dir / "curves.png",
-                      title=title or f"{label}: thin train, bold test")
+    # A run with a validation split picks its best weights by it: that is the bold line.
+    bold = "val" if any(r.get("val_error") is not None for r in rows) else "test"
+    shown = {"val": "validation", "test": "test"}[bold]
+    plot_error_curves({label: rows}, run_dir / "curves.png", bold=bold,
+                      title=(title or f"{label}: thin train, bold test").replace(
+                          "bold test", f"bold {shown}"))
