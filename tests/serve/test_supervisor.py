@@ -94,3 +94,32 @@ def test_a_killed_worker_is_logged_and_replaced(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_second_sigterm_exits_at_once_without_500s_or_tracebacks(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_serve import start_server
+
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    # Requests wait in the batcher (up to 3 s for a batch of 64): 20 are in flight.
+    base, _, proc = start_server(weights, "--max-wait-ms", "3000", "--max-batch", "64")
+
+    def ask(i):
+        try:
+            return _request(base + "/v1/predict", _png(i), {"Content-Type": "image/png"},
+                            timeout=30)[0]
+        except OSError:
+            return "dropped"
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = [pool.submit(ask, i) for i in range(20)]
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        got = [a.result() for a in answers]
+    err = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err and "second SIGTERM: exiting now" in err
+    assert 500 not in got

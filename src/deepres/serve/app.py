@@ -359,6 +359,8 @@ def _supervise(host: str, port: int, sock: Any, workers: int) -> int:
                       flush=True)
     finally:
         sock.close()
+    if len(stopping) > 1:  # a second signal: the workers exited at once, and so do we
+        return 128 + stopping[-1]
     return 0 if stopping else 1
 
 
@@ -439,8 +441,13 @@ def _run(config: Any, sockets: list[Any] | None = None) -> None:
     server = Server(config)
 
     def stop(signum: int, frame: object) -> None:
-        if server.should_exit:
-            server.force_exit = True
+        if server.should_exit:  # the second signal: now, without unwinding the requests
+            # (uvicorn's forced exit cancels them into HTTP 500s, each with a traceback)
+            import sys
+
+            print(f"deepres serve: second {signal.Signals(signum).name}: exiting now; the "
+                  "requests in flight are dropped", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
         server.should_exit = True
 
     for sig in (signal.SIGTERM, signal.SIGINT):
