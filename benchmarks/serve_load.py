@@ -107,17 +107,38 @@ def load(port: int, body: bytes, clients: int, seconds: float) -> dict:
 
 
 def faults(port: int, body: bytes, seconds: float, pause: float = 0.05) -> dict:
-    """Misbehaving clients beside 16 well-behaved ones: some disconnect mid-body, some send
-    their body slowly, some send garbage or a broken multipart form. Returns the good clients'
-    figures and the server's error counters and health afterwards."""
+    """Misbehaving and hostile clients beside 16 well-behaved ones: some disconnect mid-body,
+    some send their body slowly, some send garbage or a broken multipart form, some send pixel
+    bombs (an 86 KB 9400x9400 PNG, a 100,000x1 strip), some a top_k in Unicode digits, and some
+    open connections that never finish their headers and hold them (up to 300). Returns the
+    good clients' figures and the server's error counters and health afterwards."""
     stop = time.perf_counter() + seconds
-    done = {"disconnect": 0, "slow": 0, "garbage": 0, "bad_form": 0}
+    done = {"disconnect": 0, "slow": 0, "garbage": 0, "bad_form": 0, "pixel_bomb": 0,
+            "strip": 0, "unicode_top_k": 0, "idle": 0}
+    bombs = {"pixel_bomb": _gray_png(9400, 9400), "strip": _gray_png(100_000, 1)}
+    held: list[socket.socket] = []
+
+    def post(s: socket.socket, path: str, data: bytes) -> None:
+        s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (path.encode(), len(data)) + data)
+        s.recv(4096)
 
     def bad(kind: str) -> None:
         while time.perf_counter() < stop:
             try:
                 s = socket.create_connection(("127.0.0.1", port), timeout=10)
-                if kind == "disconnect":  # promise a body, send half, leave
+                if kind in bombs:
+                    post(s, "/v1/predict", bombs[kind])
+                elif kind == "unicode_top_k":
+                    post(s, "/v1/predict?top_k=%C2%B2", body)
+                elif kind == "idle":  # half a request line, then nothing: held open
+                    s.sendall(b"GET /healthz HT")
+                    if len(held) < 300:
+                        held.append(s)
+                        done[kind] += 1
+                        time.sleep(pause)
+                        continue
+                elif kind == "disconnect":  # promise a body, send half, leave
                     s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
                               b"image/png\r\nContent-Length: %d\r\n\r\n" % len(body)
                               + body[:len(body) // 2])
@@ -148,6 +169,8 @@ def faults(port: int, body: bytes, seconds: float, pause: float = 0.05) -> dict:
     good = load(port, body, 16, seconds)
     for th in threads:
         th.join()
+    for s in held:
+        s.close()
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request("GET", "/metrics")
     metrics = c.getresponse().read().decode()
@@ -155,6 +178,12 @@ def faults(port: int, body: bytes, seconds: float, pause: float = 0.05) -> dict:
     ready = c.getresponse().status
     errors = [line for line in metrics.splitlines() if line.startswith("deepres_errors_total")]
     return {"good": good, "sent": done, "errors": errors, "ready_after": ready}
+
+
+def _gray_png(w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (w, h)).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -209,14 +238,17 @@ def main() -> None:
     if a.faults:
         proc, port = start(weights["resnet20"], "bf16", 32)
         try:
+            before = peak_rss_mb(proc.pid)
             r = faults(port, _png(32), a.seconds, a.fault_pause)
+            peak = peak_rss_mb(proc.pid)
         finally:
             proc.terminate()
             code = proc.wait()
         g = r["good"]
-        print(f"fault run, {a.seconds:g} s: good clients {g['rps']:.1f} requests/s, p99 "
-              f"{1000 * g['p99']:.0f} ms, {g['errors']} errors; misbehaving connections "
-              f"{r['sent']}; server counters {r['errors']}; /readyz after: "
+        print(f"fault run, {a.seconds:g} s: good clients {g['rps']:.1f} requests/s, p50 "
+              f"{1000 * g['p50']:.0f} ms, p99 {1000 * g['p99']:.0f} ms, {g['errors']} errors; "
+              f"server peak memory {before:.0f} MB before, {peak:.0f} MB after; misbehaving "
+              f"connections {r['sent']}; server counters {r['errors']}; /readyz after: "
               f"{r['ready_after']}; exit status after SIGTERM: {code}")
         return
     print("| model | precision | clients | serving | requests/s | p50 ms | p95 ms | p99 ms | "

@@ -13,10 +13,10 @@ from .runtime.terminal import safe
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .analysis.flops import model_table
+    from .analysis.models_table import listed_models
     from .models.published import weights_for
 
-    rows = model_table()
+    rows = listed_models()
     for r in rows:  # deepres's own trained weights of the name (deepres:NAME[.TAG])
         r["published"] = [{"source": p.source, "default": p.default, "test_error": p.test_error,
                            "iterations": p.iterations, "scale": p.scale}

@@ -107,3 +107,13 @@ def test_eval_reproduces_each_cards_test_error_to_the_digit(entry):
     r = run_eval([entry.source], str(ARCHIVE), precision="fp32")
     assert r["images"] == entry.test_images == 10_000
     assert f"{100 * r['top1_error']:.2f}" == f"{100 * entry.test_error:.2f}"
+
+
+def test_list_models_filters_by_pattern_and_by_published_weights():
+    assert deepres.list_models("resnet1*") == ["resnet18", "resnet101", "resnet152", "resnet14",
+                                               "resnet110", "resnet1202"]
+    assert deepres.list_models("*wide*") == ["wide_resnet50_2", "wide_resnet101_2"]
+    with_weights = deepres.list_models(pretrained=True)
+    assert {"resnet20", "resnet56", "resnet50", "resnext50_32x4d"} <= set(with_weights)
+    assert "resnet32" not in with_weights and "plain20" not in with_weights
+    assert deepres.list_models("resnet2*", pretrained=True) == ["resnet20"]

@@ -15,7 +15,7 @@ __getattr__, __dir__, __all__ = exports(__name__, {
     "resolve": ".names",
     "FeatureInfo": ".resnet",
     "ResNet": ".resnet",
-    "WeightsError": ".weights",
+    "WeightsError": ".errors",
     "load_weights": ".weights",
     "read_weights": ".weights",
     "save_weights": ".weights",

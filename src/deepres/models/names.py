@@ -170,6 +170,21 @@ def default_input_spec(name: str) -> InputSpec:
         return IMAGENET
 
 
-def list_models() -> list[str]:
-    """The registered model names, family by family (ImageNet first, then CIFAR)."""
-    return [n for family in FAMILIES for n in family.listed]
+def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
+    """The registered model names, family by family (ImageNet first, then CIFAR); those
+    matching ``pattern`` (shell-style, as timm's: ``"resnet*"``, ``"*wide*"``), and with
+    ``pretrained=True`` only those with published weights (deepres's own, ``deepres:NAME``,
+    or torchvision's), which ``create_model(name, pretrained=True)`` loads."""
+    import fnmatch
+
+    names = [n for family in FAMILIES for n in family.listed]
+    if pattern is not None:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    if pretrained:
+        from torchvision.models import list_models as torchvision_models
+
+        from .published import published
+
+        have = {p.name for p in published()} | set(torchvision_models())
+        names = [n for n in names if n in have]
+    return names

@@ -3,7 +3,7 @@
 from .._lazy import exports
 
 __getattr__, __dir__, __all__ = exports(__name__, {
-    "CheckpointError": ".checkpoint",
+    "CheckpointError": ".errors",
     "load_checkpoint": ".checkpoint",
     "save_checkpoint": ".checkpoint",
     "RECIPES": ".config",
@@ -13,6 +13,6 @@ __getattr__, __dir__, __all__ = exports(__name__, {
     "RunConfig": ".config",
     "TrainConfig": ".config",
     "recipe": ".config",
-    "NonFiniteLossError": ".divergence",
+    "NonFiniteLossError": ".errors",
     "fit": ".loop",
 })

@@ -9,12 +9,11 @@ from typing import Any
 import torch
 
 from ..runtime.files import OutOfSpaceError, atomic_write
+from .errors import CheckpointError  # noqa: F401  (raised here; its home is errors.py)
 
 CHECKPOINT = "checkpoint.pt"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be written or read; earlier checkpoints are left as they were."""
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:

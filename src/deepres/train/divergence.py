@@ -19,6 +19,7 @@ import torch
 from ..runtime import distributed as dist
 from ..runtime.files import atomic_write_text
 from .config import TrainConfig
+from .errors import NonFiniteLossError  # noqa: F401  (raised here; its home is errors.py)
 
 DIVERGED = "diverged.json"  # in a run directory: training stopped on non-finite values
 # What a resume may change after such a stop (README: recovering from a divergence).
@@ -26,8 +27,6 @@ SAFE_AFTER_DIVERGENCE = ("lr", "warmup_lr", "momentum", "weight_decay", "norm_we
                          "nesterov", "label_smoothing", "gamma", "backbone_lr_factor")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss or a gradient became NaN or infinite; training stopped before the update."""
 
 
 def _error(step: int, detail: str) -> NonFiniteLossError:
