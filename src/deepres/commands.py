@@ -189,7 +189,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve.app import ServeConfig, bind, check_weights, serve
+    from .serve.app import ServeConfig
+    from .serve.processes import bind, check_weights, serve
 
     cfg = ServeConfig(args.weights, args.model, args.classes, args.device,
                       args.precision or "auto", args.max_batch, args.max_wait_ms,

@@ -214,7 +214,7 @@ def test_preact_smoke_and_its_full_plan(tmp_path):
 
 
 def test_the_runs_table_shows_each_runs_precision_and_says_when_they_are_mixed():
-    from deepres.report.experiments import _mixed, _precisions, _runs_table
+    from deepres.report.runs import mixed_note, precisions_of, runs_table
 
     def machine(p, cpu="AMD EPYC"):
         return {"cpu": cpu, "cores": 2, "torch": "2.14.1", "precision": p}
@@ -227,11 +227,11 @@ def test_the_runs_table_shows_each_runs_precision_and_says_when_they_are_mixed()
                            "machine": machine("fp32", "Zen 3")}]}
     plain = {**moved, "key": "resnet20-s1", "precision": "bf16", "segments": None,
              "machine": machine("bf16")}
-    assert _precisions(moved) == ["bf16", "fp32"] and _precisions(plain) == ["bf16"]
+    assert precisions_of(moved) == ["bf16", "fp32"] and precisions_of(plain) == ["bf16"]
     assert "mixed: bf16 in resnet20-s0, resnet20-s1; fp32 in resnet20-s0" in \
-        _mixed([moved, plain], ["bf16", "fp32"])
-    assert _mixed([plain], ["bf16"]) == ""
-    row = next(line for line in _runs_table([moved]) if line.startswith("| resnet20-s0"))
+        mixed_note([moved, plain], ["bf16", "fp32"])
+    assert mixed_note([plain], ["bf16"]) == ""
+    row = next(line for line in runs_table([moved]) if line.startswith("| resnet20-s0"))
     assert "| bf16, fp32 |" in row and "steps 0-30000: AMD EPYC" in row and "Zen 3" in row
 
 

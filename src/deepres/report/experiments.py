@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import defaultdict
@@ -19,6 +18,7 @@ from ..experiments.specs import Run
 from ..models import resolve
 from ..runtime.files import atomic_write_text
 from .responses import report_layer_responses
+from .runs import mixed_note, precisions_of, runs_table
 
 
 def _pct(values: list[float]) -> str:
@@ -50,7 +50,7 @@ def _header(title: str, scale: str, command: str, device: str,
     steps = (f"/10 at iterations {', '.join(str(round(m * o.iterations)) for m in o.milestones)}"
              if o.schedule == "step" else f"{o.schedule} schedule")
     seeds = sorted({r.config.run.seed for r in runs})
-    precisions = sorted({p for s in done for p in _precisions(s)})
+    precisions = sorted({p for s in done for p in precisions_of(s)})
     guessed = [s["key"] for s in done if s["seconds_estimated"]]
     about = "about " if guessed else ""
     estimated = (f" ({', '.join(guessed)}: resumed from a checkpoint that did not keep the "
@@ -62,56 +62,11 @@ def _header(title: str, scale: str, command: str, device: str,
               f"{steps} ({cfg.recipe} recipe) |",
               f"| seeds | {len(seeds)} ({', '.join(map(str, seeds))}) |",
               f"| precision | {', '.join(precisions)}"
-              f"{' (torch.compile)' if cfg.run.compile else ''}{_mixed(done, precisions)} |",
+              f"{' (torch.compile)' if cfg.run.compile else ''}{mixed_note(done, precisions)} |",
               f"| hardware | each run's own, in the table of runs below (device `{device}`) |",
               f"| wall time | {about}{sum(s['train_seconds'] for s in done) / 60:.1f} min of "
-              f"training in {len(done)} runs{estimated} |", "", *_runs_table(done)]
+              f"training in {len(done)} runs{estimated} |", "", *runs_table(done)]
     return lines
-
-
-def _machine(s: dict[str, Any]) -> str:
-    segs = [g for g in s.get("segments") or [] if g.get("machine")]
-    if len({json.dumps(g["machine"], sort_keys=True) for g in segs}) > 1:  # moved machines
-        return "; ".join(f"steps {g['from_step']}-{g['to_step']}: "
-                         f"{_machine({'machine': g['machine']})}" for g in segs)
-    m = s.get("machine")
-    if not m:
-        return "not recorded (made before runs recorded their machine)"
-    flags = ", ".join(f for f in m.get("cpu_flags", []) if "bf16" in f or "amx" in f)
-    gpu = f", {m['gpu']}" if m.get("gpu") else ""
-    return (f"{m.get('cpu', '?')}{gpu}, {m.get('cores', '?')} cores"
-            f"{', ' + flags if flags else ''}, torch {m.get('torch', '?')}, "
-            f"{m.get('precision', s.get('precision', '?'))}")
-
-
-def _precisions(s: dict[str, Any]) -> list[str]:
-    """The precisions a run trained in, sitting by sitting (a run may move between machines)."""
-    segs = s.get("segments") or []
-    found = [g["machine"].get("precision", "?") for g in segs if g.get("machine")]
-    return list(dict.fromkeys(found)) or [s.get("precision", "fp32")]
-
-
-def _mixed(done: list[dict[str, Any]], precisions: list[str]) -> str:
-    """Said where the runs (or an arm's seeds) did not all train in one precision."""
-    if len(precisions) < 2:
-        return ""
-    by = {p: [s["key"] for s in done if p in _precisions(s)] for p in precisions}
-    return ("; mixed: " + "; ".join(f"{p} in {', '.join(keys)}" for p, keys in by.items())
-            + " (an arm whose seeds differ in precision compares them as they are)")
-
-
-def _runs_table(done: list[dict[str, Any]]) -> list[str]:
-    """One row a run: its seed, length, time, weight initialisation (the recipe version: runs
-    made before the option existed used fan_out), its precision (each sitting's, where they
-    differ) and the machine it was trained on."""
-    lines = ["| run | steps | training min | conv init | precision | machine |",
-             "|---|---|---|---|---|---|"]
-    for s in sorted(done, key=lambda s: s["key"]):
-        init = s["conv_init"] + ("" if s["conv_init_recorded"] else " (before the option)")
-        lines.append(f"| {s['key']} | {s['steps']} | {'about ' if s['seconds_estimated'] else ''}"
-                     f"{s['train_seconds'] / 60:.1f} | {init} | {', '.join(_precisions(s))} "
-                     f"| {_machine(s)} |")
-    return [*lines, ""]
 
 
 def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
