@@ -150,6 +150,16 @@ def _add_foreign(p: argparse.ArgumentParser) -> None:
                    help="class names, one per line, for weights that carry none")
 
 
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    from .loaded.engines import ENGINES
+
+    p.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="what runs the model: auto (the fastest installed for the file and "
+                   "device, said in one line), torch, onnxruntime or openvino (CPU; extras "
+                   "deepres[onnx], deepres[openvino]). ONNX files (export --format onnx or "
+                   "int8) run on onnxruntime or openvino")
+
+
 def _add_precision(p: argparse.ArgumentParser) -> None:
     from .runtime.options import PRECISION_HELP, PRECISIONS
 
@@ -221,6 +231,7 @@ def _add_eval(sub: Any) -> None:
                    help="processes decoding image files (folders); 0: in this process")
     p.add_argument("--device", type=device_parser, default="cpu")
     _add_precision(p)
+    _add_engine(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--confusion", metavar="FILE.png", default=None,
                    help="also draw the confusion matrix, with class names, into this PNG")
@@ -238,6 +249,7 @@ def _add_predict(sub: Any) -> None:
                    help="processes decoding image files; 0: in this process")
     p.add_argument("--device", type=device_parser, default="cpu")
     _add_precision(p)
+    _add_engine(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.cmd_predict)
 
@@ -318,6 +330,7 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--device", type=device_parser, default="cpu",
                    help="where the model runs: cpu (default), cuda or cuda:N")
     _add_precision(p)
+    _add_engine(p)
     p.add_argument("--max-batch", type=POSITIVE_INT, default=32,
                    help="images run together at most (dynamic batching)")
     p.add_argument("--max-wait-ms", type=number(float, 0.0, 10_000.0), default=5.0,

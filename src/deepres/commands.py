@@ -81,7 +81,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       tta=args.tta,
                       batch_size=args.batch_size, device=args.device,
                       precision=args.precision, model_name=args.model,
-                      classes_file=args.classes, workers=args.workers)
+                      classes_file=args.classes, workers=args.workers, engine=args.engine)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if args.confusion:
@@ -136,7 +136,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = []
     for r in predict_files(args.weights, args.inputs, args.top_k, args.device,
                            args.precision, args.model, args.classes, args.batch_size,
-                           args.workers):
+                           args.workers, args.engine):
         seen += 1
         failed += "error" in r
         if args.json:
@@ -197,8 +197,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                       args.max_queue, args.max_bytes, args.timeout,
                       max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
                       max_connections=args.max_connections,
-                      header_timeout_s=args.header_timeout)
-    check_weights(cfg)  # a bad file: one error, before any process starts
+                      header_timeout_s=args.header_timeout, engine=args.engine)
+    # a bad file: one error, before any process starts; and the engine chosen, in one line
+    print(check_weights(cfg), file=sys.stderr, flush=True)
     sock = bind(args.host, args.port)  # a port in use: a ServeError, one line, exit 2
     print(f"deepres serve: http://{args.host}:{args.port}/ ({args.workers} process(es)); "
           "SIGTERM or Ctrl-C stops it after the requests in flight", file=sys.stderr,

@@ -61,11 +61,15 @@ def test_accumulate_past_the_batch_is_refused_before_anything_is_created(tmp_pat
 @pytest.mark.parametrize("fmt,said", [("onnx", "an ONNX graph"),
                                       ("torchscript", "a TorchScript program")])
 def test_an_export_given_as_weights_is_named_for_what_it_is(tmp_path, fmt, said):
+    # (eval, predict and serve run an ONNX file: tests/export/test_engines.py; training
+    # starts from weights only)
     weights = make_weights(tmp_path / "w.safetensors", size=32)
     out = tmp_path / f"m.{'onnx' if fmt == 'onnx' else 'pt'}"
     assert _run("export", "--weights", weights, "--format", fmt, out).returncode == 0
-    img = next((make_tiny_folder(tmp_path / "d") / "test").rglob("*.png"))
-    done = _run("predict", "--weights", out, img)
+    data = make_tiny_folder(tmp_path / "d")
+    done = (_run("train", "--model", "resnet8", "--data", data, "--init", out,
+                 "--iterations", "1", "--run-dir", tmp_path / "run") if fmt == "onnx"
+            else _run("predict", "--weights", out, next((data / "test").rglob("*.png"))))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert said in done.stderr and "weights_only" not in done.stderr
     assert "corrupt" not in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,14 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[str]:
 
 def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: str = "cpu",
                   precision: str | None = "auto", model_name: str | None = None,
-                  classes_file: str | None = None, batch_size: int = 64, workers: int = 2
-                  ) -> Iterator[dict[str, Any]]:
+                  classes_file: str | None = None, batch_size: int = 64, workers: int = 2,
+                  engine: str | None = None) -> Iterator[dict[str, Any]]:
     """Top-k classes of every image file in ``inputs`` (folders walked), in batches decoded by
-    ``workers`` DataLoader processes; a bad file yields ``{"file", "error"}``."""
-    p = load_predictor(weights, device, precision, model_name, classes_file)
+    ``workers`` DataLoader processes, run by ``engine`` ("auto" says its choice on stderr); a
+    bad file yields ``{"file", "error"}``."""
+    p = load_predictor(weights, device, precision, model_name, classes_file, engine)
+    if engine == "auto":
+        print(p.describe_engine(), file=sys.stderr, flush=True)
     paths = list(expand_inputs(inputs))
     done = 0
     for b in test_batches(paths, p.spec, batch_size, workers=workers, tolerate_bad=True,

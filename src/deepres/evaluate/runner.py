@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,15 +44,19 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
              scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
              tta: str | None = None,
              device: str = "cpu", precision: str | None = "auto", model_name: str | None = None,
-             classes_file: str | None = None, workers: int = 2) -> dict[str, Any]:
-    """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``."""
+             classes_file: str | None = None, workers: int = 2,
+             engine: str | None = None) -> dict[str, Any]:
+    """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``, each
+    model run by ``engine`` (loaded/engines.py; "auto" says its choice on stderr)."""
     if crops not in (1, 10):
         raise ValueError(f"--crops must be 1 or 10, not {crops}")
     with dist.init(device) as ctx:
         device = str(ctx.local_device(device))
         configure_cuda(device)
-        preds = [load_predictor(w, device, precision, model_name, classes_file)
-                 for w in weights]
+        preds = [load_predictor(w, device, precision, model_name, classes_file, engine,
+                                any_size=bool(scales)) for w in weights]
+        if engine == "auto" and ctx.is_main:
+            print(preds[0].describe_engine(), file=sys.stderr, flush=True)
         splits = load_data(data)
         ds = splits.split(split)
         _check_classes(preds, splits.classes, weights)
@@ -77,6 +82,6 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
                 if split in Path(b.path).parts[:-2]]
     return {"top1_error": m["top1_error"], "top5_error": m["top5_error"],
             "images": m["images"], "left_out": left_out,
-            "models": len(preds), "protocol": protocol, "data": data,
+            "models": len(preds), "engine": preds[0].engine, "protocol": protocol, "data": data,
             "split": split, "precision": preds[0].precision, "top5_meaningful": k > 5,
             **explain(m["confusion"], list(splits.classes))}

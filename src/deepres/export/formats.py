@@ -11,36 +11,38 @@ from torch import nn
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike[str], input_size: int,
-                opset: int = 17, metadata: dict[str, str] | None = None,
+                metadata: dict[str, str] | None = None,
                 dynamic_size: bool = False) -> float | None:
-    """Write ``model`` (eval mode) as ONNX: input ``images`` N x 3 x S x S, output ``logits``,
-    a dynamic batch (and, with ``dynamic_size``, dynamic height and width). ``metadata`` goes
-    into the file's ``metadata_props`` (class names, input specification, version), so the file
-    travels with what a user needs to feed it. The file is checked with ``onnx.checker``;
-    where onnxruntime is installed it is run on a random batch and the largest difference from
-    PyTorch's logits is returned (else None)."""
+    """Write ``model`` (eval mode) as ONNX through PyTorch's current exporter (``dynamo=True``;
+    loaded/engines.py): input ``images`` N x 3 x S x S, output ``logits``, a dynamic batch
+    (and, with ``dynamic_size``, dynamic height and width). ``metadata`` goes into the file's
+    ``metadata_props`` (class names, input specification, version), so the file travels with
+    what a user needs to feed it. The file is checked with ``onnx.checker``; where onnxruntime
+    is installed it is run on a random batch and the largest difference from PyTorch's logits
+    is returned (else None)."""
+    from ..loaded.engines import write_graph
+
     try:
-        import onnx
+        import onnx  # noqa: F401 - said before the exporter fails on it
     except ImportError as exc:
-        raise ValueError("ONNX export needs the onnx package: pip install 'deepres[export]' "
-                         "(onnx and onnxruntime)") from exc
+        raise ValueError("ONNX export needs the onnx package: pip install 'deepres[onnx]' "
+                         "(onnx, onnxscript and onnxruntime)") from exc
     model = model.eval()
-    example = torch.rand(2, 3, input_size, input_size)
-    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notes
-        torch.onnx.export(
-            model, (example,), str(path), dynamo=False, opset_version=opset,
-            input_names=["images"], output_names=["logits"],
-            dynamic_axes={"images": axes, "logits": {0: "batch"}},
-        )
+    write_graph(model, path, input_size, dynamic_size)
+    add_metadata(path, metadata or {})
+    return _max_difference(model, path, torch.rand(2, 3, input_size, input_size))
+
+
+def add_metadata(path: str | os.PathLike[str], metadata: dict[str, str]) -> None:
+    """Set ``metadata`` in an ONNX file's ``metadata_props`` and check the file."""
+    import onnx
+
     proto = onnx.load(str(path))
-    for key, value in (metadata or {}).items():
+    for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
-    return _max_difference(model, path, example)
 
 
 def _max_difference(model: nn.Module, path: str | os.PathLike[str], x: torch.Tensor

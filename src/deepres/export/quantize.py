@@ -1,64 +1,85 @@
-"""int8 CPU inference: post-training static quantization for x86.
+"""int8 CPU inference: post-training static quantization to an ONNX QDQ graph.
 
-The flow is PyTorch's FX graph mode (``torch.ao.quantization.quantize_fx``) with the ``x86``
-backend (fbgemm and oneDNN kernels, using VNNI/AMX int8 instructions where the CPU has them):
-convolution, batch norm and ReLU are fused (batch norm folded into the convolution weights),
-observers record activation ranges on calibration images, and the result runs on eager int8
-kernels, so a saved file is fast as soon as it is loaded, with no compile step.
+The network, with its mean subtraction built in, is exported to ONNX (loaded/engines.py); ONNX
+Runtime's static quantizer records every activation's range on calibration images (min-max)
+and inserts QuantizeLinear/DequantizeLinear pairs around the convolutions, the residual
+additions and the classifier: weights int8 per output channel, activations uint8 per tensor.
+Engines fuse each pair into int8 kernels: ONNX Runtime's (MLAS: AVX2, AVX-512 VNNI, AMX) and
+OpenVINO's (oneDNN), so the one file runs on both, on any x86 CPU, and holds no code.
 
-Why not torchao's PT2E flow, the one PyTorch now develops: it needs ``torch.compile`` (Inductor)
-each time a model is loaded before its int8 kernels run, i.e. tens of seconds before the first
-prediction, and the ``torchao`` package on top of the pinned torch 2.14. FX graph mode ships
-in torch 2.14 itself; it is deprecated upstream, so this module is the one place to change
-when it goes.
+Weights are kept to 7 bits (``reduce_range``): on x86 CPUs without VNNI (AVX2 only: Zen 3,
+older Xeons, many laptops) the u8 x s8 multiply sums pairs of products in 16 bits, which can
+saturate with full-range weights; 7-bit weights cannot. The cost, measured on trained
+CIFAR-10 ResNets, is in BENCHMARKS.md (Engines): within the 0.5-point budget of fp32.
 
-The file is TorchScript (traced and frozen) with the deepres metadata (class names, input
-mean, input size) stored beside the program as ``deepres.json``.
+Why not PyTorch's own: its FX flow (``torch.ao.quantization``) is deprecated and its files are
+TorchScript (``torch.jit``, deprecated too, and a program); torchao's PT2E flow needs
+``torch.compile`` each time a model is loaded and a package beyond the pinned torch. Files from
+the former FX path still load (loaded/int8.py) with a notice.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import os
-import warnings
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from ..loaded.int8 import INT8_FORMAT, METADATA_NAME
-from .formats import script_bytes
+from ..loaded.engines import write_graph
+from ..loaded.onnxfile import FORMAT_KEY
+from .formats import add_metadata
+
+CALIBRATION_BATCH = 16  # images per calibration run: ONNX Runtime keeps every activation
 
 
-def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.Module:
-    """A statically quantized copy of ``model`` (eval mode): takes the same normalized float
-    input and returns float logits. ``calibration``: batches of model input."""
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
-    torch.backends.quantized.engine = "x86"
-    model = model.eval()
-    batches = list(calibration)
-    if not batches:
+def quantize_onnx(model: nn.Module, path: str | os.PathLike[str], input_size: int,
+                  calibration: Sequence[torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write ``model`` (eval mode, taking what ``calibration``'s batches are) as an int8 QDQ
+    ONNX graph with ``metadata``; batch and nothing else dynamic."""
+    try:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+    except ImportError as exc:
+        raise ValueError("int8 export needs onnxruntime's quantizer: pip install "
+                         "'deepres[onnx]'") from exc
+    if not calibration:
         raise ValueError("int8 quantization needs at least one calibration batch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # FX graph mode's deprecation notes
-        prepared = prepare_fx(model, get_default_qconfig_mapping("x86"), (batches[0],))
-        with torch.no_grad():
-            for x in batches:
-                prepared(x)
-        return convert_fx(prepared)
+    chunks = [c.float().numpy() for b in calibration for c in b.split(CALIBRATION_BATCH)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(chunks)
+
+        def get_next(self) -> dict | None:
+            x = next(self.items, None)
+            return None if x is None else {"images": x}
+
+    with tempfile.TemporaryDirectory(prefix="deepres-int8-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        write_graph(model, fp32, input_size)
+        with _quiet("root"):  # the quantizer's advice to pre-process, printed every time
+            quantize_static(str(fp32), str(path), Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            per_channel=True, reduce_range=True,
+                            op_types_to_quantize=["Conv", "Gemm", "MatMul", "Add"])
+    add_metadata(path, {**metadata, FORMAT_KEY: "int8"})
 
 
-def save_int8(model: nn.Module, path: str | os.PathLike[str], example: torch.Tensor,
-              metadata: dict[str, Any]) -> None:
-    """Trace and freeze the quantized ``model`` and write it with ``metadata``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with torch.no_grad():
-            traced = torch.jit.freeze(torch.jit.trace(model.eval(), example))
-        meta = {"format": INT8_FORMAT, **metadata}
-        # in memory first: PyTorch's file writer aborts the process on a full disk
-        Path(path).write_bytes(script_bytes(traced, {METADATA_NAME: json.dumps(meta)}))
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name if name != "root" else None)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -65,15 +65,14 @@ def _torchscript(optimize: bool) -> Callable[[Predictor, Path, ExportOptions], s
 
 def _int8(p: Predictor, tmp: Path, o: ExportOptions) -> str:
     from ..loaded import calibration_batches
-    from .quantize import quantize_int8, save_int8
+    from .quantize import quantize_onnx
 
-    batches = calibration_batches(p, o.data or "", o.calibration_images)
-    quantized = quantize_int8(p.model, batches)
-    save_int8(quantized, tmp, batches[0][:2], {
-        "model": p.metadata.get("model"), "num_classes": p.model.fc.out_features,
-        **({"class_names": list(p.classes)} if p.classes else {}), **p.spec.as_json(),
-        "calibration": {"data": o.data, "images": sum(len(b) for b in batches)}})
-    return ""
+    batches = calibration_batches(p, o.data or "", o.calibration_images, pixels=True)
+    images = sum(len(b) for b in batches)
+    quantize_onnx(_wrapped(p, False, False), tmp, p.spec.input_size, batches,
+                  {**onnx_metadata(p), "calibration": json.dumps({"data": o.data,
+                                                                  "images": images})})
+    return f"calibrated on {images} training images of {o.data}"
 
 
 # format -> (writer, what to tell of the result)
@@ -89,6 +88,9 @@ def export(p: Predictor, fmt: str, out: str, options: ExportOptions | None = Non
     """Write ``p`` as ``fmt`` to ``out`` (renamed into place when complete: never a
     half-written file); returns the lines to tell the user."""
     o = options or ExportOptions()
+    if p.model is None:
+        raise ValueError("export starts from weights (.safetensors, deepres:NAME), not from "
+                         "an ONNX file")
     if fmt not in WRITERS:
         raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(WRITERS)}")
     if fmt == "int8" and not o.data:
@@ -106,8 +108,9 @@ def export(p: Predictor, fmt: str, out: str, options: ExportOptions | None = Non
         raise ValueError(f"{out}: could not write the export ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
     if fmt == "int8":
-        return [f"wrote {out} (int8, x86 CPUs): give it to `deepres eval` or `deepres "
-                "predict` as --weights"]
+        return [f"wrote {out} (int8 ONNX, QDQ: runs on ONNX Runtime and OpenVINO, any x86 "
+                "CPU); give it to `deepres eval`, `predict` or `serve` as --weights",
+                told["line"]]
     size = p.spec.input_size
     shape = ("N x 3 x H x W (any size; trained at " f"{size} x {size})" if o.dynamic_size
              else f"N x 3 x {size} x {size}")

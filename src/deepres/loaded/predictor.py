@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from ..models.loading import rebuild_foreign, rebuild_from_weights
 from ..models.names import default_input_spec
 from ..models.weights import WeightsError
 from ..runtime.precision import autocast, resolve_precision
+from . import engines
+from .engines import Run
 
 
 @dataclass
@@ -28,13 +31,17 @@ class Predictor:
     """A trained model with what it needs to read images: its input specification and class
     names."""
 
-    model: nn.Module
+    model: nn.Module | None  # None for an ONNX file: only its engine runs it
     classes: list[str] | None
     spec: InputSpec  # on the model's device
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    precision: str = "fp32"  # "fp32", "bf16" (autocast, or the engine's bf16) or "int8"
     # The file's metadata as read (with --model's family defaults and --classes' names), so
     # that what is written from it (export, precise BN) never reads the file a second time.
     metadata: dict[str, str] = field(default_factory=dict)
+    engine: str = "torch"  # what runs it (loaded/engines.py), and why that one
+    engine_reason: str = ""
+    run: Run | None = None  # model input -> float32 logits; None: ``model`` under autocast
+    takes_pixels: bool = False  # an exported ONNX file: mean subtraction inside, input [0, 1]
 
     @property
     def device(self) -> torch.device:
@@ -43,9 +50,11 @@ class Predictor:
     @classmethod
     def from_weights(cls, path: str | os.PathLike[str], device: str = "cpu",
                      precision: str | None = "fp32", model_name: str | None = None,
-                     classes_file: str | None = None) -> Predictor:
-        """A predictor for a weights file (deepres, int8, or foreign with ``model_name``)."""
-        return load_predictor(str(path), device, precision, model_name, classes_file)
+                     classes_file: str | None = None, engine: str = "auto") -> Predictor:
+        """A predictor for a weights file (deepres, an exported ONNX or int8 file, or foreign
+        with ``model_name``), run by ``engine`` ("auto": the fastest installed, see
+        :attr:`engine_reason`; "torch", "onnxruntime", "openvino")."""
+        return load_predictor(str(path), device, precision, model_name, classes_file, engine)
 
     def predict(self, images: Any, top_k: int = 5) -> list[dict[str, Any]]:
         """Top-``top_k`` classes of each image, with the preprocessing of ``deepres predict``
@@ -86,25 +95,52 @@ class Predictor:
                                 for v, i in zip(values.tolist(), indices.tolist(), strict=True)]}
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 ``N x 3 x H x W`` to model input, as the input specification says."""
+        """uint8 ``N x 3 x H x W`` to model input, as the input specification says (an
+        exported ONNX file does its own mean subtraction: it takes pixels in [0, 1])."""
+        if self.takes_pixels:
+            return x.float().div_(255.0)
         return self.spec.normalize(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Float32 logits of model input ``x``, from whichever engine runs the model."""
+        if self.run is not None:
+            return self.run(x)
+        with autocast(self.precision, x.device):
+            return self.model(x).float()
+
+    def describe_engine(self) -> str:
+        """One line: the engine, the precision, and why that engine."""
+        return f"engine: {self.engine} ({self.precision}): {self.engine_reason}"
 
 
 def load_predictor(path: str, device: torch.device | str = "cpu",
                    precision: str | None = "fp32", model_name: str | None = None,
-                   classes_file: str | None = None) -> Predictor:
-    """Rebuild a model from a deepres ``weights.safetensors`` (or an int8 file from
-    ``deepres export --format int8``) with its class names and mean; every metadata field is
-    checked before it is used, and errors name the field."""
+                   classes_file: str | None = None, engine: str | None = None,
+                   any_size: bool = False) -> Predictor:
+    """Rebuild a model from a deepres ``weights.safetensors`` (or an ONNX file from ``deepres
+    export --format onnx`` or ``int8``) with its class names and mean, run by ``engine``
+    ("auto", "torch", "onnxruntime", "openvino": loaded/engines.py; None: torch for weights,
+    auto for an ONNX file, what library callers that use ``model`` want); ``any_size``: the engine
+    takes any input height and width (multi-scale testing). Every metadata field is checked
+    before it is used, and errors name the field."""
     from ..models.published import local_path
     from ..models.weights import refuse_url
     from .int8 import is_int8_file, load_int8
+    from .onnxfile import is_onnx_file
 
     path = local_path(path)  # deepres:NAME[.TAG]: the published file, its sha256 checked
     refuse_url(path)
+    if is_onnx_file(path):
+        return _load_onnx(path, engines.choose(engine or "auto", True, device), precision)
     if is_int8_file(path):
         if torch.device(device).type != "cpu":
             raise WeightsError(f"{path}: int8 files run on the CPU only; use --device cpu")
+        if engine not in (None, "auto", "torch"):
+            raise WeightsError(f"{path}: a TorchScript int8 file runs on --engine torch only; "
+                               "re-export it with `deepres export --format int8` (ONNX)")
+        print(f"note: {path} is a TorchScript int8 file, the format before ONNX int8; it "
+              "loads in this release only: re-export it with `deepres export --format int8`",
+              file=sys.stderr, flush=True)
         module, raw = load_int8(path)
         meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
         n = raw.get("num_classes")
@@ -113,7 +149,8 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
                                f"integer, not {n!r}")
         classes, spec = _input_spec(meta, path, n)
         # int8 kernels take float input and quantize it themselves: no autocast.
-        return Predictor(module, classes, spec, "fp32", meta)
+        return Predictor(module, classes, spec, "fp32", meta, "torch",
+                         "a TorchScript int8 file (the format before ONNX int8)")
     if model_name is not None:
         model, meta = rebuild_foreign(path, model_name)
     else:
@@ -121,8 +158,37 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     if classes_file is not None:
         meta = {**meta, "class_names": json.dumps(_read_classes(classes_file))}
     classes, spec = _input_spec(meta, path, model.fc.out_features)
-    return Predictor(model.to(device).eval(), classes, spec.to(device),
-                     resolve_precision(precision, device), meta)
+    choice = engines.choose(engine or "torch", False, device)
+    precision = resolve_precision(precision, device)
+    model = model.to(device).eval()
+    run, reason = None, choice.reason
+    if choice.engine == "onnxruntime" and precision == "bf16":
+        precision, reason = "fp32", reason + "; ONNX Runtime has no bf16 CPU kernels: fp32"
+    if choice.engine != "torch":
+        run = engines.converted(model, choice.engine, precision, spec.input_size, any_size)
+    return Predictor(model, classes, spec.to(device), precision, meta, choice.engine, reason,
+                     run)
+
+
+def _load_onnx(path: str, choice: engines.Choice, precision: str | None) -> Predictor:
+    """An exported ONNX file run by ``choice``'s engine: mean subtraction is in the graph."""
+    from .onnxfile import FORMAT_KEY, onnx_run, read_metadata
+
+    meta, shape = read_metadata(path)
+    if "input_mean" not in meta:
+        raise WeightsError(f"{path}: an ONNX file without deepres's metadata (no input "
+                           "specification); give deepres the file `deepres export` wrote, or "
+                           "run this one with ONNX Runtime directly")
+    n = _field(meta, "class_names", path, lambda v: isinstance(v, list) and len(v) > 0,
+               "a list of class names")
+    classes, spec = _input_spec(meta, path, len(n)) if n else (None, InputSpec.from_metadata(
+        meta, path, default_input_spec(str(meta.get("model")))))
+    if len(shape) != 4 or (isinstance(shape[2], int) and shape[2] != spec.input_size):
+        raise WeightsError(f"{path}: the graph's input is {shape}, not N x 3 x "
+                           f"{spec.input_size} x {spec.input_size} as its metadata says")
+    run, precision, reason = onnx_run(path, choice, precision, meta.get(FORMAT_KEY) == "int8")
+    return Predictor(None, classes, spec, precision, meta, choice.engine, reason, run,
+                     takes_pixels=True)
 
 
 def _read_classes(path: str) -> list[str]:
@@ -169,8 +235,7 @@ _INVALID = object()
 
 
 def _softmax(p: Predictor, x: torch.Tensor) -> torch.Tensor:
-    with autocast(p.precision, x.device):
-        return F.softmax(p.model(x).float(), dim=1)
+    return F.softmax(p.logits(x), dim=1)
 
 
 @torch.no_grad()

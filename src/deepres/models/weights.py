@@ -162,9 +162,9 @@ def _refuse_programs(path: Path, head: bytes) -> None:
     """ONNX graphs and TorchScript programs are exports to run elsewhere, not weights: said by
     name (they would otherwise be called corrupt, or torch would advise weights_only=False)."""
     if path.suffix.lower() == ".onnx":
-        raise WeightsError(f"{path}: an ONNX graph (deepres export --format onnx), not weights; "
-                           "run it with ONNX Runtime, or give the .safetensors it was exported "
-                           "from")
+        raise WeightsError(f"{path}: an ONNX graph (deepres export --format onnx or int8), not "
+                           "weights: `deepres eval`, `predict` and `serve` run it as --weights; "
+                           "training and export need the .safetensors it was exported from")
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as z:

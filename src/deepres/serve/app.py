@@ -58,6 +58,7 @@ class ServeConfig:
     # received within timeout_s is 408; past max_connections open at once (per process) a new
     # connection is closed at once, so idle ones cannot use up the process's file descriptors.
     max_connections: int = 1000
+    engine: str = "auto"  # what runs the model (loaded/engines.py)
     header_timeout_s: float = 10.0
     keep_alive_s: float = 5.0
 
@@ -140,7 +141,7 @@ class Service:
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg, self.ready, self.metrics = cfg, False, Metrics()
         self.predictor: Predictor = load_predictor(cfg.weights, cfg.device, cfg.precision,
-                                                   cfg.model, cfg.classes)
+                                                   cfg.model, cfg.classes, cfg.engine)
         self.batcher = DynamicBatcher(self._infer, max_batch=cfg.max_batch,
                                       max_wait_ms=cfg.max_wait_ms, max_queue=cfg.max_queue)
         self.digest = hashlib.sha256(Path(cfg.weights).read_bytes()).hexdigest()
@@ -232,7 +233,7 @@ class Service:
         p = self.predictor
         return JSONResponse({
             "model": p.metadata.get("model"), "classes": p.classes,
-            "input_spec": p.spec.as_json(), "precision": p.precision,
+            "input_spec": p.spec.as_json(), "precision": p.precision, "engine": p.engine,
             "weights_sha256": self.digest, "max_batch": self.cfg.max_batch,
             "config": {k: v for k, v in asdict(self.cfg).items() if k != "weights"}})
 

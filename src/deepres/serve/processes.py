@@ -16,10 +16,15 @@ from ..loaded import load_predictor
 from .app import CONFIG_ENV, ServeConfig
 
 
-def check_weights(cfg: ServeConfig) -> None:
-    """Load the weights once before any server starts, so that a bad file is one error (exit
-    2) however many worker processes would have loaded it."""
-    load_predictor(cfg.weights, "cpu", "fp32", cfg.model, cfg.classes)
+def check_weights(cfg: ServeConfig) -> str:
+    """Load the weights once before any server starts, so that a bad file (or an engine that
+    cannot run it) is one error (exit 2) however many worker processes would have loaded it;
+    returns the line that says which engine runs it, and why."""
+    if cfg.device != "cpu":  # the parent stays off the accelerator; the workers use it
+        load_predictor(cfg.weights, "cpu", "fp32", cfg.model, cfg.classes)
+        return f"engine: torch on {cfg.device}"
+    return load_predictor(cfg.weights, cfg.device, cfg.precision, cfg.model, cfg.classes,
+                          cfg.engine).describe_engine()
 
 
 def bind(host: str, port: int) -> Any:

@@ -55,6 +55,7 @@ class Logger:
     def __init__(self, s: Setup, total_steps: int) -> None:
         self.active = s.ctx.is_main
         self.total, self.t0, self.tty = total_steps, time.time(), sys.stderr.isatty()
+        self.first_step: int | None = None  # the first step this sitting reports (resume)
         self.path = s.run_dir / "metrics.jsonl"
         self.tb = None
         if self.active:
@@ -84,8 +85,10 @@ class Logger:
         if not self.active:
             return
         done = step / max(1, self.total)
-        elapsed = time.time() - self.t0
-        eta = elapsed / max(done, 1e-9) * (1 - done) if done > 0 else float("nan")
+        if self.first_step is None:  # a resumed run's rate counts only this sitting's steps
+            self.first_step, self.t0 = step, time.time()
+        ran = step - self.first_step
+        eta = (time.time() - self.t0) / ran * (self.total - step) if ran > 0 else float("nan")
         line = f"[{step}/{self.total} {100 * done:5.1f}% eta {eta:5.0f}s] {text}"
         if self.tty:
             print("\r" + line.ljust(110), end="", file=sys.stderr, flush=True)
