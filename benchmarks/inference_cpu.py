@@ -8,7 +8,8 @@ ResNet-50 is torchvision's resnet50 in eager fp32 (same weights); ResNet-20 has 
 model, so its baseline is a textbook plain-PyTorch ResNet-20 (same option-A architecture).
 deepres variants are what its commands run: fp32 = BN folded + channels_last; bf16 = that under
 bf16 autocast (`--precision bf16`; used by `auto` on CPUs with native bf16); int8 = the
-`deepres export --format int8` module (FX static quantization, x86 backend, traced and frozen).
+former `deepres export --format int8` module (FX static quantization, x86 backend, traced
+and frozen: benchmarks/legacy_int8.py; the engine table in benchmarks/engines.py has the new one).
 Variants are timed interleaved, round after round, and reported as the median round; the table
 gives images/s and the ratio to the baseline. Outputs are checked against the baseline first.
 """
@@ -21,12 +22,12 @@ from pathlib import Path
 
 import torch
 import torchvision
+from legacy_int8 import fx_int8
 from timing import interleaved
 from train_throughput import ref_resnet20
 
 import deepres
 from deepres.export import fold_batchnorm
-from deepres.export.quantize import quantize_int8, save_int8
 from deepres.runtime.precision import cpu_flags
 
 
@@ -44,10 +45,7 @@ def _calibrate(model: torch.nn.Module, size: int) -> torch.nn.Module:
 
 
 def _int8(model: torch.nn.Module, size: int, tmp: Path) -> torch.nn.Module:
-    q = quantize_int8(model, [torch.rand(8, 3, size, size) - 0.5 for _ in range(4)])
-    path = tmp / f"int8-{size}.pt"
-    save_int8(q, path, torch.rand(2, 3, size, size), {})
-    return torch.jit.load(str(path))
+    return fx_int8(model, [torch.rand(8, 3, size, size) - 0.5 for _ in range(4)])
 
 
 def variants(name: str, tmp: Path) -> tuple[dict[str, tuple[torch.nn.Module, bool, bool]], int]:
@@ -72,7 +70,7 @@ def variants(name: str, tmp: Path) -> tuple[dict[str, tuple[torch.nn.Module, boo
         label: (base, False, False),
         "deepres fp32 (BN folded, channels_last)": (fast, True, False),
         "deepres bf16 (autocast)": (fast, True, True),
-        "deepres int8 (export --format int8)": (_int8(ours, size, tmp), False, False),
+        "deepres int8 (former FX path)": (_int8(ours, size, tmp), False, False),
     }, size
 
 

@@ -2,8 +2,9 @@
 
 The network, with its mean subtraction built in, is exported to ONNX (loaded/engines.py); ONNX
 Runtime's static quantizer records every activation's range on calibration images (min-max)
-and inserts QuantizeLinear/DequantizeLinear pairs around the convolutions, the residual
-additions and the classifier: weights int8 per output channel, activations uint8 per tensor.
+and inserts QuantizeLinear/DequantizeLinear pairs around every operator it can (convolutions,
+residual additions, pooling, the classifier, so that int8 flows from layer to layer; keeping
+pooling and the input in float measured 1.3-1.5x slower on ResNet-50): weights int8 per output channel, activations uint8 per tensor.
 Engines fuse each pair into int8 kernels: ONNX Runtime's (MLAS: AVX2, AVX-512 VNNI, AMX) and
 OpenVINO's (oneDNN), so the one file runs on both, on any x86 CPU, and holds no code.
 
@@ -69,8 +70,7 @@ def quantize_onnx(model: nn.Module, path: str | os.PathLike[str], input_size: in
         with _quiet("root"):  # the quantizer's advice to pre-process, printed every time
             quantize_static(str(fp32), str(path), Reader(), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            per_channel=True, reduce_range=True,
-                            op_types_to_quantize=["Conv", "Gemm", "MatMul", "Add"])
+                            per_channel=True, reduce_range=True)
     add_metadata(path, {**metadata, FORMAT_KEY: "int8"})
 
 

@@ -1,0 +1,216 @@
+"""CPU inference engines side by side in one process: torchvision (or plain PyTorch) eager fp32
+vs deepres on PyTorch (fp32 BN-folded, bf16, the former FX int8), ONNX Runtime (fp32, int8)
+and OpenVINO (fp32, bf16, int8), and what deepres's `auto` engine runs for weights and for an
+int8 file.
+
+    .venv/bin/python benchmarks/engines.py [--reps 5] [--models resnet50,resnet20]
+    .venv/bin/python benchmarks/engines.py --accuracy   # int8 CIFAR-10 test error, trained nets
+
+Speed: ResNet-50 at batch 1 and 16 (224x224), ResNet-20 at batch 1 and 256 (32x32), random
+weights with calibrated batch-norm statistics. Every deepres row is built the way deepres
+builds it: a weights file through `load_predictor(..., engine=...)` (the network converted in
+memory for ONNX Runtime and OpenVINO), and the int8 rows from the file `deepres export
+--format int8` writes (ONNX QDQ, calibrated on 64 images), run on each engine. Variants are
+timed interleaved, round after round; the median round is reported as images/s and as the
+ratio to the baseline. Each variant's top-1 agreement with the baseline is printed first
+(untrained weights: near-tied scores, so int8 agreement here says little; --accuracy is the
+accuracy check).
+
+Accuracy: `deepres eval` on the CIFAR-10 test set (10,000 images) of the trained
+reports/runs/resnet{20,56}-s0 weights: fp32 on torch, and the int8 export (calibrated on 512
+training images) on ONNX Runtime and OpenVINO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from legacy_int8 import fx_int8
+from PIL import Image
+from timing import interleaved
+from train_throughput import ref_resnet20
+
+import deepres
+from deepres.export import fold_batchnorm
+from deepres.export.writers import ExportOptions, export
+from deepres.loaded import load_predictor
+from deepres.loaded.engines import installed
+from deepres.runtime.precision import cpu_flags, cpu_has_native_bf16
+
+CIFAR = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "cifar10-jpg.tar.gz"
+
+
+def _calibrate_bn(model: torch.nn.Module, size: int) -> torch.nn.Module:
+    """BN statistics from a few random batches, as a trained network has them."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(8, 3, size, size))
+    return model.eval()
+
+
+def _folder(root: Path, size: int) -> Path:
+    """64 random images in train/ and test/ (calibration input for the int8 export)."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in range(2):
+            d = root / split / f"c{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(32):
+                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                    d / f"{i}.png")
+    return root
+
+
+def _models(name: str, tmp: Path) -> tuple[torch.nn.Module, torch.nn.Module, Path, int, str]:
+    """(baseline, deepres model, its weights file, input size, baseline label)."""
+    if name == "resnet50":
+        base = _calibrate_bn(torchvision.models.resnet50(), 224)
+        ours = deepres.create_model("resnet50")
+        ours.load_state_dict(base.state_dict())
+        size, label = 224, "torchvision eager fp32"
+    else:
+        ours = _calibrate_bn(deepres.create_model("resnet20"), 32)
+        base = ref_resnet20()
+        base.load_state_dict({k: v.clone() for k, v in zip(
+            base.state_dict(), ours.state_dict().values(), strict=True)})
+        size, label = 32, "plain PyTorch eager fp32"
+    w = tmp / f"{name}.safetensors"
+    deepres.save_weights(ours.eval(), w, class_names=[f"c{i}" for i in range(ours.fc.out_features)],
+                         extra={"input_mean": [0.45, 0.45, 0.45], "input_size": size,
+                                "test_resize": 256 if size == 224 else 32})
+    return base.eval(), ours.eval(), w, size, label
+
+
+def variants(name: str, tmp: Path) -> tuple[dict, int]:
+    """label -> a function of the input batch; and the input size."""
+    base, ours, w, size, label = _models(name, tmp)
+    q = tmp / f"{name}.int8.onnx"
+    p = load_predictor(str(w), precision="fp32")
+    export(p, "int8", str(q), ExportOptions(data=str(_folder(tmp / f"{name}-data", size)),
+                                            calibration_images=64))
+    folded = fold_batchnorm(ours).to(memory_format=torch.channels_last)
+    fx = fx_int8(ours, [torch.rand(8, 3, size, size) - 0.5 for _ in range(4)])
+
+    def torch_fn(m, bf16=False, cl=False):
+        def run(x):
+            x = x.contiguous(memory_format=torch.channels_last) if cl else x
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return m(x).float()
+        return run
+
+    out = {label: torch_fn(base),
+           "deepres torch fp32 (BN folded, channels_last)": torch_fn(folded, cl=True)}
+    if cpu_has_native_bf16():
+        out["deepres torch bf16 (autocast)"] = torch_fn(folded, bf16=True, cl=True)
+    out["deepres torch int8 (former FX + TorchScript)"] = torch_fn(fx)
+    for engine in ("onnxruntime", "openvino"):
+        if not installed(engine):
+            continue
+        out[f"{engine} fp32"] = load_predictor(str(w), precision="fp32", engine=engine).logits
+        if engine == "openvino" and cpu_has_native_bf16():
+            out["openvino bf16"] = load_predictor(str(w), precision="bf16",
+                                                  engine=engine).logits
+        out[f"{engine} int8 (export --format int8)"] = load_predictor(
+            str(q), engine=engine).logits
+    auto_w = load_predictor(str(w), precision="auto", engine="auto")
+    auto_q = load_predictor(str(q), engine="auto")
+    out[f"deepres auto, weights ({auto_w.engine} {auto_w.precision})"] = auto_w.logits
+    out[f"deepres auto, int8 file ({auto_q.engine})"] = auto_q.logits
+    return out, size
+
+
+def speed(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="deepres-engines-"))
+    batches = {"resnet50": (1, 16), "resnet20": (1, 256)}
+    for name in args.models.split(","):
+        fns, size = variants(name, tmp)
+        base_label = next(iter(fns))
+        for batch in batches[name]:
+            x = torch.rand(batch, 3, size, size) - 0.5
+            calls = {k: (lambda f=f, x=x: f(x)) for k, f in fns.items()}
+            with torch.inference_mode():
+                ref = calls[base_label]().argmax(1)
+                for k, fn in calls.items():
+                    agree = (fn().argmax(1) == ref).float().mean().item()
+                    print(f"  check {name} b{batch} {k}: top-1 agrees with the baseline on "
+                          f"{100 * agree:.0f}% of {batch} random inputs")
+            small = size == 32
+            iters = (20 if small else 5) if batch == 1 else (2 if small else 1)
+            t = interleaved(calls, args.reps, iters=iters, warmup=1, context=torch.inference_mode)
+            base = t[base_label]
+            print(f"\n{name}, batch {batch}, {size}x{size}")
+            print(f"| variant | images/s | ratio vs {base_label} |\n|---|---|---|")
+            for k, v in t.items():
+                print(f"| {k} | {batch / v:.1f} | {base / v:.2f} |")
+            print(flush=True)
+
+
+def accuracy() -> None:
+    from deepres.evaluate.runner import run_eval
+
+    root = Path(__file__).resolve().parents[1] / "reports" / "runs"
+    tmp = Path(tempfile.mkdtemp(prefix="deepres-int8-acc-"))
+    print("| model | fp32 (torch) | int8 onnxruntime | int8 openvino | top-1 agreement "
+          "(int8 ort / ov vs fp32) |\n|---|---|---|---|---|")
+    for name in ("resnet20", "resnet56"):
+        w = root / f"{name}-s0" / "weights.safetensors"
+        q = tmp / f"{name}.int8.onnx"
+        export(load_predictor(str(w), precision="fp32"), "int8", str(q),
+               ExportOptions(data=str(CIFAR)))
+        errors, agree = {}, {}
+        ref = None
+        for label, f, engine in (("fp32", w, "torch"), ("ort", q, "onnxruntime"),
+                                 ("ov", q, "openvino")):
+            r = run_eval([str(f)], str(CIFAR), precision="fp32", engine=engine)
+            errors[label] = 100 * r["top1_error"]
+            p = load_predictor(str(f), precision="fp32", engine=engine)
+            preds = _top1(p)
+            ref = preds if ref is None else ref
+            agree[label] = 100 * (preds == ref).float().mean().item()
+        print(f"| {name} | {errors['fp32']:.2f}% | {errors['ort']:.2f}% | {errors['ov']:.2f}% "
+              f"| {agree['ort']:.2f}% / {agree['ov']:.2f}% |", flush=True)
+
+
+def _top1(p) -> torch.Tensor:
+    from deepres.data import load_data
+    from deepres.data.testview import test_batches
+    from deepres.loaded import probs_single
+
+    ds = load_data(str(CIFAR)).split("test")
+    return torch.cat([probs_single(p, b.images).argmax(1)
+                      for b in test_batches(ds, p.spec, 500)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--models", default="resnet50,resnet20")
+    ap.add_argument("--accuracy", action="store_true",
+                    help="int8 CIFAR-10 test error of the trained ResNet-20/56 instead")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    flags = sorted(f for f in cpu_flags() if f in {"avx512_bf16", "amx_bf16", "amx_int8",
+                                                    "avx512_vnni", "avx_vnni", "avx512f",
+                                                    "avx2"})
+    versions = [f"torch {torch.__version__}"]
+    for mod in ("onnxruntime", "openvino"):
+        if installed(mod):
+            versions.append(f"{mod} {__import__(mod).__version__}")
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+          f"threads; {', '.join(versions)}; CPU flags: {' '.join(flags)}", flush=True)
+    accuracy() if args.accuracy else speed(args)
+
+
+if __name__ == "__main__":
+    main()
