@@ -30,7 +30,7 @@ def main() -> None:
                                           "cifar10-jpg.tar.gz"))
     ap.add_argument("--out", default=None, help="the int8 file (default: beside WEIGHTS)")
     a = ap.parse_args()
-    q = a.out or str(Path(a.weights).with_suffix(".int8.pt"))
+    q = a.out or str(Path(a.weights).with_suffix(".int8.onnx"))
     if deepres(["export", "--weights", a.weights, "--format", "int8", "--data", a.data, q]):
         raise SystemExit("export failed")
     fp32 = load_predictor(a.weights, "cpu", "fp32")

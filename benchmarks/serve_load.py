@@ -46,11 +46,13 @@ def _png(size: int) -> bytes:
     return buf.getvalue()
 
 
-def start(weights: str, precision: str, max_batch: int) -> tuple[subprocess.Popen, int]:
+def start(weights: str, precision: str, max_batch: int, engine: str = "auto"
+          ) -> tuple[subprocess.Popen, int]:
     port = _port()
     proc = subprocess.Popen([sys.executable, "-m", "deepres", "serve", "--weights", weights,
                              "--port", str(port), "--precision", precision, "--max-batch",
-                             str(max_batch), "--max-wait-ms", "5", "--max-queue", "4096"],
+                             str(max_batch), "--max-wait-ms", "5", "--max-queue", "4096",
+                             "--engine", engine],
                             stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
@@ -193,10 +195,11 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def in_process(weights: str, precision: str, size: int, batch: int = 16) -> float:
+def in_process(weights: str, precision: str, size: int, batch: int = 16,
+               engine: str = "auto") -> float:
     from deepres.evaluate.testing import load_predictor, probs_single
 
-    p = load_predictor(weights, "cpu", precision)
+    p = load_predictor(weights, "cpu", precision, engine=engine)
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
     probs_single(p, x)
     t, n = time.perf_counter(), 0
@@ -217,7 +220,9 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=0,
                     help="also: this many clients at once for 5 s after the steady load")
     ap.add_argument("--models", nargs="+", default=["resnet20:fp32", "resnet20:bf16",
-                                                     "resnet50:bf16"])
+                                                     "resnet50:bf16"],
+                    help="MODEL:PRECISION[:ENGINE] (precision fp32, bf16 or int8: the export; "
+                    "engine auto, torch, onnxruntime or openvino; default auto)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     r50 = tmp / "r50.safetensors"
@@ -228,9 +233,9 @@ def main() -> None:
                  class_names=[f"c{i}" for i in range(10)], extra=IMAGENET.to_metadata())
     weights = {"resnet20": str(ROOT / "reports/runs/resnet20-s0/weights.safetensors"),
                "resnet50": str(r50)}
-    if any(m.endswith(":int8") for m in a.models):  # calibrated on the bundled sample
-        for name in {m.split(":")[0] for m in a.models if m.endswith(":int8")}:
-            out = tmp / f"{name}.int8.pt"
+    if any(m.split(":")[1] == "int8" for m in a.models):  # calibrated on the bundled sample
+        for name in {m.split(":")[0] for m in a.models if m.split(":")[1] == "int8"}:
+            out = tmp / f"{name}.int8.onnx"
             subprocess.run([sys.executable, "-m", "deepres", "export", "--weights", weights[name],
                             "--format", "int8", "--data", "sample", "--calibration-images",
                             "64", str(out)], check=True, capture_output=True)
@@ -251,20 +256,21 @@ def main() -> None:
               f"connections {r['sent']}; server counters {r['errors']}; /readyz after: "
               f"{r['ready_after']}; exit status after SIGTERM: {code}")
         return
-    print("| model | precision | clients | serving | requests/s | p50 ms | p95 ms | p99 ms | "
-          "errors | server peak MB | load generator CPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | precision | engine | clients | serving | requests/s | p50 ms | p95 ms | "
+          "p99 ms | errors | server peak MB | load generator CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for spec in a.models:
-        name, precision = spec.split(":")
+        name, precision, engine = (spec + ":auto").split(":")[:3]
+        shown = f"{name} | {precision} | {engine}"
         size = 32 if name == "resnet20" else 224
         body = _png(size)
         w = weights[f"{name}-int8"] if precision == "int8" else weights[name]
         precision = "fp32" if precision == "int8" else precision  # int8 kernels take floats
-        ref = in_process(w, precision, size)
+        ref = in_process(w, precision, size, engine=engine)
         for clients in a.clients:
             got = {}
             for label, max_batch in (("dynamic batching (32)", 32), ("batch of one", 1)):
-                proc, port = start(w, precision, max_batch)
+                proc, port = start(w, precision, max_batch, engine)
                 try:
                     r = load(port, body, clients, a.seconds)
                     mem = peak_rss_mb(proc.pid)
@@ -272,25 +278,25 @@ def main() -> None:
                     proc.terminate()
                     proc.wait()
                 got[label] = r
-                print(f"| {name} | {spec.split(':')[1]} | {clients} | {label} | {r['rps']:.1f} | "
+                print(f"| {shown} | {clients} | {label} | {r['rps']:.1f} | "
                       f"{1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | {1000 * r['p99']:.0f} | "
                       f"{r['errors']} | {mem:.0f} | {100 * r['loadgen_cpu']:.0f}% of a core |",
                       flush=True)
             if a.burst:
-                proc, port = start(w, precision, 32)
+                proc, port = start(w, precision, 32, engine)
                 try:
                     r = load(port, body, a.burst, 5)
                 finally:
                     proc.terminate()
                     proc.wait()
-                print(f"| {name} | {spec.split(':')[1]} | burst of {a.burst} | dynamic batching "
+                print(f"| {shown} | burst of {a.burst} | dynamic batching "
                       f"(32) | {r['rps']:.1f} | {1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | "
                       f"{1000 * r['p99']:.0f} | {r['errors']} | | |", flush=True)
             ratio = got["dynamic batching (32)"]["rps"] / got["batch of one"]["rps"]
-            print(f"| {name} | {spec.split(':')[1]} | {clients} | batching / batch-of-one "
+            print(f"| {shown} | {clients} | batching / batch-of-one "
                   "| "
                   f"{ratio:.2f}x | | | | | | |")
-        print(f"| {name} | {spec.split(':')[1]} | in-process | batch 16, no server | "
+        print(f"| {shown} | in-process | batch 16, no server | "
               f"{ref:.1f} img/s | | | | | | |", flush=True)
     print(json.dumps({"seconds": a.seconds}))
 

@@ -243,3 +243,39 @@ def test_two_worker_processes_serve_and_stop_with_status_0(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_an_exported_onnx_file_is_served_by_each_engine_with_torchs_answers(tmp_path, capsys,
+                                                                            engine):
+    pytest.importorskip(engine)
+    weights = make_weights(tmp_path / "w.safetensors", size=32)
+    onnx = tmp_path / "m.onnx"
+    assert main(["export", "--weights", str(weights), "--format", "onnx", str(onnx)]) == 0
+    files = []
+    for i in range(12):
+        files.append(tmp_path / f"{i}.png")
+        files[-1].write_bytes(_png(i))
+    capsys.readouterr()
+    assert main(["predict", "--weights", str(weights), *map(str, files), "--json",
+                 "--precision", "fp32", "--engine", "torch", "--top-k", "3"]) == 0
+    want = {r["file"]: r["predictions"] for r in json.loads(capsys.readouterr().out)}
+    base, _, proc = start_server(onnx, "--engine", engine, "--max-wait-ms", "40")
+    try:
+        def ask(f):
+            status, body, _ = _request(base + "/v1/predict?top_k=3", f.read_bytes(),
+                                       {"Content-Type": "image/png"})
+            assert status == 200, body
+            return str(f), json.loads(body)["results"][0]["predictions"]
+
+        with ThreadPoolExecutor(6) as pool:
+            got = dict(pool.map(ask, files))
+        for f, preds in got.items():
+            assert [p["class"] for p in preds] == [p["class"] for p in want[f]]
+            for a, b in zip(preds, want[f], strict=True):
+                assert abs(a["probability"] - b["probability"]) < 1e-4
+        model = json.loads(_request(base + "/v1/model")[1])
+        assert model["engine"] == engine and model["precision"] == "fp32"
+    finally:
+        proc.terminate()
+        proc.wait(30)
