@@ -15,6 +15,10 @@ from deepres.export import (
 )
 from helpers import calibrate_bn, make_weights, randomize_bn
 
+# The TorchScript formats (--format torchscript and cpu) are read back here the way users read
+# them, with torch.jit.load, which PyTorch 2.14 marks deprecated; deepres's own loaders quiet it.
+JIT_LOAD = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+
 CASES = [("resnet18", 64), ("resnet50", 64), ("resnet56", 32)]
 
 
@@ -37,6 +41,7 @@ def test_onnx_round_trip_dynamic_batch(name, size, tmp_path):
         assert torch.allclose(got, model(x), atol=1e-4, rtol=1e-4)
 
 
+@JIT_LOAD
 @pytest.mark.parametrize("name,size", CASES)
 def test_torchscript_round_trip(name, size, tmp_path):
     model = _model(name, size)
@@ -68,6 +73,7 @@ def test_fold_batchnorm_same_outputs(name):
         isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # original untouched
 
 
+@JIT_LOAD
 def test_export_cli(tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     w = make_weights(tmp_path / "w.safetensors")

@@ -56,3 +56,42 @@ def test_int8_eval_prints_no_deprecation_warning(tmp_path):
                            "--data", str(data)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Quantizer.cpp" not in done.stderr and "deprecated" not in done.stderr
+
+
+def test_an_int8_file_from_the_former_torchscript_format_still_loads_with_a_notice(tmp_path):
+    # The format before ONNX int8: FX-quantized TorchScript with deepres.json beside the
+    # program. Made here the way that release wrote it; it loads for one more release.
+    import subprocess
+    import sys
+    import warnings
+
+    from deepres.loaded.int8 import INT8_FORMAT, METADATA_NAME
+    from helpers import make_tiny_folder, make_weights
+
+    data = make_tiny_folder(tmp_path / "tiny")
+    w = make_weights(tmp_path / "w.safetensors")
+    p = load_predictor(str(w), precision="fp32")
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    x = p.normalize(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_fx(p.model.eval(), get_default_qconfig_mapping("x86"), (x,))
+        prepared(x)
+        traced = torch.jit.freeze(torch.jit.trace(convert_fx(prepared), x))
+    meta = {"format": INT8_FORMAT, "model": "resnet8", "num_classes": 3,
+            "class_names": ["class0", "class1", "class2"], **p.spec.as_json()}
+    old = tmp_path / "old.pt"
+    old.write_bytes(traced.save_to_buffer(_extra_files={METADATA_NAME: json.dumps(meta)}))
+    done = subprocess.run([sys.executable, "-m", "deepres", "eval", "--weights", str(old),
+                           "--data", str(data), "--json"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["images"] == 24
+    notes = [x for x in done.stderr.splitlines() if x.startswith("note: ")]
+    assert len(notes) == 1 and "deepres export --format int8" in notes[0]
+    done = subprocess.run([sys.executable, "-m", "deepres", "eval", "--weights", str(old),
+                           "--data", str(data), "--engine", "openvino"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "re-export" in done.stderr and "Traceback" not in done.stderr

@@ -95,6 +95,7 @@ def _torchvision_finetune(tiny_data, tmp_path, monkeypatch, capsys):
     return run
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_export_with_std_matches_eval(tiny_data, tmp_path, monkeypatch, capsys):
     from deepres.evaluate.testing import load_predictor, probs_single
 
