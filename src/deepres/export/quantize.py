@@ -6,7 +6,8 @@ and inserts QuantizeLinear/DequantizeLinear pairs around every operator it can (
 residual additions, pooling, the classifier), so that int8 flows from layer to layer (keeping
 pooling and the input in float measured 1.3-1.5x slower on ResNet-50). Weights are int8 per
 output channel, activations uint8 per tensor. Engines fuse each pair into int8 kernels: ONNX
-Runtime's (MLAS: AVX2, AVX-512 VNNI, AMX) and OpenVINO's (oneDNN), so the one file runs on both, on any x86 CPU, and holds no code.
+Runtime's (MLAS: AVX2, AVX-512 VNNI, AMX) and OpenVINO's (oneDNN), so the one file runs on
+both, on any x86 CPU, and holds no code.
 
 Weights are kept to 7 bits (``reduce_range``): on x86 CPUs without VNNI (AVX2 only: Zen 3,
 older Xeons, many laptops) the u8 x s8 multiply sums pairs of products in 16 bits, which can
