@@ -82,7 +82,10 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 if not (m.isfile() or m.isdir()):
                     raise DatasetError(f"{archive}: refusing member {m.name!r}: links and "
                                        "special files are not extracted")
-            tar.extractall(dest, members=members, filter="data")
+            from .progress import progress
+
+            tar.extractall(dest, members=progress(members, f"extracting {archive}",
+                                                  len(members), "file"), filter="data")
     except tarfile.TarError as exc:
         raise DatasetError(f"{archive}: not a readable tar archive ({exc})") from exc
 
