@@ -151,7 +151,7 @@ def _add_foreign(p: argparse.ArgumentParser) -> None:
 
 
 def _add_engine(p: argparse.ArgumentParser) -> None:
-    from .loaded.engines import ENGINES
+    from .runtime.options import ENGINES
 
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="what runs the model: auto (the fastest installed for the file and "

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..runtime.options import ENGINES
 from ..runtime.precision import autocast
 
-ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 _MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 _EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
 

@@ -18,6 +18,8 @@ from typing import Any
 
 MISSING: Any = dataclasses.MISSING
 # The precisions runtime/precision.py implements: "auto" resolves to bf16 where native.
+# What runs a loaded model (deepres/loaded/engines.py); here so that --help needs no torch.
+ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # fp16: CUDA only, with a gradient scaler
 PRECISION_HELP = ("auto (default): bf16 autocast where it is computed natively (GPUs of compute "
                   "capability 8.0 or newer; CPUs with avx512_bf16 or AMX), fp32 elsewhere (TF32 "
