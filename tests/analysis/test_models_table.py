@@ -22,7 +22,7 @@ def test_deepres_models_answers_without_building_a_model_or_importing_torch():
             "rows = __import__('json').loads(out.getvalue())\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n"
             "r20 = next(r for r in rows if r['name'] == 'resnet20')\n"
-            "assert r20['published'][0]['source'] == 'deepres:resnet20.cifar10-medium'\n"
+            "assert 'deepres:resnet20.cifar10-medium' in [p['source'] for p in r20['published']]\n"
             "assert len(rows) > 40\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
