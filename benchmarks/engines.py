@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
+from inference_cpu import _calibrate as _calibrate_bn  # BN statistics as trained
 from legacy_int8 import fx_int8
 from PIL import Image
 from timing import interleaved
@@ -44,19 +45,6 @@ from deepres.loaded.engines import installed
 from deepres.runtime.precision import cpu_flags, cpu_has_native_bf16
 
 CIFAR = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "cifar10-jpg.tar.gz"
-
-
-def _calibrate_bn(model: torch.nn.Module, size: int) -> torch.nn.Module:
-    """BN statistics from a few random batches, as a trained network has them."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.rand(8, 3, size, size))
-    return model.eval()
 
 
 def _folder(root: Path, size: int) -> Path:

@@ -153,11 +153,8 @@ def _add_foreign(p: argparse.ArgumentParser) -> None:
 def _add_engine(p: argparse.ArgumentParser) -> None:
     from .runtime.options import ENGINES
 
-    p.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="what runs the model: auto (the fastest installed for the file and "
-                   "device, said in one line), torch, onnxruntime or openvino (CPU; extras "
-                   "deepres[onnx], deepres[openvino]). ONNX files (export --format onnx or "
-                   "int8) run on onnxruntime or openvino")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="what runs the model; "
+                   "auto: the fastest installed, said in one line (README, Engines)")
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:

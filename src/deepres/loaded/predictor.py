@@ -21,7 +21,7 @@ from ..inputspec import InputSpec
 from ..models.loading import rebuild_foreign, rebuild_from_weights
 from ..models.names import default_input_spec
 from ..models.weights import WeightsError
-from ..runtime.precision import autocast, resolve_precision
+from ..runtime.precision import resolve_precision
 from . import engines
 from .engines import Run
 
@@ -103,10 +103,7 @@ class Predictor:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Float32 logits of model input ``x``, from whichever engine runs the model."""
-        if self.run is not None:
-            return self.run(x)
-        with autocast(self.precision, x.device):
-            return self.model(x).float()
+        return (self.run or engines.torch_run(self.model, self.precision))(x)
 
     def describe_engine(self) -> str:
         """One line: the engine, the precision, and why that engine."""
