@@ -19,6 +19,7 @@ An engine that is not installed is one line naming the extra to install.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import tempfile
@@ -124,14 +125,25 @@ def onnxruntime_run(model: str | bytes) -> Run:
     return run
 
 
+@functools.cache
+def _openvino_core() -> object:
+    """One OpenVINO ``Core`` for the process. Each new Core loads a new CPU plugin, and each
+    plugin swaps the thread's signal stack (``sigaltstack``) for one of its own, putting the
+    previous one back when the plugin is freed. Freed out of order, two plugins leave the
+    thread on a stack that is already unmapped, and the next signal handled there (a child's
+    SIGCHLD, say) kills the process with SIGSEGV: the full test suite did, at random places,
+    after a dozen loads. One Core keeps one plugin alive until exit."""
+    import openvino as ov
+
+    return ov.Core()
+
+
 def openvino_run(model: object, precision: str) -> Run:
     """An OpenVINO CPU program of an ``openvino.Model`` or an ONNX file; ``precision`` bf16
     lets OpenVINO compute in bf16 (on CPUs with native bf16), fp32 keeps fp32 throughout
     (OpenVINO's own default would pick bf16 there). int8 graphs run in int8 either way."""
-    import openvino as ov
-
     hint = "bf16" if precision == "bf16" else "f32"
-    compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+    compiled = _openvino_core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
                                                       "INFERENCE_PRECISION_HINT": hint})
     request = compiled.create_infer_request()
 
