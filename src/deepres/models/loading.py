@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .description import ModelArgs
 from .names import default_input_spec, resolve
 from .registry import create_model
 from .weights import WeightsError, _apply_state, _strip_prefixes, read_weights
@@ -28,8 +29,7 @@ def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[
             "--classes FILE) on the command line, or in Python build it with "
             "create_model(name) and call load_weights(model, path)"
         )
-    name, options = check_model_metadata(metadata, state, path)
-    model = create_model(name, **options)
+    model = create_model(check_model_metadata(metadata, state, path))
     _apply_state(model, _strip_prefixes(state, set(model.state_dict())), path)
     return model, metadata
 
@@ -56,11 +56,6 @@ def rebuild_foreign(path: str | os.PathLike[str], name: str
     return model, {**default_input_spec(name).to_metadata(), **metadata}
 
 
-# The model options a deepres weights file may carry, with their types.
-MODEL_OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "num_classes": int, "shortcut": str, "stride_in_1x1": bool, "zero_init_residual": bool,
-    "resnet_d": bool, "dropout": (int, float),
-}
 MAX_DEPTH = 10_000  # ResNet-1202 is the paper's deepest; beyond this a file is not believed
 
 
@@ -72,9 +67,10 @@ def _meta_json(metadata: Mapping[str, str], key: str, path: Path) -> Any:
 
 
 def check_model_metadata(metadata: Mapping[str, str], state: Mapping[str, torch.Tensor],
-                         path: Path) -> tuple[str, dict[str, Any]]:
-    """The model name and options of a deepres file, checked against the schema and the
-    file's own tensors before anything is built; errors name the file and the field."""
+                         path: Path) -> ModelArgs:
+    """The model description of a deepres file (its name and options), checked against
+    :class:`ModelArgs` and the file's own tensors before anything is built; errors name the
+    file and the field."""
     name = metadata["model"]
     try:
         spec = resolve(name)
@@ -84,26 +80,16 @@ def check_model_metadata(metadata: Mapping[str, str], state: Mapping[str, torch.
         raise WeightsError(f"{path}: metadata field 'model': depth {spec.depth} is beyond "
                            f"{MAX_DEPTH}; the file is not a deepres model")
     options = _meta_json(metadata, "model_options", path) if "model_options" in metadata else {}
-    if not isinstance(options, dict):
-        raise WeightsError(f"{path}: metadata field 'model_options' must be a JSON object")
-    for key, value in options.items():
-        want = MODEL_OPTIONS.get(key)
-        if want is None:
-            raise WeightsError(f"{path}: metadata field 'model_options' has an unknown option "
-                               f"{key!r}; known: {', '.join(MODEL_OPTIONS)}")
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise WeightsError(f"{path}: metadata field 'model_options.{key}' must be a "
-                               f"{getattr(want, '__name__', want)}, not {value!r}")
-    if options.get("shortcut") not in (None, "A", "B", "C"):
-        raise WeightsError(f"{path}: metadata field 'model_options.shortcut' must be A, B or "
-                           f"C, not {options['shortcut']!r}")
+    try:
+        args = ModelArgs.from_saved(name, options)
+    except ValueError as exc:
+        raise WeightsError(f"{path}: metadata field {exc}") from exc
     fc = state.get("fc.weight")
-    n = options.get("num_classes")
-    if n is not None and (n < 1 or (fc is not None and fc.dim() == 2 and fc.shape[0] != n)):
+    n = args.num_classes
+    if n is not None and fc is not None and fc.dim() == 2 and fc.shape[0] != n:
         raise WeightsError(f"{path}: metadata field 'model_options.num_classes' is {n}, but "
-                           f"the file's classifier has "
-                           f"{fc.shape[0] if fc is not None else 'no'} outputs")
-    return name, options
+                           f"the file's classifier has {fc.shape[0]} outputs")
+    return args
 
 
 def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:

@@ -8,10 +8,13 @@ ones, though 50 and 152 are also of the form 6n+2).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import nn
 
 from .blocks import BasicBlock, Bottleneck, PlainBasicBlock, PlainBottleneck
-from .names import CIFAR_WIDTHS, DEFAULT_INPUT_SPEC, IMAGENET_WIDTHS, resolve
+from .description import ModelArgs
+from .names import CIFAR_WIDTHS, DEFAULT_INPUT_SPEC, IMAGENET_WIDTHS
 from .preact import PreActBasicBlock, PreActBottleneck
 from .resnet import ResNet
 
@@ -22,7 +25,7 @@ BLOCKS = {("original", False, True): BasicBlock, ("original", True, True): Bottl
 
 
 def create_model(
-    name: str,
+    name: str | ModelArgs,
     *,
     num_classes: int | None = None,
     shortcut: str | None = None,
@@ -36,7 +39,9 @@ def create_model(
     """Build a registered model with He initialisation.
 
     Args:
-        name: a name from :func:`list_models`, or any CIFAR depth ``resnetN``/``plainN``, N=6n+2.
+        name: a name from :func:`list_models`, or any CIFAR depth ``resnetN``/``plainN``,
+            N=6n+2; or a whole :class:`~deepres.models.description.ModelArgs` (then the
+            options below are not given).
         num_classes: classifier outputs; 1000 for ImageNet models, 10 for CIFAR ones by default.
         shortcut: "A" (zero-padded identity), "B" (projection where dimensions grow) or "C"
             (projection everywhere), §4.1. Default A for CIFAR models, B for ImageNet ones.
@@ -59,50 +64,39 @@ def create_model(
         dropout: wide and pre-activation basic blocks: dropout between the two convolutions
             (Wide ResNets use 0.3).
     """
-    spec = resolve(name)
-    if shortcut is None:
-        shortcut = spec.default_shortcut
-    if shortcut not in ("A", "B", "C"):
-        raise ValueError(f"shortcut must be 'A', 'B' or 'C', got {shortcut!r}")
-    if not spec.residual and shortcut != spec.default_shortcut:
-        raise ValueError(f"{name} is a plain network with no shortcuts; drop shortcut={shortcut!r}")
-    if num_classes is None:
+    if isinstance(name, ModelArgs):
+        args = name
+    else:
+        args = ModelArgs(name, num_classes, shortcut, stride_in_1x1, zero_init_residual,
+                         conv_init, resnet_d, dropout)
+    if args.num_classes is None and isinstance(pretrained, str):
         # Weights with a classifier of their own size (a 3-class fine-tune) keep it, with their
         # class names, rather than getting a fresh head of the family's default size.
-        num_classes = (_file_classes(pretrained) if isinstance(pretrained, str) else None) \
-            or spec.default_num_classes
-    if not isinstance(num_classes, int) or num_classes < 0:
-        raise ValueError(f"num_classes must be a positive integer (or 0: pooled features), "
-                         f"got {num_classes!r}")
+        args = replace(args, num_classes=_file_classes(pretrained))
+    model = build(args.settled())
+    if pretrained:
+        _load_pretrained(model, args.name, pretrained)
+    if model.model_args.num_classes == 0:
+        model.reset_classifier(0)
+    return model
+
+
+def build(args: ModelArgs) -> nn.Module:
+    """The freshly initialised network of settled ``args`` (:meth:`ModelArgs.settled`), which
+    it keeps as ``model_args`` (and ``model_name``/``model_options``, what a weights file
+    saves) so that weights files and run directories can rebuild it."""
+    spec = args.spec
     block = BLOCKS[(spec.arch, spec.bottleneck, spec.residual)]
     base = IMAGENET_WIDTHS if spec.family == "imagenet" else CIFAR_WIDTHS
-    if stride_in_1x1 and not spec.bottleneck:
-        raise ValueError(
-            f"stride_in_1x1 applies to bottleneck models (resnet50/101/152), not {name}"
-        )
-    if resnet_d and (spec.family != "imagenet" or spec.arch != "original"):
-        raise ValueError(f"resnet_d (a deep stem and average-pool shortcuts, He et al. 2019) "
-                         f"applies to the paper's ImageNet nets, not {name}")
-    if dropout and not (spec.arch == "preact" and not spec.bottleneck):
-        raise ValueError(f"dropout between the convolutions is the wide/pre-activation basic "
-                         f"block's (wrn_D_K, preact_resnetN), not {name}'s")
     model = ResNet(
         block, spec.layers, [w * spec.widen for w in base], stem=spec.family,
-        num_classes=max(num_classes, 1), shortcut=shortcut, stride_in_1x1=stride_in_1x1,
-        zero_init_residual=zero_init_residual, conv_init=conv_init, groups=spec.groups,
-        width_per_group=spec.width_per_group, resnet_d=resnet_d, dropout=dropout,
+        num_classes=max(args.num_classes, 1), shortcut=args.shortcut,
+        stride_in_1x1=args.stride_in_1x1, zero_init_residual=args.zero_init_residual,
+        conv_init=args.conv_init, groups=spec.groups, width_per_group=spec.width_per_group,
+        resnet_d=args.resnet_d, dropout=args.dropout,
     )
-    # What built it, so that weights files and run directories can rebuild it.
-    model.model_name = name
-    model.model_options = {
-        "num_classes": num_classes, "shortcut": shortcut, "stride_in_1x1": stride_in_1x1,
-        **({"resnet_d": True} if resnet_d else {}), **({"dropout": dropout} if dropout else {}),
-    }
+    model.model_args = args
     model.input_spec = DEFAULT_INPUT_SPEC[spec.family]  # what its inputs should be
-    if pretrained:
-        _load_pretrained(model, name, pretrained)
-    if num_classes == 0:
-        model.reset_classifier(0)
     return model
 
 

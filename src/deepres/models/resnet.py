@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .blocks import Block, conv3x3
 from .choices import CONV_INITS
+
+if TYPE_CHECKING:
+    from .description import ModelArgs
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class ResNet(nn.Module):
     ``stem="cifar"``: one 3x3 convolution with ``widths[0]`` filters (§4.2).
     Each stage after the first halves the feature map with a stride-2 first block.
     """
+
+    # What built it (create_model sets it): name and options, to rebuild it from a file.
+    model_args: ModelArgs | None = None
 
     def __init__(
         self,
@@ -61,21 +68,8 @@ class ResNet(nn.Module):
         # convolution (the first block's BN-ReLU follows it), with 16 filters for wide nets.
         self.preact = getattr(block, "preact", False)
         self.inplanes = 64 if imagenet else (16 if self.preact else widths[0])
-        if imagenet and resnet_d:  # ResNet-D's deep stem: 3x3/2 to 32, 3x3 to 32, 3x3 to 64
-            self.conv1: nn.Module = nn.Sequential(
-                conv3x3(3, 32, 2), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
-                conv3x3(32, 32), nn.BatchNorm2d(32), nn.ReLU(inplace=True), conv3x3(32, 64))
-        elif imagenet:
-            self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        else:
-            self.conv1 = conv3x3(3, self.inplanes)
-        bare = self.preact and not imagenet
-        self.bn1: nn.Module = nn.Identity() if bare else nn.BatchNorm2d(self.inplanes)
-        self.relu: nn.Module = nn.Identity() if bare else nn.ReLU(inplace=True)
+        self._make_stem(imagenet, resnet_d)
         self.block_options = ({"dropout": dropout} if self.preact else {"avg_down": resnet_d})
-        self.maxpool: nn.Module = (
-            nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else nn.Identity()
-        )
         stem_stride = 4 if imagenet else 1
 
         self.feature_info: list[FeatureInfo] = [FeatureInfo("stem", self.inplanes, stem_stride)]
@@ -96,6 +90,23 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(self.inplanes, num_classes)
         self.num_features = self.inplanes
         self._init_weights(zero_init_residual, conv_init)
+
+    def _make_stem(self, imagenet: bool, resnet_d: bool) -> None:
+        """conv1, bn1, relu and maxpool, registered in that order (torchvision's)."""
+        if imagenet and resnet_d:  # ResNet-D's deep stem: 3x3/2 to 32, 3x3 to 32, 3x3 to 64
+            self.conv1: nn.Module = nn.Sequential(
+                conv3x3(3, 32, 2), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+                conv3x3(32, 32), nn.BatchNorm2d(32), nn.ReLU(inplace=True), conv3x3(32, 64))
+        elif imagenet:
+            self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        else:
+            self.conv1 = conv3x3(3, self.inplanes)
+        bare = self.preact and not imagenet
+        self.bn1: nn.Module = nn.Identity() if bare else nn.BatchNorm2d(self.inplanes)
+        self.relu: nn.Module = nn.Identity() if bare else nn.ReLU(inplace=True)
+        self.maxpool: nn.Module = (
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else nn.Identity()
+        )
 
     def _make_stage(self, block: Block, planes: int, count: int, stride: int, shortcut: str,
                     stride_in_1x1: bool, groups: int, width_per_group: int) -> nn.Sequential:
@@ -168,8 +179,23 @@ class ResNet(nn.Module):
         ref = next(self.parameters())
         self.fc = (nn.Identity() if num_classes == 0 else
                    nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype))
-        if hasattr(self, "model_options"):
-            self.model_options = {**self.model_options, "num_classes": num_classes}
+        if self.model_args is not None:
+            self.model_args = replace(self.model_args, num_classes=num_classes)
+
+    @property
+    def model_name(self) -> str:
+        """The registered name that built this network (create_model); AttributeError when it
+        was built directly."""
+        if self.model_args is None:
+            raise AttributeError("model_name: this ResNet was not built by create_model")
+        return self.model_args.name
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The options a weights file saves with the name, to rebuild the same tensors."""
+        if self.model_args is None:
+            raise AttributeError("model_options: this ResNet was not built by create_model")
+        return self.model_args.saved_options()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

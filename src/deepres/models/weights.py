@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,8 +29,6 @@ TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 _NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "ema", "module")
 # DataParallel/DDP, torch.compile, and Lightning modules that hold the network as model/net.
 _STRIP_PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
-
-
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -220,8 +219,6 @@ def _warn_stride_mismatch(model: nn.Module, metadata: Mapping[str, str], path: P
     except (ValueError, AttributeError):
         theirs = False
     if ours != theirs:
-        import warnings
-
         where = "1x1" if theirs else "3x3 (as torchvision and timm)"
         warnings.warn(f"{path}: these weights were trained with the downsampling stride in the "
                       f"{where}, but the model puts it in the {'1x1' if ours else '3x3'}; they "

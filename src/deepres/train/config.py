@@ -8,7 +8,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..data.config import DataConfig
 from ..models.choices import CONV_INITS, SHORTCUTS
@@ -24,6 +24,9 @@ from ..runtime.options import (
     number,
     option,
 )
+
+if TYPE_CHECKING:
+    from ..models.description import ModelArgs
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,15 @@ class ModelConfig:
                             "average-pool shortcuts (He et al. 2019)")
     dropout: float = option(0.0, parse=number(float, 0.0, 0.9), help="wide and pre-activation "
                             "basic blocks: dropout between the convolutions (WRN: 0.3)")
+
+    def args(self, num_classes: int) -> ModelArgs:
+        """This run's model description (models/description.py): each field of this class
+        that is a model option, by its name (init and freeze_backbone are training's)."""
+        from ..models.description import ModelArgs
+
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(ModelArgs)
+                 if hasattr(self, f.name)}
+        return ModelArgs(**{**given, "num_classes": num_classes})
 
 
 SCHEDULES = ("step", "plateau", "cosine", "onecycle")

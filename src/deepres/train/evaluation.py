@@ -26,9 +26,13 @@ from .state import Setup, TrainState
 
 
 def _errors(s: Setup, model: nn.Module, source: Any) -> dict[str, Any]:
-    """``model``'s errors on ``source`` through the run's input specification."""
-    return evaluate(model, s.data.eval_batches(source), s.prep_eval, s.device, s.ctx,
-                    s.cfg.run.precision)
+    """``model``'s errors on ``source`` through the run's input specification; no top-5 error
+    with 5 classes or fewer, where it is always zero and means nothing."""
+    m = evaluate(model, s.data.eval_batches(source), s.prep_eval, s.device, s.ctx,
+                 s.cfg.run.precision)
+    if len(s.data.classes) <= 5:
+        m.pop("top5_error")
+    return m
 
 
 def evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
@@ -111,7 +115,8 @@ def finish(s: Setup, state: TrainState, seconds: float, log: Logger,
             continue
         keys = split_keys(name)
         if fresh and keys.error in last_row:
-            summary.update({k: last_row[k] for k in (keys.error, keys.top5_error, keys.images)})
+            summary.update({k: last_row[k] for k in (keys.error, keys.top5_error, keys.images)
+                            if k in last_row})
         else:
             summary.update(keys.row(_errors(s, s.model, loader)))
     if s.ctx.is_main:

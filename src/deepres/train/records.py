@@ -31,8 +31,8 @@ class SplitKeys:
 
     def row(self, m: dict[str, Any]) -> dict[str, Any]:
         """An evaluation result (evaluate/metrics.py) under these keys."""
-        return {self.error: m["top1_error"], self.top5_error: m["top5_error"],
-                self.images: m["images"]}
+        return {self.error: m["top1_error"], self.images: m["images"],
+                **({self.top5_error: m["top5_error"]} if "top5_error" in m else {})}
 
 
 def split_keys(split: str) -> SplitKeys:

@@ -121,11 +121,7 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
         make_deterministic()
     o = cfg.optim
     p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
-    module = create_model(cfg.model.name, num_classes=len(p.classes),
-                          shortcut=cfg.model.shortcut, stride_in_1x1=cfg.model.stride_in_1x1,
-                          zero_init_residual=cfg.model.zero_init_residual,
-                          conv_init=cfg.model.conv_init, resnet_d=cfg.model.resnet_d,
-                          dropout=cfg.model.dropout).to(device)
+    module = create_model(cfg.model.args(len(p.classes))).to(device)
     lines = []
     if cfg.model.init:  # the weights' source decides their input (models/weights.py Init)
         init = init_from(module, cfg.model.init)

@@ -1,0 +1,113 @@
+"""One description of a model: its registered name and the options that build it.
+
+:class:`ModelArgs` is what :func:`~deepres.models.registry.create_model` takes whole, what a
+deepres weights file saves (``model`` and ``model_options`` in its metadata) and restores, and
+what a training run's ``--model`` options become. Each option and its check is declared here
+once: a new model option is a field of this class and its use in the builder.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from .choices import CONV_INITS, SHORTCUTS
+from .names import ModelSpec, resolve
+
+# The options a weights file's ``model_options`` may carry (the rest only initialise weights).
+SAVED = ("num_classes", "shortcut", "stride_in_1x1", "zero_init_residual", "resnet_d",
+         "dropout")
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    """A model's name and options; None means the family's default (:meth:`settled` fills
+    it in). The docstring of ``create_model`` says what each option does."""
+
+    name: str
+    num_classes: int | None = None
+    shortcut: str | None = None
+    stride_in_1x1: bool = False
+    zero_init_residual: bool = False
+    conv_init: str = "fan_out"
+    resnet_d: bool = False
+    dropout: float = 0.0
+
+    @property
+    def spec(self) -> ModelSpec:
+        return resolve(self.name)
+
+    def settled(self) -> ModelArgs:
+        """These options checked against the model family, with its defaults filled in; a
+        bad option raises ValueError naming it and what to do."""
+        spec = self.spec
+        shortcut = spec.default_shortcut if self.shortcut is None else self.shortcut
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut must be 'A', 'B' or 'C', got {shortcut!r}")
+        if not spec.residual and shortcut != spec.default_shortcut:
+            raise ValueError(f"{self.name} is a plain network with no shortcuts; drop "
+                             f"shortcut={shortcut!r}")
+        n = spec.default_num_classes if self.num_classes is None else self.num_classes
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"num_classes must be a positive integer (or 0: pooled "
+                             f"features), got {n!r}")
+        if self.conv_init not in CONV_INITS:
+            raise ValueError(f"conv_init must be one of {', '.join(CONV_INITS)}, got "
+                             f"{self.conv_init!r}")
+        if self.stride_in_1x1 and not spec.bottleneck:
+            raise ValueError(f"stride_in_1x1 applies to bottleneck models "
+                             f"(resnet50/101/152), not {self.name}")
+        if self.resnet_d and (spec.family != "imagenet" or spec.arch != "original"):
+            raise ValueError(f"resnet_d (a deep stem and average-pool shortcuts, He et al. "
+                             f"2019) applies to the paper's ImageNet nets, not {self.name}")
+        if self.dropout and not (spec.arch == "preact" and not spec.bottleneck):
+            raise ValueError(f"dropout between the convolutions is the wide/pre-activation "
+                             f"basic block's (wrn_D_K, preact_resnetN), not {self.name}'s")
+        return replace(self, shortcut=shortcut, num_classes=n)
+
+    def saved_options(self) -> dict[str, Any]:
+        """The ``model_options`` a weights file keeps: what rebuilds the same tensors (the
+        flags that are off by default only when on, as files have always had them)."""
+        return {"num_classes": self.num_classes, "shortcut": self.shortcut,
+                "stride_in_1x1": self.stride_in_1x1,
+                **({"resnet_d": True} if self.resnet_d else {}),
+                **({"dropout": self.dropout} if self.dropout else {})}
+
+    @classmethod
+    def from_saved(cls, name: str, options: Mapping[str, Any]) -> ModelArgs:
+        """The description a weights file's metadata holds; an unknown option or a value of
+        the wrong type raises ValueError naming the option."""
+        if not isinstance(options, Mapping):
+            raise ValueError("'model_options' must be a JSON object")
+        types = _field_types()
+        for key, value in options.items():
+            if key not in SAVED:
+                raise ValueError(f"'model_options' has an unknown option {key!r}; known: "
+                                 f"{', '.join(SAVED)}")
+            want = types[key]
+            if not isinstance(value, want) or (int in want and isinstance(value, bool)):
+                raise ValueError(f"'model_options.{key}' must be a {want[0].__name__}, not "
+                                 f"{value!r}")
+        if options.get("shortcut") not in (None, *SHORTCUTS):
+            raise ValueError(f"'model_options.shortcut' must be A, B or C, not "
+                             f"{options['shortcut']!r}")
+        n = options.get("num_classes")
+        if n is not None and n < 1:
+            raise ValueError(f"'model_options.num_classes' must be at least 1, not {n}")
+        return cls(name=name, **dict(options))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Each option's accepted Python types, from the field annotations (a float takes an int)."""
+    hints = typing.get_type_hints(ModelArgs)
+    out = {}
+    for f in fields(ModelArgs):
+        args = typing.get_args(hints[f.name]) or (hints[f.name],)
+        kinds = tuple(a for a in args if a is not type(None))
+        out[f.name] = (*kinds, int) if float in kinds else kinds
+    return out
