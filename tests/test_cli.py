@@ -55,3 +55,37 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_every_serve_option_is_declared_once_and_reaches_the_config(monkeypatch):
+    """serve's flags come from ServeConfig's fields: each field is set by the flag of its
+    name, with the field's own default when not given."""
+    import dataclasses
+
+    from deepres import commands
+    from deepres.cli import build_parser
+    from deepres.serve.config import ServeConfig
+
+    seen = {}
+
+    def fake_check(cfg):
+        seen["cfg"] = cfg
+        raise SystemExit(0)
+
+    monkeypatch.setattr("deepres.serve.processes.check_weights", fake_check)
+    args = build_parser().parse_args(["serve", "--weights", "w.safetensors"])
+    try:
+        commands.cmd_serve(args)
+    except SystemExit:
+        pass
+    assert seen["cfg"] == ServeConfig(weights="w.safetensors")
+    args = build_parser().parse_args(["serve", "--weights", "w", "--timeout", "7",
+                                      "--keep-alive", "2", "--max-top-k", "3", "--amp"])
+    try:
+        commands.cmd_serve(args)
+    except SystemExit:
+        pass
+    cfg = seen["cfg"]
+    assert (cfg.timeout_s, cfg.keep_alive_s, cfg.max_top_k, cfg.precision) == (7, 2, 3, "bf16")
+    # every field has a flag: its own declaration, or one shared with eval and predict
+    assert {f.name for f in dataclasses.fields(ServeConfig)} <= set(vars(args))

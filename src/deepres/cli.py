@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -312,43 +313,21 @@ def _add_data(sub: Any) -> None:
 
 
 def _add_serve(sub: Any) -> None:
+    from .serve.config import ServeConfig
+
     p = sub.add_parser("serve", help="an HTTP inference service with dynamic batching and a "
                                      "web page (POST /v1/predict)")
-    p.add_argument("--weights", required=True,
-                   help="a weights file: deepres .safetensors (or int8 from export), "
-                        "deepres:NAME (deepres's own, see `deepres models`), or a foreign one "
-                        "with --model")
     _add_foreign(p)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=number(int, 0, 65535), default=8000)
-    p.add_argument("--workers", type=POSITIVE_INT, default=1,
-                   help="server processes, each with its own model (more cores)")
-    p.add_argument("--device", type=device_parser, default="cpu",
-                   help="where the model runs: cpu (default), cuda or cuda:N")
     _add_precision(p)
     _add_engine(p)
-    p.add_argument("--max-batch", type=POSITIVE_INT, default=32,
-                   help="images run together at most (dynamic batching)")
-    p.add_argument("--max-wait-ms", type=number(float, 0.0, 10_000.0), default=5.0,
-                   help="how long a batch waits for more images after its first")
-    p.add_argument("--max-queue", type=POSITIVE_INT, default=256,
-                   help="images waiting at most; beyond, requests get 503 with Retry-After")
-    p.add_argument("--max-bytes", type=POSITIVE_INT, default=10_000_000,
-                   help="largest request body; larger ones get 413")
-    p.add_argument("--max-pixels", type=POSITIVE_INT, default=25_000_000,
-                   help="largest image in pixels, decoded and after the test resize, read from "
-                        "its header before decoding; larger ones get 413 (25,000,000)")
-    p.add_argument("--max-request-pixels", type=POSITIVE_INT, default=100_000_000,
-                   help="pixels of all a request's images together; more get 413 "
-                        "(100,000,000)")
-    p.add_argument("--timeout", type=number(float, 0.1, 3600.0), default=30.0,
-                   help="seconds a request may wait for its answer (then 504), and for its "
-                        "body to arrive (then 408)")
-    p.add_argument("--max-connections", type=POSITIVE_INT, default=1000,
-                   help="open connections per process; beyond, a new one is closed at once")
-    p.add_argument("--header-timeout", type=number(float, 0.1, 3600.0), default=10.0,
-                   help="seconds a new connection has to send its request headers (10)")
+    for f in dataclasses.fields(ServeConfig):  # one flag per declared field, as it declares
+        opt = f.metadata.get("option")
+        if opt is not None:
+            given = ({"required": True} if f.default is dataclasses.MISSING
+                     else {"default": f.default})
+            p.add_argument("--" + (opt.flag or f.name).replace("_", "-"), dest=f.name,
+                           type=opt.parse, choices=opt.choices, help=opt.help,
+                           metavar=opt.metavar or (opt.flag or f.name).upper(), **given)
     p.set_defaults(func=commands.cmd_serve)
 
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import fields
 
 from .runtime.terminal import safe
 
@@ -189,19 +190,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve.app import ServeConfig
+    from .serve.config import ServeConfig
     from .serve.processes import bind, check_weights, serve
 
-    cfg = ServeConfig(args.weights, args.model, args.classes, args.device,
-                      args.precision or "auto", args.max_batch, args.max_wait_ms,
-                      args.max_queue, args.max_bytes, args.timeout,
-                      max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
-                      max_connections=args.max_connections,
-                      header_timeout_s=args.header_timeout, engine=args.engine)
+    given = {f.name: getattr(args, f.name) for f in fields(ServeConfig) if hasattr(args, f.name)}
+    cfg = ServeConfig(**{**given, "precision": args.precision or "auto"})
     # a bad file: one error, before any process starts; and the engine chosen, in one line
     print(check_weights(cfg), file=sys.stderr, flush=True)
-    sock = bind(args.host, args.port)  # a port in use: a ServeError, one line, exit 2
-    print(f"deepres serve: http://{args.host}:{args.port}/ ({args.workers} process(es)); "
+    sock = bind(cfg.host, cfg.port)  # a port in use: a ServeError, one line, exit 2
+    print(f"deepres serve: http://{cfg.host}:{cfg.port}/ ({cfg.workers} process(es)); "
           "SIGTERM or Ctrl-C stops it after the requests in flight", file=sys.stderr,
           flush=True)
-    return serve(cfg, sock, args.workers)
+    return serve(cfg, sock, cfg.workers)

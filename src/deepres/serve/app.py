@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -29,38 +29,10 @@ from ..data.images import BadImageError, decode_image_bytes, image_size
 from ..loaded import Predictor, load_predictor, probs_single
 from ..runtime.terminal import safe
 from .batcher import DynamicBatcher, QueueFull
+from .config import ServeConfig
 from .page import PAGE
 
 CONFIG_ENV = "DEEPRES_SERVE_CONFIG"  # how worker processes receive the options
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    weights: str
-    model: str | None = None  # foreign weights: their model name
-    classes: str | None = None  # foreign weights: a class-names file
-    device: str = "cpu"
-    precision: str = "auto"
-    max_batch: int = 32
-    max_wait_ms: float = 5.0
-    max_queue: int = 256
-    max_bytes: int = 10_000_000
-    timeout_s: float = 30.0
-    max_top_k: int = 20
-    # Pixels, not bytes, cost memory and time: a 86 KB PNG can hold 9400x9400 pixels. Checked
-    # from each image's header before anything is decoded; an image counts at the larger of
-    # its own size and its size after the test resize (an 100,000x1 strip resized to a shorter
-    # side of 32 would be 102 million pixels).
-    max_pixels: int = 25_000_000  # per image (a 5000x5000 photo)
-    max_request_pixels: int = 100_000_000  # per request, all its images together
-    # Slow and idle clients: a connection that has not sent a whole request's headers within
-    # header_timeout_s is closed, one idle after a response within keep_alive_s, a body not
-    # received within timeout_s is 408; past max_connections open at once (per process) a new
-    # connection is closed at once, so idle ones cannot use up the process's file descriptors.
-    max_connections: int = 1000
-    engine: str = "auto"  # what runs the model (loaded/engines.py)
-    header_timeout_s: float = 10.0
-    keep_alive_s: float = 5.0
 
 
 class Metrics:
