@@ -18,13 +18,10 @@ import torch
 
 from ..runtime import distributed as dist
 from ..runtime.files import atomic_write_text
-from .config import TrainConfig
+from .config import AFTER_DIVERGENCE, RESUME_POLICY, TrainConfig
 from .errors import NonFiniteLossError  # noqa: F401  (raised here; its home is errors.py)
 
 DIVERGED = "diverged.json"  # in a run directory: training stopped on non-finite values
-# What a resume may change after such a stop (README: recovering from a divergence).
-SAFE_AFTER_DIVERGENCE = ("lr", "warmup_lr", "momentum", "weight_decay", "norm_weight_decay",
-                         "nesterov", "label_smoothing", "gamma", "backbone_lr_factor")
 
 
 
@@ -90,5 +87,5 @@ def optim_changes(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
     """The optimisation settings a resume changed (after a divergence), as {name: [old, new]}."""
     now = cfg.to_dict()["optim"]
     before = saved.get("optim", {})
-    return {k: [before.get(k), now[k]] for k in SAFE_AFTER_DIVERGENCE
-            if k in before and before[k] != now[k]}
+    return {k: [before.get(k), now[k]] for k, when in RESUME_POLICY.items()
+            if when == AFTER_DIVERGENCE and k in before and before[k] != now[k]}

@@ -137,15 +137,16 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
     if ctx.is_main:
         path = run_dir / "config.json"
         text = cfg.to_json() + "\n"
-        if resume and path.exists():
-            before = json.loads(path.read_text())["optim"]["iterations"]
+        saved_text = path.read_text() if path.exists() else None  # read once
+        if resume and saved_text is not None:
+            saved = json.loads(saved_text)
+            before = saved["optim"]["iterations"]
             if before != cfg.optim.iterations:
                 print(f"resuming {run_dir} at step {state.step} with a new length: "
                       f"{before} -> {cfg.optim.iterations} iterations; the learning-rate "
                       "schedule is recomputed over the new length", file=sys.stderr)
-        if resume and path.exists():
-            s.resume_changes = optim_changes(json.loads(path.read_text()), cfg)
-        if not path.exists() or path.read_text() != text:  # new, or resumed with a new length
+            s.resume_changes = optim_changes(saved, cfg)
+        if saved_text != text:  # new, or resumed with a new length
             atomic_write_text(path, text)
     return s, cfg, state
 

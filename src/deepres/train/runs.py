@@ -12,17 +12,9 @@ from typing import Any
 
 from ..runtime.options import declared
 from ..runtime.terminal import safe
-from .config import SECTIONS, TrainConfig, with_overrides
-from .divergence import DIVERGED, SAFE_AFTER_DIVERGENCE
+from .config import SECTIONS, TrainConfig, may_change_on_resume, with_overrides
+from .divergence import DIVERGED
 from .guard import RunError
-
-# What may change when a run is resumed: where it runs and in what precision (a long run that
-# moves to a CPU without native bf16 resumes in fp32 with --precision auto: README, "Runs that
-# move between machines"; each sitting's machine and precision go into the summary), how often
-# it logs and checkpoints, and its length (extending a run is what users ask for; the schedule
-# is recomputed over it).
-SAFE_ON_RESUME = {"device", "precision", "log_every", "checkpoint_every", "iterations",
-                  "epochs", "precise_bn"}
 
 
 def new_run_dir(model: str | None) -> str:
@@ -45,7 +37,7 @@ def resume_config(run: str, cfg: TrainConfig, given: dict[str, Any],
     any other that differs is a RunError naming each. After a stop on non-finite values
     (``diverged.json``) the optimisation settings may change too."""
     diverged = (Path(run) / DIVERGED).exists()
-    safe = SAFE_ON_RESUME | (set(SAFE_AFTER_DIVERGENCE) if diverged else set())
+    safe = may_change_on_resume(diverged)  # config.py RESUME_POLICY
     changed = []
     for flag, value in given.items():
         section, name = fields[flag]
@@ -59,12 +51,13 @@ def resume_config(run: str, cfg: TrainConfig, given: dict[str, Any],
         raise RunError(f"{run}: these flags differ from the run's config.json and "
                        f"cannot change when resuming: {'; '.join(changed)}{after}. Drop them "
                        "to resume the run as it was, or start a new run with --run-dir")
-    keep = {k: given.get(k) for k in ("device", "precision", "log_every", "checkpoint_every",
-                                      "precise_bn")}
+    # the run section's resumable settings are as given now (None: automatic again)
+    keep = {fields[k][1]: given.get(k) for k in may_change_on_resume(False)
+            if fields.get(k, ("", ""))[0] == "run"}
     cfg = with_overrides(cfg, run={"run_dir": run, **keep})
     if diverged:
-        cfg = with_overrides(cfg, optim={k: given[k] for k in SAFE_AFTER_DIVERGENCE
-                                         if k in given})
+        cfg = with_overrides(cfg, optim={k: given[k] for k in may_change_on_resume(True)
+                                         - may_change_on_resume(False) if k in given})
     if "epochs" in given:
         cfg = with_overrides(cfg, optim={"epochs": given["epochs"]})
     elif "iterations" in given and given["iterations"] != cfg.optim.iterations:
