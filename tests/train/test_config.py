@@ -31,3 +31,13 @@ def test_a_warm_up_of_fixed_length_ignores_the_training_error():
     # Without a length, the §4.2 rule: until the training error drops below 80%.
     o110 = recipe("cifar-paper", "resnet110").optim
     assert o110.warmup_steps is None and lr_at(5_000, o110, ScheduleState()) == 0.01
+
+
+def test_the_resume_policy_names_only_real_flags():
+    from deepres.cli import TRAIN_FLAGS
+    from deepres.train.config import RESUME_POLICY, may_change_on_resume
+
+    assert set(RESUME_POLICY) <= set(TRAIN_FLAGS)
+    assert {"lr", "momentum"} <= may_change_on_resume(True) - may_change_on_resume(False)
+    assert {"device", "precision", "iterations"} <= may_change_on_resume(False)
+    assert "batch_size" not in may_change_on_resume(True)  # fixed for the run's lifetime
