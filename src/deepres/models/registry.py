@@ -8,6 +8,7 @@ ones, though 50 and 152 are also of the form 6n+2).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from torch import nn
@@ -35,6 +36,8 @@ def create_model(
     pretrained: bool | str = False,
     resnet_d: bool = False,
     dropout: float = 0.0,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
 ) -> nn.Module:
     """Build a registered model with He initialisation.
 
@@ -63,6 +66,9 @@ def create_model(
             three 3x3 convolutions and average pooling before each downsampling projection.
         dropout: wide and pre-activation basic blocks: dropout between the two convolutions
             (Wide ResNets use 0.3).
+        features_only: a backbone (timm's meaning, models/features.py): the model returns
+            the feature maps at ``out_indices`` as a list (0: the stem's activation, 1..: the
+            stages' outputs; default all), described by its ``feature_info``.
     """
     if isinstance(name, ModelArgs):
         args = name
@@ -78,6 +84,12 @@ def create_model(
         _load_pretrained(model, args.name, pretrained)
     if model.model_args.num_classes == 0:
         model.reset_classifier(0)
+    if features_only:
+        from .features import FeatureMaps
+
+        return FeatureMaps(model, out_indices)
+    if out_indices is not None:
+        raise ValueError("out_indices selects feature maps; it needs features_only=True")
     return model
 
 
