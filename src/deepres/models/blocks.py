@@ -78,6 +78,26 @@ def make_shortcut(
     return None
 
 
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016), per image: in training a residual branch is kept
+    with probability ``1 - p`` and scaled by ``1 / (1 - p)``, so that its expectation is
+    unchanged; in evaluation it is the identity."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
+
+
 class ResidualBlockBase(nn.Module):
     """What every block shares: ``y = relu(F(x) + shortcut(x))``, or ``relu(F(x))`` when plain.
 
@@ -96,6 +116,9 @@ class ResidualBlockBase(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.residual_branch(x)
         if self.residual:
+            drop = self._modules.get("drop_path")  # set by ResNet(drop_path_rate=...)
+            if drop is not None:
+                out = drop(out)
             # y = F(x) + x, then ReLU after the addition (§3.2, Fig. 2).
             out = out + (x if self.downsample is None else self.downsample(x))
         return self.relu(out)

@@ -34,6 +34,7 @@ class ModelArgs:
     conv_init: str = "fan_out"
     resnet_d: bool = False
     dropout: float = 0.0
+    drop_path_rate: float = 0.0
 
     @property
     def spec(self) -> ModelSpec:
@@ -65,6 +66,12 @@ class ModelArgs:
         if self.dropout and not (spec.arch == "preact" and not spec.bottleneck):
             raise ValueError(f"dropout between the convolutions is the wide/pre-activation "
                              f"basic block's (wrn_D_K, preact_resnetN), not {self.name}'s")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ValueError(f"drop_path_rate must be at least 0 and below 1, got "
+                             f"{self.drop_path_rate!r}")
+        if self.drop_path_rate and not spec.residual:
+            raise ValueError(f"drop_path_rate drops residual branches (stochastic depth); "
+                             f"{self.name} is a plain network with none")
         return replace(self, shortcut=shortcut, num_classes=n)
 
     def saved_options(self) -> dict[str, Any]:

@@ -37,7 +37,9 @@ class PreActBlockBase(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
         shortcut = x if self.downsample is None else self.downsample(pre)
-        return self.branch(pre) + shortcut
+        out = self.branch(pre)
+        drop = self._modules.get("drop_path")  # set by ResNet(drop_path_rate=...)
+        return (out if drop is None else drop(out)) + shortcut
 
 
 class PreActBasicBlock(PreActBlockBase):

@@ -36,6 +36,7 @@ def create_model(
     pretrained: bool | str = False,
     resnet_d: bool = False,
     dropout: float = 0.0,
+    drop_path_rate: float = 0.0,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
 ) -> nn.Module:
@@ -66,6 +67,8 @@ def create_model(
             three 3x3 convolutions and average pooling before each downsampling projection.
         dropout: wide and pre-activation basic blocks: dropout between the two convolutions
             (Wide ResNets use 0.3).
+        drop_path_rate: stochastic depth (Huang et al. 2016) of the residual branches, rising
+            linearly from 0 at the first block to this at the last; off in evaluation.
         features_only: a backbone (timm's meaning, models/features.py): the model returns
             the feature maps at ``out_indices`` as a list (0: the stem's activation, 1..: the
             stages' outputs; default all), described by its ``feature_info``.
@@ -74,7 +77,7 @@ def create_model(
         args = name
     else:
         args = ModelArgs(name, num_classes, shortcut, stride_in_1x1, zero_init_residual,
-                         conv_init, resnet_d, dropout)
+                         conv_init, resnet_d, dropout, drop_path_rate)
     if args.num_classes is None and isinstance(pretrained, str):
         # Weights with a classifier of their own size (a 3-class fine-tune) keep it, with their
         # class names, rather than getting a fresh head of the family's default size.
@@ -105,7 +108,7 @@ def build(args: ModelArgs) -> nn.Module:
         num_classes=max(args.num_classes, 1), shortcut=args.shortcut,
         stride_in_1x1=args.stride_in_1x1, zero_init_residual=args.zero_init_residual,
         conv_init=args.conv_init, groups=spec.groups, width_per_group=spec.width_per_group,
-        resnet_d=args.resnet_d, dropout=args.dropout,
+        resnet_d=args.resnet_d, dropout=args.dropout, drop_path_rate=args.drop_path_rate,
     )
     model.model_args = args
     model.input_spec = DEFAULT_INPUT_SPEC[spec.family]  # what its inputs should be

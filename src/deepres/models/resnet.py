@@ -52,6 +52,7 @@ class ResNet(nn.Module):
         width_per_group: int = 64,
         resnet_d: bool = False,
         dropout: float = 0.0,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         if conv_init not in CONV_INITS:
@@ -90,6 +91,21 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(self.inplanes, num_classes)
         self.num_features = self.inplanes
         self._init_weights(zero_init_residual, conv_init)
+        if drop_path_rate:
+            self._set_drop_path(drop_path_rate)
+
+    def _set_drop_path(self, rate: float) -> None:
+        """Stochastic depth (Huang et al. 2016) with the linear rule: the k-th of n residual
+        blocks drops its branch with probability rate * k / (n - 1), from 0 at the first to
+        ``rate`` at the last (timm's ``drop_path_rate``)."""
+        from .blocks import DropPath
+
+        blocks = [b for name in self.stage_names for b in getattr(self, name)
+                  if getattr(b, "residual", False)]
+        for k, b in enumerate(blocks):
+            p = rate * k / max(len(blocks) - 1, 1)
+            if p > 0:
+                b.drop_path = DropPath(p)
 
     def _make_stem(self, imagenet: bool, resnet_d: bool) -> None:
         """conv1, bn1, relu and maxpool, registered in that order (torchvision's)."""

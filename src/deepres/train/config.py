@@ -62,6 +62,9 @@ class ModelConfig:
                             "average-pool shortcuts (He et al. 2019)")
     dropout: float = option(0.0, parse=number(float, 0.0, 0.9), help="wide and pre-activation "
                             "basic blocks: dropout between the convolutions (WRN: 0.3)")
+    drop_path_rate: float = option(0.0, parse=number(float, 0.0, 0.99), help="stochastic depth: "
+                                   "the chance of dropping a residual branch, rising linearly "
+                                   "to this at the last block (timm's; 0.05-0.1 is common)")
 
     def args(self, num_classes: int) -> ModelArgs:
         """This run's model description (models/description.py): each field of this class
