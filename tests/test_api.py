@@ -40,6 +40,17 @@ def test_predictor_matches_the_predict_command(tmp_path):
     assert from_pil["predictions"] == from_array["predictions"] == command["predictions"]
     with pytest.raises(ValueError, match="H x W x 3 uint8"):
         p.predict(np.zeros((4, 4), dtype=np.float32))
+    # tensors, as a torchvision user holds them: CHW or NCHW, uint8 or float in [0, 1]
+    chw = torch.from_numpy(rgb).permute(2, 0, 1)
+    from_tensors = p.predict(torch.stack([chw, chw.flip(-1)]), top_k=3)
+    assert from_tensors[0]["predictions"] == command["predictions"]
+    assert p.predict(chw, top_k=3)[0]["predictions"] == command["predictions"]
+    assert p.predict(chw.float() / 255, top_k=3)[0]["predictions"] == command["predictions"]
+    assert from_tensors[1] == p.predict(np.ascontiguousarray(rgb[:, ::-1]), top_k=3)[0]
+    for bad, message in ((chw.float(), r"\[0, 1\]"), (chw[:1], "3 x H x W"),
+                         (chw.to(torch.int32), "uint8 or float")):
+        with pytest.raises(ValueError, match=message):
+            p.predict(bad)
 
 
 def test_pretrained_from_torchvision_and_from_a_file(tmp_path, monkeypatch):

@@ -59,7 +59,9 @@ class Predictor:
     def predict(self, images: Any, top_k: int = 5) -> list[dict[str, Any]]:
         """Top-``top_k`` classes of each image, with the preprocessing of ``deepres predict``
         (shorter side resized, centre crop, the weights' normalisation). ``images``: a PIL
-        image, an ``H x W x 3`` uint8 array, a file path, or a list of them. Returns one
+        image, an ``H x W x 3`` uint8 array, a tensor (``3 x H x W`` or ``N x 3 x H x W``,
+        uint8, or float in [0, 1] as torchvision's ``ToTensor`` gives), a file path, or a list
+        of them. Returns one
         ``{"predictions": [{"class", "probability"}, ...]}`` per image (with ``"file"`` for
         paths)."""
         from PIL import Image
@@ -68,8 +70,14 @@ class Predictor:
         from ..data.images import pil_to_array
 
         items = images if isinstance(images, list | tuple) else [images]
+        items = [x for item in items for x in (_tensor_images(item) if isinstance(
+            item, torch.Tensor) else [item])]
         batch, files = [], []
         for item in items:
+            if isinstance(item, torch.Tensor):
+                batch.append(self.spec.test_view(item))
+                files.append(None)
+                continue
             if isinstance(item, Image.Image):
                 arr, name = pil_to_array(item), None
             elif isinstance(item, np.ndarray):
@@ -239,3 +247,22 @@ def _softmax(p: Predictor, x: torch.Tensor) -> torch.Tensor:
 def probs_single(p: Predictor, x: torch.Tensor) -> torch.Tensor:
     """One crop: ``x`` already at the test size (uint8 N x 3 x H x W)."""
     return _softmax(p, p.normalize(x))
+
+
+def _tensor_images(t: torch.Tensor) -> list[torch.Tensor]:
+    """``3 x H x W`` or ``N x 3 x H x W``, uint8 or float in [0, 1], as uint8 ``3 x H x W``
+    images (floats rounded to the nearest of 256 levels, as an image file would hold them)."""
+    if t.dim() == 3:
+        t = t.unsqueeze(0)
+    if t.dim() != 4 or t.shape[1] != 3:
+        raise ValueError(f"a tensor image must be 3 x H x W or N x 3 x H x W, not "
+                         f"{tuple(t.shape)}")
+    t = t.detach().cpu()
+    if t.is_floating_point():
+        if t.numel() and (float(t.min()) < 0 or float(t.max()) > 1):
+            raise ValueError(f"a float tensor image must hold values in [0, 1] (as ToTensor "
+                             f"gives), not [{float(t.min()):g}, {float(t.max()):g}]")
+        t = t.mul(255).round_().to(torch.uint8)
+    elif t.dtype != torch.uint8:
+        raise ValueError(f"a tensor image must be uint8 or float in [0, 1], not {t.dtype}")
+    return list(t)
