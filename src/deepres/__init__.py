@@ -17,6 +17,7 @@ _API = {
     "count_macs": ".analysis", "count_params": ".analysis", "WeightsError": ".models",
     "create_model": ".models", "list_models": ".models", "load_weights": ".models",
     "model_from_weights": ".models", "save_weights": ".models", "Predictor": ".loaded",
+    "data_config": ".data.usertransform", "create_transform": ".data.usertransform",
 }
 
 
@@ -47,5 +48,6 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Predictor", "WeightsError", "__version__", "count_macs", "count_params", "create_model",
-    "list_models", "load_weights", "model_from_weights", "save_weights",
+    "create_transform", "data_config", "list_models", "load_weights", "model_from_weights",
+    "save_weights",
 ]
