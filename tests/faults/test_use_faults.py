@@ -232,6 +232,10 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line():
         out, err = proc.communicate(timeout=60)
         if proc.returncode == 0:  # finished before the signal: nothing to check
             continue
+        if proc.returncode == -signal.SIGINT and err == "":
+            # under load the signal can come before the interpreter has installed its own
+            # SIGINT handler (1 run in 10 at 0.3 s): no deepres code had run yet
+            continue
         # A shell sees 130 either way: exit status 130, or death by SIGINT (128 + 2). The
         # process sometimes ends by SIGINT after our handler has printed its line and returned
         # 130 (3 times in 60 runs under load, interrupts about 1.2 s after the start; 0 in 160

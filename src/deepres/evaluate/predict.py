@@ -34,10 +34,12 @@ def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: s
     """Top-k classes of every image file in ``inputs`` (folders walked), in batches decoded by
     ``workers`` DataLoader processes, run by ``engine`` ("auto" says its choice on stderr); a
     bad file yields ``{"file", "error"}``."""
+    paths = list(expand_inputs(inputs))  # no images: nothing is loaded (the caller says so)
+    if not paths:
+        return
     p = load_predictor(weights, device, precision, model_name, classes_file, engine)
     if engine == "auto":
         print(p.describe_engine(), file=sys.stderr, flush=True)
-    paths = list(expand_inputs(inputs))
     done = 0
     for b in test_batches(paths, p.spec, batch_size, workers=workers, tolerate_bad=True,
                           desc="predicting"):
