@@ -141,7 +141,7 @@ def test_onnx_matches_eval_on_the_same_files(tmp_path, size):
     spec = load_predictor(str(w)).spec
     s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     for f, got in zip(files, ours, strict=True):
-        img = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)
+        img = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)
         x = (spec.test_view(img).float() / 255)[None].numpy()
         probs = torch.softmax(torch.from_numpy(s.run(None, {"images": x})[0]), 1)[0]
         for p in got["predictions"]:

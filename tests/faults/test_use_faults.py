@@ -184,6 +184,8 @@ def test_absurd_cifar_pickle_is_a_clean_error(tmp_path):
         _load_pickle_batch(path)
 
 
+# the test makes a TorchScript file of its own, with the API torch now warns about
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_int8_file_is_not_mistaken_for_weights_by_default_readers(tmp_path):
     # Sanity: a plain TorchScript export is not taken as an int8 deepres file.
     from deepres.loaded import is_int8_file
