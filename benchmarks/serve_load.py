@@ -108,11 +108,13 @@ def load(port: int, body: bytes, clients: int, seconds: float) -> dict:
                                                  - cpu0.ru_utime - cpu0.ru_stime) / wall}
 
 
-def faults(port: int, body: bytes, seconds: float, pause: float = 0.05) -> dict:
+def faults(port: int, body: bytes, seconds: float, pause: float = 0.05,
+           idle: int = 300) -> dict:
     """Misbehaving and hostile clients beside 16 well-behaved ones: some disconnect mid-body,
     some send their body slowly, some send garbage or a broken multipart form, some send pixel
     bombs (an 86 KB 9400x9400 PNG, a 100,000x1 strip), some a top_k in Unicode digits, and some
-    open connections that never finish their headers and hold them (up to 300). Returns the
+    open connections that never finish their headers and hold them (up to ``idle``, opened as
+    fast as the server accepts them; it closes each after its header timeout). Returns the
     good clients' figures and the server's error counters and health afterwards."""
     stop = time.perf_counter() + seconds
     done = {"disconnect": 0, "slow": 0, "garbage": 0, "bad_form": 0, "pixel_bomb": 0,
@@ -135,10 +137,9 @@ def faults(port: int, body: bytes, seconds: float, pause: float = 0.05) -> dict:
                     post(s, "/v1/predict?top_k=%C2%B2", body)
                 elif kind == "idle":  # half a request line, then nothing: held open
                     s.sendall(b"GET /healthz HT")
-                    if len(held) < 300:
+                    if len(held) < idle:
                         held.append(s)
                         done[kind] += 1
-                        time.sleep(pause)
                         continue
                 elif kind == "disconnect":  # promise a body, send half, leave
                     s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
@@ -217,6 +218,8 @@ def main() -> None:
                     help="only the fault run (ResNet-20 bf16, batching)")
     ap.add_argument("--fault-pause", type=float, default=0.05,
                     help="fault run: seconds each misbehaving client waits between attempts")
+    ap.add_argument("--idle", type=int, default=300,
+                    help="fault run: connections opened and left without finished headers")
     ap.add_argument("--burst", type=int, default=0,
                     help="also: this many clients at once for 5 s after the steady load")
     ap.add_argument("--models", nargs="+", default=["resnet20:fp32", "resnet20:bf16",
@@ -244,7 +247,7 @@ def main() -> None:
         proc, port = start(weights["resnet20"], "bf16", 32)
         try:
             before = peak_rss_mb(proc.pid)
-            r = faults(port, _png(32), a.seconds, a.fault_pause)
+            r = faults(port, _png(32), a.seconds, a.fault_pause, a.idle)
             peak = peak_rss_mb(proc.pid)
         finally:
             proc.terminate()
