@@ -111,3 +111,42 @@ def test_full_disk_keeps_earlier_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left
+
+
+def test_a_tight_gradient_clip_changes_the_run_and_a_loose_one_nothing(tiny_data, tmp_path):
+    def weights(run):
+        from safetensors.torch import load_file
+        return load_file(str(run / "weights.safetensors"))
+
+    fit(_cfg(tiny_data, tmp_path / "plain", epochs=1))
+    fit(with_overrides(_cfg(tiny_data, tmp_path / "loose", epochs=1),
+                       optim={"clip_grad_norm": 1e9}))
+    fit(with_overrides(_cfg(tiny_data, tmp_path / "tight", epochs=1),
+                       optim={"clip_grad_norm": 1e-4}))
+    plain, loose, tight = (weights(tmp_path / n) for n in ("plain", "loose", "tight"))
+    assert all(torch.equal(plain[k], loose[k]) for k in plain)  # a bound never reached
+    k = "layer1.0.conv1.weight"
+    assert not torch.equal(plain[k], tight[k])
+    saved = json.loads((tmp_path / "tight" / "config.json").read_text())
+    assert saved["optim"]["clip_grad_norm"] == 1e-4
+
+
+def test_early_stop_stops_when_validation_stops_improving(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    cfg = with_overrides(_cfg(tiny_data, run, epochs=40), data={"holdout": 0.25},
+                         optim={"early_stop": 2})
+    summary = fit(cfg)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("early_stop") for r in rows)
+    assert summary["steps"] < json.loads((run / "config.json").read_text())["optim"]["iterations"]
+    evals = [r for r in rows if "val_error" in r]
+    best = min(r["val_error"] for r in evals)
+    assert all(r["val_error"] >= best for r in evals[-2:]) and not evals[-1].get("best")
+    assert (run / "best.safetensors").exists()
+
+
+def test_early_stop_without_a_validation_split_is_refused(tiny_data, tmp_path):
+    cfg = with_overrides(_cfg(tiny_data, tmp_path / "run", epochs=2), optim={"early_stop": 2})
+    with pytest.raises(DatasetError, match="--holdout"):
+        fit(cfg)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

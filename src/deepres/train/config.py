@@ -141,6 +141,13 @@ class OptimConfig:
     backbone_lr_factor: float = option(1.0, parse=POSITIVE_FLOAT, help="the backbone's "
                                        "learning rate as a fraction of the classifier's "
                                        "(finetune recipe: 0.1)")
+    # Common training controls beyond the paper (which used neither).
+    clip_grad_norm: float | None = option(None, parse=POSITIVE_FLOAT, metavar="X", help="clip "
+                                          "the gradients' global norm to X before each step")
+    early_stop: int | None = option(None, parse=POSITIVE_INT, metavar="N", help="stop when "
+                                    "the validation error has not improved in N evaluations "
+                                    "(needs a validation split); the best weights are kept in "
+                                    "best.safetensors")
 
 
 @dataclass(frozen=True)
@@ -389,7 +396,8 @@ RESUME_POLICY: dict[str, str] = {
     **dict.fromkeys(("device", "precision", "log_every", "checkpoint_every", "iterations",
                      "epochs", "precise_bn"), ALWAYS),
     **dict.fromkeys(("lr", "warmup_lr", "momentum", "weight_decay", "norm_weight_decay",
-                     "nesterov", "label_smoothing", "gamma", "backbone_lr_factor"),
+                     "nesterov", "label_smoothing", "gamma", "backbone_lr_factor",
+                     "clip_grad_norm"),
                     AFTER_DIVERGENCE),
 }
 

@@ -45,8 +45,10 @@ def evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
         row.update(split_keys("val").row(m))
         if after_eval(state.schedule, s.cfg.optim, m["top1_error"]):
             row[LR_DIVIDED] = True
+        state.schedule.evals_since_best += 1
         if m["top1_error"] < state.schedule.best_val_error:  # selected on validation only
             state.schedule.best_val_error = m["top1_error"]
+            state.schedule.evals_since_best = 0
             row[BEST] = True
             if s.ctx.is_main:
                 write_weights(s, s.module, s.run_dir / "best.safetensors",

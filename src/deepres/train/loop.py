@@ -110,6 +110,10 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
     if len(s.train) == 0:
         raise DatasetError(f"the training split has fewer images than one batch "
                            f"({cfg.optim.batch_size}); lower --batch-size")
+    if cfg.optim.early_stop is not None and s.val is None:
+        raise DatasetError("--early-stop watches the validation error, and this run has no "
+                           "validation split: add --holdout 0.1 (or a val/ folder), or drop "
+                           "--early-stop")
     if s.data.in_memory and cfg.data.crop is not None:  # small images take no ImageNet crop
         cfg = replace(cfg, data=replace(cfg.data, crop=None))
         s.cfg = cfg
@@ -179,7 +183,7 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
     row: dict[str, Any] = {}
     with StopOnSignal() as stop:
         s.stop = stop
-        while state.step < cfg.optim.iterations:
+        while state.step < cfg.optim.iterations and not _early_stop(s, state, log):
             train_one_epoch(s, state, log)
             if s.stop_requested():
                 _save(s, state)
@@ -198,6 +202,19 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
             extra = {"precise_bn": precise_bn_pass(s, log)}
             row = {}  # the weights changed: evaluate again
         return finish(s, state, seconds, log, row, extra)
+
+
+def _early_stop(s: Setup, state: TrainState, log: Logger) -> bool:
+    """--early-stop N: the validation error has not improved in N evaluations (said, and
+    recorded in metrics.jsonl; the summary is of the weights at this step)."""
+    n = s.cfg.optim.early_stop
+    if n is None or state.schedule.evals_since_best < n:
+        return False
+    log.message(f"early stop at step {state.step}: the validation error has not improved in "
+                f"{n} evaluations (best {100 * state.schedule.best_val_error:.2f}%, kept in "
+                f"best.safetensors)")
+    log.record({"step": state.step, "epoch": state.epoch, "early_stop": True})
+    return True
 
 
 def _explicit(cfg: TrainConfig, device: torch.device) -> str:
@@ -285,10 +302,15 @@ def _step(s: Setup, x: torch.Tensor, target: torch.Tensor, step: int
         all_logits.append(logits.detach())
         total = total + loss.detach()
     if s.scaler is not None:  # fp16: overflowing steps are the scaler's to skip
+        if o.clip_grad_norm is not None:
+            s.scaler.unscale_(s.optimizer)
+            torch.nn.utils.clip_grad_norm_(s.module.parameters(), o.clip_grad_norm)
         s.scaler.step(s.optimizer)
         s.scaler.update()
     else:
         s.finite.after_backward(s.module, total, step)
+        if o.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(s.module.parameters(), o.clip_grad_norm)
         s.optimizer.step()
     return torch.cat(all_logits), total
 

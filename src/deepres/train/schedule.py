@@ -15,6 +15,7 @@ class ScheduleState:
     best_error: float = math.inf
     bad_evals: int = 0
     best_val_error: float = math.inf  # the best validation error so far (best.safetensors)
+    evals_since_best: int = 0  # validation evaluations since that best (--early-stop)
     # The warm-up's recent per-batch training errors (the last ``warmup_window``).
     warmup_errors: list[float] = field(default_factory=list)
 
