@@ -348,6 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .runtime.slurm import adopt_slurm
+
+    try:
+        adopt_slurm()  # an srun task without torchrun: the same process group (runtime/slurm.py)
+    except ValueError as exc:
+        print(f"deepres: error: {exc}", file=sys.stderr)
+        return 2
     from .data import BadImageError, DatasetError
     from .models import WeightsError
     from .train import CheckpointError, NonFiniteLossError
