@@ -18,7 +18,7 @@ from .names import ModelSpec, resolve
 
 # The options a weights file's ``model_options`` may carry (the rest only initialise weights).
 SAVED = ("num_classes", "shortcut", "stride_in_1x1", "zero_init_residual", "resnet_d",
-         "dropout")
+         "dropout", "in_chans")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class ModelArgs:
     resnet_d: bool = False
     dropout: float = 0.0
     drop_path_rate: float = 0.0
+    in_chans: int = 3  # input channels: 1 for grayscale, more for multispectral images
 
     @property
     def spec(self) -> ModelSpec:
@@ -66,6 +67,9 @@ class ModelArgs:
         if self.dropout and not (spec.arch == "preact" and not spec.bottleneck):
             raise ValueError(f"dropout between the convolutions is the wide/pre-activation "
                              f"basic block's (wrn_D_K, preact_resnetN), not {self.name}'s")
+        if not isinstance(self.in_chans, int) or isinstance(self.in_chans, bool) or \
+                self.in_chans < 1:
+            raise ValueError(f"in_chans must be a positive integer, got {self.in_chans!r}")
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be at least 0 and below 1, got "
                              f"{self.drop_path_rate!r}")
@@ -80,7 +84,8 @@ class ModelArgs:
         return {"num_classes": self.num_classes, "shortcut": self.shortcut,
                 "stride_in_1x1": self.stride_in_1x1,
                 **({"resnet_d": True} if self.resnet_d else {}),
-                **({"dropout": self.dropout} if self.dropout else {})}
+                **({"dropout": self.dropout} if self.dropout else {}),
+                **({"in_chans": self.in_chans} if self.in_chans != 3 else {})}
 
     @classmethod
     def from_saved(cls, name: str, options: Mapping[str, Any]) -> ModelArgs:

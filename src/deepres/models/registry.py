@@ -37,6 +37,7 @@ def create_model(
     resnet_d: bool = False,
     dropout: float = 0.0,
     drop_path_rate: float = 0.0,
+    in_chans: int = 3,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
 ) -> nn.Module:
@@ -69,6 +70,10 @@ def create_model(
             (Wide ResNets use 0.3).
         drop_path_rate: stochastic depth (Huang et al. 2016) of the residual branches, rising
             linearly from 0 at the first block to this at the last; off in evaluation.
+        in_chans: input channels (1: grayscale; more: multispectral). Pretrained RGB weights
+            are adapted as timm does: the first convolution's filters summed over RGB for one
+            channel, repeated and scaled by 3/in_chans for more. Inputs are then the user's own
+            tensors: deepres's data pipeline, eval and serve read RGB images.
         features_only: a backbone (timm's meaning, models/features.py): the model returns
             the feature maps at ``out_indices`` as a list (0: the stem's activation, 1..: the
             stages' outputs; default all), described by its ``feature_info``.
@@ -77,7 +82,7 @@ def create_model(
         args = name
     else:
         args = ModelArgs(name, num_classes, shortcut, stride_in_1x1, zero_init_residual,
-                         conv_init, resnet_d, dropout, drop_path_rate)
+                         conv_init, resnet_d, dropout, drop_path_rate, in_chans)
     if args.num_classes is None and isinstance(pretrained, str):
         # Weights with a classifier of their own size (a 3-class fine-tune) keep it, with their
         # class names, rather than getting a fresh head of the family's default size.
@@ -109,6 +114,7 @@ def build(args: ModelArgs) -> nn.Module:
         stride_in_1x1=args.stride_in_1x1, zero_init_residual=args.zero_init_residual,
         conv_init=args.conv_init, groups=spec.groups, width_per_group=spec.width_per_group,
         resnet_d=args.resnet_d, dropout=args.dropout, drop_path_rate=args.drop_path_rate,
+        in_chans=args.in_chans,
     )
     model.model_args = args
     model.input_spec = DEFAULT_INPUT_SPEC[spec.family]  # what its inputs should be

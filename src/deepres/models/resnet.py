@@ -53,6 +53,7 @@ class ResNet(nn.Module):
         resnet_d: bool = False,
         dropout: float = 0.0,
         drop_path_rate: float = 0.0,
+        in_chans: int = 3,
     ) -> None:
         super().__init__()
         if conv_init not in CONV_INITS:
@@ -69,7 +70,7 @@ class ResNet(nn.Module):
         # convolution (the first block's BN-ReLU follows it), with 16 filters for wide nets.
         self.preact = getattr(block, "preact", False)
         self.inplanes = 64 if imagenet else (16 if self.preact else widths[0])
-        self._make_stem(imagenet, resnet_d)
+        self._make_stem(imagenet, resnet_d, in_chans)
         self.block_options = ({"dropout": dropout} if self.preact else {"avg_down": resnet_d})
         stem_stride = 4 if imagenet else 1
 
@@ -107,16 +108,17 @@ class ResNet(nn.Module):
             if p > 0:
                 b.drop_path = DropPath(p)
 
-    def _make_stem(self, imagenet: bool, resnet_d: bool) -> None:
-        """conv1, bn1, relu and maxpool, registered in that order (torchvision's)."""
+    def _make_stem(self, imagenet: bool, resnet_d: bool, in_chans: int) -> None:
+        """conv1, bn1, relu and maxpool, registered in that order (torchvision's); the first
+        convolution takes ``in_chans`` channels (3: RGB)."""
         if imagenet and resnet_d:  # ResNet-D's deep stem: 3x3/2 to 32, 3x3 to 32, 3x3 to 64
             self.conv1: nn.Module = nn.Sequential(
-                conv3x3(3, 32, 2), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+                conv3x3(in_chans, 32, 2), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
                 conv3x3(32, 32), nn.BatchNorm2d(32), nn.ReLU(inplace=True), conv3x3(32, 64))
         elif imagenet:
-            self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
         else:
-            self.conv1 = conv3x3(3, self.inplanes)
+            self.conv1 = conv3x3(in_chans, self.inplanes)
         bare = self.preact and not imagenet
         self.bn1: nn.Module = nn.Identity() if bare else nn.BatchNorm2d(self.inplanes)
         self.relu: nn.Module = nn.Identity() if bare else nn.ReLU(inplace=True)

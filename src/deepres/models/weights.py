@@ -141,7 +141,6 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
 
 
 def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     if path.stat().st_size == 0:
@@ -332,6 +331,7 @@ def init_from(model: nn.Module, source: str) -> Init:
     published weights through its own API, with its download hash check). The classifier is
     kept when its shape fits, else left new. The source decides the input specification, the
     same way on every route (see :class:`Init`)."""
+    from .adapt import adapt_first_conv
     from .names import default_input_spec, resolve
 
     refuse_url(source)
@@ -358,8 +358,8 @@ def init_from(model: nn.Module, source: str) -> Init:
             spec, origin = default_input_spec(name), "torchvision's ImageNet weights (assumed)"
         else:
             spec, origin = None, "no specification in the file"
-    own = model.state_dict()
-    state = _strip_prefixes(state, set(own))
+    own = model.state_dict()  # an RGB first convolution fitted to the model's in_chans
+    state = adapt_first_conv(_strip_prefixes(state, set(own)), own)
     fc = state.get("fc.weight")
     new_head = fc is not None and fc.shape != own["fc.weight"].shape
     _apply_state(model, state, path, skip_classifier=new_head or fc is None)
