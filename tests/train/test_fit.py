@@ -33,6 +33,18 @@ def test_accuracy_rises_and_run_directory_is_complete(tiny_data, tmp_path):
     plot_run_curves(run, "resnet8")
     assert (run / "curves.png").stat().st_size > 1000
     assert any(p.name.startswith("events") for p in (run / "tensorboard").iterdir())
+    # TensorBoard's HParams tab: the settings beside the final errors
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    assert acc.Scalars("final/test_error")[-1].value == pytest.approx(summary["test_error"])
+    content = acc.PluginTagToContent("hparams")
+    info = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    lr = json.loads((run / "config.json").read_text())["optim"]["lr"]
+    assert info.session_start_info.hparams["optim.lr"].number_value == pytest.approx(lr)
+    assert info.session_start_info.hparams["model.name"].string_value == "resnet8"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "train_error" in r]
     assert {"step", "epoch", "lr", "train_loss", "train_error", "images_per_s"} <= set(

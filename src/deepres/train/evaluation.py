@@ -126,8 +126,7 @@ def finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         if s.ema is not None:
             write_weights(s, s.ema, s.run_dir / "ema.safetensors", {"ema_decay": s.cfg.run.ema})
         atomic_write_text(s.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        if log.tb is not None:
-            log.tb.close()
+        log.close(s.cfg.to_dict(), summary)
     if not math.isnan(summary.get("test_error", math.nan)):
         log.message(f"done: test error {100 * summary['test_error']:.2f}% "
                     f"(accuracy {100 * (1 - summary['test_error']):.2f}%) in {seconds:.0f}s")

@@ -81,6 +81,20 @@ class Logger:
                     self.tb.add_scalar(k, v, row["step"])
             self.tb.flush()
 
+    def close(self, config: dict[str, Any], summary: dict[str, Any]) -> None:
+        """TensorBoard gets the run's settings as hyperparameters (``section.name``) beside its
+        final errors (``final/...``), so that runs compare in its HParams tab."""
+        if self.tb is None:
+            return
+        hparams = {f"{section}.{k}": v if isinstance(v, bool | int | float | str) else str(v)
+                   for section, fields in config.items() if isinstance(fields, dict)
+                   for k, v in fields.items()}
+        hparams.update({k: v for k, v in config.items() if isinstance(v, str)})  # the recipe
+        final = {f"final/{k}": float(v) for k, v in summary.items()
+                 if k.endswith("_error") and isinstance(v, float | int)}
+        self.tb.add_hparams(hparams, final, run_name=".")
+        self.tb.close()
+
     def progress(self, step: int, text: str) -> None:
         if not self.active:
             return
