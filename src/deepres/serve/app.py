@@ -177,6 +177,19 @@ class Service:
             uploads = await _uploads(request, body)
         except Exception as exc:  # a malformed form is the client's error
             return _error(400, "bad_request", f"could not read the form: {exc}", m)
+        rows = await self.classify(uploads)
+        if isinstance(rows, Response):
+            return rows
+        return JSONResponse({"results": [
+            {"file": name, **self.predictor.top_classes(row, int(top_k))}
+            for (name, _), row in zip(uploads, rows, strict=True)]})
+
+    async def classify(self, uploads: list[tuple[str, bytes]]
+                       ) -> list[torch.Tensor] | Response:
+        """The class probabilities of encoded images (name, bytes), through the pixel budget,
+        the decoding and the batcher; or the error response that says why not. Every
+        protocol (``/v1/predict``, the Open Inference Protocol's ``infer``) goes through it."""
+        cfg, m = self.cfg, self.metrics
         if not uploads:
             return _error(400, "bad_request", "no image in the request", m)
         if len(uploads) > cfg.max_queue:  # could never be queued: retrying cannot help
@@ -191,14 +204,11 @@ class Service:
         except BadImageError as exc:
             return _error(400, "bad_image", str(exc), m)
         try:
-            rows = await asyncio.wait_for(self.batcher.submit(images), cfg.timeout_s)
+            return await asyncio.wait_for(self.batcher.submit(images), cfg.timeout_s)
         except QueueFull as exc:
             return _error(503, "overloaded", f"{exc}; retry shortly", m, **{"Retry-After": "1"})
         except TimeoutError:
             return _error(504, "timeout", f"no answer within {cfg.timeout_s:g} s", m)
-        return JSONResponse({"results": [
-            {"file": name, **self.predictor.top_classes(row, int(top_k))}
-            for (name, _), row in zip(uploads, rows, strict=True)]})
 
     async def model(self, request: Request) -> Response:
         self.metrics.count(self.metrics.requests, "model")
@@ -226,8 +236,10 @@ class Service:
 def create_app(cfg: ServeConfig | None = None) -> Starlette:
     """The ASGI app for ``cfg`` (or the JSON config in $DEEPRES_SERVE_CONFIG: worker
     processes)."""
+    from .v2 import routes as v2_routes
+
     s = Service(cfg or ServeConfig(**json.loads(os.environ[CONFIG_ENV])))
     return Starlette(routes=[
         Route("/", s.page), Route("/v1/predict", s.predict, methods=["POST"]),
         Route("/v1/model", s.model), Route("/healthz", s.healthz), Route("/readyz", s.readyz),
-        Route("/metrics", s.metrics_page)], lifespan=s.lifespan)
+        Route("/metrics", s.metrics_page), *v2_routes(s)], lifespan=s.lifespan)

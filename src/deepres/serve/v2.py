@@ -1,0 +1,146 @@
+"""The Open Inference Protocol (KServe's "v2" protocol, which Triton, KServe and Seldon speak),
+beside ``/v1/predict``, for the one model the server holds.
+
+- ``GET /v2/health/live``, ``/v2/health/ready``; ``GET /v2/models/{name}`` (metadata) and
+  ``/v2/models/{name}/ready``; ``POST /v2/models/{name}/infer``.
+- The input is one BYTES tensor of encoded images (PNG, JPEG, ...), any name, shape ``[N]``:
+  in JSON, each element a base64 string (as KServe's image classifiers take them); or in the
+  protocol's binary extension (``Inference-Header-Content-Length``; what ``tritonclient`` sends
+  by default), each element a 4-byte little-endian length and the bytes.
+- The output is ``probabilities``, FP32, ``[N, classes]``, in JSON, in the class order that
+  ``GET /v2/models/{name}`` lists under ``parameters.classes``.
+
+Images go through the same pixel budget, decoding, batcher and limits as ``/v1/predict``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .app import Service, _body
+
+OUTPUT = "probabilities"
+
+
+def _fail(status: int, message: str, service: Service, kind: str = "bad_request"
+          ) -> JSONResponse:
+    service.metrics.count(service.metrics.errors, kind)
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _elements(raw: bytes) -> list[bytes]:
+    """The elements of a BYTES tensor in the binary extension: length-prefixed byte strings."""
+    out, at = [], 0
+    while at < len(raw):
+        if at + 4 > len(raw):
+            raise ValueError("a BYTES element's 4-byte length is cut off")
+        (n,) = struct.unpack_from("<I", raw, at)
+        if at + 4 + n > len(raw):
+            raise ValueError(f"a BYTES element says {n} bytes but fewer follow")
+        out.append(raw[at + 4:at + 4 + n])
+        at += 4 + n
+    return out
+
+
+def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any], list[bytes]]:
+    """The request's JSON header and its images; ValueError says what is wrong."""
+    cut = len(body) if header_length is None else int(header_length)
+    if header_length is not None and not 0 < cut <= len(body):
+        raise ValueError(f"Inference-Header-Content-Length {header_length} does not fit the "
+                         f"{len(body)}-byte body")
+    try:
+        header = json.loads(body[:cut])
+    except ValueError as exc:
+        raise ValueError(f"the request is not JSON: {exc}") from exc
+    inputs = header.get("inputs") if isinstance(header, dict) else None
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise ValueError("the request must have one input: a BYTES tensor of encoded images")
+    tensor, binary = inputs[0], body[cut:]
+    if tensor.get("datatype") != "BYTES":
+        raise ValueError(f"input {tensor.get('name')!r} must be BYTES (encoded images), not "
+                         f"{tensor.get('datatype')!r}")
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size != len(binary):
+            raise ValueError(f"binary_data_size {size!r} does not match the {len(binary)} "
+                             "bytes after the JSON header")
+        return header, _elements(binary)
+    data = tensor.get("data")
+    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+        raise ValueError("in JSON, the input's data must be a list of base64 strings")
+    try:
+        return header, [base64.b64decode(x, validate=True) for x in data]
+    except binascii.Error as exc:
+        raise ValueError(f"an image is not valid base64: {exc}") from exc
+
+
+def routes(s: Service) -> list[Route]:
+    """The protocol's routes for service ``s``; its model answers to its own name."""
+    p = s.predictor
+    name = str(p.metadata.get("model") or "model")
+
+    def known(request: Request) -> bool:
+        return request.path_params["name"] == name
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        return JSONResponse({"ready": s.ready}, status_code=200 if s.ready else 503)
+
+    async def model_ready(request: Request) -> Response:
+        if not known(request):
+            return _fail(404, f"no model {request.path_params['name']!r}; this server has "
+                         f"{name!r}", s, "not_found")
+        return JSONResponse({"name": name, "ready": s.ready},
+                            status_code=200 if s.ready else 503)
+
+    async def metadata(request: Request) -> Response:
+        if not known(request):
+            return _fail(404, f"no model {request.path_params['name']!r}; this server has "
+                         f"{name!r}", s, "not_found")
+        classes = list(p.classes or [])  # [] when the weights name none: indices then
+        return JSONResponse({
+            "name": name, "versions": ["1"], "platform": f"deepres-{p.engine}",
+            "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, len(classes) or -1]}],
+            "parameters": {"classes": classes, "input_spec": p.spec.as_json()}})
+
+    async def infer(request: Request) -> Response:
+        s.metrics.count(s.metrics.requests, "v2_infer")
+        if not known(request):
+            return _fail(404, f"no model {request.path_params['name']!r}; this server has "
+                         f"{name!r}", s, "not_found")
+        body = await _body(request, s.cfg.max_bytes)
+        if body is None:
+            return _fail(413, f"the request is over {s.cfg.max_bytes} bytes (--max-bytes)", s,
+                         "too_large")
+        try:
+            header, images = parse_infer(body, request.headers.get(
+                "inference-header-content-length"))
+        except ValueError as exc:
+            return _fail(400, str(exc), s)
+        rows = await s.classify([(f"image[{i}]", b) for i, b in enumerate(images)])
+        if isinstance(rows, Response):  # the same limits and errors as /v1/predict
+            detail = json.loads(bytes(rows.body))["error"]
+            return JSONResponse({"error": detail["message"]}, status_code=rows.status_code,
+                                headers={k: v for k, v in rows.headers.items()
+                                         if k.lower() == "retry-after"} or None)
+        flat = [round(float(v), 7) for row in rows for v in row.tolist()]
+        return JSONResponse({
+            "model_name": name, "model_version": "1",
+            **({"id": header["id"]} if isinstance(header.get("id"), str) else {}),
+            "outputs": [{"name": OUTPUT, "datatype": "FP32",
+                         "shape": [len(rows), len(flat) // max(len(rows), 1)], "data": flat}]})
+
+    return [Route("/v2/health/live", live), Route("/v2/health/ready", ready),
+            Route("/v2/models/{name}", metadata), Route("/v2/models/{name}/ready", model_ready),
+            Route("/v2/models/{name}/infer", infer, methods=["POST"])]

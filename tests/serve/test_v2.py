@@ -1,0 +1,78 @@
+"""The Open Inference Protocol (KServe v2) beside /v1/predict: a real Triton HTTP client and plain
+JSON with base64 images get deepres predict's top-1 class and probabilities for the same files."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from test_serve import _png, _request, server  # noqa: F401  (the fixture)
+
+from deepres.cli import main
+
+
+def _predict_probs(weights, files, capsys):
+    capsys.readouterr()
+    assert main(["predict", "--weights", str(weights), *map(str, files), "--json",
+                 "--precision", "fp32", "--top-k", "3"]) == 0
+    return {r["file"]: r["predictions"] for r in json.loads(capsys.readouterr().out)}
+
+
+def _check(probs, want, classes):
+    """Each row of probabilities against predict's top 3 for the same file."""
+    for row, (_, preds) in zip(probs, want.items(), strict=True):
+        top = np.argsort(-row)[:3]
+        assert [classes[i] for i in top] == [p["class"] for p in preds]
+        for i, p in zip(top, preds, strict=True):
+            assert abs(row[i] - p["probability"]) < 2e-6
+        assert abs(row.sum() - 1) < 1e-4
+
+
+def test_a_triton_client_gets_predicts_answers(server, tmp_path, capsys):  # noqa: F811
+    http = pytest.importorskip("tritonclient.http")
+    base, _, weights = server
+    files = [tmp_path / f"{i}.png" for i in range(3)]
+    for i, f in enumerate(files):
+        f.write_bytes(_png(i))
+    want = _predict_probs(weights, files, capsys)
+    client = http.InferenceServerClient(base.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready()
+    meta = client.get_model_metadata("resnet8")
+    classes = meta["parameters"]["classes"]
+    assert classes == ["class0", "class1", "class2"] and client.is_model_ready("resnet8")
+    images = http.InferInput("image", [3], "BYTES")
+    images.set_data_from_numpy(np.array([f.read_bytes() for f in files], dtype=np.object_))
+    result = client.infer("resnet8", [images])  # binary extension, the client's default
+    probs = result.as_numpy("probabilities")
+    assert probs.shape == (3, 3) and probs.dtype == np.float32
+    _check(probs, want, classes)
+    with pytest.raises(Exception, match="no model 'resnet50'"):
+        client.infer("resnet50", [images])
+
+
+def test_json_with_base64_images_and_clear_errors(server, tmp_path, capsys):  # noqa: F811
+    base, _, weights = server
+    f = tmp_path / "a.png"
+    f.write_bytes(_png(5))
+    want = _predict_probs(weights, [f], capsys)
+    request = {"id": "r1", "inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                                       "data": [base64.b64encode(f.read_bytes()).decode()]}]}
+    status, body, _ = _request(base + "/v2/models/resnet8/infer", json.dumps(request).encode(),
+                               {"Content-Type": "application/json"})
+    assert status == 200, body
+    out = json.loads(body)
+    assert out["id"] == "r1" and out["outputs"][0]["shape"] == [1, 3]
+    _check(np.array(out["outputs"][0]["data"], dtype=np.float32).reshape(1, 3), want,
+           ["class0", "class1", "class2"])
+    bad = [({"inputs": [{"name": "image", "shape": [1], "datatype": "FP32", "data": [1.0]}]},
+            400, "must be BYTES"),
+           ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                         "data": ["not base64!"]}]}, 400, "base64"),
+           ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                         "data": [base64.b64encode(b"not an image").decode()]}]}, 400, "image")]
+    for req, code, message in bad:
+        status, body, _ = _request(base + "/v2/models/resnet8/infer", json.dumps(req).encode(),
+                                   {"Content-Type": "application/json"})
+        assert status == code and message in json.loads(body)["error"], body
+    assert _request(base + "/v2/models/other")[0] == 404
+    assert _request(base + "/readyz")[0] == 200  # the server goes on
