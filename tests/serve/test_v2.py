@@ -76,3 +76,40 @@ def test_json_with_base64_images_and_clear_errors(server, tmp_path, capsys):  # 
         assert status == code and message in json.loads(body)["error"], body
     assert _request(base + "/v2/models/other")[0] == 404
     assert _request(base + "/readyz")[0] == 200  # the server goes on
+
+
+def test_several_files_one_bad_is_one_error_entry_and_json_base64(server, tmp_path, capsys):  # noqa: F811,E501
+    base, _, weights = server
+    f = tmp_path / "a.png"
+    f.write_bytes(_png(7))
+    want = _predict_probs(weights, [f], capsys)[str(f)]
+    boundary = "zz"
+    parts = []
+    for name, data in (("a.png", f.read_bytes()), ("bad.png", b"not an image"),
+                       ("b.png", f.read_bytes())):
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="f"; '
+                     f'filename="{name}"\r\nContent-Type: image/png\r\n\r\n'.encode()
+                     + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    status, out, _ = _request(base + "/v1/predict?top_k=3", body,
+                              {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    results = json.loads(out)["results"]
+    assert status == 200 and [r["file"] for r in results] == ["a.png", "bad.png", "b.png"]
+    assert results[0]["predictions"] == results[2]["predictions"] == want
+    assert results[1]["error"]["kind"] == "bad_image" and "predictions" not in results[1]
+    only_bad = b"".join(parts[1:2]) + f"--{boundary}--\r\n".encode()
+    two_bad = only_bad.replace(b"--zz--", b"") + only_bad
+    status, out, _ = _request(base + "/v1/predict", two_bad,
+                              {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 400 and all("error" in r for r in json.loads(out)["results"])
+    # JSON with base64 images, as strings or {"name", "b64"}
+    doc = {"images": [base64.b64encode(f.read_bytes()).decode(),
+                      {"name": "cat.png", "b64": base64.b64encode(f.read_bytes()).decode()}]}
+    status, out, _ = _request(base + "/v1/predict?top_k=3", json.dumps(doc).encode(),
+                              {"Content-Type": "application/json"})
+    results = json.loads(out)["results"]
+    assert status == 200 and [r["file"] for r in results] == ["image[0]", "cat.png"]
+    assert results[0]["predictions"] == want
+    status, out, _ = _request(base + "/v1/predict", b'{"images": ["%%%"]}',
+                              {"Content-Type": "application/json"})
+    assert status == 400 and "base64" in json.loads(out)["error"]["message"]

@@ -84,11 +84,38 @@ async def _body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _json_uploads(body: bytes) -> list[tuple[str, bytes]]:
+    """``{"images": [IMAGE, ...]}``, each IMAGE a base64 string or ``{"name": ..., "b64":
+    ...}``; a ValueError says what is wrong."""
+    import base64
+    import binascii
+
+    doc = json.loads(body)
+    images = doc.get("images") if isinstance(doc, dict) else None
+    if not isinstance(images, list):
+        raise ValueError('JSON requests are {"images": [base64 string, or {"name", "b64"}, '
+                         '...]}')
+    out = []
+    for i, item in enumerate(images):
+        name, data = (f"image[{i}]", item) if isinstance(item, str) else (
+            (str(item.get("name") or f"image[{i}]"), item.get("b64"))
+            if isinstance(item, dict) else (f"image[{i}]", None))
+        if not isinstance(data, str):
+            raise ValueError(f"images[{i}] must be a base64 string or {{\"name\", \"b64\"}}")
+        try:
+            out.append((name, base64.b64decode(data, validate=True)))
+        except binascii.Error as exc:
+            raise ValueError(f"images[{i}] is not valid base64: {exc}") from exc
+    return out
+
+
 async def _uploads(request: Request, body: bytes) -> list[tuple[str, bytes]]:
-    """The images of a request: the raw body (one image), or each file of a multipart form,
+    """The images of a request: the raw body (one image), each file of a multipart form,
     parsed in memory (the body is already bounded by --max-bytes; Starlette's parser would
-    spool parts over 1 MB to a temporary file)."""
+    spool parts over 1 MB to a temporary file), or JSON with base64 images."""
     kind = request.headers.get("content-type", "")
+    if kind.startswith("application/json"):
+        return _json_uploads(body)
     if not kind.startswith("multipart/form-data"):
         return [("upload", body)]
     from starlette.datastructures import UploadFile
@@ -176,7 +203,9 @@ class Service:
         try:
             uploads = await _uploads(request, body)
         except Exception as exc:  # a malformed form is the client's error
-            return _error(400, "bad_request", f"could not read the form: {exc}", m)
+            return _error(400, "bad_request", f"could not read the request: {exc}", m)
+        if len(uploads) > 1:  # several files: one bad file is one error entry
+            return await self.predict_each(uploads, int(top_k))
         rows = await self.classify(uploads)
         if isinstance(rows, Response):
             return rows
@@ -184,31 +213,85 @@ class Service:
             {"file": name, **self.predictor.top_classes(row, int(top_k))}
             for (name, _), row in zip(uploads, rows, strict=True)]})
 
+    def _too_many(self, uploads: list[tuple[str, bytes]]) -> Response | None:
+        if len(uploads) > self.cfg.max_queue:  # could never be queued: retrying cannot help
+            return _error(413, "too_many_images", f"{len(uploads)} images in one request, over "
+                          f"the {self.cfg.max_queue} the queue holds (--max-queue); send them "
+                          "in smaller requests", self.metrics)
+        return None
+
+    async def _submit(self, images: list[torch.Tensor]) -> list[torch.Tensor] | Response:
+        m, timeout = self.metrics, self.cfg.timeout_s
+        try:
+            return await asyncio.wait_for(self.batcher.submit(images), timeout)
+        except QueueFull as exc:
+            return _error(503, "overloaded", f"{exc}; retry shortly", m, **{"Retry-After": "1"})
+        except TimeoutError:
+            return _error(504, "timeout", f"no answer within {timeout:g} s", m)
+
     async def classify(self, uploads: list[tuple[str, bytes]]
                        ) -> list[torch.Tensor] | Response:
         """The class probabilities of encoded images (name, bytes), through the pixel budget,
         the decoding and the batcher; or the error response that says why not. Every
         protocol (``/v1/predict``, the Open Inference Protocol's ``infer``) goes through it."""
-        cfg, m = self.cfg, self.metrics
         if not uploads:
-            return _error(400, "bad_request", "no image in the request", m)
-        if len(uploads) > cfg.max_queue:  # could never be queued: retrying cannot help
-            return _error(413, "too_many_images", f"{len(uploads)} images in one request, over "
-                          f"the {cfg.max_queue} the queue holds (--max-queue); send them in "
-                          "smaller requests", m)
+            return _error(400, "bad_request", "no image in the request", self.metrics)
+        refused = self._too_many(uploads)
+        if refused is not None:
+            return refused
         over = self._over_budget(uploads)
         if over is not None:
-            return _error(413, "too_many_pixels", over, m)
+            return _error(413, "too_many_pixels", over, self.metrics)
         try:
             images = await asyncio.to_thread(self._views, uploads)
         except BadImageError as exc:
-            return _error(400, "bad_image", str(exc), m)
-        try:
-            return await asyncio.wait_for(self.batcher.submit(images), cfg.timeout_s)
-        except QueueFull as exc:
-            return _error(503, "overloaded", f"{exc}; retry shortly", m, **{"Retry-After": "1"})
-        except TimeoutError:
-            return _error(504, "timeout", f"no answer within {cfg.timeout_s:g} s", m)
+            return _error(400, "bad_image", str(exc), self.metrics)
+        return await self._submit(images)
+
+    async def predict_each(self, uploads: list[tuple[str, bytes]], top_k: int) -> Response:
+        """Several files: one that cannot be read (not an image, over ``--max-pixels``) is an
+        error entry in ``results`` and the rest are answered (200; 400 when none could be).
+        Limits on the whole request (image count, total pixels, queue, timeout) answer for it."""
+        m = self.metrics
+        refused = self._too_many(uploads)
+        if refused is not None:
+            return refused
+        errors: dict[int, dict[str, str]] = {}
+        for i, item in enumerate(uploads):
+            over = self._over_budget([item])
+            if over is not None:
+                errors[i] = {"kind": "too_many_pixels", "message": over}
+        rest = [i for i in range(len(uploads)) if i not in errors]
+        over = self._over_budget([uploads[i] for i in rest])
+        if over is not None:
+            return _error(413, "too_many_pixels", over, m)
+        views = await asyncio.to_thread(self._views_each, [uploads[i] for i in rest])
+        for i, v in zip(rest, views, strict=True):
+            if isinstance(v, str):
+                errors[i] = {"kind": "bad_image", "message": v}
+        good = [(i, v) for i, v in zip(rest, views, strict=True) if not isinstance(v, str)]
+        rows: dict[int, torch.Tensor] = {}
+        if good:
+            got = await self._submit([v for _, v in good])
+            if isinstance(got, Response):
+                return got
+            rows = {i: row for (i, _), row in zip(good, got, strict=True)}
+        for e in errors.values():
+            m.count(m.errors, e["kind"])
+        return JSONResponse({"results": [
+            {"file": name, **self.predictor.top_classes(rows[i], top_k)} if i in rows
+            else {"file": name, "error": errors[i]} for i, (name, _) in enumerate(uploads)]},
+            status_code=200 if rows else 400)
+
+    def _views_each(self, uploads: list[tuple[str, bytes]]) -> list[torch.Tensor | str]:
+        """Each image prepared, or why it could not be read."""
+        out: list[torch.Tensor | str] = []
+        for item in uploads:
+            try:
+                out.append(self._views([item])[0])
+            except BadImageError as exc:
+                out.append(str(exc))
+        return out
 
     async def model(self, request: Request) -> Response:
         self.metrics.count(self.metrics.requests, "model")
