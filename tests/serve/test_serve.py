@@ -236,8 +236,20 @@ def test_two_worker_processes_serve_and_stop_with_status_0(tmp_path):
             except OSError:
                 time.sleep(0.1)
         answers = {_request(base + "/v1/predict", _png(i), {"Content-Type": "image/png"})[0]
-                   for i in range(6)}
+                   for i in range(20)}  # a new connection each: the two processes share them
         assert answers == {200}
+        # /metrics sums both processes' counts, whichever answers the scrape
+        want = ['deepres_processes 2', 'deepres_requests_total{endpoint="predict"} 20',
+                'deepres_request_seconds_count 20',
+                'deepres_batch_images_sum 22']  # and each process's warm-up image
+        for _ in range(50):
+            page = _request(base + "/metrics")[1].decode().splitlines()
+            if all(w in page for w in want):
+                break
+            time.sleep(0.2)
+        for _ in range(6):  # every scrape, not one in two
+            page = _request(base + "/metrics")[1].decode().splitlines()
+            assert all(w in page for w in want), [x for x in page if "_count" in x]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:

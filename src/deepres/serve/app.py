@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
@@ -30,38 +31,10 @@ from ..loaded import Predictor, load_predictor, probs_single
 from ..runtime.terminal import safe
 from .batcher import DynamicBatcher, QueueFull
 from .config import ServeConfig
+from .metrics import Metrics
 from .page import PAGE
 
 CONFIG_ENV = "DEEPRES_SERVE_CONFIG"  # how worker processes receive the options
-
-
-class Metrics:
-    """Counters in Prometheus' text format."""
-
-    def __init__(self) -> None:
-        self.requests: dict[str, int] = {}
-        self.errors: dict[str, int] = {}
-
-    def count(self, table: dict[str, int], key: str) -> None:
-        table[key] = table.get(key, 0) + 1
-
-    def render(self, b: DynamicBatcher) -> str:
-        s = b.stats
-        lines = ["# TYPE deepres_requests_total counter"]
-        lines += [f'deepres_requests_total{{endpoint="{k}"}} {v}'
-                  for k, v in sorted(self.requests.items())]
-        lines += ["# TYPE deepres_errors_total counter"]
-        lines += [f'deepres_errors_total{{kind="{k}"}} {v}' for k, v in sorted(self.errors.items())]
-        lines += ["# TYPE deepres_batches_total counter", f"deepres_batches_total {s.batches}",
-                  "# TYPE deepres_batch_images_total counter",
-                  f"deepres_batch_images_total {s.images}",
-                  "# TYPE deepres_batch_size counter"]
-        lines += [f'deepres_batch_size{{size="{k}"}} {v}' for k, v in sorted(s.sizes.items())]
-        lines += ["# TYPE deepres_queue_seconds_total counter",
-                  f"deepres_queue_seconds_total {s.queue_seconds:.6f}",
-                  "# TYPE deepres_inference_seconds_total counter",
-                  f"deepres_inference_seconds_total {s.inference_seconds:.6f}"]
-        return "\n".join(lines) + "\n"
 
 
 def _error(status: int, kind: str, message: str, m: Metrics, **headers: str) -> JSONResponse:
@@ -180,11 +153,26 @@ class Service:
         size = self.predictor.spec.input_size
         await self.batcher.submit([torch.zeros(3, size, size, dtype=torch.uint8)])  # warm-up
         self.ready = True
+
+        async def publish() -> None:  # --workers: this process's counts for /metrics
+            while True:
+                self.metrics.publish(self.batcher, every=1.0)
+                await asyncio.sleep(1.0)
+
+        task = asyncio.create_task(publish())
         yield
+        task.cancel()
         self.ready = False
         await self.batcher.stop()
 
     async def predict(self, request: Request) -> Response:
+        t0 = time.perf_counter()
+        try:
+            return await self._predict(request)
+        finally:
+            self.metrics.observe(time.perf_counter() - t0)
+
+    async def _predict(self, request: Request) -> Response:
         cfg, m = self.cfg, self.metrics
         m.count(m.requests, "predict")
         top_k = request.query_params.get("top_k", "5")

@@ -65,7 +65,17 @@ def serve(cfg: ServeConfig, sock: Any, workers: int = 1) -> int:
     if workers == 1:
         _run(_config(host, port), [sock])
         return 0
-    return _supervise(host, port, sock, workers)
+    import shutil
+    import tempfile
+
+    from .metrics import METRICS_DIR_ENV
+
+    # the workers' counts, summed by whichever answers /metrics (serve/metrics.py)
+    os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="deepres-metrics-")
+    try:
+        return _supervise(host, port, sock, workers)
+    finally:
+        shutil.rmtree(os.environ.pop(METRICS_DIR_ENV), ignore_errors=True)
 
 
 def _supervise(host: str, port: int, sock: Any, workers: int) -> int:

@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import struct
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -115,6 +116,13 @@ def routes(s: Service) -> list[Route]:
             "parameters": {"classes": classes, "input_spec": p.spec.as_json()}})
 
     async def infer(request: Request) -> Response:
+        t0 = time.perf_counter()
+        try:
+            return await _infer(request)
+        finally:
+            s.metrics.observe(time.perf_counter() - t0)
+
+    async def _infer(request: Request) -> Response:
         s.metrics.count(s.metrics.requests, "v2_infer")
         if not known(request):
             return _fail(404, f"no model {request.path_params['name']!r}; this server has "
