@@ -128,16 +128,20 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     auto for an ONNX file, what library callers that use ``model`` want); ``any_size``: the engine
     takes any input height and width (multi-scale testing). Every metadata field is checked
     before it is used, and errors name the field."""
+    from ..models.hub import is_hub_source
     from ..models.published import local_path
     from ..models.weights import refuse_url
     from .int8 import is_int8_file, load_int8
     from .onnxfile import is_onnx_file
 
+    source = str(path)  # a Hub name stays a name: its config says the model and its input
     path = local_path(path)  # deepres:NAME[.TAG]: the published file, its sha256 checked
     refuse_url(path)
-    if is_onnx_file(path):
+    if is_hub_source(source):
+        path = source
+    elif is_onnx_file(path):
         return _load_onnx(path, engines.choose(engine or "auto", True, device), precision)
-    if is_int8_file(path):
+    elif is_int8_file(path):
         if torch.device(device).type != "cpu":
             raise WeightsError(f"{path}: int8 files run on the CPU only; use --device cpu")
         if engine not in (None, "auto", "torch"):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .description import ModelArgs
+from .hub import hub_architecture, hub_spec, is_hub_source
 from .names import default_input_spec, resolve
 from .registry import create_model
 from .weights import WeightsError, _apply_state, _strip_prefixes, read_weights
@@ -20,7 +21,13 @@ from .weights import WeightsError, _apply_state, _strip_prefixes, read_weights
 
 def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, str]]:
     """The model a deepres ``.safetensors`` file was saved from, loaded, and the file's metadata;
-    the file is read once."""
+    the file is read once. A Hub name (``hf-hub:``/``timm:``) is rebuilt as the model its
+    config names."""
+    if is_hub_source(str(path)):
+        arch = hub_architecture(str(path))
+        if arch is None:
+            raise WeightsError(f"{path}: its config.json names no architecture; pass --model")
+        return rebuild_foreign(str(path), arch)
     path = Path(path)
     state, metadata = read_weights(path)
     if "model" not in metadata:
@@ -38,13 +45,15 @@ def rebuild_foreign(path: str | os.PathLike[str], name: str
                     ) -> tuple[nn.Module, dict[str, str]]:
     """Weights without deepres metadata (torchvision's, timm's, a bare state dict) as model
     ``name``: the number of classes is read from the file's classifier, and the metadata is the
-    family's default input specification (``deepres models --json``) under the file's own."""
+    family's default input specification (``deepres models --json``) under the file's own; a
+    Hub name's is its ``pretrained_cfg`` (models/hub.py)."""
     try:
         resolve(name)
     except ValueError as exc:
         raise WeightsError(str(exc)) from exc
+    hub = hub_spec(str(path)) if is_hub_source(str(path)) else None
+    state, metadata = read_weights(str(path) if is_hub_source(str(path)) else Path(path))
     path = Path(path)
-    state, metadata = read_weights(path)
     model = create_model(name)  # built once; its classifier is then sized to the file's
     state = _strip_prefixes(state, set(model.state_dict()))
     fc = state.get("fc.weight")
@@ -53,7 +62,7 @@ def rebuild_foreign(path: str | os.PathLike[str], name: str
     if int(fc.shape[0]) != model.fc.out_features:
         model.reset_classifier(int(fc.shape[0]))
     _apply_state(model, state, path)
-    return model, {**default_input_spec(name).to_metadata(), **metadata}
+    return model, {**(hub or default_input_spec(name)).to_metadata(), **metadata}
 
 
 MAX_DEPTH = 10_000  # ResNet-1202 is the paper's deepest; beyond this a file is not believed

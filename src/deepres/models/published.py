@@ -74,7 +74,12 @@ def is_published_source(source: object) -> bool:
 
 
 def local_path(source: str) -> str:
-    """The file behind ``deepres:NAME[.TAG]``, its sha256 checked; any other source as it is."""
+    """The file behind ``deepres:NAME[.TAG]``, its sha256 checked; behind ``hf-hub:``/``timm:``
+    names, the Hub's local cache (models/hub.py); any other source as it is."""
+    from .hub import is_hub_source, weights_file
+
+    if is_hub_source(source):
+        return str(weights_file(source))
     if not is_published_source(source):
         return source
     entry = find(source)

@@ -176,12 +176,8 @@ def _refuse_programs(path: Path, head: bytes) -> None:
                                "deepres export --format int8 are taken as they are)")
 
 
-def load_weights(
-    model: nn.Module,
-    path: str | os.PathLike[str],
-    *,
-    skip_classifier: bool = False,
-) -> dict[str, str]:
+def load_weights(model: nn.Module, path: str | os.PathLike[str], *,
+                 skip_classifier: bool = False) -> dict[str, str]:
     """Load weights into ``model`` from ``.safetensors`` or ``.pth``/``.pt``; return metadata.
 
     A mismatch raises :class:`WeightsError` listing missing, unexpected and wrong-shaped keys,
@@ -332,6 +328,7 @@ def init_from(model: nn.Module, source: str) -> Init:
     kept when its shape fits, else left new. The source decides the input specification, the
     same way on every route (see :class:`Init`)."""
     from .adapt import adapt_first_conv
+    from .hub import hub_spec, is_hub_source
     from .names import default_input_spec, resolve
 
     refuse_url(source)
@@ -354,6 +351,8 @@ def init_from(model: nn.Module, source: str) -> Init:
                 classes = json.loads(metadata.get("class_names", "null"))
             except ValueError:
                 classes = None
+        elif is_hub_source(source) and hub_spec(source) is not None:  # timm's pretrained_cfg
+            spec, origin = hub_spec(source), f"{source}'s pretrained_cfg"
         elif _family(name, resolve) == "imagenet":  # torchvision's, timm's, a bare state dict
             spec, origin = default_input_spec(name), "torchvision's ImageNet weights (assumed)"
         else:
@@ -372,7 +371,7 @@ def init_from(model: nn.Module, source: str) -> Init:
 def _family(name: str, resolve: Any) -> str | None:
     try:
         return resolve(name).family
-    except ValueError:
+    except ValueError:  # a name no registry knows
         return None
 
 

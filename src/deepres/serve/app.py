@@ -116,7 +116,9 @@ class Service:
                                                    cfg.model, cfg.classes, cfg.engine)
         self.batcher = DynamicBatcher(self._infer, max_batch=cfg.max_batch,
                                       max_wait_ms=cfg.max_wait_ms, max_queue=cfg.max_queue)
-        self.digest = hashlib.sha256(Path(cfg.weights).read_bytes()).hexdigest()
+        from ..models.published import local_path  # deepres:NAME and Hub names: their file
+
+        self.digest = hashlib.sha256(Path(local_path(cfg.weights)).read_bytes()).hexdigest()
 
     def _infer(self, batch: torch.Tensor) -> torch.Tensor:
         return probs_single(self.predictor, batch.to(self.predictor.device)).cpu()
