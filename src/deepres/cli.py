@@ -117,6 +117,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # fit() returns results; drawing them is the caller's (the paper's Figures 1, 4, 6).
         plot_run_curves(cfg.run.run_dir, cfg.model.name,
                         f"{cfg.model.name} ({cfg.recipe}): thin train, bold test")
+        if cfg.run.tracker == "mlflow":
+            from .train.tracking import log_artifact
+
+            log_artifact(cfg.run.run_dir, Path(cfg.run.run_dir) / "curves.png")
         print(json.dumps(summary, indent=2))
     return 0
 

@@ -162,3 +162,32 @@ def test_early_stop_without_a_validation_split_is_refused(tiny_data, tmp_path):
     with pytest.raises(DatasetError, match="--holdout"):
         fit(cfg)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_an_mlflow_run_is_logged_and_readable(tiny_data, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's folder store, offline
+    pytest.importorskip("pandas")  # mlflow.search_runs returns a DataFrame
+    import subprocess
+    import sys
+
+    store = tmp_path / "mlruns"
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data",
+           str(tiny_data), "--epochs", "2", "--batch-size", "16", "--log-every", "2",
+           "--run-dir", str(run), "--tracker", "mlflow", "--tracking-uri", f"file:{store}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout[done.stdout.index("{"):])
+    mlflow.set_tracking_uri(f"file:{store}")
+    runs = mlflow.search_runs(search_all_experiments=True)
+    assert len(runs) == 1
+    row = runs.iloc[0]
+    assert row["params.model.name"] == "resnet8" and row["params.optim.batch_size"] == "16"
+    assert row["metrics.final_test_error"] == pytest.approx(summary["test_error"])
+    client = mlflow.tracking.MlflowClient()
+    rid = row["run_id"]
+    steps = [m.step for m in client.get_metric_history(rid, "train_loss")]
+    assert len(steps) >= 3 and steps == sorted(steps)
+    files = {a.path for a in client.list_artifacts(rid)}
+    assert {"weights.safetensors", "summary.json", "curves.png"} <= files

@@ -188,6 +188,12 @@ class RunConfig:
     ema: float | None = option(None, parse=number(float, 0.0, 0.999999), metavar="DECAY",
                                help="keep an exponential moving average of the weights (e.g. "
                                "0.999 per step), evaluate it too and write ema.safetensors")
+    # Experiment tracking beside metrics.jsonl and TensorBoard (train/tracking.py).
+    tracker: str | None = option(None, choices=("mlflow",), help="also log to this tracker: "
+                                 "mlflow (params, per-step metrics, weights and curves)")
+    tracking_uri: str | None = option(None, metavar="URI", help="with --tracker mlflow: where "
+                                      "(a folder, file:PATH, or http://host:port; default "
+                                      "./mlruns)")
 
 
 @dataclass(frozen=True)
@@ -394,7 +400,7 @@ def resolve_auto(cfg: TrainConfig) -> TrainConfig:
 ALWAYS, AFTER_DIVERGENCE = "always", "after a divergence"
 RESUME_POLICY: dict[str, str] = {
     **dict.fromkeys(("device", "precision", "log_every", "checkpoint_every", "iterations",
-                     "epochs", "precise_bn"), ALWAYS),
+                     "epochs", "precise_bn", "tracker", "tracking_uri"), ALWAYS),
     **dict.fromkeys(("lr", "warmup_lr", "momentum", "weight_decay", "norm_weight_decay",
                      "nesterov", "label_smoothing", "gamma", "backbone_lr_factor",
                      "clip_grad_norm"),

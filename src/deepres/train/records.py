@@ -58,12 +58,17 @@ class Logger:
         self.first_step: int | None = None  # the first step this sitting reports (resume)
         self.path = s.run_dir / "metrics.jsonl"
         self.tb = None
+        self.tracker = None
         if self.active:
             try:
                 from torch.utils.tensorboard import SummaryWriter
                 self.tb = SummaryWriter(str(s.run_dir / "tensorboard"))
             except ImportError:  # tensorboard is optional at run time
                 self.tb = None
+            if s.cfg.run.tracker == "mlflow":
+                from .tracking import MlflowTracker
+
+                self.tracker = MlflowTracker(s.run_dir, s.cfg.run.tracking_uri, s.cfg.to_dict())
 
     def record(self, row: dict[str, Any]) -> None:
         if not self.active:
@@ -75,6 +80,8 @@ class Logger:
             if is_out_of_space(exc, self.path.parent):
                 raise out_of_space(self.path, len(json.dumps(row)) + 1, exc) from exc
             raise
+        if self.tracker is not None:
+            self.tracker.log(row)
         if self.tb is not None:
             for k, v in row.items():
                 if isinstance(v, float | int) and k not in ("step", "epoch"):
@@ -83,7 +90,10 @@ class Logger:
 
     def close(self, config: dict[str, Any], summary: dict[str, Any]) -> None:
         """TensorBoard gets the run's settings as hyperparameters (``section.name``) beside its
-        final errors (``final/...``), so that runs compare in its HParams tab."""
+        final errors (``final/...``), so that runs compare in its HParams tab; the tracker gets
+        its files."""
+        if self.tracker is not None:
+            self.tracker.close(summary)
         if self.tb is None:
             return
         hparams = {f"{section}.{k}": v if isinstance(v, bool | int | float | str) else str(v)
