@@ -64,3 +64,13 @@ def test_a_bad_config_is_one_clear_error():
         deepres.create_transform({"mean": (0.5, 0.5, 0.5)})
     with pytest.raises(ValueError, match="no input specification"):
         deepres.data_config(object())
+
+
+@pytest.mark.parametrize("h, w", [(50, 40), (20, 20), (33, 97), (32, 32)])
+def test_a_mixed_size_image_held_in_memory_is_the_test_view(h, w):
+    from deepres.data.sources import fit_to
+    from deepres.inputspec import center_crop, resize_shorter
+
+    img = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), np.uint8)
+    want = center_crop(resize_shorter(torch.from_numpy(img).permute(2, 0, 1), 32), 32)
+    assert torch.equal(torch.from_numpy(fit_to(img, (32, 32))).permute(2, 0, 1), want)

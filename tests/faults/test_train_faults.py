@@ -71,18 +71,23 @@ def test_refused_tar_leaves_no_temporary_folder(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_mixed_sizes_take_the_dominant_size_and_name_the_odd_file(cli, tmp_path):
+def test_mixed_sizes_are_resized_to_the_dominant_size_and_every_image_counts(cli, tmp_path):
     from helpers import make_tiny_folder
 
     data = make_tiny_folder(tmp_path / "mixed", per_class=8, test_per_class=2)
     big = data / "train" / "class0" / "000-big.png"  # sorts first in its class
     Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(big)
-    code, _, err = cli("train", "--data", data, "--run-dir", tmp_path / "run", *TINY)
-    assert_clean_error(code, err, "000-big.png", "--skip-bad")
-    code, out, err = cli("train", "--data", data, "--run-dir", tmp_path / "run", "--skip-bad",
-                         *TINY)
-    assert code == 0, err
-    assert "held in memory" in err and "32x32" in err
+    for i, (w, h) in enumerate([(50, 40), (20, 20)]):  # test images of other sizes too
+        Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(
+            data / "test" / "class1" / f"odd{i}.png")
+    code, out, err = cli("train", "--data", data, "--run-dir", tmp_path / "run", *TINY)
+    assert code == 0, err  # nothing refused, no --skip-bad needed
+    assert "held in memory" in err and "1 image(s) of other sizes resized to 32x32" in err
+    summary = json.loads(out[out.index("{"):])
+    assert summary["test_images"] == 3 * 2 + 2  # every test image counted
+    code, out, err = cli("eval", "--weights", tmp_path / "run" / "weights.safetensors",
+                         "--data", data, "--json")
+    assert code == 0 and json.loads(out)["images"] == 8, err
 
 
 def test_file_names_that_are_not_utf8(cli, tmp_path):

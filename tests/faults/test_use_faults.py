@@ -115,14 +115,16 @@ def test_export_int8_needs_calibration_data(cli, weights, tmp_path):
 def test_data_check_json_and_size_histogram(cli, tiny):
     from PIL import Image
     Image.new("RGB", (64, 48)).save(tiny / "train" / "class0" / "odd.png")
+    (tiny / "train" / "class1" / "broken.png").write_bytes(b"not a png")
     code, out, _ = cli("data", "check", tiny, "--json")
     report = json.loads(out)
-    assert code == 1  # the odd size is a bad file for a set held in memory, and listed
-    assert report["splits"]["train"]["sizes"] == {"32x32": 12, "64x48": 1}
+    assert code == 1  # the broken file is bad and listed; the odd size is resized, not bad
+    assert report["splits"]["train"]["sizes"] == {"32x32": 12, "64x48": 1, "unreadable": 1}
+    assert "resized to 32x32" in report["splits"]["train"]["layout"]
     [bad] = report["splits"]["train"]["bad"]
-    assert bad["file"].endswith("odd.png") and "size 64x48 differs" in bad["reason"]
+    assert bad["file"].endswith("broken.png")
     code, out, _ = cli("data", "check", tiny)
-    assert "32x32 (12), 64x48 (1)" in out and "BAD" in out and "odd.png" in out
+    assert "32x32 (12), 64x48 (1)" in out and "BAD" in out and "broken.png" in out
     assert "(see `deepres data check`)" not in out  # it once pointed to itself
 
 

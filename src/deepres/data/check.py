@@ -24,8 +24,7 @@ def dataset_report(path: str) -> dict[str, Any]:
     report: dict[str, Any] = {"path": path, "classes": first.classes, "splits": {}}
     for name, index in splits.items():
         sizes = scan_sizes(index)
-        held = choose_layout(sizes)[0]  # (height, width) when held in memory
-        bad = check_index(index, held)
+        bad = check_index(index)
         report["splits"][name] = {
             "images": len(index), "counts": index.counts(), "ignored": len(index.ignored),
             "refused": refused_images(index.ignored),

@@ -124,22 +124,15 @@ def holdout_split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.nda
     return np.sort(order[k:]), np.sort(order[:k])
 
 
-def check_index(index: FolderIndex, held_size: tuple[int, int] | None = None
-                ) -> list[BadImageError]:
-    """Fully decode every image of a split; return the bad ones with their reasons. With
-    ``held_size`` (``(height, width)``: the set is held in memory at that size) an image of
-    another size is bad too, as training and eval treat it."""
+def check_index(index: FolderIndex) -> list[BadImageError]:
+    """Fully decode every image of a split; return the bad ones with their reasons (an image
+    of another size than the set is held at is not bad: it is resized, as the layout says)."""
     from .progress import progress
 
     bad = []
     for path, _ in progress(index.samples, f"checking {index.root}"):
         try:
-            shape = decode_image(path).shape[:2]
+            decode_image(path)
         except BadImageError as exc:
             bad.append(exc)
-            continue
-        if held_size is not None and tuple(shape) != tuple(held_size):
-            bad.append(BadImageError(path, f"size {shape[1]}x{shape[0]} differs from the "
-                                           f"{held_size[1]}x{held_size[0]} images the set is "
-                                           "held at (left out with --skip-bad)"))
     return bad

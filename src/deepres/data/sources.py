@@ -128,15 +128,34 @@ def _fingerprint(index: FolderIndex) -> str:
     return h.hexdigest()[:24]
 
 
+def fit_to(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """An ``H x W x 3`` uint8 image at ``shape`` (height, width), as the test view makes one:
+    scaled (antialiased bilinear) until it covers the shape, then its centre cropped."""
+    import torch
+    import torch.nn.functional as F
+
+    th, tw = shape
+    h, w = img.shape[:2]
+    s = max(th / h, tw / w)
+    size = (max(th, round(h * s)), max(tw, round(w * s)))
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    top, left = (size[0] - th) // 2, (size[1] - tw) // 2
+    x = x[0, :, top:top + th, left:left + tw].round_().clamp_(0, 255).to(torch.uint8)
+    return x.permute(1, 2, 0).numpy()
+
+
 def decode_to_arrays(index: FolderIndex, shape: tuple[int, int] | None = None
-                     ) -> tuple[ArrayDataset, list[BadImageError]]:
-    """Decode a split of small images into arrays; bad files are returned, not included.
+                     ) -> tuple[ArrayDataset, list[BadImageError], int]:
+    """Decode a split of small images into arrays; bad files are returned, not included, and
+    the number of images resized.
 
     ``shape`` is the dataset's ``(height, width)`` (from :func:`scan_sizes`); an image of
-    another size is a bad file. Pixels are written into one preallocated array, so decoding
-    costs no more memory than the pixels themselves.
+    another size is fitted to it (:func:`fit_to`: the test view's shorter-side resize and
+    centre crop), as torchvision's Resize + CenterCrop would. Pixels are written into one
+    preallocated array, so decoding costs no more memory than the pixels themselves.
     """
-    labels, bad = [], []
+    labels, bad, resized = [], [], 0
     images: np.ndarray | None = None
     for path, label in progress(index.samples, f"decoding {index.root}"):
         try:
@@ -148,38 +167,40 @@ def decode_to_arrays(index: FolderIndex, shape: tuple[int, int] | None = None
             shape = shape or img.shape[:2]
             images = np.empty((len(index.samples), *shape, 3), dtype=np.uint8)
         if img.shape != images.shape[1:]:
-            bad.append(BadImageError(path, f"size {img.shape[1]}x{img.shape[0]} differs from the "
-                                           f"dataset's {images.shape[2]}x{images.shape[1]}"))
-            continue
+            img = fit_to(img, images.shape[1:3])
+            resized += 1
         images[len(labels)] = img
         labels.append(label)
     arr = images[:len(labels)] if images is not None else np.zeros((0, 32, 32, 3), np.uint8)
-    return ArrayDataset(arr, np.asarray(labels, dtype=np.int64), index.classes), bad
+    return ArrayDataset(arr, np.asarray(labels, dtype=np.int64), index.classes), bad, resized
 
 
 def load_cached_arrays(index: FolderIndex, shape: tuple[int, int] | None = None,
                        fingerprint: str | None = None
-                       ) -> tuple[ArrayDataset, list[BadImageError]]:
+                       ) -> tuple[ArrayDataset, list[BadImageError], int]:
     """:func:`decode_to_arrays` through the on-disk cache (plain ``.npy`` files, read straight
     into one array each: a cached reload costs no more memory than the pixels)."""
-    folder = cache_dir() / "arrays" / (fingerprint or _fingerprint(index))
+    # "-fit": entries made since odd sizes are resized rather than left out
+    folder = cache_dir() / "arrays" / f"{fingerprint or _fingerprint(index)}-fit"
     if (folder / COMPLETE).exists():
         try:
             images = np.load(folder / "images.npy", allow_pickle=False)
             labels = np.load(folder / "labels.npy", allow_pickle=False)
-            bad = [BadImageError(p, r) for p, r in json.loads((folder / "bad.json").read_text())]
-            return ArrayDataset(images, labels, index.classes), bad
-        except (OSError, ValueError, KeyError):
+            saved = json.loads((folder / "bad.json").read_text())
+            bad = [BadImageError(p, r) for p, r in saved["bad"]]
+            return ArrayDataset(images, labels, index.classes), bad, int(saved["resized"])
+        except (OSError, ValueError, KeyError, TypeError):
             (folder / COMPLETE).unlink(missing_ok=True)  # unreadable: decode again
-    ds, bad = decode_to_arrays(index, shape)
+    ds, bad, resized = decode_to_arrays(index, shape)
 
     def fill(tmp: Path) -> None:
         np.save(tmp / "images.npy", ds.images)
         np.save(tmp / "labels.npy", ds.labels)
-        (tmp / "bad.json").write_text(json.dumps([[b.path, b.reason] for b in bad]))
+        (tmp / "bad.json").write_text(json.dumps({"bad": [[b.path, b.reason] for b in bad],
+                                                  "resized": resized}))
 
     _cached_dir(folder, fill)
-    return ds, bad
+    return ds, bad, resized
 
 
 def scan_sizes(index: FolderIndex, fingerprint: str | None = None
@@ -223,7 +244,7 @@ def choose_layout(sizes: Counter[tuple[int, int]]) -> tuple[tuple[int, int] | No
     mixed = f"; {others} image(s) of other sizes" if others else ""
     if max(w, h) <= SMALL_MAX_SIDE:
         note = (f"held in memory: {n} of {total} images are {w}x{h} (small){mixed}"
-                + (" are bad files (`deepres data check` lists them)" if others else ""))
+                + (f" resized to {w}x{h} (scaled to cover it, centre crop)" if others else ""))
         return (h, w), note
     biggest = max(readable, key=lambda k: k[0] * k[1])
     return None, (f"streamed from disk: the most common size is {w}x{h} (over "
@@ -261,8 +282,8 @@ def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits
         return Splits(name, first.classes, train, test, bad, layout=note, val=val)
     arrays, bad = {}, []
     for split in {id(x): x for x in (train, test, val) if x is not None}.values():
-        arrays[id(split)], bad_split = load_cached_arrays(split, shape,
-                                                          key if split is first else None)
+        arrays[id(split)], bad_split, _ = load_cached_arrays(split, shape,
+                                                             key if split is first else None)
         bad += bad_split
     return Splits(name, first.classes, arrays.get(id(train)), arrays.get(id(test)), bad,
                   layout=note, val=arrays.get(id(val)))
