@@ -24,7 +24,30 @@ SAVED = ("num_classes", "shortcut", "stride_in_1x1", "zero_init_residual", "resn
 @dataclass(frozen=True)
 class ModelArgs:
     """A model's name and options; None means the family's default (:meth:`settled` fills
-    it in). The docstring of ``create_model`` says what each option does."""
+    it in).
+
+    Attributes:
+        num_classes: classifier outputs; 1000 for ImageNet models, 10 for CIFAR ones by default.
+        shortcut: "A" (zero-padded identity), "B" (projection where dimensions grow) or "C"
+            (projection everywhere), §4.1. Default A for CIFAR models, B for ImageNet ones.
+            Plain models have no shortcuts, so only their default is accepted.
+        stride_in_1x1: bottleneck models only; put the downsampling stride in the first 1x1
+            convolution as the paper's released models do (default: in the 3x3, as torchvision).
+        zero_init_residual: start each residual branch's last BN at zero (as torchvision).
+        conv_init: "fan_out" (torchvision's He initialisation) or "fan_in" (the paper's
+            reference [13] counts a layer's k*k*c input connections); the paper's recipes
+            use fan_in.
+        resnet_d: ImageNet nets: ResNet-D (He et al. 2019, "Bag of Tricks"): a deep stem of
+            three 3x3 convolutions and average pooling before each downsampling projection.
+        dropout: wide and pre-activation basic blocks: dropout between the two convolutions
+            (Wide ResNets use 0.3).
+        drop_path_rate: stochastic depth (Huang et al. 2016) of the residual branches, rising
+            linearly from 0 at the first block to this at the last; off in evaluation.
+        in_chans: input channels (1: grayscale; more: multispectral). Pretrained RGB weights
+            are adapted as timm does: the first convolution's filters summed over RGB for one
+            channel, repeated and scaled by 3/in_chans for more. Inputs are then the user's own
+            tensors: deepres's data pipeline, eval and serve read RGB images.
+    """
 
     name: str
     num_classes: int | None = None

@@ -46,17 +46,10 @@ def create_model(
     Args:
         name: a name from :func:`list_models`, or any CIFAR depth ``resnetN``/``plainN``,
             N=6n+2; or a whole :class:`~deepres.models.description.ModelArgs` (then the
-            options below are not given).
-        num_classes: classifier outputs; 1000 for ImageNet models, 10 for CIFAR ones by default.
-        shortcut: "A" (zero-padded identity), "B" (projection where dimensions grow) or "C"
-            (projection everywhere), §4.1. Default A for CIFAR models, B for ImageNet ones.
-            Plain models have no shortcuts, so only their default is accepted.
-        stride_in_1x1: bottleneck models only; put the downsampling stride in the first 1x1
-            convolution as the paper's released models do (default: in the 3x3, as torchvision).
-        zero_init_residual: start each residual branch's last BN at zero (as torchvision).
-        conv_init: "fan_out" (torchvision's He initialisation) or "fan_in" (the paper's
-            reference [13] counts a layer's k*k*c input connections); the paper's recipes
-            use fan_in.
+            options are not given again).
+        num_classes, shortcut, stride_in_1x1, zero_init_residual, conv_init, resnet_d,
+            dropout, drop_path_rate, in_chans: the model's options, each described (and
+            checked) once, on :class:`~deepres.models.description.ModelArgs`.
         pretrained: True for published weights of this name: deepres's own where it ships
             some (its CIFAR-10 nets, ``deepres models`` lists them; sha256-checked), else
             torchvision's (downloaded once into torch's hub cache, hash-checked); or a source:
@@ -64,16 +57,6 @@ def create_model(
             torchvision, timm). The classifier is kept when ``num_classes`` fits it, else
             new. The model's ``input_spec`` (an :class:`~deepres.inputspec.InputSpec`) says
             how its inputs must look.
-        resnet_d: ImageNet nets: ResNet-D (He et al. 2019, "Bag of Tricks"): a deep stem of
-            three 3x3 convolutions and average pooling before each downsampling projection.
-        dropout: wide and pre-activation basic blocks: dropout between the two convolutions
-            (Wide ResNets use 0.3).
-        drop_path_rate: stochastic depth (Huang et al. 2016) of the residual branches, rising
-            linearly from 0 at the first block to this at the last; off in evaluation.
-        in_chans: input channels (1: grayscale; more: multispectral). Pretrained RGB weights
-            are adapted as timm does: the first convolution's filters summed over RGB for one
-            channel, repeated and scaled by 3/in_chans for more. Inputs are then the user's own
-            tensors: deepres's data pipeline, eval and serve read RGB images.
         features_only: a backbone (timm's meaning, models/features.py): the model returns
             the feature maps at ``out_indices`` as a list (0: the stem's activation, 1..: the
             stages' outputs; default all), described by its ``feature_info``.

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -24,7 +23,6 @@ import torch
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from ..data.images import BadImageError, decode_image_bytes, image_size
 from ..loaded import Predictor, load_predictor, probs_single
@@ -304,15 +302,3 @@ class Service:
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(PAGE)
-
-
-def create_app(cfg: ServeConfig | None = None) -> Starlette:
-    """The ASGI app for ``cfg`` (or the JSON config in $DEEPRES_SERVE_CONFIG: worker
-    processes)."""
-    from .v2 import routes as v2_routes
-
-    s = Service(cfg or ServeConfig(**json.loads(os.environ[CONFIG_ENV])))
-    return Starlette(routes=[
-        Route("/", s.page), Route("/v1/predict", s.predict, methods=["POST"]),
-        Route("/v1/model", s.model), Route("/healthz", s.healthz), Route("/readyz", s.readyz),
-        Route("/metrics", s.metrics_page), *v2_routes(s)], lifespan=s.lifespan)

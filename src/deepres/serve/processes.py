@@ -137,7 +137,7 @@ def _config(host: str, port: int) -> Any:
     import uvicorn
 
     cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
-    return uvicorn.Config("deepres.serve.app:create_app", factory=True, host=host, port=port,
+    return uvicorn.Config("deepres.serve.asgi:create_app", factory=True, host=host, port=port,
                           log_level="warning", timeout_graceful_shutdown=30,
                           http=_guarded_http(cfg.max_connections, cfg.header_timeout_s),
                           timeout_keep_alive=max(1, round(cfg.keep_alive_s)))

@@ -83,50 +83,52 @@ def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
         raise ValueError(f"an image is not valid base64: {exc}") from exc
 
 
-def routes(s: Service) -> list[Route]:
-    """The protocol's routes for service ``s``; its model answers to its own name."""
-    p = s.predictor
-    name = str(p.metadata.get("model") or "model")
+class OpenInference:
+    """The protocol's handlers for service ``s``; its model answers to its own name."""
 
-    def known(request: Request) -> bool:
-        return request.path_params["name"] == name
+    def __init__(self, s: Service) -> None:
+        self.s, self.name = s, str(s.predictor.metadata.get("model") or "model")
 
-    async def live(request: Request) -> Response:
+    def _unknown(self, request: Request) -> JSONResponse | None:
+        asked = request.path_params["name"]
+        if asked == self.name:
+            return None
+        return _fail(404, f"no model {asked!r}; this server has {self.name!r}", self.s,
+                     "not_found")
+
+    async def live(self, request: Request) -> Response:
         return JSONResponse({"live": True})
 
-    async def ready(request: Request) -> Response:
-        return JSONResponse({"ready": s.ready}, status_code=200 if s.ready else 503)
+    async def ready(self, request: Request) -> Response:
+        return JSONResponse({"ready": self.s.ready}, status_code=200 if self.s.ready else 503)
 
-    async def model_ready(request: Request) -> Response:
-        if not known(request):
-            return _fail(404, f"no model {request.path_params['name']!r}; this server has "
-                         f"{name!r}", s, "not_found")
-        return JSONResponse({"name": name, "ready": s.ready},
-                            status_code=200 if s.ready else 503)
+    async def model_ready(self, request: Request) -> Response:
+        return self._unknown(request) or JSONResponse(
+            {"name": self.name, "ready": self.s.ready},
+            status_code=200 if self.s.ready else 503)
 
-    async def metadata(request: Request) -> Response:
-        if not known(request):
-            return _fail(404, f"no model {request.path_params['name']!r}; this server has "
-                         f"{name!r}", s, "not_found")
+    async def metadata(self, request: Request) -> Response:
+        p = self.s.predictor
         classes = list(p.classes or [])  # [] when the weights name none: indices then
-        return JSONResponse({
-            "name": name, "versions": ["1"], "platform": f"deepres-{p.engine}",
+        return self._unknown(request) or JSONResponse({
+            "name": self.name, "versions": ["1"], "platform": f"deepres-{p.engine}",
             "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
             "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, len(classes) or -1]}],
             "parameters": {"classes": classes, "input_spec": p.spec.as_json()}})
 
-    async def infer(request: Request) -> Response:
+    async def infer(self, request: Request) -> Response:
         t0 = time.perf_counter()
         try:
-            return await _infer(request)
+            return await self._infer(request)
         finally:
-            s.metrics.observe(time.perf_counter() - t0)
+            self.s.metrics.observe(time.perf_counter() - t0)
 
-    async def _infer(request: Request) -> Response:
+    async def _infer(self, request: Request) -> Response:
+        s = self.s
         s.metrics.count(s.metrics.requests, "v2_infer")
-        if not known(request):
-            return _fail(404, f"no model {request.path_params['name']!r}; this server has "
-                         f"{name!r}", s, "not_found")
+        unknown = self._unknown(request)
+        if unknown is not None:
+            return unknown
         body = await _body(request, s.cfg.max_bytes)
         if body is None:
             return _fail(413, f"the request is over {s.cfg.max_bytes} bytes (--max-bytes)", s,
@@ -144,11 +146,15 @@ def routes(s: Service) -> list[Route]:
                                          if k.lower() == "retry-after"} or None)
         flat = [round(float(v), 7) for row in rows for v in row.tolist()]
         return JSONResponse({
-            "model_name": name, "model_version": "1",
+            "model_name": self.name, "model_version": "1",
             **({"id": header["id"]} if isinstance(header.get("id"), str) else {}),
             "outputs": [{"name": OUTPUT, "datatype": "FP32",
                          "shape": [len(rows), len(flat) // max(len(rows), 1)], "data": flat}]})
 
-    return [Route("/v2/health/live", live), Route("/v2/health/ready", ready),
-            Route("/v2/models/{name}", metadata), Route("/v2/models/{name}/ready", model_ready),
-            Route("/v2/models/{name}/infer", infer, methods=["POST"])]
+
+def routes(s: Service) -> list[Route]:
+    """The protocol's routes for service ``s``."""
+    h = OpenInference(s)
+    return [Route("/v2/health/live", h.live), Route("/v2/health/ready", h.ready),
+            Route("/v2/models/{name}", h.metadata), Route("/v2/models/{name}/ready", h.model_ready),
+            Route("/v2/models/{name}/infer", h.infer, methods=["POST"])]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import types
-import typing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +21,7 @@ from ..runtime.options import (
     number,
     option,
 )
+from ..runtime.typecheck import checked_fields
 
 if TYPE_CHECKING:
     from ..models.description import ModelArgs
@@ -233,57 +231,12 @@ class TrainConfig:
                 values.setdefault("precision", {True: "bf16", False: "fp32"}.get(amp, "auto"))
             if name == "optim" and isinstance(values.get("milestones"), list):
                 values["milestones"] = tuple(values["milestones"])
-            parts[name] = kind(**_checked(kind, values, f"{where}: {name}"))
+            parts[name] = kind(**checked_fields(kind, values, f"{where}: {name}"))
         return cls(recipe=recipe_name, **parts)
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
                              "run": RunConfig}
-
-
-def _checked(kind: type, values: dict[str, Any], where: str) -> dict[str, Any]:
-    """``values`` of a config section checked against the field types declared on ``kind``."""
-    hints = typing.get_type_hints(kind)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; known: "
-                         f"{', '.join(sorted(hints))}")
-    for key, value in values.items():
-        if not _fits(value, hints[key]):
-            raise ValueError(f"{where}.{key} must be {_type_name(hints[key])}, not "
-                             f"{json.dumps(value)}")
-    return values
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    if hint is Any:
-        return True
-    args = typing.get_args(hint)
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in args)
-    if origin is tuple:
-        return isinstance(value, tuple) and all(_fits(v, args[0]) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool) and \
-            math.isfinite(value)
-    return isinstance(value, hint)
-
-
-def _type_name(hint: Any) -> str:
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args)
-    if typing.get_origin(hint) is tuple:
-        return f"a list of {_type_name(args[0])}s"
-    return {type(None): "null", bool: "true or false", int: "an integer",
-            float: "a number", str: "a string"}.get(hint, str(hint))
 
 
 def _cifar_paper(model: str) -> TrainConfig:
@@ -389,28 +342,6 @@ def resolve_auto(cfg: TrainConfig) -> TrainConfig:
         channels_last=True if cfg.run.channels_last is None else cfg.run.channels_last,
         precision=resolve_precision(cfg.run.precision, cfg.run.device),
     ))
-
-
-# Which settings a resume may change, in one table (train/runs.py applies it, and
-# train/divergence.py reports the changes). "always": where the run runs and in what precision
-# (a long run that moves to a CPU without native bf16 resumes in fp32 with --precision auto:
-# README, "Runs that move between machines"), how often it logs and checkpoints, and its length
-# (the schedule is recomputed over it). "after a divergence": the optimisation settings, once a
-# run stopped on non-finite values (README: recovering from a divergence). Any other is fixed.
-ALWAYS, AFTER_DIVERGENCE = "always", "after a divergence"
-RESUME_POLICY: dict[str, str] = {
-    **dict.fromkeys(("device", "precision", "log_every", "checkpoint_every", "iterations",
-                     "epochs", "precise_bn", "tracker", "tracking_uri"), ALWAYS),
-    **dict.fromkeys(("lr", "warmup_lr", "momentum", "weight_decay", "norm_weight_decay",
-                     "nesterov", "label_smoothing", "gamma", "backbone_lr_factor",
-                     "clip_grad_norm"),
-                    AFTER_DIVERGENCE),
-}
-
-
-def may_change_on_resume(diverged: bool) -> set[str]:
-    """The settings a resume may change: after a divergence, the optimisation ones too."""
-    return {k for k, when in RESUME_POLICY.items() if when == ALWAYS or diverged}
 
 
 def recipe(name: str, model: str) -> TrainConfig:

@@ -18,8 +18,9 @@ import torch
 
 from ..runtime import distributed as dist
 from ..runtime.files import atomic_write_text
-from .config import AFTER_DIVERGENCE, RESUME_POLICY, TrainConfig
+from .config import TrainConfig
 from .errors import NonFiniteLossError  # noqa: F401  (raised here; its home is errors.py)
+from .policy import AFTER_DIVERGENCE, RESUME_POLICY
 
 DIVERGED = "diverged.json"  # in a run directory: training stopped on non-finite values
 

@@ -12,9 +12,10 @@ from typing import Any
 
 from ..runtime.options import declared
 from ..runtime.terminal import safe
-from .config import SECTIONS, TrainConfig, may_change_on_resume, with_overrides
+from .config import SECTIONS, TrainConfig, with_overrides
 from .divergence import DIVERGED
 from .guard import RunError
+from .policy import may_change_on_resume
 
 
 def new_run_dir(model: str | None) -> str:
@@ -37,7 +38,7 @@ def resume_config(run: str, cfg: TrainConfig, given: dict[str, Any],
     any other that differs is a RunError naming each. After a stop on non-finite values
     (``diverged.json``) the optimisation settings may change too."""
     diverged = (Path(run) / DIVERGED).exists()
-    safe = may_change_on_resume(diverged)  # config.py RESUME_POLICY
+    safe = may_change_on_resume(diverged)  # policy.py RESUME_POLICY
     changed = []
     for flag, value in given.items():
         section, name = fields[flag]
