@@ -97,7 +97,8 @@ def test_accumulation_matches_the_whole_batch_step():
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 5))
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        cfg = SimpleNamespace(optim=SimpleNamespace(accumulate=k, label_smoothing=0.0),
+        cfg = SimpleNamespace(optim=SimpleNamespace(accumulate=k, label_smoothing=0.0,
+                                                   clip_grad_norm=None),
                               run=SimpleNamespace(precision="fp32"))
         s = SimpleNamespace(cfg=cfg, model=model, module=model, optimizer=opt, loss_weight=None,
                             scaler=None, finite=FiniteCheck(), device=torch.device("cpu"))
