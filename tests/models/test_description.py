@@ -78,3 +78,19 @@ def test_a_training_config_gives_every_model_option_by_name():
     # in_chans (the data pipeline reads RGB: other channel counts are the Python API's)
     assert shared == {f.name for f in dataclasses.fields(ModelArgs)} - {"num_classes",
                                                                          "in_chans"}
+
+
+def test_a_model_option_is_declared_on_modelargs_only():
+    """create_model takes every ModelArgs field by name, and the builder passes each to the
+    network by name: a new option is a field and its use in models/resnet.py."""
+    import inspect
+
+    from deepres.models.resnet import ResNet
+
+    params = set(inspect.signature(ResNet).parameters)
+    options = {f.name for f in dataclasses.fields(ModelArgs)} - {"name", "num_classes"}
+    assert options <= params
+    with pytest.raises(ValueError, match="unknown option.*depth.*known: num_classes"):
+        create_model("resnet20", depth=3)
+    with pytest.raises(ValueError, match="whole"):
+        create_model(ModelArgs("resnet20"), num_classes=3)

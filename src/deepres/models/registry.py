@@ -9,7 +9,8 @@ ones, though 50 and 152 are also of the form 6n+2).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
+from typing import Any
 
 from torch import nn
 
@@ -28,18 +29,10 @@ BLOCKS = {("original", False, True): BasicBlock, ("original", True, True): Bottl
 def create_model(
     name: str | ModelArgs,
     *,
-    num_classes: int | None = None,
-    shortcut: str | None = None,
-    stride_in_1x1: bool = False,
-    zero_init_residual: bool = False,
-    conv_init: str = "fan_out",
     pretrained: bool | str = False,
-    resnet_d: bool = False,
-    dropout: float = 0.0,
-    drop_path_rate: float = 0.0,
-    in_chans: int = 3,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
+    **options: Any,
 ) -> nn.Module:
     """Build a registered model with He initialisation.
 
@@ -47,9 +40,10 @@ def create_model(
         name: a name from :func:`list_models`, or any CIFAR depth ``resnetN``/``plainN``,
             N=6n+2; or a whole :class:`~deepres.models.description.ModelArgs` (then the
             options are not given again).
-        num_classes, shortcut, stride_in_1x1, zero_init_residual, conv_init, resnet_d,
-            dropout, drop_path_rate, in_chans: the model's options, each described (and
-            checked) once, on :class:`~deepres.models.description.ModelArgs`.
+        options: the model's options by name (``num_classes``, ``shortcut``,
+            ``stride_in_1x1``, ``zero_init_residual``, ``conv_init``, ``resnet_d``,
+            ``dropout``, ``drop_path_rate``, ``in_chans``), each described and checked once,
+            on :class:`~deepres.models.description.ModelArgs`.
         pretrained: True for published weights of this name: deepres's own where it ships
             some (its CIFAR-10 nets, ``deepres models`` lists them; sha256-checked), else
             torchvision's (downloaded once into torch's hub cache, hash-checked); or a source:
@@ -61,11 +55,7 @@ def create_model(
             the feature maps at ``out_indices`` as a list (0: the stem's activation, 1..: the
             stages' outputs; default all), described by its ``feature_info``.
     """
-    if isinstance(name, ModelArgs):
-        args = name
-    else:
-        args = ModelArgs(name, num_classes, shortcut, stride_in_1x1, zero_init_residual,
-                         conv_init, resnet_d, dropout, drop_path_rate, in_chans)
+    args = _described(name, options)
     if args.num_classes is None and isinstance(pretrained, str):
         # Weights with a classifier of their own size (a 3-class fine-tune) keep it, with their
         # class names, rather than getting a fresh head of the family's default size.
@@ -84,6 +74,20 @@ def create_model(
     return model
 
 
+def _described(name: str | ModelArgs, options: dict[str, Any]) -> ModelArgs:
+    if isinstance(name, ModelArgs):
+        if options:
+            raise ValueError(f"create_model takes a ModelArgs whole: give {', '.join(options)} "
+                             "on it (dataclasses.replace), not beside it")
+        return name
+    known = [f.name for f in fields(ModelArgs) if f.name != "name"]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise ValueError(f"create_model: unknown option(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(known)}, pretrained, features_only, out_indices")
+    return ModelArgs(name, **options)
+
+
 def build(args: ModelArgs) -> nn.Module:
     """The freshly initialised network of settled ``args`` (:meth:`ModelArgs.settled`), which
     it keeps as ``model_args`` (and ``model_name``/``model_options``, what a weights file
@@ -91,14 +95,12 @@ def build(args: ModelArgs) -> nn.Module:
     spec = args.spec
     block = BLOCKS[(spec.arch, spec.bottleneck, spec.residual)]
     base = IMAGENET_WIDTHS if spec.family == "imagenet" else CIFAR_WIDTHS
-    model = ResNet(
-        block, spec.layers, [w * spec.widen for w in base], stem=spec.family,
-        num_classes=max(args.num_classes, 1), shortcut=args.shortcut,
-        stride_in_1x1=args.stride_in_1x1, zero_init_residual=args.zero_init_residual,
-        conv_init=args.conv_init, groups=spec.groups, width_per_group=spec.width_per_group,
-        resnet_d=args.resnet_d, dropout=args.dropout, drop_path_rate=args.drop_path_rate,
-        in_chans=args.in_chans,
-    )
+    # every option but the name and the class count reaches the network by its own name
+    options = {f.name: getattr(args, f.name) for f in fields(ModelArgs)
+               if f.name not in ("name", "num_classes")}
+    model = ResNet(block, spec.layers, [w * spec.widen for w in base], stem=spec.family,
+                   num_classes=max(args.num_classes, 1), groups=spec.groups,
+                   width_per_group=spec.width_per_group, **options)
     model.model_args = args
     model.input_spec = DEFAULT_INPUT_SPEC[spec.family]  # what its inputs should be
     return model
