@@ -94,3 +94,32 @@ def test_tar_archive_of_a_folder_is_extracted_once(tmp_path, monkeypatch):
     second = load_data(str(archive))
     assert len(calls) == 1  # the second load reuses the extraction
     assert first.name == "ds" and len(first.train) == 8 and len(second.test) == 4
+
+
+def test_processes_building_one_cache_entry_take_turns(tmp_path):
+    """The ranks of a distributed run on a fresh cache all ask for one entry at once (CI saw
+    rank 1 die on 'Directory not empty' when two renamed their copies into place)."""
+    import threading
+    import time
+
+    from deepres.data.sources import _cached_dir
+
+    builds, errors = [], []
+
+    def fill(tmp):
+        builds.append(1)
+        time.sleep(0.2)  # long enough that every thread arrives while the first builds
+        (tmp / "x.npy").write_bytes(b"1" * 1000)
+
+    def want():
+        try:
+            assert (_cached_dir(tmp_path / "entry", fill) / "x.npy").read_bytes() == b"1" * 1000
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=want) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(builds) == 1  # built once; the others waited and reused it

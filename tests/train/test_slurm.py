@@ -64,8 +64,10 @@ def test_two_srun_tasks_train_one_run(tiny_data, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for r in (0, 1)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
+    codes = [p.returncode for p in procs]
+    errs = [err for _, err in outs]
+    assert codes == [0, 0], "\n".join(f"--- rank {r} (exit {codes[r]}):\n{errs[r][-2500:]}"
+                                       for r in (0, 1))
     summary = json.loads(outs[0][0][outs[0][0].index("{"):])
     assert summary["test_images"] == 24  # every test image once, over the two tasks
     assert "2 process(es)" in outs[0][1]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime import files
 from ..runtime.files import atomic_write_text, fsync_dir, is_out_of_space, out_of_space
 from ..runtime.terminal import safe
 from .cifar import ArrayDataset, prepare_cifar, read_cifar, safe_extract
@@ -71,9 +72,18 @@ COMPLETE = ".complete"
 
 def _cached_dir(dest: Path, fill: Callable[[Path], None]) -> Path:
     """``dest``, built once: ``fill`` writes into a temporary folder beside it, which is then
-    marked complete and renamed into place, so an interrupted build is never taken as done."""
+    marked complete and renamed into place, so an interrupted build is never taken as done.
+    Processes that want one entry at once (the ranks of a distributed run on a fresh cache)
+    take turns under a lock; the later ones find it built."""
     if (dest / COMPLETE).exists():
         return dest
+    with files.exclusive(dest.parent / f".{dest.name}.lock"):
+        if (dest / COMPLETE).exists():  # built by another process while this one waited
+            return dest
+        return _build_dir(dest, fill)
+
+
+def _build_dir(dest: Path, fill: Callable[[Path], None]) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent))
     try:

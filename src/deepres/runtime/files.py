@@ -13,8 +13,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; builders there are not serialised
+    fcntl = None  # type: ignore[assignment]
 
 TMP_SUFFIX = ".tmp"
 
@@ -126,3 +132,20 @@ def check_output_path(out: str) -> Path:
     if not parent.is_dir():
         raise ValueError(f"{out}: {parent} is a file, not a folder")
     return path
+
+
+@contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock (``flock``, waiting for it) on ``lock_file`` while the block
+    runs: several processes building one cache entry (the ranks of a distributed run) take
+    turns, and the later ones find the entry built. The lock file itself stays (it is empty)."""
+    if fcntl is None:
+        yield
+        return
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock
