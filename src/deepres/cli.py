@@ -311,9 +311,18 @@ def _add_data(sub: Any) -> None:
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("check", help="decode every image; list classes, counts, sizes, "
                                           "bad files")
-    q.add_argument("path", help="dataset folder: root/<class>/<image> or root/{train,val,test}/..")
+    q.add_argument("path", help="what --data takes: root/<class>/<image> or "
+                                "root/{train,val,test}/..., an archive of one, or shards")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.set_defaults(func=commands.cmd_data_check)
+    q = data_sub.add_parser("shard", help="write a dataset as WebDataset shards "
+                                          "(OUT/{split}-NNNNNN.tar and OUT/classes.json)")
+    q.add_argument("path", help="what --data takes: a folder, an archive, shards, 'sample'")
+    q.add_argument("out", help="a new or empty folder for the shards")
+    q.add_argument("--shard-size", type=POSITIVE_INT, default=10000,
+                   help="samples per shard (default 10000)")
+    q.add_argument("--seed", type=int, default=0, help="the order samples are shuffled into")
+    q.set_defaults(func=commands.cmd_data_shard)
 
 
 def _add_serve(sub: Any) -> None:

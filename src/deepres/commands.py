@@ -74,6 +74,29 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 1 if n_bad else 0
 
 
+def cmd_data_shard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data import DatasetError, resolve
+    from .data.shards import write_shards
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DatasetError(f"{safe(args.out)}: exists and is not an empty folder; shards are "
+                           "written only into a new or empty one (nothing is overwritten)")
+    indexes = resolve(str(args.path)).indexes()
+    if indexes is None:
+        raise DatasetError(f"{safe(args.path)}: CIFAR's own batches hold no image files to "
+                           "shard; give an image folder (../shared/datasets has CIFAR-10 "
+                           "as JPEG files)")
+    counts = write_shards(indexes, out, args.shard_size, args.seed)
+    for split, n in counts.items():
+        print(f"{split}: {len(indexes[split])} samples in {n} shard(s) "
+              f"{safe(out)}/{split}-000000.tar ... {split}-{n - 1:06d}.tar")
+    print(f"classes: {safe(out)}/classes.json; train with --data {safe(out)}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate.runner import run_eval
 

@@ -235,3 +235,17 @@ def test_ranks_meet_before_teardown_only_when_leaving_normally(monkeypatch):
     with pytest.raises(RuntimeError), dist.Context(rank=1, world_size=2):
         raise RuntimeError("a rank failed")
     assert calls == ["destroy"]
+
+
+def test_two_processes_train_from_shards_and_count_every_test_image_once(tiny_data, tmp_path):
+    from deepres.data import resolve
+    from deepres.data.shards import write_shards
+
+    shards = tmp_path / "shards"
+    write_shards(resolve(str(tiny_data)).indexes(), shards, 20)
+    folder = _train(tiny_data, tmp_path / "folder", 1)
+    two = _train(shards, tmp_path / "two", 2)
+    assert two["test_images"] == folder["test_images"] == 24
+    # The same images as the folder's; shards are written shuffled, so the run differs.
+    losses = [r["train_loss"] for r in _rows(tmp_path / "two") if "train_loss" in r]
+    assert len(losses) == 12 and losses[-1] < losses[0]

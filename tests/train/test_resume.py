@@ -155,3 +155,52 @@ def test_a_resume_may_follow_the_machines_precision(tiny_data, tmp_path, capsys)
     assert json.loads((run / "config.json").read_text())["run"]["precision"] == "bf16"
     # Other settings still may not change on resume.
     assert main(["train", "--resume", str(run), "--iterations", "10", "--lr", "0.5"]) == 2
+
+
+def test_a_run_streamed_from_shards_resumes_bit_identically(tmp_path):
+    """Large images in WebDataset shards are read per step in DataLoader workers (each sample a
+    member of a shard, data/tarindex.py); a killed run resumes exactly as from a folder."""
+    import numpy as np
+    from PIL import Image
+
+    from deepres.data import resolve
+    from deepres.data.shards import write_shards
+
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "big"
+    for split, n in (("train", 16), ("test", 4)):
+        for c in range(2):
+            (folder / split / f"c{c}").mkdir(parents=True)
+            for i in range(n):
+                img = np.clip(rng.normal(60 + 120 * c, 40, (72, 72, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(folder / split / f"c{c}" / f"{i}.png")
+    shards = tmp_path / "shards"
+    write_shards(resolve(str(folder)).indexes(), shards, 10)
+
+    def cmd(run, resume):
+        where = ["--resume", str(run)] if resume else ["--run-dir", str(run)]
+        return [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data",
+                str(shards), "--epochs", "4", "--batch-size", "8", "--input-size", "48",
+                "--checkpoint-every", "2", "--log-every", "1", "--seed", "5", "--precision",
+                "fp32", "--workers", "2", *where]
+
+    ref = tmp_path / "ref"
+    done = subprocess.run(cmd(ref, False), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "streamed" in done.stderr
+    killed = tmp_path / "killed"
+    for target in (5, None):
+        proc = subprocess.Popen(cmd(killed, killed.exists()), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if target is None:
+            assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
+            break
+        deadline = time.time() + 120
+        while _last_step(killed) < target and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+    a = load_file(str(ref / "weights.safetensors"))
+    b = load_file(str(killed / "weights.safetensors"))
+    assert all((a[k] == b[k]).all() for k in a)

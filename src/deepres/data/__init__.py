@@ -1,11 +1,15 @@
-"""Datasets (image folders, CIFAR, the bundled sample), augmentation and loaders."""
+"""Datasets (image folders, tar archives, WebDataset shards, CIFAR, the bundled sample),
+augmentation and loaders."""
 
 from .._lazy import exports
 
 __getattr__, __dir__, __all__ = exports(__name__, {
     "ArrayDataset": ".cifar",
     "read_cifar": ".cifar",
-    "DatasetError": ".folder",
+    "DataSource": ".datasource",
+    "resolve": ".datasource",
+    "load_data": ".datasource",
+    "DatasetError": ".errors",
     "FolderIndex": ".folder",
     "check_index": ".folder",
     "holdout_split": ".folder",
@@ -16,6 +20,5 @@ __getattr__, __dir__, __all__ = exports(__name__, {
     "ArrayLoader": ".loaders",
     "FolderDataset": ".loaders",
     "Splits": ".sources",
-    "load_data": ".sources",
     "sample_root": ".sources",
 })

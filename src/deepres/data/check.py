@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from .folder import check_index, scan_dataset
+from .datasource import resolve
+from .folder import check_index
 from .images import refused_images
-from .sources import choose_layout, image_folder_of, load_data, scan_sizes
+from .sources import choose_layout, scan_sizes
 
 
 def dataset_report(path: str) -> dict[str, Any]:
     """What ``deepres data check PATH`` shows: for CIFAR's batches their counts
     (``{"cifar": {...}}``), for an image folder each split's images, counts, sizes, layout
     and bad files."""
-    folder = image_folder_of(path)  # whatever --data takes
-    if folder is None:
-        d = load_data(path)
+    source = resolve(path)  # whatever --data takes
+    splits = source.indexes()
+    if splits is None:
+        d = source.load()
         return {"path": path, "classes": d.classes, "cifar": {
             "train": len(d.train), "test": len(d.test) if d.test is not None else 0}}
-    splits = scan_dataset(folder)
     first = next(iter(splits.values()))
     report: dict[str, Any] = {"path": path, "classes": first.classes, "splits": {}}
     for name, index in splits.items():

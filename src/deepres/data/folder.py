@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..runtime.terminal import safe
+from .errors import DatasetError
 from .images import BadImageError, decode_image, is_image_name
 
 SPLIT_NAMES = ("train", "val", "test")
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used as it is; the message says what to change."""
 
 
 @dataclass
@@ -136,3 +133,46 @@ def check_index(index: FolderIndex) -> list[BadImageError]:
         except BadImageError as exc:
             bad.append(exc)
     return bad
+
+
+def _walk_key(parts: list[str]) -> tuple[tuple[int, str], ...]:
+    """The order os.walk (sorted, top-down) visits a file at ``parts``: a folder's files before
+    its sub-folders, each by name; so a tar of a folder lists its images as the folder does."""
+    return tuple((1, p) for p in parts[:-1]) + ((0, parts[-1]),)
+
+
+def index_members(root: str, members: Sequence[str], names: Sequence[str]
+                  ) -> dict[str, FolderIndex]:
+    """:func:`scan_dataset` over files that are not on disk: ``names[i]`` is the path of
+    ``members[i]`` inside an archive (data/tarindex.py), laid out as a folder would be."""
+    tree = [(n.strip("/").split("/"), m) for n, m in zip(names, members, strict=True)]
+    tree = [(p, m) for p, m in tree if all(_visible(x) and x not in ("", ".", "..") for x in p)]
+    tops = {p[0] for p, _ in tree}
+    while len(tops) == 1 and all(len(p) > 1 for p, _ in tree):  # one top folder: its content
+        root, tree = f"{root}/{tops.pop()}", [(p[1:], m) for p, m in tree]
+        tops = {p[0] for p, _ in tree}
+    if not tops & set(SPLIT_NAMES):
+        return {"train": _index_tree(root, tree)}
+    indexes = {s: _index_tree(f"{root}/{s}", [(p[1:], m) for p, m in tree if p[0] == s])
+               for s in SPLIT_NAMES if s in tops}
+    first = next(iter(indexes.values()))
+    if any(idx.classes != first.classes for idx in indexes.values()):
+        raise DatasetError(f"{root}: splits have different classes: " + ", ".join(
+            f"{s}={idx.classes}" for s, idx in indexes.items()))
+    return indexes
+
+
+def _index_tree(root: str, tree: list[tuple[list[str], str]]) -> FolderIndex:
+    files = sorted((p for p in tree if len(p[0]) >= 2), key=lambda x: _walk_key(x[0]))
+    classes = sorted({p[0] for p, _ in files})
+    if not classes:
+        raise DatasetError(f"{safe(root)}: no class folders found; expected "
+                           f"{safe(root)}/<class name>/<image files>")
+    label = {c: i for i, c in enumerate(classes)}
+    samples = [(m, label[p[0]]) for p, m in files if is_image_name(p[-1])]
+    ignored = [m for p, m in files if not is_image_name(p[-1])]
+    empty = sorted(set(classes) - {classes[y] for _, y in samples})
+    if empty:
+        raise DatasetError(f"{safe(root)}: {len(empty)} class folder(s) with no images: "
+                           f"{', '.join(safe(e) for e in empty[:5])}; add images or remove them")
+    return FolderIndex(root, classes, sorted(samples, key=lambda s: s[1]), ignored)

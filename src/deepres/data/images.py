@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .tarindex import TarMember
+
 # Formats we decode; anything else PIL could open (TIFF, GIF, PSD, ...) is refused.
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -81,6 +83,14 @@ def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
     decode: PIL's ``verify()`` does not check JPEG data), decompression bombs. Applies the EXIF
     orientation. Grayscale, palette, RGBA, CMYK and 16-bit images all become 3-channel RGB.
     """
+    if isinstance(path, TarMember):  # inside an archive read in place (data/tarindex.py)
+        try:
+            data = path.read()
+        except OSError as exc:
+            raise BadImageError(path, f"cannot read ({exc})") from exc
+        if not data:
+            raise BadImageError(path, "empty file (0 bytes)")
+        return _decode(io.BytesIO(data), path)
     path = Path(path)
     try:
         st = path.stat()
@@ -138,6 +148,11 @@ def image_size(path: str | os.PathLike[str] | io.BytesIO) -> tuple[int, int] | N
     """``(width, height)`` as decoded (EXIF rotation applied) from the header alone, without
     decoding the pixels (a file, or bytes in memory); None when it cannot be opened as an
     image, or is not a regular file (never opened: a FIFO would block)."""
+    if isinstance(path, TarMember):
+        try:
+            path = io.BytesIO(path.read())
+        except OSError:
+            return None
     if not isinstance(path, io.BytesIO):
         try:
             if not stat.S_ISREG(os.stat(path).st_mode):

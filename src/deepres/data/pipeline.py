@@ -14,10 +14,11 @@ from ..runtime.terminal import safe
 from . import transforms as T
 from .cifar import ArrayDataset
 from .config import DataConfig
+from .datasource import load_data
 from .folder import DatasetError, FolderIndex, holdout_split
 from .loaders import ArrayLoader, FolderDataset, FolderLoader, Loader
 from .policies import auto_augment, random_erasing
-from .sources import Splits, load_data
+from .sources import Splits
 from .testview import test_batches
 
 

@@ -22,11 +22,11 @@ import numpy as np
 
 from ..runtime import files
 from ..runtime.files import atomic_write_text, fsync_dir, is_out_of_space, out_of_space
-from ..runtime.terminal import safe
-from .cifar import ArrayDataset, prepare_cifar, read_cifar, safe_extract
+from .cifar import ArrayDataset, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
 from .images import BadImageError, decode_image, image_size, refused_images
 from .progress import progress
+from .tarindex import TarMember
 
 SAMPLE_ARCHIVE = "cifar10-sample.tar.xz"
 SMALL_MAX_SIDE = 64  # images this size or smaller are held in memory as uint8 arrays
@@ -131,10 +131,16 @@ def extract_folder_archive(archive: Path) -> Path:
 
 def _fingerprint(index: FolderIndex) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    archives: dict[str, os.stat_result] = {}
     for path, label in index.samples:
-        st = os.stat(path)
+        if isinstance(path, TarMember):  # its archive's size and time, and where it lies
+            st = archives.get(path.archive) or archives.setdefault(path.archive,
+                                                                   os.stat(path.archive))
+            where = f"\0{path.offset}\0{path.size}"
+        else:
+            st, where = os.stat(path), ""
         rel = os.fsencode(os.path.relpath(path, index.root))  # any bytes, UTF-8 or not
-        h.update(rel + f"\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(rel + f"\0{label}\0{st.st_size}\0{st.st_mtime_ns}{where}\n".encode())
     return h.hexdigest()[:24]
 
 
@@ -262,14 +268,18 @@ def choose_layout(sizes: Counter[tuple[int, int]]) -> tuple[tuple[int, int] | No
 
 
 def load_folder(root: str | os.PathLike[str], name: str | None = None) -> Splits:
-    """An image-folder dataset; small images are decoded into (cached) arrays. The choice
-    follows a scan of every image's size, and ``Splits.layout`` says which and why. A folder
-    holding only test/ (or only val/) has no training split: it can be evaluated on."""
-    indexes = scan_dataset(root)
+    """An image-folder dataset (:func:`load_indexes` of its splits)."""
+    return load_indexes(scan_dataset(root), name or Path(root).name)
+
+
+def load_indexes(indexes: dict[str, FolderIndex], name: str) -> Splits:
+    """The splits of a folder, a tar read in place or shards; small images are decoded into
+    (cached) arrays. The choice follows a scan of every image's size, and ``Splits.layout``
+    says which and why. Only test/ (or only val/) is no training split: it can be evaluated
+    on."""
     train, val = indexes.get("train"), indexes.get("val")
     test = indexes.get("test") or val  # with no test/ folder, val/ is what is tested on
     first = next(iter(indexes.values()))
-    name = name or Path(root).name
     key = _fingerprint(first)  # one stat of every file, for both caches
     shape, note = choose_layout(scan_sizes(first, key))
     refused = refused_images([p for idx in indexes.values() for p in idx.ignored])
@@ -308,61 +318,11 @@ def _unreadable_reason(path: str) -> str:
     return "unreadable image header"
 
 
-def _is_cifar_folder(path: Path) -> bool:
+def is_cifar_folder(path: Path) -> bool:
     return any((path / marker).exists() for marker in (
         "batches.meta", "batches.meta.txt", "fine_label_names.txt")) or (path / "meta").is_file()
 
 
-def _cifar_splits(path: Path, name: str) -> Splits:
+def cifar_splits(path: Path, name: str) -> Splits:
     train, test = read_cifar(path, "train"), read_cifar(path, "test")
     return Splits(name, train.classes, train, test, layout="held in memory: CIFAR batches")
-
-
-def _extracted(spec: str) -> Path:
-    """A tar archive given as ``--data``, extracted once into the cache (an image folder, or
-    CIFAR's own archive); any other file is refused by name."""
-    if not spec.endswith(ARCHIVE_SUFFIXES):
-        raise DatasetError(f"{spec}: is a file, not a dataset; --data takes a folder, a tar "
-                           f"archive ({', '.join(ARCHIVE_SUFFIXES)}) of a folder or of "
-                           "CIFAR batches, 'sample', 'cifar10' or 'cifar100'")
-    return extract_folder_archive(Path(spec))
-
-
-def image_folder_of(spec: str) -> Path | None:
-    """The image folder that ``--data spec`` reads (``sample``, a folder, or a tar archive of one,
-    extracted once into the cache), or None where the data is CIFAR's own batches. Lets
-    ``deepres data check`` take whatever ``--data`` takes."""
-    if spec == "sample":
-        return sample_root()
-    if spec in ("cifar10", "cifar100"):
-        return None
-    path = _extracted(spec) if Path(spec).is_file() else Path(spec)
-    return None if path.is_dir() and _is_cifar_folder(path) else path
-
-
-def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
-    """Resolve ``--data``: ``sample``, ``cifar10``, ``cifar100``, a folder, or a tar archive of
-    a folder (extracted once into the cache).
-
-    ``cifar10``/``cifar100`` are downloaded into ``root`` (default: the cache) unless already
-    there, and checked against the published MD5.
-    """
-    if spec == "sample":
-        return load_folder(sample_root(), "sample")
-    if spec in ("cifar10", "cifar100"):
-        folder = prepare_cifar(spec, Path(root) if root else cache_dir() / "datasets")
-        return _cifar_splits(folder, spec)
-    path = Path(spec)
-    if path.is_file():
-        folder = _extracted(spec)
-        if _is_cifar_folder(folder):
-            return _cifar_splits(folder, path.name.split(".")[0])
-        return load_folder(folder, path.name.split(".")[0])
-    if not path.exists():
-        raise DatasetError(f"{safe(spec)}: no such folder; --data takes a folder path, a tar "
-                           "archive, 'sample', 'cifar10' or 'cifar100'")
-    if not path.is_dir():
-        raise DatasetError(f"{spec}: not a folder or a regular file")
-    if _is_cifar_folder(path):
-        return _cifar_splits(path, path.name)
-    return load_folder(path)

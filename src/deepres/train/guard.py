@@ -2,7 +2,8 @@
 
 - :class:`RunLock` holds an exclusive OS lock (``flock``) on ``RUN_DIR/.lock`` for the whole
   run. The kernel drops it when the process ends, however it ends, so a SIGKILLed run leaves
-  no stale lock; a second run in the same folder is refused and told the first one's pid.
+  no stale lock (forked DataLoader workers close their copy at once); a second run in the
+  same folder is refused and told the first one's pid.
 - :class:`StopOnSignal` turns SIGTERM (what cluster schedulers and ``docker stop`` send) and
   SIGINT (Ctrl-C) into a request that the loop honours after the current step: it writes a
   checkpoint at that step and raises :class:`RunStopped`, so ``--resume`` continues exactly.
@@ -22,6 +23,23 @@ except ImportError:  # Windows: no flock; runs are not locked there
     fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".lock"
+_HELD: set[int] = set()  # the descriptors of run locks this process holds
+
+
+def _drop_in_child() -> None:
+    # A forked child (a DataLoader worker) shares the lock's open file: were it to keep the
+    # descriptor, the lock would outlive a SIGKILLed run until its workers noticed. Closing
+    # the child's copy leaves the parent's lock held.
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_in_child)
 
 
 class RunError(RuntimeError):
@@ -60,9 +78,11 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd
+        _HELD.add(fd)
 
     def release(self) -> None:
         if self.fd is not None:
+            _HELD.discard(self.fd)
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
 

@@ -1,0 +1,127 @@
+"""What ``--data`` names, resolved once into one :class:`DataSource`, which training, eval,
+predict's evaluation, int8 calibration, ``data check`` and the dataset mean all read.
+
+A data format is one reader module and one row of :data:`READERS`: how to list its splits
+(as :class:`FolderIndex` es, or None for CIFAR's own batches) and how to load them. The
+resolution order is :func:`resolve`'s, and its errors name the value and what ``--data``
+takes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..runtime.terminal import safe
+from . import sources
+from .cifar import prepare_cifar
+from .errors import DatasetError
+from .folder import FolderIndex, index_members, scan_dataset
+from .shards import is_shard_folder, is_shard_pattern, shard_indexes, shards_of
+from .sources import ARCHIVE_SUFFIXES, Splits, cache_dir, is_cifar_folder, load_indexes
+from .tarindex import is_plain_tar, member_table
+
+ACCEPTS = ("a folder, a tar archive of one (.tar is read in place; .tar.gz, .tar.xz, .tar.bz2 "
+           "are extracted once), WebDataset shards (a folder of them, or a pattern such as "
+           "'shards/train-{000000..000009}.tar'), 'sample', 'cifar10' or 'cifar100'")
+CIFAR_MEMBERS = ("batches.meta", "data_batch_1", "meta", "batches.meta.txt")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One resolved ``--data``: its kind (a row of :data:`READERS`), the value as given, a
+    name for reports, and where it lies (a folder, an archive, or shard files)."""
+
+    kind: str
+    spec: str
+    name: str
+    paths: tuple[Path, ...]
+
+    @property
+    def path(self) -> Path:
+        return self.paths[0]
+
+    def indexes(self) -> dict[str, FolderIndex] | None:
+        """Every split's images, or None where the data is CIFAR's own batches."""
+        return READERS[self.kind].indexes(self)
+
+    def load(self) -> Splits:
+        reader = READERS[self.kind]
+        if reader.load is not None:
+            return reader.load(self)
+        return load_indexes(reader.indexes(self), self.name)
+
+    def describe(self) -> str:
+        return READERS[self.kind].what
+
+
+@dataclass(frozen=True)
+class Reader:
+    what: str
+    indexes: Callable[[DataSource], dict[str, FolderIndex] | None]
+    load: Callable[[DataSource], Splits] | None = None  # default: load_indexes(indexes)
+
+
+def _tar_indexes(src: DataSource) -> dict[str, FolderIndex]:
+    table = member_table(src.path, cache_dir())
+    return index_members(os.fspath(src.path), table, [m.name for m in table])
+
+
+READERS: dict[str, Reader] = {
+    "folder": Reader("an image folder", lambda s: scan_dataset(s.path)),
+    "tar": Reader("a tar archive of an image folder, read in place", _tar_indexes),
+    "shards": Reader("WebDataset shards, read in place",
+                     lambda s: shard_indexes(list(s.paths), cache_dir())),
+    "cifar": Reader("CIFAR's own batches", lambda s: None,
+                    lambda s: sources.cifar_splits(s.path, s.name)),
+}
+
+
+def _archive_name(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+def _from_file(spec: str, path: Path) -> DataSource:
+    if is_plain_tar(path):
+        table = member_table(path, cache_dir())
+        if not any(m.name.rsplit("/", 1)[-1] in CIFAR_MEMBERS for m in table):
+            if any(m.name.endswith(".cls") for m in table):
+                return DataSource("shards", spec, _archive_name(path), (path,))
+            return DataSource("tar", spec, _archive_name(path), (path,))
+    if not spec.endswith(ARCHIVE_SUFFIXES):
+        raise DatasetError(f"{safe(spec)}: is a file, not a dataset; --data takes {ACCEPTS}")
+    folder = sources.extract_folder_archive(path)  # compressed, or CIFAR batches: extracted once
+    kind = "cifar" if is_cifar_folder(folder) else "folder"
+    return DataSource(kind, spec, _archive_name(path), (folder,))
+
+
+def resolve(spec: str, root: str | os.PathLike[str] | None = None) -> DataSource:
+    """The one place ``--data`` is read. ``cifar10``/``cifar100`` are downloaded into ``root``
+    (default: the cache) unless already there, and checked against the published MD5."""
+    if spec == "sample":
+        return DataSource("folder", spec, "sample", (sources.sample_root(),))
+    if spec in ("cifar10", "cifar100"):
+        folder = prepare_cifar(spec, Path(root) if root else cache_dir() / "datasets")
+        return DataSource("cifar", spec, spec, (folder,))
+    if is_shard_pattern(spec):
+        paths = tuple(shards_of(spec))
+        return DataSource("shards", spec, paths[0].parent.name or "shards", paths)
+    path = Path(spec)
+    if path.is_file():
+        return _from_file(spec, path)
+    if not path.exists():
+        raise DatasetError(f"{safe(spec)}: no such folder or file; --data takes {ACCEPTS}")
+    if not path.is_dir():
+        raise DatasetError(f"{safe(spec)}: not a folder or a regular file")
+    if is_cifar_folder(path):
+        return DataSource("cifar", spec, path.name, (path,))
+    if is_shard_folder(path):
+        return DataSource("shards", spec, path.name, tuple(shards_of(spec)))
+    return DataSource("folder", spec, path.name, (path,))
+
+
+def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
+    """Resolve ``--data`` and load its splits (see :func:`resolve`)."""
+    return resolve(spec, root).load()

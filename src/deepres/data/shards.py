@@ -1,0 +1,191 @@
+"""WebDataset shards: tar files whose members ``KEY.jpg`` (or ``.png``, ...) and ``KEY.cls``
+(the label as a decimal number) make one sample each.
+
+``--data`` takes a brace pattern (``shards/train-{000000..000127}.tar``, the notation
+WebDataset and its users write), a list of them (``shards/{train,test}-{000000..000003}.tar``)
+or a folder of shards. A shard's split is the prefix of its file name (``train-``, ``val-``,
+``test-``) or the name of the folder it is in; other shards are training shards. Class names
+come from ``classes.json`` beside the shards (``deepres data shard`` writes it), else the
+labels are their own names ("0", "1", ...).
+
+Shards are read in place (data/tarindex.py): one pass over each shard's headers and labels,
+cached, then each image is one seek and one read. A split of shards is therefore a
+:class:`FolderIndex` like any folder: the same shuffling, bit-identical resume, every test
+image counted once across torchrun ranks, and the same choice of held-in-memory or streamed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import re
+import tarfile
+from pathlib import Path
+
+from ..runtime.files import atomic_write, atomic_write_text
+from ..runtime.terminal import safe
+from .errors import DatasetError
+from .folder import SPLIT_NAMES, FolderIndex
+from .images import is_image_name
+from .progress import progress
+from .tarindex import TarMember, cached_index, iter_members
+
+CLASSES_FILE = "classes.json"
+_RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+_LIST = re.compile(r"\{([^{}]*,[^{}]*)\}")
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """``a-{000..002}.tar`` gives ``a-000.tar a-001.tar a-002.tar`` (zero padding kept);
+    ``{train,test}-0.tar`` gives both; the two combine."""
+    m = _LIST.search(pattern)
+    if m:
+        return [x for alt in m.group(1).split(",")
+                for x in expand_braces(pattern[:m.start()] + alt + pattern[m.end():])]
+    m = _RANGE.search(pattern)
+    if not m:
+        return [pattern]
+    lo, hi = int(m.group(1)), int(m.group(2))
+    if hi < lo:
+        raise DatasetError(f"{safe(pattern)}: the range {m.group(0)} counts down; write "
+                           "{low..high}")
+    width = len(m.group(1))
+    return [x for i in range(lo, hi + 1)
+            for x in expand_braces(pattern[:m.start()] + f"{i:0{width}d}" + pattern[m.end():])]
+
+
+def is_shard_pattern(spec: str) -> bool:
+    return ".tar" in spec and bool(_RANGE.search(spec) or _LIST.search(spec))
+
+
+def is_shard_folder(path: Path) -> bool:
+    """A folder of ``*.tar`` shards (with ``classes.json``, or with no class folders)."""
+    if not path.is_dir():
+        return False
+    if (path / CLASSES_FILE).is_file():
+        return True
+    entries = [e for e in path.iterdir() if not e.name.startswith(".")]
+    return bool(entries) and all(e.is_file() and e.suffix == ".tar" for e in entries)
+
+
+def shards_of(spec: str) -> list[Path]:
+    """The shard files ``--data spec`` names, each checked to exist."""
+    path = Path(spec)
+    if not is_shard_pattern(spec) and path.is_dir():
+        found = sorted(path.glob("*.tar")) + sorted(path.glob("*/*.tar"))
+        if not found:
+            raise DatasetError(f"{safe(spec)}: a folder of shards with no .tar files in it")
+        return found
+    paths = [Path(p) for p in expand_braces(spec)]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DatasetError(f"{safe(missing[0])}: no such shard ({len(missing)} of the "
+                           f"{len(paths)} files that {safe(spec)} names are missing)")
+    return paths
+
+
+def _split_of(shard: Path) -> str:
+    for name in (shard.name.split("-")[0], shard.parent.name):
+        if name in SPLIT_NAMES:
+            return name
+    return "train"
+
+
+def _shard_samples(shard: Path) -> list[list]:
+    """``[key, image member name, offset, size, label]`` for every sample of one shard; a
+    sample with an image and no label, or a label that is not a number, is an error naming
+    it. Members other than images and labels (``.json`` and the like) are left alone."""
+    images: dict[str, tuple[str, int, int]] = {}
+    labels: dict[str, int] = {}
+    for tf, info in iter_members(shard):
+        folder, _, base = info.name.rpartition("/")
+        stem, _, ext = base.partition(".")
+        key = f"{folder}/{stem}" if folder else stem
+        if ext == "cls":
+            text = tf.extractfile(info).read(64).decode("ascii", "replace").strip()
+            if not text.isdecimal() or not text.isascii():
+                raise DatasetError(f"{safe(shard)}: sample {safe(key)} has the label "
+                                   f"{safe(text)!r}; a .cls member holds a class number")
+            labels[key] = int(text)
+        elif is_image_name(info.name) and key not in images:
+            images[key] = (info.name, info.offset_data, info.size)
+    unlabelled = [k for k in images if k not in labels]
+    if unlabelled:
+        raise DatasetError(f"{safe(shard)}: sample {safe(unlabelled[0])} has an image and no "
+                           f".cls label ({len(unlabelled)} such); every sample needs KEY.cls")
+    return [[k, name, off, size, labels[k]] for k, (name, off, size) in images.items()]
+
+
+def shard_indexes(shards: list[Path], cache: Path) -> dict[str, FolderIndex]:
+    """Each split's samples, read from the shards' headers (cached per shard)."""
+    rows: dict[str, list[tuple[str, int]]] = {}
+    for shard in progress(shards, "indexing shards", unit="shard"):
+        split = rows.setdefault(_split_of(shard), [])
+        archive = os.fspath(shard)
+        for _key, name, off, size, label in cached_index(shard, "wds", _shard_samples, cache):
+            split.append((TarMember(archive, name, off, size), label))
+    classes = _classes(shards[0].parent, rows)
+    root = os.fspath(shards[0].parent)
+    ordered = {s: rows[s] for s in SPLIT_NAMES if s in rows}
+    return {s: FolderIndex(f"{root}/{s}", classes, samples) for s, samples in ordered.items()}
+
+
+def _classes(folder: Path, rows: dict[str, list[tuple[str, int]]]) -> list[str]:
+    top = max((y for samples in rows.values() for _, y in samples), default=-1)
+    path = folder / CLASSES_FILE
+    if not path.is_file():
+        return [str(i) for i in range(top + 1)]
+    try:
+        classes = json.loads(path.read_text())["classes"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{safe(path)}: not a class list ({exc}); it holds "
+                           '{"classes": ["name", ...]}') from exc
+    if top >= len(classes):
+        raise DatasetError(f"{safe(path)}: names {len(classes)} classes, but a shard has "
+                           f"the label {top}")
+    return [str(c) for c in classes]
+
+
+def write_shards(indexes: dict[str, FolderIndex], out: Path, shard_size: int,
+                 seed: int = 0) -> dict[str, int]:
+    """Write each split as ``OUT/{split}-{n:06d}.tar`` of at most ``shard_size`` samples, in
+    an order shuffled by ``seed`` (a shard then holds every class, as streaming readers
+    want), with the image files' bytes as they are, and ``OUT/classes.json``. Each shard is
+    written to a temporary name and renamed, so an interrupted run leaves no partial shard.
+    Returns the number of shards per split."""
+    if shard_size < 1:
+        raise DatasetError(f"--shard-size {shard_size}: give a positive number of samples")
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split, index in indexes.items():
+        order = list(range(len(index)))
+        random.Random(seed).shuffle(order)
+        chunks = [order[i:i + shard_size] for i in range(0, len(order), shard_size)]
+        for n, chunk in enumerate(progress(chunks, f"writing {split} shards", unit="shard")):
+            atomic_write(out / f"{split}-{n:06d}.tar",
+                         lambda tmp, c=chunk, i=index, s=split: _write_shard(tmp, i, c, s))
+        counts[split] = len(chunks)
+    classes = next(iter(indexes.values())).classes
+    atomic_write_text(out / CLASSES_FILE, json.dumps({"classes": classes}, indent=1) + "\n")
+    return counts
+
+
+def _write_shard(path: Path, index: FolderIndex, chunk: list[int], split: str) -> None:
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tf:
+        for i in chunk:
+            source, label = index.samples[i]
+            data = source.read() if isinstance(source, TarMember) else Path(source).read_bytes()
+            key = f"{split}{i:08d}"
+            ext = Path(source).suffix.lower().lstrip(".") or "jpg"
+            _add(tf, f"{key}.{ext}", data)
+            _add(tf, f"{key}.cls", str(label).encode())
+            _add(tf, f"{key}.json", json.dumps({"class": index.classes[label], "file": os.path
+                                                .relpath(source, index.root)}).encode())
+
+
+def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0  # the same bytes every time
+    tf.addfile(info, io.BytesIO(data))

@@ -1,0 +1,147 @@
+"""WebDataset shards and plain tar archives, read in place (data/shards.py, data/tarindex.py),
+and the one resolution of --data (data/datasource.py)."""
+
+import io
+import os
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepres.cli import main
+from deepres.data import DatasetError, load_data, resolve
+from deepres.data.images import decode_image
+from deepres.data.shards import expand_braces, write_shards
+from deepres.data.sources import cache_dir
+from deepres.data.tarindex import TarMember
+
+
+def test_brace_patterns_expand_as_webdataset_writes_them():
+    assert expand_braces("s/train-{000..002}.tar") == [f"s/train-00{i}.tar" for i in range(3)]
+    assert expand_braces("{train,test}-{0..1}.tar") == ["train-0.tar", "train-1.tar",
+                                                        "test-0.tar", "test-1.tar"]
+    assert expand_braces("plain.tar") == ["plain.tar"]
+    with pytest.raises(DatasetError, match="counts down"):
+        expand_braces("x-{5..1}.tar")
+
+
+def _pixels(ds):
+    """The (label, pixels) pairs of a held split, in a canonical order."""
+    return sorted((int(y), x.tobytes()) for x, y in zip(ds.images, ds.labels, strict=True))
+
+
+def _shard(folder, out, size=20):
+    from deepres.data.datasource import resolve as resolve_data
+
+    return write_shards(resolve_data(str(folder)).indexes(), out, size)
+
+
+def test_shards_hold_the_folders_images_and_classes(tiny_data, tmp_path):
+    out = tmp_path / "shards"
+    assert _shard(tiny_data, out) == {"train": 5, "test": 2}  # 96 and 24 samples
+    folder, shards = load_data(str(tiny_data)), load_data(str(out))
+    assert resolve(str(out)).kind == "shards" and shards.classes == folder.classes
+    for split in ("train", "test"):
+        assert _pixels(shards.split(split)) == _pixels(folder.split(split))
+    pattern = str(out / "{train,test}-{000000..000001}.tar")  # two of five train shards
+    assert len(load_data(pattern).train) == 40
+    # Written again from the same folder: the same bytes (a shard set is reproducible).
+    again = tmp_path / "again"
+    _shard(tiny_data, again)
+    assert (again / "train-000003.tar").read_bytes() == (out / "train-000003.tar").read_bytes()
+
+
+def _tar(folder, path):
+    with tarfile.open(path, "w") as tf:
+        tf.add(folder, arcname="mydata")
+    return path
+
+
+def test_a_plain_tar_is_read_in_place_in_the_folders_order(tiny_data, tmp_path):
+    archive = _tar(tiny_data, tmp_path / "mydata.tar")
+    source = resolve(str(archive))
+    assert source.kind == "tar"
+    a, b = load_data(str(tiny_data)), load_data(str(archive))
+    for split in ("train", "test"):
+        assert (a.split(split).images == b.split(split).images).all()
+        assert (a.split(split).labels == b.split(split).labels).all()
+    assert not (cache_dir() / "extracted").exists() or not any(
+        (cache_dir() / "extracted").iterdir())  # nothing was extracted
+    index = source.indexes()["test"]
+    member, label = index.samples[0]
+    assert isinstance(member, TarMember) and member.endswith("mydata/test/class0/000.png")
+    assert (decode_image(member) == decode_image(tiny_data / "test/class0/000.png")).all()
+
+
+def _big_folder(root, size=80):
+    """Images over the held-in-memory limit (64 px): the streamed path reads them per step."""
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 12), ("test", 4)):
+        for c in range(2):
+            d = root / split / f"c{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(img).save(d / f"{i}.jpg", quality=90)
+    return root
+
+
+def test_large_images_in_shards_are_streamed_from_the_shards(tmp_path):
+    import pickle
+
+    from deepres.data.testview import test_batches
+    from deepres.inputspec import InputSpec
+
+    folder = _big_folder(tmp_path / "big")
+    _shard(folder, tmp_path / "shards", size=7)
+    a, b = load_data(str(folder)), load_data(str(tmp_path / "shards"))
+    assert not b.in_memory and b.layout.startswith("streamed")
+    member = b.test.samples[0][0]
+    copy = pickle.loads(pickle.dumps(member))  # as DataLoader workers receive it
+    assert isinstance(copy, TarMember) and copy.read() == member.read()
+    view = InputSpec(64, 72, __import__("torch").zeros(3))
+
+    def seen(split):  # decoded in 2 DataLoader workers, every image once
+        return sorted((int(y), x.numpy().tobytes()) for batch in test_batches(
+            split, view, 3, workers=2) for x, y in zip(batch.images, batch.labels, strict=True))
+
+    assert seen(a.test) == seen(b.test) and len(seen(b.test)) == 8
+
+
+def test_shard_errors_name_the_file(tmp_path, capsys):
+    good = tmp_path / "good"
+    good.mkdir()
+    with tarfile.open(good / "train-000000.tar", "w") as tf:
+        for name, data in (("a.jpg", _jpeg()), ("a.cls", b"0"), ("b.jpg", _jpeg())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with pytest.raises(DatasetError, match="sample b has an image and no .cls label"):
+        load_data(str(good))
+    (tmp_path / "junk-0.tar").write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(DatasetError, match="not an uncompressed tar"):
+        load_data(str(tmp_path / "junk-{0..0}.tar"))
+    assert main(["data", "check", str(tmp_path / "junk-{0..1}.tar")]) == 2
+    err = capsys.readouterr().err
+    assert "junk-1.tar: no such shard" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _jpeg():
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_data_shard_never_writes_into_a_folder_with_files(tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["data", "shard", str(tiny_data), str(out)]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    assert os.listdir(out) == ["keep.txt"]
+    assert main(["data", "shard", str(tiny_data), str(tmp_path / "new"), "--shard-size",
+                 "50"]) == 0
+    assert sorted(os.listdir(tmp_path / "new")) == [
+        "classes.json", "test-000000.tar", "train-000000.tar", "train-000001.tar"]
