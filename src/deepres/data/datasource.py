@@ -19,13 +19,15 @@ from . import sources
 from .cifar import prepare_cifar
 from .errors import DatasetError
 from .folder import FolderIndex, index_members, scan_dataset
+from .hfdata import hf_indexes, is_hf_folder, parse_spec
 from .shards import is_shard_folder, is_shard_pattern, shard_indexes, shards_of
 from .sources import ARCHIVE_SUFFIXES, Splits, cache_dir, is_cifar_folder, load_indexes
 from .tarindex import is_plain_tar, member_table
 
 ACCEPTS = ("a folder, a tar archive of one (.tar is read in place; .tar.gz, .tar.xz, .tar.bz2 "
            "are extracted once), WebDataset shards (a folder of them, or a pattern such as "
-           "'shards/train-{000000..000009}.tar'), 'sample', 'cifar10' or 'cifar100'")
+           "'shards/train-{000000..000009}.tar'), a Hugging Face dataset saved to disk "
+           "(hf:PATH), 'sample', 'cifar10' or 'cifar100'")
 CIFAR_MEMBERS = ("batches.meta", "data_batch_1", "meta", "batches.meta.txt")
 
 
@@ -74,6 +76,9 @@ READERS: dict[str, Reader] = {
     "tar": Reader("a tar archive of an image folder, read in place", _tar_indexes),
     "shards": Reader("WebDataset shards, read in place",
                      lambda s: shard_indexes(list(s.paths), cache_dir())),
+    "hf": Reader("a Hugging Face dataset from local files",
+                 lambda s: hf_indexes(s.spec if s.spec.startswith("hf:") else f"hf:{s.path}",
+                                      cache_dir())),
     "cifar": Reader("CIFAR's own batches", lambda s: None,
                     lambda s: sources.cifar_splits(s.path, s.name)),
 }
@@ -105,6 +110,9 @@ def resolve(spec: str, root: str | os.PathLike[str] | None = None) -> DataSource
     if spec in ("cifar10", "cifar100"):
         folder = prepare_cifar(spec, Path(root) if root else cache_dir() / "datasets")
         return DataSource("cifar", spec, spec, (folder,))
+    if spec.startswith("hf:"):
+        folder = parse_spec(spec)[0]
+        return DataSource("hf", spec, folder.name or "hf", (folder,))
     if is_shard_pattern(spec):
         paths = tuple(shards_of(spec))
         return DataSource("shards", spec, paths[0].parent.name or "shards", paths)
@@ -117,6 +125,8 @@ def resolve(spec: str, root: str | os.PathLike[str] | None = None) -> DataSource
         raise DatasetError(f"{safe(spec)}: not a folder or a regular file")
     if is_cifar_folder(path):
         return DataSource("cifar", spec, path.name, (path,))
+    if is_hf_folder(path):
+        return DataSource("hf", spec, path.name, (path,))
     if is_shard_folder(path):
         return DataSource("shards", spec, path.name, tuple(shards_of(spec)))
     return DataSource("folder", spec, path.name, (path,))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .tarindex import TarMember
+from .members import Member
 
 # Formats we decode; anything else PIL could open (TIFF, GIF, PSD, ...) is refused.
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
@@ -83,7 +83,7 @@ def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
     decode: PIL's ``verify()`` does not check JPEG data), decompression bombs. Applies the EXIF
     orientation. Grayscale, palette, RGBA, CMYK and 16-bit images all become 3-channel RGB.
     """
-    if isinstance(path, TarMember):  # inside an archive read in place (data/tarindex.py)
+    if isinstance(path, Member):  # in an archive or a dataset file (data/members.py)
         try:
             data = path.read()
         except OSError as exc:
@@ -148,7 +148,7 @@ def image_size(path: str | os.PathLike[str] | io.BytesIO) -> tuple[int, int] | N
     """``(width, height)`` as decoded (EXIF rotation applied) from the header alone, without
     decoding the pixels (a file, or bytes in memory); None when it cannot be opened as an
     image, or is not a regular file (never opened: a FIFO would block)."""
-    if isinstance(path, TarMember):
+    if isinstance(path, Member):
         try:
             path = io.BytesIO(path.read())
         except OSError:

@@ -25,8 +25,8 @@ from ..runtime.files import atomic_write_text, fsync_dir, is_out_of_space, out_o
 from .cifar import ArrayDataset, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
 from .images import BadImageError, decode_image, image_size, refused_images
+from .members import Member
 from .progress import progress
-from .tarindex import TarMember
 
 SAMPLE_ARCHIVE = "cifar10-sample.tar.xz"
 SMALL_MAX_SIDE = 64  # images this size or smaller are held in memory as uint8 arrays
@@ -131,16 +131,14 @@ def extract_folder_archive(archive: Path) -> Path:
 
 def _fingerprint(index: FolderIndex) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
-    archives: dict[str, os.stat_result] = {}
     for path, label in index.samples:
-        if isinstance(path, TarMember):  # its archive's size and time, and where it lies
-            st = archives.get(path.archive) or archives.setdefault(path.archive,
-                                                                   os.stat(path.archive))
-            where = f"\0{path.offset}\0{path.size}"
+        if isinstance(path, Member):  # its archive's size and time, and where it lies
+            what = path.identity()
         else:
-            st, where = os.stat(path), ""
+            st = os.stat(path)
+            what = f"{st.st_size}\0{st.st_mtime_ns}"
         rel = os.fsencode(os.path.relpath(path, index.root))  # any bytes, UTF-8 or not
-        h.update(rel + f"\0{label}\0{st.st_size}\0{st.st_mtime_ns}{where}\n".encode())
+        h.update(rel + f"\0{label}\0{what}\n".encode())
     return h.hexdigest()[:24]
 
 

@@ -9,6 +9,7 @@ and nothing is written, so a member named ``../x`` cannot reach outside anything
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -18,13 +19,14 @@ from pathlib import Path
 
 from ..runtime.files import atomic_write_text
 from .errors import DatasetError
+from .members import Member
 
 # A member's header can claim any size; an image larger than this is refused when read.
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
 INDEX_VERSION = 1
 
 
-class TarMember(str):
+class TarMember(Member):
     """A file inside a tar archive, usable wherever a sample's path is: its text is
     ``ARCHIVE/NAME`` (so messages name it), and it knows where its bytes lie."""
 
@@ -41,6 +43,10 @@ class TarMember(str):
     def __reduce__(self):  # to DataLoader workers with its location
         return (TarMember, (self.archive, self.name, self.offset, self.size))
 
+    def identity(self) -> str:
+        st = _stat(self.archive)
+        return f"{st.st_size}\0{st.st_mtime_ns}\0{self.offset}\0{self.size}"
+
     def read(self) -> bytes:
         """The member's bytes; OSError when the archive is shorter than its header said."""
         if self.size > MAX_MEMBER_BYTES:
@@ -51,6 +57,11 @@ class TarMember(str):
         if len(data) != self.size:
             raise OSError(f"the archive ends {self.size - len(data)} bytes early")
         return data
+
+
+@functools.lru_cache(maxsize=4096)
+def _stat(archive: str) -> os.stat_result:
+    return os.stat(archive)
 
 
 def is_plain_tar(path: Path) -> bool:
