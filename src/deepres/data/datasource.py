@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..runtime.terminal import safe
-from . import sources
+from . import remote, sources
 from .cifar import prepare_cifar
 from .errors import DatasetError
 from .folder import FolderIndex, index_members, scan_dataset
@@ -39,7 +39,7 @@ class DataSource:
     kind: str
     spec: str
     name: str
-    paths: tuple[Path, ...]
+    paths: tuple[Path | str, ...]  # str: a URL
 
     @property
     def path(self) -> Path:
@@ -75,7 +75,7 @@ READERS: dict[str, Reader] = {
     "folder": Reader("an image folder", lambda s: scan_dataset(s.path)),
     "tar": Reader("a tar archive of an image folder, read in place", _tar_indexes),
     "shards": Reader("WebDataset shards, read in place",
-                     lambda s: shard_indexes(list(s.paths), cache_dir())),
+                     lambda s: shard_indexes([str(p) for p in s.paths], cache_dir())),
     "hf": Reader("a Hugging Face dataset from local files",
                  lambda s: hf_indexes(s.spec if s.spec.startswith("hf:") else f"hf:{s.path}",
                                       cache_dir())),
@@ -114,8 +114,16 @@ def resolve(spec: str, root: str | os.PathLike[str] | None = None) -> DataSource
         folder = parse_spec(spec)[0]
         return DataSource("hf", spec, folder.name or "hf", (folder,))
     if is_shard_pattern(spec):
+        paths = tuple(Path(p) if not remote.is_url(p) else p for p in shards_of(spec))
+        return DataSource("shards", spec, remote.basename(remote.parent(str(paths[0])))
+                          or "shards", paths)
+    if remote.is_url(spec):  # a shard, or a folder of them (ending in /), in an object store
+        if not spec.endswith(("/", ".tar")):
+            raise DatasetError(f"{safe(spec)}: a URL as --data names WebDataset shards: one "
+                               "shard (.tar), a pattern of them, or a folder ending in /")
         paths = tuple(shards_of(spec))
-        return DataSource("shards", spec, paths[0].parent.name or "shards", paths)
+        return DataSource("shards", spec, remote.basename(remote.parent(paths[0])) or "shards",
+                          paths)
     path = Path(spec)
     if path.is_file():
         return _from_file(spec, path)
@@ -128,7 +136,7 @@ def resolve(spec: str, root: str | os.PathLike[str] | None = None) -> DataSource
     if is_hf_folder(path):
         return DataSource("hf", spec, path.name, (path,))
     if is_shard_folder(path):
-        return DataSource("shards", spec, path.name, tuple(shards_of(spec)))
+        return DataSource("shards", spec, path.name, tuple(Path(p) for p in shards_of(spec)))
     return DataSource("folder", spec, path.name, (path,))
 
 

@@ -26,9 +26,11 @@ from pathlib import Path
 
 from ..runtime.files import atomic_write, atomic_write_text
 from ..runtime.terminal import safe
+from . import remote
 from .errors import DatasetError
 from .folder import SPLIT_NAMES, FolderIndex
 from .images import is_image_name
+from .members import Member
 from .progress import progress
 from .tarindex import TarMember, cached_index, iter_members
 
@@ -70,30 +72,31 @@ def is_shard_folder(path: Path) -> bool:
     return bool(entries) and all(e.is_file() and e.suffix == ".tar" for e in entries)
 
 
-def shards_of(spec: str) -> list[Path]:
-    """The shard files ``--data spec`` names, each checked to exist."""
-    path = Path(spec)
-    if not is_shard_pattern(spec) and path.is_dir():
-        found = sorted(path.glob("*.tar")) + sorted(path.glob("*/*.tar"))
+def shards_of(spec: str) -> list[str]:
+    """The shard files ``--data spec`` names (paths or URLs), each checked to exist."""
+    folder = not is_shard_pattern(spec) and (spec.endswith("/") if remote.is_url(spec)
+                                              else Path(spec).is_dir())
+    if folder:
+        found = remote.listing(spec, "*.tar") + remote.listing(spec, "*/*.tar")
         if not found:
             raise DatasetError(f"{safe(spec)}: a folder of shards with no .tar files in it")
         return found
-    paths = [Path(p) for p in expand_braces(spec)]
-    missing = [p for p in paths if not p.is_file()]
+    paths = expand_braces(spec)
+    missing = [p for p in paths if not remote.is_file(p)]
     if missing:
         raise DatasetError(f"{safe(missing[0])}: no such shard ({len(missing)} of the "
                            f"{len(paths)} files that {safe(spec)} names are missing)")
     return paths
 
 
-def _split_of(shard: Path) -> str:
-    for name in (shard.name.split("-")[0], shard.parent.name):
+def _split_of(shard: str) -> str:
+    for name in (remote.basename(shard).split("-")[0], remote.basename(remote.parent(shard))):
         if name in SPLIT_NAMES:
             return name
     return "train"
 
 
-def _shard_samples(shard: Path) -> list[list]:
+def _shard_samples(shard: str | Path) -> list[list]:
     """``[key, image member name, offset, size, label]`` for every sample of one shard; a
     sample with an image and no label, or a label that is not a number, is an error naming
     it. Members other than images and labels (``.json`` and the like) are left alone."""
@@ -118,27 +121,26 @@ def _shard_samples(shard: Path) -> list[list]:
     return [[k, name, off, size, labels[k]] for k, (name, off, size) in images.items()]
 
 
-def shard_indexes(shards: list[Path], cache: Path) -> dict[str, FolderIndex]:
+def shard_indexes(shards: list[str], cache: Path) -> dict[str, FolderIndex]:
     """Each split's samples, read from the shards' headers (cached per shard)."""
     rows: dict[str, list[tuple[str, int]]] = {}
     for shard in progress(shards, "indexing shards", unit="shard"):
         split = rows.setdefault(_split_of(shard), [])
-        archive = os.fspath(shard)
         for _key, name, off, size, label in cached_index(shard, "wds", _shard_samples, cache):
-            split.append((TarMember(archive, name, off, size), label))
-    classes = _classes(shards[0].parent, rows)
-    root = os.fspath(shards[0].parent)
+            split.append((TarMember(shard, name, off, size), label))
+    root = remote.parent(shards[0])
+    classes = _classes(root, rows)
     ordered = {s: rows[s] for s in SPLIT_NAMES if s in rows}
     return {s: FolderIndex(f"{root}/{s}", classes, samples) for s, samples in ordered.items()}
 
 
-def _classes(folder: Path, rows: dict[str, list[tuple[str, int]]]) -> list[str]:
+def _classes(folder: str, rows: dict[str, list[tuple[str, int]]]) -> list[str]:
     top = max((y for samples in rows.values() for _, y in samples), default=-1)
-    path = folder / CLASSES_FILE
-    if not path.is_file():
+    path = f"{folder}/{CLASSES_FILE}"
+    if not remote.is_file(path):
         return [str(i) for i in range(top + 1)]
     try:
-        classes = json.loads(path.read_text())["classes"]
+        classes = json.loads(remote.read_bytes(path))["classes"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"{safe(path)}: not a class list ({exc}); it holds "
                            '{"classes": ["name", ...]}') from exc
@@ -176,13 +178,27 @@ def _write_shard(path: Path, index: FolderIndex, chunk: list[int], split: str) -
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tf:
         for i in chunk:
             source, label = index.samples[i]
-            data = source.read() if isinstance(source, TarMember) else Path(source).read_bytes()
+            data = source.read() if isinstance(source, Member) else Path(source).read_bytes()
             key = f"{split}{i:08d}"
-            ext = Path(source).suffix.lower().lstrip(".") or "jpg"
+            ext = _extension(source, data)
             _add(tf, f"{key}.{ext}", data)
             _add(tf, f"{key}.cls", str(label).encode())
             _add(tf, f"{key}.json", json.dumps({"class": index.classes[label], "file": os.path
                                                 .relpath(source, index.root)}).encode())
+
+
+def _extension(source: str, data: bytes) -> str:
+    """The image's own extension, or (a row of a dataset) the one its format has."""
+    ext = Path(source).suffix.lower().lstrip(".")
+    if is_image_name(f"x.{ext}") and not isinstance(source, Member):
+        return ext
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return {"JPEG": "jpg"}.get(img.format or "", (img.format or "jpg").lower())
+    except OSError:
+        return ext or "jpg"
 
 
 def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -9,7 +9,6 @@ and nothing is written, so a member named ``../x`` cannot reach outside anything
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..runtime.files import atomic_write_text
+from . import remote
 from .errors import DatasetError
 from .members import Member
 
@@ -44,24 +44,16 @@ class TarMember(Member):
         return (TarMember, (self.archive, self.name, self.offset, self.size))
 
     def identity(self) -> str:
-        st = _stat(self.archive)
-        return f"{st.st_size}\0{st.st_mtime_ns}\0{self.offset}\0{self.size}"
+        return f"{remote.identity(self.archive)}\0{self.offset}\0{self.size}"
 
     def read(self) -> bytes:
         """The member's bytes; OSError when the archive is shorter than its header said."""
         if self.size > MAX_MEMBER_BYTES:
             raise OSError(f"{self.size} bytes, over the limit of {MAX_MEMBER_BYTES} for one image")
-        with open(self.archive, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(self.size)
+        data = remote.read_range(self.archive, self.offset, self.size)
         if len(data) != self.size:
             raise OSError(f"the archive ends {self.size - len(data)} bytes early")
         return data
-
-
-@functools.lru_cache(maxsize=4096)
-def _stat(archive: str) -> os.stat_result:
-    return os.stat(archive)
 
 
 def is_plain_tar(path: Path) -> bool:
@@ -76,10 +68,11 @@ def is_plain_tar(path: Path) -> bool:
         return False
 
 
-def iter_members(path: Path) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
-    """The archive's regular members in order, with the open archive (to read small ones)."""
+def iter_members(path: str | Path) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """The archive's regular members in order, with the open archive (to read small ones);
+    ``path`` may be a URL (data/remote.py)."""
     try:
-        with tarfile.open(path, mode="r:") as tf:
+        with remote.open_binary(os.fspath(path)) as f, tarfile.open(fileobj=f, mode="r:") as tf:
             while (info := tf.next()) is not None:
                 tf.members.clear()  # one header at a time: a million members stay small
                 if info.isreg():
@@ -89,16 +82,16 @@ def iter_members(path: Path) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]
                            "or a compressed archive (.tar.gz, .tar.xz) to be extracted") from exc
 
 
-def _cache_file(path: Path, kind: str, cache: Path) -> Path:
-    st = path.stat()
-    key = hashlib.sha256(f"v{INDEX_VERSION}\0{kind}\0{path.resolve()}\0{st.st_size}\0"
-                         f"{st.st_mtime_ns}".encode()).hexdigest()[:24]
+def _cache_file(path: str | Path, kind: str, cache: Path) -> Path:
+    key = hashlib.sha256(f"v{INDEX_VERSION}\0{kind}\0{remote.identity(os.fspath(path))}"
+                         .encode()).hexdigest()[:24]
     return cache / "tarindex" / f"{key}.json"
 
 
-def cached_index(path: Path, kind: str, build: Callable[[Path], list], cache: Path) -> list:
+def cached_index(path: str | Path, kind: str, build: Callable[[str | Path], list],
+                 cache: Path) -> list:
     """``build(path)`` (a JSON-able list), kept in the cache by the archive's path, size and
-    modification time, so a second run reads no headers."""
+    modification time (or a URL's ETag), so a second run reads no headers."""
     saved = _cache_file(path, kind, cache)
     try:
         return json.loads(saved.read_text())

@@ -1,0 +1,137 @@
+"""Files named by a URL (``s3://``, ``gs://``, any fsspec protocol) or a local path, behind one
+small set of calls, so that shards and weights can live in an object store and be read in
+place: a shard's headers once (its index is cached), then each image as one ranged read.
+
+Credentials and endpoints come from where the storage library looks for them (for S3: the
+``AWS_*`` variables, ``~/.aws``; ``AWS_ENDPOINT_URL`` for an S3-compatible server). A URL
+that cannot be reached, a missing object and missing credentials are one
+:class:`DatasetError` naming the URL.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+from typing import IO, Any
+
+from .errors import DatasetError
+
+READ_AHEAD = 8 * 1024 * 1024
+
+
+def is_url(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    try:
+        import fsspec
+    except ImportError as exc:  # pragma: no cover - fsspec comes with torch
+        raise DatasetError(f"{url}: reading URLs needs fsspec (pip install fsspec)") from exc
+    try:
+        return fsspec.core.url_to_fs(url)  # an instance per process (fsspec renews it after fork)
+    except (ImportError, ValueError) as exc:
+        protocol = url.split("://")[0]
+        extra = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs"}.get(protocol, "")
+        raise DatasetError(f"{url}: cannot read {protocol}:// URLs ({exc})"
+                           + (f"; pip install {extra}" if extra else "")) from exc
+
+
+def _failed(url: str, exc: BaseException) -> DatasetError:
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError") or isinstance(
+            exc, PermissionError):
+        why = (f"no access ({exc}); set credentials as the storage library reads them "
+               "(for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws)")
+    elif isinstance(exc, FileNotFoundError):
+        why = "no such object"
+    else:
+        why = f"cannot be read ({name}: {exc})"
+    return DatasetError(f"{url}: {why}")
+
+
+def _guarded(url: str, call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the storage library's own errors, named once
+        raise _failed(url, exc) from exc
+
+
+def open_binary(location: str) -> IO[bytes]:
+    if not is_url(location):
+        return open(location, "rb")
+    fs, path = _fs(location)
+    return _guarded(location, fs.open, path, "rb")
+
+
+def read_range(location: str, start: int, size: int) -> bytes:
+    if not is_url(location):
+        with open(location, "rb") as f:
+            f.seek(start)
+            return f.read(size)
+    f = _handle(location, os.getpid())
+
+    def ranged() -> bytes:
+        f.seek(start)
+        return f.read(size)
+
+    return _guarded(location, ranged)
+
+
+@functools.lru_cache(maxsize=8)
+def _handle(location: str, pid: int) -> IO[bytes]:
+    """An open remote file per process (``pid`` keys it: a forked DataLoader worker opens its
+    own), reading ahead in 8 MB blocks: images read in order (a whole split decoded, a header
+    scan) cost one request per block; a random read costs one request."""
+    del pid
+    fs, path = _fs(location)
+    return _guarded(location, lambda: fs.open(path, "rb", block_size=READ_AHEAD,
+                                              cache_type="readahead"))
+
+
+@functools.lru_cache(maxsize=4096)
+def identity(location: str) -> str:
+    """What changes when the file changes: size and time (an ETag where the store has one)."""
+    if not is_url(location):
+        st = os.stat(location)
+        return f"{os.path.abspath(location)}\0{st.st_size}\0{st.st_mtime_ns}"
+    fs, path = _fs(location)
+    info = _guarded(location, fs.info, path)
+    return "\0".join(str(info.get(k, "")) for k in ("name", "size", "ETag", "LastModified",
+                                                      "mtime"))
+
+
+def is_file(location: str) -> bool:
+    if not is_url(location):
+        return os.path.isfile(location)
+    fs, path = _fs(location)
+    return bool(_guarded(location, fs.isfile, path))
+
+
+def listing(folder: str, pattern: str) -> list[str]:
+    """The files in ``folder`` that match ``pattern`` (sorted), as locations."""
+    if not is_url(folder):
+        import glob
+
+        return sorted(glob.glob(os.path.join(folder, pattern)))
+    fs, path = _fs(folder)
+    protocol = folder.split("://")[0]
+    found = _guarded(folder, fs.glob, posixpath.join(path.rstrip("/"), pattern))
+    return sorted(f"{protocol}://{p}" for p in found)
+
+
+def read_bytes(location: str) -> bytes:
+    with open_binary(location) as f:
+        return f.read()
+
+
+def parent(location: str) -> str:
+    return posixpath.dirname(location.rstrip("/")) if is_url(location) else os.path.dirname(
+        location)
+
+
+def basename(location: str) -> str:
+    return posixpath.basename(location.rstrip("/"))

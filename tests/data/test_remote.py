@@ -1,0 +1,131 @@
+"""Shards in an object store (data/remote.py): a real S3-compatible server (moto, in server
+mode on 127.0.0.1), shards uploaded to it, then training, a SIGKILL and resume, and eval."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto.server")
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    deadline = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            assert time.time() < deadline, "the S3 server did not start"
+            time.sleep(0.1)
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.mkdir("bucket")
+    yield fs, {**os.environ, **env}
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _folder(root):
+    rng = np.random.default_rng(4)
+    for split, n in (("train", 16), ("test", 5)):
+        for c in range(2):
+            (root / split / f"c{c}").mkdir(parents=True)
+            for i in range(n):
+                img = np.clip(rng.normal(60 + 120 * c, 40, (72, 72, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(root / split / f"c{c}" / f"{i}.png")
+    return root
+
+
+def _last_step(run):
+    try:
+        return max(json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text()
+                   .splitlines())
+    except (OSError, ValueError):
+        return -1
+
+
+def test_train_resume_and_eval_from_shards_in_s3(s3, tmp_path):
+    from deepres.data import resolve
+    from deepres.data.shards import write_shards
+
+    fs, env = s3
+    folder = _folder(tmp_path / "big")
+    write_shards(resolve(str(folder)).indexes(), tmp_path / "shards", 10)
+    fs.put(str(tmp_path / "shards") + "/", "bucket/shards/", recursive=True)
+    url = "s3://bucket/shards/"
+
+    def train(run, resume):
+        where = ["--resume", str(run)] if resume else ["--run-dir", str(run)]
+        return subprocess.Popen(
+            [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data", url,
+             "--epochs", "3", "--batch-size", "8", "--input-size", "48", "--seed", "2",
+             "--checkpoint-every", "2", "--log-every", "1", "--precision", "fp32",
+             "--workers", "2", *where], env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    ref = tmp_path / "ref"
+    out, err = train(ref, False).communicate(timeout=300)
+    assert "streamed" in err and json.loads(out[out.index("{"):])["test_images"] == 10, err
+    killed = tmp_path / "killed"
+    proc = train(killed, False)
+    deadline = time.time() + 120
+    while _last_step(killed) < 5 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    proc = train(killed, True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    a, b = (load_file(str(r / "weights.safetensors")) for r in (ref, killed))
+    assert all((a[k] == b[k]).all() for k in a)  # resumed from the store, bit-identically
+
+    def error(data):
+        done = subprocess.run([sys.executable, "-m", "deepres", "eval", "--weights",
+                               str(ref / "weights.safetensors"), "--data", data, "--json",
+                               "--precision", "fp32"], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout)
+        return result["top1_error"], result["images"]
+
+    assert error(url) == error(str(folder))
+
+
+def test_store_failures_are_one_line(s3, tmp_path):
+    fs, env = s3
+
+    def check(data, extra=None):
+        done = subprocess.run([sys.executable, "-m", "deepres", "data", "check", data],
+                              env={**env, **(extra or {})}, capture_output=True, text=True,
+                              timeout=120)
+        return done.returncode, done.stderr.strip()
+
+    code, err = check("s3://bucket/nothing/train-{0..1}.tar")
+    assert code == 2 and "no such shard" in err and len(err.splitlines()) == 1
+    fs.pipe("bucket/junk/train-0.tar", b"not a tar" * 100)
+    code, err = check("s3://bucket/junk/train-0.tar")
+    assert code == 2 and "not an uncompressed tar" in err and len(err.splitlines()) == 1
+    code, err = check("s3://bucket/x/", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert code == 2 and "s3://bucket/x/" in err and len(err.splitlines()) == 1
