@@ -145,3 +145,75 @@ def test_data_shard_never_writes_into_a_folder_with_files(tiny_data, tmp_path, c
                  "50"]) == 0
     assert sorted(os.listdir(tmp_path / "new")) == [
         "classes.json", "test-000000.tar", "train-000000.tar", "train-000001.tar"]
+
+
+@pytest.fixture
+def small_cache(tmp_path, monkeypatch):
+    """A 1 MB tmpfs as the cache (skipped where tmpfs cannot be mounted)."""
+    import subprocess
+
+    mount = tmp_path / "cache"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    monkeypatch.setenv("DEEPRES_CACHE", str(mount))
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_dataset_larger_than_the_cache_disk_trains_from_shards(tmp_path, small_cache):
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "data"
+    for split, n in (("train", 40), ("test", 8)):
+        for c in range(2):
+            (folder / split / f"c{c}").mkdir(parents=True)
+            for i in range(n):  # noise: about 16 KB a PNG, 1.5 MB in all
+                Image.fromarray(rng.integers(0, 255, (72, 72, 3), dtype=np.uint8)).save(
+                    folder / split / f"c{c}" / f"{i}.png")
+    big = sum(p.stat().st_size for p in folder.rglob("*.png"))
+    assert big > 1024 * 1024  # larger than the whole cache disk
+    _shard(folder, tmp_path / "shards", size=30)
+    compressed = tmp_path / "data.tar.gz"
+    with tarfile.open(compressed, "w:gz") as tf:
+        tf.add(folder, arcname="data")
+    cmd = [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--epochs", "1",
+           "--batch-size", "16", "--input-size", "32", "--precision", "fp32"]
+    env = {**os.environ, "DEEPRES_CACHE": str(small_cache)}
+    done = subprocess.run([*cmd, "--data", str(tmp_path / "shards"), "--run-dir",
+                           str(tmp_path / "run")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"test_images": 16' in done.stdout
+    # A compressed archive must be extracted: refused before anything is written, naming
+    # what it needs and where.
+    done = subprocess.run([*cmd, "--data", str(compressed), "--run-dir",
+                           str(tmp_path / "run2")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 2 and "extracting it needs" in done.stderr, done.stderr[-2000:]
+    assert "uncompressed .tar" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    left = [p for p in (small_cache / "extracted").rglob("*") if p.is_file()]
+    assert [p.name for p in left if p.stat().st_size or not p.name.endswith(".lock")] == []
+
+
+def test_decoded_images_too_large_for_the_cache_disk_are_held_uncached(tiny_data, monkeypatch,
+                                                                        capsys):
+    import shutil
+    from collections import namedtuple
+
+    from deepres.data import sources
+
+    def entries():
+        return set((sources.cache_dir() / "arrays").glob("*-fit"))
+
+    before = entries()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    splits = load_data(str(tiny_data))  # held in memory: 96 + 24 decoded 32x32 images
+    assert len(splits.train) == 96 and splits.in_memory
+    assert "decoded images not cached" in capsys.readouterr().err
+    assert entries() == before

@@ -12,6 +12,7 @@ import io
 import os
 import pickle
 import shutil
+import sys
 import tarfile
 import urllib.request
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.files import OutOfSpaceError, atomic_write
+from ..runtime.files import OutOfSpaceError, atomic_write, human_bytes
 from .folder import DatasetError
 
 
@@ -82,12 +83,29 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 if not (m.isfile() or m.isdir()):
                     raise DatasetError(f"{archive}: refusing member {m.name!r}: links and "
                                        "special files are not extracted")
+            _fits(archive, dest, members)
             from .progress import progress
 
             tar.extractall(dest, members=progress(members, f"extracting {archive}",
                                                   len(members), "file"), filter="data")
     except tarfile.TarError as exc:
         raise DatasetError(f"{archive}: not a readable tar archive ({exc})") from exc
+
+
+def _fits(archive: Path, dest: Path, members: list[tarfile.TarInfo]) -> None:
+    """Say how much disk the extraction needs before it starts; refuse it (one line) where
+    the disk has less free."""
+    block = 4096  # a file takes whole blocks of the filesystem
+    need = sum(-(-m.size // block) * block + block for m in members)
+    free = shutil.disk_usage(dest).free
+    where = dest.parent
+    if need > free:
+        raise DatasetError(f"{archive}: extracting it needs {human_bytes(need)} in {where}, "
+                           f"which has {human_bytes(free)} free; free space, set "
+                           "DEEPRES_CACHE to a larger disk, or give an uncompressed .tar "
+                           "(read in place, nothing extracted)")
+    print(f"extracting {archive}: {len(members)} files, {human_bytes(need)} into {where} "
+          f"({human_bytes(free)} free)", file=sys.stderr, flush=True)
 
 
 def download(archive: Archive, root: Path) -> Path:

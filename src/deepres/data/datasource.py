@@ -68,6 +68,10 @@ class Reader:
 
 def _tar_indexes(src: DataSource) -> dict[str, FolderIndex]:
     table = member_table(src.path, cache_dir())
+    for m in table:  # refused as extraction refuses them, though nothing is written here
+        if m.name.startswith("/") or ".." in m.name.split("/"):
+            raise DatasetError(f"{safe(src.path)}: refusing member {safe(m.name)!r}: it points "
+                               "outside the archive's folder")
     return index_members(os.fspath(src.path), table, [m.name for m in table])
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime import files
-from ..runtime.files import atomic_write_text, fsync_dir, is_out_of_space, out_of_space
+from ..runtime.files import (
+    OutOfSpaceError,
+    atomic_write_text,
+    fsync_dir,
+    human_bytes,
+    is_out_of_space,
+    out_of_space,
+)
 from .cifar import ArrayDataset, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
 from .images import BadImageError, decode_image, image_size, refused_images
@@ -213,7 +221,18 @@ def load_cached_arrays(index: FolderIndex, shape: tuple[int, int] | None = None,
         (tmp / "bad.json").write_text(json.dumps({"bad": [[b.path, b.reason] for b in bad],
                                                   "resized": resized}))
 
-    _cached_dir(folder, fill)
+    need = ds.images.nbytes + ds.labels.nbytes + 65536
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder.parent).free
+    if need > free:  # a set larger than the cache's disk: held in memory only
+        print(f"decoded images not cached: they need {human_bytes(need)}, {folder.parent} has "
+              f"{human_bytes(free)} free (set DEEPRES_CACHE to a larger disk to cache them); "
+              "held in memory only", file=sys.stderr, flush=True)
+        return ds, bad, resized
+    try:
+        _cached_dir(folder, fill)
+    except OutOfSpaceError as exc:  # filled up meanwhile: nothing kept, the run goes on
+        print(f"decoded images not cached: {exc}", file=sys.stderr, flush=True)
     return ds, bad, resized
 
 
@@ -241,9 +260,12 @@ def scan_headers(index: FolderIndex, fingerprint: str | None = None
         sizes[size or (0, 0)] += 1
         if size is None:
             unreadable.append(p)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"sizes": [[list(k), v] for k, v in sizes.items()],
-                                        "unreadable": unreadable}))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"sizes": [[list(k), v] for k, v in sizes.items()],
+                                            "unreadable": unreadable}))
+    except OSError:  # a full cache disk: scanned again next time, the run goes on
+        pass
     return sizes, unreadable
 
 

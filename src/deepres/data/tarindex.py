@@ -98,8 +98,11 @@ def cached_index(path: str | Path, kind: str, build: Callable[[str | Path], list
     except (OSError, ValueError):
         pass
     entries = build(path)
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(saved, json.dumps(entries))
+    try:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, json.dumps(entries))
+    except OSError:  # a full cache disk: indexed again next time, the run goes on
+        pass
     return entries
 
 

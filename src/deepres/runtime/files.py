@@ -61,7 +61,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _human(n: float) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -89,9 +89,9 @@ def out_of_space(path: Path, written: int, exc: BaseException | None = None) -> 
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = 0
-    need = f"more than {_human(written)}" if written else "more"
+    need = f"more than {human_bytes(written)}" if written else "more"
     return OutOfSpaceError(
-        errno.ENOSPC, f"{path}: not written, the disk is full ({_human(free)} free there; it "
+        errno.ENOSPC, f"{path}: not written, the disk is full ({human_bytes(free)} free there; it "
         f"needs {need}). Nothing that existed was changed; free space or write elsewhere, "
         "then run again")
 
