@@ -237,14 +237,25 @@ def test_ranks_meet_before_teardown_only_when_leaving_normally(monkeypatch):
     assert calls == ["destroy"]
 
 
-def test_two_processes_train_from_shards_and_count_every_test_image_once(tiny_data, tmp_path):
+@pytest.mark.parametrize("kind", ["shards", "hf"])
+def test_two_processes_train_from_shards_and_count_every_test_image_once(tiny_data, tmp_path,
+                                                                          kind):
     from deepres.data import resolve
     from deepres.data.shards import write_shards
 
-    shards = tmp_path / "shards"
-    write_shards(resolve(str(tiny_data)).indexes(), shards, 20)
+    data = tmp_path / kind
+    if kind == "shards":
+        write_shards(resolve(str(tiny_data)).indexes(), data, 20)
+    else:
+        datasets = pytest.importorskip("datasets")
+        indexes = resolve(str(tiny_data)).indexes()
+        features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(
+            names=indexes["train"].classes)})
+        datasets.DatasetDict({s: datasets.Dataset.from_dict(
+            {"image": [str(p) for p, _ in ix.samples], "label": [y for _, y in ix.samples]},
+            features=features) for s, ix in indexes.items()}).save_to_disk(str(data))
     folder = _train(tiny_data, tmp_path / "folder", 1)
-    two = _train(shards, tmp_path / "two", 2)
+    two = _train(data, tmp_path / "two", 2)
     assert two["test_images"] == folder["test_images"] == 24
     # The same images as the folder's; shards are written shuffled, so the run differs.
     losses = [r["train_loss"] for r in _rows(tmp_path / "two") if "train_loss" in r]
