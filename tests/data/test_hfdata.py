@@ -57,6 +57,7 @@ def test_hf_column_errors_are_one_line(tiny_data, tmp_path, capsys):
     assert "unknown option(s) colour" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # the same arrays as the folder (above) is the default suite's proof
 def test_training_and_eval_from_an_hf_dataset(tiny_data, tmp_path):
     hf = _hf(tiny_data, tmp_path / "hf")
     run = tmp_path / "run"

@@ -79,7 +79,7 @@ def test_train_resume_and_eval_from_shards_in_s3(s3, tmp_path):
         where = ["--resume", str(run)] if resume else ["--run-dir", str(run)]
         return subprocess.Popen(
             [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data", url,
-             "--epochs", "3", "--batch-size", "8", "--input-size", "48", "--seed", "2",
+             "--epochs", "2", "--batch-size", "8", "--input-size", "48", "--seed", "2",
              "--checkpoint-every", "2", "--log-every", "1", "--precision", "fp32",
              "--workers", "2", *where], env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -129,3 +129,23 @@ def test_store_failures_are_one_line(s3, tmp_path):
     assert code == 2 and "not an uncompressed tar" in err and len(err.splitlines()) == 1
     code, err = check("s3://bucket/x/", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
     assert code == 2 and "s3://bucket/x/" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_two_processes_train_from_shards_in_s3(s3, tmp_path):
+    from deepres.data import resolve
+    from deepres.data.shards import write_shards
+
+    fs, env = s3
+    folder = _folder(tmp_path / "big")
+    write_shards(resolve(str(folder)).indexes(), tmp_path / "shards", 10)
+    fs.put(str(tmp_path / "shards") + "/", "bucket/shards/", recursive=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         "-m", "deepres", "train", "--model", "resnet8", "--data", "s3://bucket/shards/",
+         "--epochs", "2", "--batch-size", "8", "--input-size", "48", "--precision", "fp32",
+         "--workers", "1", "--run-dir", str(tmp_path / "run")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout[done.stdout.index("{"):])
+    assert summary["test_images"] == 10 and "2 process(es)" in done.stderr

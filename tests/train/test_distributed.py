@@ -237,7 +237,7 @@ def test_ranks_meet_before_teardown_only_when_leaving_normally(monkeypatch):
     assert calls == ["destroy"]
 
 
-@pytest.mark.parametrize("kind", ["shards", "hf"])
+@pytest.mark.parametrize("kind", ["shards", pytest.param("hf", marks=pytest.mark.slow)])
 def test_two_processes_train_from_shards_and_count_every_test_image_once(tiny_data, tmp_path,
                                                                           kind):
     from deepres.data import resolve
