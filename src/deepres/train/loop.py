@@ -107,6 +107,7 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
     first one written); up to here a failure changes nothing in the run directory."""
     run_dir = Path(cfg.run.run_dir)
     s = prepare(cfg, ctx)
+    cfg = s.cfg  # settled against the data (train/state.py settle)
     if len(s.train) == 0:
         raise DatasetError(f"the training split has fewer images than one batch "
                            f"({cfg.optim.batch_size}); lower --batch-size")
@@ -114,13 +115,6 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
         raise DatasetError("--early-stop watches the validation error, and this run has no "
                            "validation split: add --holdout 0.1 (or a val/ folder), or drop "
                            "--early-stop")
-    if s.data.in_memory and cfg.data.crop is not None:  # small images take no ImageNet crop
-        cfg = replace(cfg, data=replace(cfg.data, crop=None))
-        s.cfg = cfg
-    if cfg.optim.epochs is not None:  # resolve epochs into iterations; saved resolved
-        cfg = replace(cfg, optim=replace(cfg.optim, iterations=cfg.optim.epochs * len(s.train),
-                                         epochs=None))
-        s.cfg = cfg
     state = TrainState()
     if resume:
         state = _restore(s, load_checkpoint(run_dir / CHECKPOINT))
@@ -149,7 +143,7 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
                 print(f"resuming {run_dir} at step {state.step} with a new length: "
                       f"{before} -> {cfg.optim.iterations} iterations; the learning-rate "
                       "schedule is recomputed over the new length", file=sys.stderr)
-            s.resume_changes = optim_changes(saved, cfg)
+            s = replace(s, resume_changes=optim_changes(saved, cfg))
         if saved_text != text:  # new, or resumed with a new length
             atomic_write_text(path, text)
     return s, cfg, state
@@ -182,7 +176,7 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
                            "machine": describe_machine(str(s.device), cfg.run.precision)})
     row: dict[str, Any] = {}
     with StopOnSignal() as stop:
-        s.stop = stop
+        s = replace(s, stop=stop)
         while state.step < cfg.optim.iterations and not _early_stop(s, state, log):
             train_one_epoch(s, state, log)
             if s.stop_requested():

@@ -7,7 +7,7 @@ import copy
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,12 @@ class TrainState:
 STOP_CHECK_EVERY = 10  # steps between the processes' agreement on a stop signal (torchrun)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Setup:
+    """Everything a run trains with, built once by :func:`prepare` (its config already
+    settled against the data: see :func:`settle`); a resume's changes and the signal watcher
+    are added with ``dataclasses.replace``, never by patching."""
+
     cfg: TrainConfig
     model: nn.Module
     module: nn.Module  # the unwrapped model (without DDP)
@@ -141,19 +145,31 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     model = ctx.wrap(module)
     if cfg.run.compile:
         model = torch.compile(model)
-    s = Setup(cfg, model, module, _optimizer(module, o), p, device, Path(cfg.run.run_dir), ctx,
-              finite=FiniteCheck(deferred=device.type == "cuda"))
+    ema = None
     if cfg.run.ema is not None:
-        s.ema = copy.deepcopy(module).eval()
-        for param in s.ema.parameters():
+        ema = copy.deepcopy(module).eval()
+        for param in ema.parameters():
             param.requires_grad_(False)
-    s.mix = mixing(len(p.classes), o.mixup, o.cutmix)
-    if o.class_weights:
-        s.loss_weight = class_loss_weights(_train_labels(p), len(p.classes)).to(device)
+    weight = (class_loss_weights(_train_labels(p), len(p.classes)).to(device)
+              if o.class_weights else None)
     # fp16 (CUDA only, runtime/precision.py): the loss is scaled so that small gradients do
     # not flush to zero; a step with overflowing gradients is skipped and the scale lowered.
-    s.scaler = torch.amp.GradScaler("cuda") if cfg.run.precision == "fp16" else None
-    return s
+    scaler = torch.amp.GradScaler("cuda") if cfg.run.precision == "fp16" else None
+    return Setup(settle(cfg, p), model, module, _optimizer(module, o), p, device,
+                 Path(cfg.run.run_dir), ctx, finite=FiniteCheck(deferred=device.type == "cuda"),
+                 ema=ema, mix=mixing(len(p.classes), o.mixup, o.cutmix), loss_weight=weight,
+                 scaler=scaler)
+
+
+def settle(cfg: TrainConfig, p: Pipeline) -> TrainConfig:
+    """The config as the data makes it: held (small) images take no ImageNet crop, and a
+    length in epochs becomes iterations (saved so, resumed so)."""
+    if p.in_memory and cfg.data.crop is not None:
+        cfg = replace(cfg, data=replace(cfg.data, crop=None))
+    if cfg.optim.epochs is not None:
+        cfg = replace(cfg, optim=replace(cfg.optim, iterations=cfg.optim.epochs * len(p.train),
+                                         epochs=None))
+    return cfg
 
 
 def _train_labels(p: Pipeline) -> torch.Tensor:
