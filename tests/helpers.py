@@ -1,5 +1,11 @@
 """Small data and weights made on the spot for tests."""
 
+import json
+import os
+import signal
+import subprocess
+import time
+
 import numpy as np
 import torch
 from PIL import Image
@@ -57,3 +63,49 @@ def calibrate_bn(model, size, batches=3, seed=0):
         for _ in range(batches):
             model(torch.rand(8, 3, size, size, generator=g))
     return model.eval()
+
+
+def make_large_folder(root, train, test, size=72, seed=0, learnable=True, ext="png",
+                      classes=2):
+    """Images over the held-in-memory limit (64 px), so training streams them: per class a
+    brightness plus noise (learnable), or uniform noise (a JPEG's worst case)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", train), ("test", test)):
+        for c in range(classes):
+            d = root / split / f"c{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = (np.clip(rng.normal(60 + 120 * c, 40, (size, size, 3)), 0, 255)
+                       .astype(np.uint8) if learnable
+                       else rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+                Image.fromarray(img).save(d / f"{i}.{ext}", **(
+                    {"quality": 90} if ext == "jpg" else {}))
+    return root
+
+
+def last_step(run_dir):
+    """The last step a run's metrics.jsonl logged, -1 before the first."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return max((json.loads(x)["step"] for x in lines if x.strip()), default=-1)
+    except (OSError, ValueError):
+        return -1
+
+
+def run_killed_at(command, run_dir, kill_steps, env=None):
+    """Start ``command(resume)``, SIGKILL it once the log reaches each step in kill_steps,
+    resume, finish; every kill must land before the run ends."""
+    env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
+    for i, target in enumerate([*kill_steps, None]):
+        proc = subprocess.Popen(command(i > 0), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        if target is None:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err.decode()[-2000:]
+            return
+        deadline = time.time() + 120
+        while last_step(run_dir) < target and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "finished before it could be killed"

@@ -3,16 +3,15 @@ mode on 127.0.0.1), shards uploaded to it, then training, a SIGKILL and resume, 
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 from safetensors.torch import load_file
+
+from helpers import make_large_folder, run_killed_at
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
@@ -46,58 +45,30 @@ def s3(monkeypatch):
     server.wait(timeout=10)
 
 
-def _folder(root):
-    rng = np.random.default_rng(4)
-    for split, n in (("train", 16), ("test", 5)):
-        for c in range(2):
-            (root / split / f"c{c}").mkdir(parents=True)
-            for i in range(n):
-                img = np.clip(rng.normal(60 + 120 * c, 40, (72, 72, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(root / split / f"c{c}" / f"{i}.png")
-    return root
-
-
-def _last_step(run):
-    try:
-        return max(json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text()
-                   .splitlines())
-    except (OSError, ValueError):
-        return -1
-
-
 def test_train_resume_and_eval_from_shards_in_s3(s3, tmp_path):
     from deepres.data import resolve
     from deepres.data.shards import write_shards
 
     fs, env = s3
-    folder = _folder(tmp_path / "big")
+    folder = make_large_folder(tmp_path / "big", 16, 5, seed=4)
     write_shards(resolve(str(folder)).indexes(), tmp_path / "shards", 10)
     fs.put(str(tmp_path / "shards") + "/", "bucket/shards/", recursive=True)
     url = "s3://bucket/shards/"
 
     def train(run, resume):
         where = ["--resume", str(run)] if resume else ["--run-dir", str(run)]
-        return subprocess.Popen(
-            [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data", url,
-             "--epochs", "2", "--batch-size", "8", "--input-size", "48", "--seed", "2",
-             "--checkpoint-every", "2", "--log-every", "1", "--precision", "fp32",
-             "--workers", "2", *where], env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data", url,
+                "--epochs", "2", "--batch-size", "8", "--input-size", "48", "--seed", "2",
+                "--checkpoint-every", "2", "--log-every", "1", "--precision", "fp32",
+                "--workers", "2", *where]
 
     ref = tmp_path / "ref"
-    out, err = train(ref, False).communicate(timeout=300)
+    done = subprocess.run(train(ref, False), env=env, capture_output=True, text=True,
+                          timeout=300)
+    out, err = done.stdout, done.stderr
     assert "streamed" in err and json.loads(out[out.index("{"):])["test_images"] == 10, err
     killed = tmp_path / "killed"
-    proc = train(killed, False)
-    deadline = time.time() + 120
-    while _last_step(killed) < 5 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    proc = train(killed, True)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-2000:]
+    run_killed_at(lambda resume: train(killed, resume), killed, kill_steps=[5], env=env)
     a, b = (load_file(str(r / "weights.safetensors")) for r in (ref, killed))
     assert all((a[k] == b[k]).all() for k in a)  # resumed from the store, bit-identically
 
@@ -137,7 +108,7 @@ def test_two_processes_train_from_shards_in_s3(s3, tmp_path):
     from deepres.data.shards import write_shards
 
     fs, env = s3
-    folder = _folder(tmp_path / "big")
+    folder = make_large_folder(tmp_path / "big", 16, 5, seed=4)
     write_shards(resolve(str(folder)).indexes(), tmp_path / "shards", 10)
     fs.put(str(tmp_path / "shards") + "/", "bucket/shards/", recursive=True)
     done = subprocess.run(

@@ -5,7 +5,6 @@ import io
 import os
 import tarfile
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -15,6 +14,7 @@ from deepres.data.images import decode_image
 from deepres.data.shards import expand_braces, write_shards
 from deepres.data.sources import cache_dir
 from deepres.data.tarindex import TarMember
+from helpers import make_large_folder
 
 
 def test_brace_patterns_expand_as_webdataset_writes_them():
@@ -74,26 +74,14 @@ def test_a_plain_tar_is_read_in_place_in_the_folders_order(tiny_data, tmp_path):
     assert (decode_image(member) == decode_image(tiny_data / "test/class0/000.png")).all()
 
 
-def _big_folder(root, size=80):
-    """Images over the held-in-memory limit (64 px): the streamed path reads them per step."""
-    rng = np.random.default_rng(1)
-    for split, n in (("train", 12), ("test", 4)):
-        for c in range(2):
-            d = root / split / f"c{c}"
-            d.mkdir(parents=True)
-            for i in range(n):
-                img = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-                Image.fromarray(img).save(d / f"{i}.jpg", quality=90)
-    return root
-
-
 def test_large_images_in_shards_are_streamed_from_the_shards(tmp_path):
     import pickle
 
     from deepres.data.testview import test_batches
     from deepres.inputspec import InputSpec
 
-    folder = _big_folder(tmp_path / "big")
+    folder = make_large_folder(tmp_path / "big", 12, 4, size=80, seed=1, learnable=False,
+                               ext="jpg")
     _shard(folder, tmp_path / "shards", size=7)
     a, b = load_data(str(folder)), load_data(str(tmp_path / "shards"))
     assert not b.in_memory and b.layout.startswith("streamed")
@@ -167,14 +155,8 @@ def test_a_dataset_larger_than_the_cache_disk_trains_from_shards(tmp_path, small
     import subprocess
     import sys
 
-    rng = np.random.default_rng(3)
-    folder = tmp_path / "data"
-    for split, n in (("train", 40), ("test", 8)):
-        for c in range(2):
-            (folder / split / f"c{c}").mkdir(parents=True)
-            for i in range(n):  # noise: about 16 KB a PNG, 1.5 MB in all
-                Image.fromarray(rng.integers(0, 255, (72, 72, 3), dtype=np.uint8)).save(
-                    folder / split / f"c{c}" / f"{i}.png")
+    # noise: about 16 KB a PNG, 1.5 MB in all
+    folder = make_large_folder(tmp_path / "data", 40, 8, seed=3, learnable=False)
     big = sum(p.stat().st_size for p in folder.rglob("*.png"))
     assert big > 1024 * 1024  # larger than the whole cache disk
     _shard(folder, tmp_path / "shards", size=30)

@@ -10,6 +10,8 @@ import time
 
 from safetensors.torch import load_file
 
+from helpers import last_step, make_large_folder, run_killed_at
+
 
 def _cmd(data, run_dir, resume):
     where = ["--resume", str(run_dir)] if resume else ["--run-dir", str(run_dir)]
@@ -18,38 +20,13 @@ def _cmd(data, run_dir, resume):
             "--seed", "7", "--precision", "fp32", *where]
 
 
-def _last_step(run_dir):
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-        return max((json.loads(x)["step"] for x in lines if x.strip()), default=-1)
-    except (OSError, ValueError):
-        return -1
-
-
-def _run_killed_at(data, run_dir, kill_steps):
-    """Start, SIGKILL once the log reaches each step in kill_steps, resume, finish."""
-    for i, target in enumerate([*kill_steps, None]):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(_cmd(data, run_dir, resume=i > 0), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if target is None:
-            _, err = proc.communicate(timeout=300)
-            assert proc.returncode == 0, err.decode()[-2000:]
-            return
-        deadline = time.time() + 120
-        while _last_step(run_dir) < target and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL, "finished before it could be killed"
-
-
 def test_sigkill_and_resume_is_bit_identical(tiny_data, tmp_path):
     ref = tmp_path / "ref"
     done = subprocess.run(_cmd(tiny_data, ref, resume=False), capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     killed = tmp_path / "killed"
-    _run_killed_at(tiny_data, killed, kill_steps=[7, 33, 58, 59, 81])
+    run_killed_at(lambda resume: _cmd(tiny_data, killed, resume), killed,
+                  kill_steps=[7, 33, 58, 59, 81])
     a = load_file(str(ref / "weights.safetensors"))
     b = load_file(str(killed / "weights.safetensors"))
     assert a.keys() == b.keys()
@@ -67,7 +44,7 @@ def _stop_with(data, run_dir, sig, at_step):
     proc = subprocess.Popen(_cmd(data, run_dir, resume=run_dir.exists()), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while _last_step(run_dir) < at_step and proc.poll() is None and time.time() < deadline:
+    while last_step(run_dir) < at_step and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
@@ -160,20 +137,10 @@ def test_a_resume_may_follow_the_machines_precision(tiny_data, tmp_path, capsys)
 def test_a_run_streamed_from_shards_resumes_bit_identically(tmp_path):
     """Large images in WebDataset shards are read per step in DataLoader workers (each sample a
     member of a shard, data/tarindex.py); a killed run resumes exactly as from a folder."""
-    import numpy as np
-    from PIL import Image
-
     from deepres.data import resolve
     from deepres.data.shards import write_shards
 
-    rng = np.random.default_rng(2)
-    folder = tmp_path / "big"
-    for split, n in (("train", 16), ("test", 4)):
-        for c in range(2):
-            (folder / split / f"c{c}").mkdir(parents=True)
-            for i in range(n):
-                img = np.clip(rng.normal(60 + 120 * c, 40, (72, 72, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(folder / split / f"c{c}" / f"{i}.png")
+    folder = make_large_folder(tmp_path / "big", 16, 4, seed=2)
     shards = tmp_path / "shards"
     write_shards(resolve(str(folder)).indexes(), shards, 10)
 
@@ -189,18 +156,7 @@ def test_a_run_streamed_from_shards_resumes_bit_identically(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "streamed" in done.stderr
     killed = tmp_path / "killed"
-    for target in (5, None):
-        proc = subprocess.Popen(cmd(killed, killed.exists()), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        if target is None:
-            assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
-            break
-        deadline = time.time() + 120
-        while _last_step(killed) < target and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
+    run_killed_at(lambda resume: cmd(killed, resume), killed, kill_steps=[5])
     a = load_file(str(ref / "weights.safetensors"))
     b = load_file(str(killed / "weights.safetensors"))
     assert all((a[k] == b[k]).all() for k in a)

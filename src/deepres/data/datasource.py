@@ -55,13 +55,9 @@ class DataSource:
             return reader.load(self)
         return load_indexes(reader.indexes(self), self.name)
 
-    def describe(self) -> str:
-        return READERS[self.kind].what
-
 
 @dataclass(frozen=True)
 class Reader:
-    what: str
     indexes: Callable[[DataSource], dict[str, FolderIndex] | None]
     load: Callable[[DataSource], Splits] | None = None  # default: load_indexes(indexes)
 
@@ -76,15 +72,12 @@ def _tar_indexes(src: DataSource) -> dict[str, FolderIndex]:
 
 
 READERS: dict[str, Reader] = {
-    "folder": Reader("an image folder", lambda s: scan_dataset(s.path)),
-    "tar": Reader("a tar archive of an image folder, read in place", _tar_indexes),
-    "shards": Reader("WebDataset shards, read in place",
-                     lambda s: shard_indexes([str(p) for p in s.paths], cache_dir())),
-    "hf": Reader("a Hugging Face dataset from local files",
-                 lambda s: hf_indexes(s.spec if s.spec.startswith("hf:") else f"hf:{s.path}",
-                                      cache_dir())),
-    "cifar": Reader("CIFAR's own batches", lambda s: None,
-                    lambda s: sources.cifar_splits(s.path, s.name)),
+    "folder": Reader(lambda s: scan_dataset(s.path)),  # an image folder
+    "tar": Reader(_tar_indexes),  # a tar of an image folder, read in place
+    "shards": Reader(lambda s: shard_indexes([str(p) for p in s.paths], cache_dir())),
+    "hf": Reader(lambda s: hf_indexes(s.spec if s.spec.startswith("hf:") else f"hf:{s.path}",
+                                      cache_dir())),  # a Hugging Face dataset, local files
+    "cifar": Reader(lambda s: None, lambda s: sources.cifar_splits(s.path, s.name)),
 }
 
 

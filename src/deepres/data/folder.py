@@ -175,4 +175,4 @@ def _index_tree(root: str, tree: list[tuple[list[str], str]]) -> FolderIndex:
     if empty:
         raise DatasetError(f"{safe(root)}: {len(empty)} class folder(s) with no images: "
                            f"{', '.join(safe(e) for e in empty[:5])}; add images or remove them")
-    return FolderIndex(root, classes, sorted(samples, key=lambda s: s[1]), ignored)
+    return FolderIndex(root, classes, samples, ignored)  # class by class: files sort so

@@ -88,9 +88,7 @@ def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
             data = path.read()
         except OSError as exc:
             raise BadImageError(path, f"cannot read ({exc})") from exc
-        if not data:
-            raise BadImageError(path, "empty file (0 bytes)")
-        return _decode(io.BytesIO(data), path)
+        return decode_image_bytes(data, path)
     path = Path(path)
     try:
         st = path.stat()

@@ -114,12 +114,3 @@ def member_table(path: Path, cache: Path) -> list[TarMember]:
                         cache)
     archive = os.fspath(path)
     return [TarMember(archive, name, offset, size) for name, offset, size in rows]
-
-
-def read_small(tf: tarfile.TarFile, info: tarfile.TarInfo, limit: int = 4096) -> bytes:
-    """A small member's bytes while its archive is being indexed (a label, a class name)."""
-    if info.size > limit:
-        raise DatasetError(f"{tf.name}: member {info.name} is {info.size} bytes; a label "
-                           f"file is at most {limit}")
-    f = tf.extractfile(info)
-    return f.read() if f is not None else b""
