@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -69,6 +70,12 @@ def _in_child(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux), in MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _index_figures(tmp: Path) -> dict:
     import tarfile
 
@@ -100,11 +107,13 @@ def _index_figures(tmp: Path) -> dict:
     for link in links:
         target = _cache_file(link, "wds", cache)
         target.write_text(saved)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gc.collect()
+    rss0, held0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mb()
     t0 = time.perf_counter()
     idx = shard_indexes([str(shard), *links], cache)
     cached = time.perf_counter() - t0
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gc.collect()
+    rss1, held1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mb()
     total = len(idx["train"])
     del idx
     names = [f"imagenet/train/n{c:08d}/img_{i:07d}.JPEG" for c in range(1000)
@@ -114,6 +123,7 @@ def _index_figures(tmp: Path) -> dict:
     tree = time.perf_counter() - t0
     return {"one_shard_10k_index_s": one, "cached_1_28m_samples": total,
             "cached_1_28m_s": cached, "cached_1_28m_peak_growth_mb": rss1 - rss0,
+            "cached_1_28m_held_mb": held1 - held0,
             "folder_layout_1_28m_names_s": tree}
 
 
@@ -122,6 +132,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=768)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--child", nargs=2, metavar=("DATA", "WORKERS"))
+    ap.add_argument("--index-only", action="store_true", help="only the indexing figures")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(_epoch(args.child[0], int(args.child[1]))))
@@ -137,7 +148,7 @@ def main() -> None:
         tmp = Path(d)
         os.environ["DEEPRES_CACHE"] = str(tmp / "cache")
         rows = []
-        for n in (args.images, 2 * args.images):
+        for n in () if args.index_only else (args.images, 2 * args.images):
             folder = _make_folder(tmp / f"folder{n}", n)
             shards = tmp / f"shards{n}"
             write_shards(resolve(str(folder)).indexes(), shards, 256)
@@ -147,7 +158,7 @@ def main() -> None:
                     rows.append({"n": n, "workers": w, "kind": kind, **r})
                     print(f"{kind:>7} n={n:<5} workers={w}: {r['images_per_s']:7.1f} img/s, "
                           f"peak {r['peak_mb']:.0f} MB (process and workers)", flush=True)
-        for w in args.workers:
+        for w in () if args.index_only else args.workers:
             f, s = (next(r for r in rows if r["n"] == args.images and r["workers"] == w
                          and r["kind"] == k) for k in ("folder", "shards"))
             print(f"workers={w}: shards/folder = {s['images_per_s'] / f['images_per_s']:.2f}")
@@ -155,7 +166,8 @@ def main() -> None:
         print(f"index one shard of 10,000 samples (header pass): {ix['one_shard_10k_index_s']:.2f}"
               f" s; 128 shards = {ix['cached_1_28m_samples']:,} samples from cached indexes: "
               f"{ix['cached_1_28m_s']:.1f} s, peak memory +{ix['cached_1_28m_peak_growth_mb']:.0f}"
-              f" MB; folder layout of 1.28M names: {ix['folder_layout_1_28m_names_s']:.1f} s")
+              f" MB, held +{ix['cached_1_28m_held_mb']:.0f} MB; folder layout of 1.28M names: "
+              f"{ix['folder_layout_1_28m_names_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -64,11 +64,12 @@ class Reader:
 
 def _tar_indexes(src: DataSource) -> dict[str, FolderIndex]:
     table = member_table(src.path, cache_dir())
-    for m in table:  # refused as extraction refuses them, though nothing is written here
-        if m.name.startswith("/") or ".." in m.name.split("/"):
-            raise DatasetError(f"{safe(src.path)}: refusing member {safe(m.name)!r}: it points "
+    names = table.names_list()
+    for name in names:  # refused as extraction refuses them, though nothing is written here
+        if name.startswith("/") or ".." in name.split("/"):
+            raise DatasetError(f"{safe(src.path)}: refusing member {safe(name)!r}: it points "
                                "outside the archive's folder")
-    return index_members(os.fspath(src.path), table, [m.name for m in table])
+    return index_members(os.fspath(src.path), table, names)
 
 
 READERS: dict[str, Reader] = {
@@ -87,9 +88,9 @@ def _archive_name(path: Path) -> str:
 
 def _from_file(spec: str, path: Path) -> DataSource:
     if is_plain_tar(path):
-        table = member_table(path, cache_dir())
-        if not any(m.name.rsplit("/", 1)[-1] in CIFAR_MEMBERS for m in table):
-            if any(m.name.endswith(".cls") for m in table):
+        names = member_table(path, cache_dir()).names_list()
+        if not any(n.rsplit("/", 1)[-1] in CIFAR_MEMBERS for n in names):
+            if any(n.endswith(".cls") for n in names):
                 return DataSource("shards", spec, _archive_name(path), (path,))
             return DataSource("tar", spec, _archive_name(path), (path,))
     if not spec.endswith(ARCHIVE_SUFFIXES):

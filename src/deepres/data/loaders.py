@@ -152,7 +152,7 @@ class FolderLoader:
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.dataset)
         if self.balanced and self.shuffle:
-            order = balanced_order(torch.tensor([y for _, y in self.dataset.index.samples]),
+            order = balanced_order(torch.as_tensor(self.dataset.index.labels()),
                                    epoch, self.seed)
         else:
             order = (torch.randperm(n, generator=derived_generator(self.seed, epoch))

@@ -163,7 +163,7 @@ def _held_augment(d: DataConfig) -> Callable[[torch.Tensor, torch.Generator], to
 
 
 def _subset(index: FolderIndex, idx: np.ndarray) -> FolderIndex:
-    return FolderIndex(index.root, index.classes, [index.samples[i] for i in idx])
+    return index.subset(idx)
 
 
 def _check_bad(splits: Splits, skip_bad: bool) -> int:

@@ -32,7 +32,7 @@ from .folder import SPLIT_NAMES, FolderIndex
 from .images import is_image_name
 from .members import Member
 from .progress import progress
-from .tarindex import TarMember, cached_index, iter_members
+from .tarindex import MemberRows, cached_index, iter_members
 
 CLASSES_FILE = "classes.json"
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
@@ -123,19 +123,19 @@ def _shard_samples(shard: str | Path) -> list[list]:
 
 def shard_indexes(shards: list[str], cache: Path) -> dict[str, FolderIndex]:
     """Each split's samples, read from the shards' headers (cached per shard)."""
-    rows: dict[str, list[tuple[str, int]]] = {}
+    parts: dict[str, list[MemberRows]] = {}
     for shard in progress(shards, "indexing shards", unit="shard"):
-        split = rows.setdefault(_split_of(shard), [])
-        for _key, name, off, size, label in cached_index(shard, "wds", _shard_samples, cache):
-            split.append((TarMember(shard, name, off, size), label))
+        rows = cached_index(shard, "wds", _shard_samples, cache)
+        parts.setdefault(_split_of(shard), []).append(
+            MemberRows.of_archive(shard, [r[1:] for r in rows]))
     root = remote.parent(shards[0])
-    classes = _classes(root, rows)
-    ordered = {s: rows[s] for s in SPLIT_NAMES if s in rows}
-    return {s: FolderIndex(f"{root}/{s}", classes, samples) for s, samples in ordered.items()}
+    samples = {s: MemberRows.concat(parts.pop(s)) for s in SPLIT_NAMES if s in parts}
+    classes = _classes(root, samples)
+    return {s: FolderIndex(f"{root}/{s}", classes, rows) for s, rows in samples.items()}
 
 
-def _classes(folder: str, rows: dict[str, list[tuple[str, int]]]) -> list[str]:
-    top = max((y for samples in rows.values() for _, y in samples), default=-1)
+def _classes(folder: str, samples: dict[str, MemberRows]) -> list[str]:
+    top = max((int(rows.labels.max()) for rows in samples.values() if len(rows)), default=-1)
     path = f"{folder}/{CLASSES_FILE}"
     if not remote.is_file(path):
         return [str(i) for i in range(top + 1)]

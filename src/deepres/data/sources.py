@@ -314,9 +314,7 @@ def load_indexes(indexes: dict[str, FolderIndex], name: str) -> Splits:
         bad = [BadImageError(p, _unreadable_reason(p)) for found in unreadable.values()
                for p in sorted(found)]
         if bad:  # the splits without them (training refuses them unless --skip-bad)
-            kept = {id(idx): FolderIndex(idx.root, idx.classes, [
-                (p, y) for p, y in idx.samples if p not in unreadable[id(idx)]], idx.ignored)
-                for idx in indexes.values()}
+            kept = {id(idx): idx.without(unreadable[id(idx)]) for idx in indexes.values()}
             train, val = (kept[id(x)] if x is not None else None for x in (train, val))
             test = kept[id(test)] if test is not None else None
         return Splits(name, first.classes, train, test, bad, layout=note, val=val)

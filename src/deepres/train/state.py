@@ -174,9 +174,8 @@ def settle(cfg: TrainConfig, p: Pipeline) -> TrainConfig:
 
 def _train_labels(p: Pipeline) -> torch.Tensor:
     src = p.train_source
-    if hasattr(src, "labels"):
-        return torch.as_tensor(src.labels).long()
-    return torch.tensor([y for _, y in src.samples])
+    labels = src.labels() if callable(src.labels) else src.labels  # a folder's, or arrays'
+    return torch.as_tensor(labels).long()
 
 
 def make_deterministic() -> None:
