@@ -120,3 +120,31 @@ def test_two_processes_train_from_shards_in_s3(s3, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout[done.stdout.index("{"):])
     assert summary["test_images"] == 10 and "2 process(es)" in done.stderr
+
+
+def test_reads_in_order_and_out_of_order_give_the_stored_bytes(s3, tmp_path, monkeypatch):
+    from deepres.data import remote
+    from deepres.data.tarindex import TarMember, read_remote
+
+    fs, _ = s3
+    blob = os.urandom(3 * 2**20)
+    (tmp_path / "blob.bin").write_bytes(blob)
+    fs.put(str(tmp_path / "blob.bin"), "bucket/blob.bin")
+    monkeypatch.setattr(remote, "READ_AHEAD", 64 * 1024)  # so that 3 MB holds many blocks
+    url = "s3://bucket/blob.bin"
+    import random
+
+    spans = [(o, 5000) for o in range(0, 600_000, 5000)]  # in order: through the read-ahead
+    spans += random.Random(0).sample([(o, 7001) for o in range(0, 3_000_000, 7001)], 60)
+    for start, size in spans:  # then far apart: one exact ranged request each
+        assert remote.read_range(url, start, size) == blob[start:start + size]
+    local = str(tmp_path / "blob.bin")
+    got = remote.read_ranges([(url, 10, 20), (local, 5, 6), (url, 2**21, 100),
+                              ("s3://bucket/missing.bin", 0, 4)])
+    assert got[:3] == [blob[10:30], blob[5:11], blob[2**21:2**21 + 100]]
+    assert isinstance(got[3], OSError) and "missing.bin" in str(got[3])
+    members = [TarMember(url, "a.jpg", 100, 50), TarMember(local, "b.jpg", 0, 8),
+               TarMember(url, "c.jpg", len(blob) - 10, 20)]
+    fetched = read_remote(members)
+    assert fetched[0] == blob[100:150] and fetched[1] is None  # local: read as it decodes
+    assert isinstance(fetched[2], OSError) and "10 bytes early" in str(fetched[2])

@@ -18,7 +18,8 @@ import torch
 from . import transforms as T
 from .cifar import ArrayDataset
 from .folder import FolderIndex
-from .images import decode_image
+from .images import BadImageError, decode_image, decode_image_bytes
+from .tarindex import read_remote
 
 
 def balanced_order(labels: torch.Tensor, epoch: int, seed: int) -> torch.Tensor:
@@ -122,7 +123,22 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.index.samples[i]
-        img = torch.from_numpy(decode_image(path)).permute(2, 0, 1)
+        return self._item(i, path, label, None)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
+        """A batch (the DataLoader asks for one whole): images in an object store are
+        fetched together first (data/tarindex.py ``read_remote``), the rest as they decode."""
+        samples = [self.index.samples[i] for i in indices]
+        fetched = read_remote([p for p, _ in samples])
+        return [self._item(i, p, y, data)
+                for i, (p, y), data in zip(indices, samples, fetched, strict=True)]
+
+    def _item(self, i: int, path: str, label: int, data: bytes | OSError | None
+              ) -> tuple[torch.Tensor, int]:
+        if isinstance(data, OSError):
+            raise BadImageError(path, f"cannot read ({data})")
+        pixels = decode_image(path) if data is None else decode_image_bytes(data, path)
+        img = torch.from_numpy(pixels).permute(2, 0, 1)
         g = derived_generator(self.seed, self.epoch, i)
         img = T.scale_augment(img, g, self.crop, self.scale)
         if self.policy is not None:

@@ -72,24 +72,70 @@ def read_range(location: str, start: int, size: int) -> bytes:
         with open(location, "rb") as f:
             f.seek(start)
             return f.read(size)
-    f = _handle(location, os.getpid())
+    return _reader(location, os.getpid()).read(start, size)
 
-    def ranged() -> bytes:
-        f.seek(start)
-        return f.read(size)
 
-    return _guarded(location, ranged)
+def read_ranges(ranges: list[tuple[str, int, int]]) -> list[bytes | OSError]:
+    """Many ``(location, start, size)`` reads at once: local ones one by one, URLs as
+    concurrent ranged requests (one call of the storage library), so a shuffled batch from an
+    object store waits for its slowest image, not for the sum of them. A read that fails is
+    its OSError, in its place."""
+    out: list[bytes | OSError | None] = [None] * len(ranges)
+    remote_at = [i for i, (loc, _, _) in enumerate(ranges) if is_url(loc)]
+    for i, (loc, start, size) in enumerate(ranges):
+        if not is_url(loc):
+            try:
+                out[i] = read_range(loc, start, size)
+            except OSError as exc:
+                out[i] = exc
+    if remote_at:
+        fs, _ = _fs(ranges[remote_at[0]][0])
+        paths = [_fs(ranges[i][0])[1] for i in remote_at]
+        starts = [ranges[i][1] for i in remote_at]
+        ends = [ranges[i][1] + ranges[i][2] for i in remote_at]
+        got = _guarded(ranges[remote_at[0]][0], lambda: fs.cat_ranges(
+            paths, starts, ends, on_error="return"))
+        for i, data in zip(remote_at, got, strict=True):
+            out[i] = data if isinstance(data, bytes) else OSError(f"{ranges[i][0]}: {data}")
+    return out
+
+
+class _Reader:
+    """One remote file in one process: reads that follow the last one (a split decoded in
+    order, a header scan) go through a handle that reads ahead in 8 MB blocks, one request a
+    block; a read elsewhere (a shuffled training batch) is one ranged request for exactly its
+    bytes, so it neither fetches 8 MB it will not use nor drops the block a sequential reader
+    is in."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.fs, self.path = _fs(location)
+        self.handle: IO[bytes] | None = None
+        self.next = 0  # where the last read ended
+
+    def read(self, start: int, size: int) -> bytes:
+        follows = self.next <= start < self.next + READ_AHEAD
+        self.next = start + size
+        if not follows:
+            return _guarded(self.location, lambda: self.fs.cat_file(self.path, start=start,
+                                                                end=start + size))
+        if self.handle is None:
+            self.handle = _guarded(self.location, lambda: self.fs.open(
+                self.path, "rb", block_size=READ_AHEAD, cache_type="readahead"))
+
+        def ranged() -> bytes:
+            self.handle.seek(start)
+            return self.handle.read(size)
+
+        return _guarded(self.location, ranged)
 
 
 @functools.lru_cache(maxsize=8)
-def _handle(location: str, pid: int) -> IO[bytes]:
-    """An open remote file per process (``pid`` keys it: a forked DataLoader worker opens its
-    own), reading ahead in 8 MB blocks: images read in order (a whole split decoded, a header
-    scan) cost one request per block; a random read costs one request."""
+def _reader(location: str, pid: int) -> _Reader:
+    """The reader of ``location`` in this process (``pid`` keys it: a forked DataLoader worker
+    makes its own)."""
     del pid
-    fs, path = _fs(location)
-    return _guarded(location, lambda: fs.open(path, "rb", block_size=READ_AHEAD,
-                                              cache_type="readahead"))
+    return _Reader(location)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -59,6 +59,27 @@ class TarMember(Member):
         return data
 
 
+def read_remote(samples: Sequence[str]) -> list[bytes | OSError | None]:
+    """The bytes of every member of ``samples`` that lies in an object store, read at once
+    (concurrent ranged requests, data/remote.py ``read_ranges``); None for the others, which
+    are read as they are decoded. A member that cannot be read is its OSError."""
+    out: list[bytes | OSError | None] = [None] * len(samples)
+    wanted = [i for i, m in enumerate(samples)
+              if isinstance(m, TarMember) and remote.is_url(m.archive)]
+    for i in wanted:
+        if samples[i].size > MAX_MEMBER_BYTES:
+            out[i] = OSError(f"{samples[i].size} bytes, over the limit of {MAX_MEMBER_BYTES} "
+                             "for one image")
+    asked = [i for i in wanted if out[i] is None]
+    got = remote.read_ranges([(samples[i].archive, samples[i].offset, samples[i].size)
+                              for i in asked])
+    for i, data in zip(asked, got, strict=True):
+        short = isinstance(data, bytes) and len(data) != samples[i].size
+        out[i] = OSError(f"the archive ends {samples[i].size - len(data)} bytes early"
+                         ) if short else data
+    return out
+
+
 class MemberRows(Sequence):
     """``(TarMember, label)`` samples of many archives held as columns (numpy arrays and one
     blob of names): about 50 bytes a sample where a list of small objects took 700, and
