@@ -11,7 +11,8 @@ that crossed the loopback interface (the server's traffic, both ways, headers in
    256, scale augmentation and 224 crops, 2 DataLoader workers), after a first run has cached
    the shards' indexes and image sizes; the same epoch from the same shards on the local disk
    beside it; and the S3 epoch again through a relay that adds ``--latency-ms`` (20) to each
-   request, as a network to a real object store would.
+   request, as a network to a real object store would: shuffled over the whole set, and
+   streamed (``--shuffle-buffer 64``: each DataLoader worker fetches its own shards whole).
 
 ``--src`` runs the same measurements on another checkout's code (``/tmp/old/src`` for the
 commit before a change), so before and after come from one script on one machine.
@@ -132,7 +133,8 @@ def _child(kind: str, data: str, read_ahead: bool) -> dict:
         from deepres.data.config import DataConfig
         from deepres.data.pipeline import build_pipeline
 
-        p = build_pipeline(DataConfig(data=data, workers=2), 32, "cpu", seed=0)
+        extra = {"shuffle_buffer": 64} if kind == "stream" else {}
+        p = build_pipeline(DataConfig(data=data, workers=2, **extra), 32, "cpu", seed=0)
         t0 = time.perf_counter()  # the epoch alone (indexes and sizes come from the cache)
         n = sum(len(x) for x, _ in p.train.batches(0))
     return {"images": n, "seconds": time.perf_counter() - t0}
@@ -202,6 +204,13 @@ def main() -> None:
             print(f"the same S3 epoch with {args.latency_ms:g} ms added to each request: "
                   f"{r['seconds']:.1f} s, {r['images'] / r['seconds']:.0f} img/s, "
                   f"{r['mb']:.1f} MB from the server", flush=True)
+            if (args.src / "deepres" / "data" / "streams.py").exists():
+                link.bytes = 0
+                r = _measure(args.src, slow, "stream", "s3://bench/big-shards/", "1")
+                print(f"streamed (--shuffle-buffer 64: each worker fetches its shards whole), "
+                      f"{args.latency_ms:g} ms a request: {r['seconds']:.1f} s, "
+                      f"{r['images'] / r['seconds']:.0f} img/s, {link.bytes / 1e6:.1f} MB from "
+                      "the server", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=10)

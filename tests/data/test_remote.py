@@ -84,6 +84,30 @@ def test_train_resume_and_eval_from_shards_in_s3(s3, tmp_path):
     assert error(url) == error(str(folder))
 
 
+def test_shards_streamed_from_s3_train_as_the_same_shards_on_disk(s3, tmp_path):
+    """--shuffle-buffer: each worker fetches its shards whole from the store (data/streams.py);
+    the weights equal those of the same run reading the shards from the local disk."""
+    from deepres.data import resolve
+    from deepres.data.shards import write_shards
+
+    fs, env = s3
+    folder = make_large_folder(tmp_path / "big", 16, 4, seed=6)
+    write_shards(resolve(str(folder)).indexes(), tmp_path / "shards", 8)
+    fs.put(str(tmp_path / "shards") + "/", "bucket/streamed/", recursive=True)
+
+    def train(data, run):
+        done = subprocess.run(
+            [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data", data,
+             "--epochs", "2", "--batch-size", "8", "--input-size", "48", "--seed", "3",
+             "--precision", "fp32", "--workers", "2", "--shuffle-buffer", "5", "--run-dir",
+             str(tmp_path / run)], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return load_file(str(tmp_path / run / "weights.safetensors"))
+
+    a, b = train("s3://bucket/streamed/", "s3"), train(str(tmp_path / "shards"), "disk")
+    assert all((a[k] == b[k]).all() for k in a)
+
+
 def test_store_failures_are_one_line(s3, tmp_path):
     fs, env = s3
 

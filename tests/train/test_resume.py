@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from safetensors.torch import load_file
 
 from helpers import last_step, make_large_folder, run_killed_at
@@ -134,9 +135,11 @@ def test_a_resume_may_follow_the_machines_precision(tiny_data, tmp_path, capsys)
     assert main(["train", "--resume", str(run), "--iterations", "10", "--lr", "0.5"]) == 2
 
 
-def test_a_run_streamed_from_shards_resumes_bit_identically(tmp_path):
+@pytest.mark.parametrize("buffer", ["0", "6"])
+def test_a_run_streamed_from_shards_resumes_bit_identically(tmp_path, buffer):
     """Large images in WebDataset shards are read per step in DataLoader workers (each sample a
-    member of a shard, data/tarindex.py); a killed run resumes exactly as from a folder."""
+    member of a shard, data/tarindex.py); a killed run resumes exactly as from a folder, with
+    the whole set shuffled (0) or each worker streaming its own shards (--shuffle-buffer)."""
     from deepres.data import resolve
     from deepres.data.shards import write_shards
 
@@ -149,7 +152,7 @@ def test_a_run_streamed_from_shards_resumes_bit_identically(tmp_path):
         return [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data",
                 str(shards), "--epochs", "4", "--batch-size", "8", "--input-size", "48",
                 "--checkpoint-every", "2", "--log-every", "1", "--seed", "5", "--precision",
-                "fp32", "--workers", "2", *where]
+                "fp32", "--workers", "2", "--shuffle-buffer", buffer, *where]
 
     ref = tmp_path / "ref"
     done = subprocess.run(cmd(ref, False), capture_output=True, text=True, timeout=300)

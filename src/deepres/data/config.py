@@ -63,6 +63,13 @@ class DataConfig:
     balanced_sampler: bool = option(False, switch="on", help="draw training images with "
                                     "probability inverse to their class's size (imbalanced "
                                     "classes)")
+    # Beyond the paper, for shards in an object store (data/streams.py): each process and each
+    # DataLoader worker reads its own shards whole, shuffled through a seeded buffer of this
+    # many samples; 0 shuffles over the whole set (the default, as for a folder).
+    shuffle_buffer: int = option(0, parse=NONNEG_INT, help="shards of large images: stream "
+                                 "them, each process and DataLoader worker reading its own "
+                                 "shards whole, shuffled through a seeded buffer of N samples "
+                                 "(for an object store); 0: shuffle the whole set (default)")
     input_spec: str = option("auto", choices=INPUT_SPECS, help="whose normalisation: auto "
                              "(the --init weights' own: a deepres file's, torchvision's "
                              "mean/std for torchvision and other ImageNet-family weights; else "

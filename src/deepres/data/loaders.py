@@ -10,6 +10,7 @@ be rebuilt exactly: a resumed run sees the same data as an uninterrupted one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from . import transforms as T
 from .cifar import ArrayDataset
 from .folder import FolderIndex
 from .images import BadImageError, decode_image, decode_image_bytes
+from .streams import ShardCache, stream_batches
 from .tarindex import read_remote
 
 
@@ -109,11 +111,13 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def __init__(self, index: FolderIndex, *, crop: int = 224, seed: int = 0,
                  scale: tuple[int, int] = (256, 480),
-                 policy: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
-                 ) -> None:
+                 policy: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                 whole_shards: bool = False) -> None:
         self.index, self.crop, self.seed, self.scale = index, crop, seed, scale
         self.policy = policy  # an automatic augmentation (data/policies.py), after the crop
         self.epoch = 0
+        self.whole_shards = whole_shards  # streamed shards (data/streams.py): fetched whole
+        self._shards: tuple[tuple[int, int], ShardCache] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -129,9 +133,19 @@ class FolderDataset(torch.utils.data.Dataset):
         """A batch (the DataLoader asks for one whole): images in an object store are
         fetched together first (data/tarindex.py ``read_remote``), the rest as they decode."""
         samples = [self.index.samples[i] for i in indices]
-        fetched = read_remote([p for p, _ in samples])
+        fetched = read_remote([p for p, _ in samples], self._shard_cache())
         return [self._item(i, p, y, data)
                 for i, (p, y), data in zip(indices, samples, fetched, strict=True)]
+
+    def _shard_cache(self) -> ShardCache | None:
+        """This process's whole shards for this epoch (a worker of the next epoch, or the
+        main process in the next epoch, starts with none)."""
+        if not self.whole_shards:
+            return None
+        key = (os.getpid(), self.epoch)
+        if self._shards is None or self._shards[0] != key:
+            self._shards = (key, ShardCache())
+        return self._shards[1]
 
     def _item(self, i: int, path: str, label: int, data: bytes | OSError | None
               ) -> tuple[torch.Tensor, int]:
@@ -152,9 +166,11 @@ class FolderLoader:
 
     def __init__(self, dataset: FolderDataset, batch_size: int, *, shuffle: bool = True,
                  drop_last: bool = True, seed: int = 0, workers: int = 2, rank: int = 0,
-                 world_size: int = 1, pin_memory: bool = False, balanced: bool = False) -> None:
+                 world_size: int = 1, pin_memory: bool = False, balanced: bool = False,
+                 shuffle_buffer: int = 0) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
+        self.shuffle_buffer = shuffle_buffer  # > 0: shards streamed (data/streams.py)
         # Page-locked batches only for a run on a GPU (faster, non-blocking copies there).
         self.pin_memory = pin_memory
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
@@ -166,6 +182,14 @@ class FolderLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.shuffle_buffer and self.shuffle:
+            index_batches = stream_batches(
+                self.dataset.index.samples.columns["archive"], seed=self.seed, epoch=epoch,
+                rank=self.rank, world_size=self.world_size, streams=max(1, self.workers),
+                buffer=self.shuffle_buffer, batch=self.batch_size // self.world_size,
+                steps=len(self))[start:]
+            yield from self._load(epoch, index_batches)
+            return
         n = len(self.dataset)
         if self.balanced and self.shuffle:
             order = balanced_order(torch.as_tensor(self.dataset.index.labels()),
@@ -177,6 +201,10 @@ class FolderLoader:
             order[b * self.batch_size:(b + 1) * self.batch_size][self.rank::self.world_size]
             .tolist() for b in range(start, len(self))
         ]
+        yield from self._load(epoch, index_batches)
+
+    def _load(self, epoch: int, index_batches: list[list[int]]
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.dataset.set_epoch(epoch)  # workers start per iteration and copy this
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=index_batches, num_workers=self.workers,

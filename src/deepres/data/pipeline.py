@@ -19,6 +19,7 @@ from .folder import DatasetError, FolderIndex, holdout_split
 from .loaders import ArrayLoader, FolderDataset, FolderLoader, Loader
 from .policies import auto_augment, random_erasing
 from .sources import Splits
+from .tarindex import MemberRows
 from .testview import test_batches
 
 
@@ -109,6 +110,7 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     evaluation = {"eval_batch_size": 2 * batch_size, "workers": d.workers, **shard,
                   "erase": random_erasing(d.random_erasing) if d.random_erasing else None}
     test_split = None if (d.val_split and splits.test is splits.val) else splits.test
+    _check_streams(d, splits)
     if splits.in_memory:
         train_ds, val_ds = splits.train, splits.val if d.val_split else None
         if held is not None:
@@ -137,10 +139,11 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     resize = round(crop * 256 / 224)
     scale = (resize, round(crop * 480 / 224))
     policy = auto_augment(d.auto_augment) if d.augment and d.auto_augment else None
-    train_ds = FolderDataset(index, crop=crop, seed=seed, scale=scale, policy=policy)
+    train_ds = FolderDataset(index, crop=crop, seed=seed, scale=scale, policy=policy,
+                             whole_shards=d.shuffle_buffer > 0)
     pin = torch.device(device).type == "cuda"
     train = FolderLoader(train_ds, batch_size, seed=seed, workers=d.workers, pin_memory=pin,
-                         balanced=d.balanced_sampler, **shard)
+                         balanced=d.balanced_sampler, shuffle_buffer=d.shuffle_buffer, **shard)
     # §3.4: "the per-pixel mean subtracted", a crop-sized mean image (--pixel-mean; the
     # imagenet-paper recipe's choice), or one mean per channel.
     mean = _mean(index, InputSpec(crop, resize, torch.zeros(3)), d.pixel_mean).to(device)
@@ -160,6 +163,22 @@ def _held_augment(d: DataConfig) -> Callable[[torch.Tensor, torch.Generator], to
         return policy(T.cifar_train_augment(x, g), g)
 
     return augment
+
+
+def _check_streams(d: DataConfig, splits: Splits) -> None:
+    """--shuffle-buffer streams shards of large images (data/streams.py); anything else is
+    refused in one line rather than ignored."""
+    if not d.shuffle_buffer:
+        return
+    why = ("the images are held in memory (small): they are decoded once, in order"
+           if splits.in_memory else
+           "the data is not shards (a folder, or a dataset file)"
+           if not isinstance(splits.train.samples, MemberRows) else
+           "--balanced-sampler draws images at random from the whole set"
+           if d.balanced_sampler else "")
+    if why:
+        raise DatasetError(f"--shuffle-buffer {d.shuffle_buffer} streams shards of large "
+                           f"images, but {why}; drop --shuffle-buffer")
 
 
 def _subset(index: FolderIndex, idx: np.ndarray) -> FolderIndex:

@@ -16,6 +16,7 @@ import os
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,9 +60,10 @@ class TarMember(Member):
         return data
 
 
-def read_remote(samples: Sequence[str]) -> list[bytes | OSError | None]:
+def read_remote(samples: Sequence[str], shards: Any = None) -> list[bytes | OSError | None]:
     """The bytes of every member of ``samples`` that lies in an object store, read at once
-    (concurrent ranged requests, data/remote.py ``read_ranges``); None for the others, which
+    (concurrent ranged requests, data/remote.py ``read_ranges``), or through ``shards`` (a
+    data/streams.py ``ShardCache``: whole shards) where given; None for the others, which
     are read as they are decoded. A member that cannot be read is its OSError."""
     out: list[bytes | OSError | None] = [None] * len(samples)
     wanted = [i for i, m in enumerate(samples)
@@ -71,6 +73,13 @@ def read_remote(samples: Sequence[str]) -> list[bytes | OSError | None]:
             out[i] = OSError(f"{samples[i].size} bytes, over the limit of {MAX_MEMBER_BYTES} "
                              "for one image")
     asked = [i for i in wanted if out[i] is None]
+    if shards is not None:
+        for i in asked:
+            try:
+                out[i] = shards.read(samples[i].archive, samples[i].offset, samples[i].size)
+            except OSError as exc:
+                out[i] = exc
+        return out
     got = remote.read_ranges([(samples[i].archive, samples[i].offset, samples[i].size)
                               for i in asked])
     for i, data in zip(asked, got, strict=True):
