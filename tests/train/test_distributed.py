@@ -260,3 +260,19 @@ def test_two_processes_train_from_shards_and_count_every_test_image_once(tiny_da
     # The same images as the folder's; shards are written shuffled, so the run differs.
     losses = [r["train_loss"] for r in _rows(tmp_path / "two") if "train_loss" in r]
     assert len(losses) == 12 and losses[-1] < losses[0]
+
+
+def test_two_processes_stream_their_own_shards(tmp_path):
+    """--shuffle-buffer under torchrun (data/streams.py): each process streams its own shards
+    of large images; every test image is still counted once, and the loss falls."""
+    from deepres.data import resolve
+    from deepres.data.shards import write_shards
+    from helpers import make_large_folder
+
+    folder = make_large_folder(tmp_path / "big", 16, 4, seed=7)
+    write_shards(resolve(str(folder)).indexes(), tmp_path / "shards", 8)
+    two = _train(tmp_path / "shards", tmp_path / "two", 2,
+                 ["--shuffle-buffer", "6", "--workers", "1", "--input-size", "48", "--epochs", "5"])
+    assert two["test_images"] == len(resolve(str(folder)).indexes()["test"])
+    losses = [r["train_loss"] for r in _rows(tmp_path / "two") if "train_loss" in r]
+    assert losses and losses[-1] < losses[0]
