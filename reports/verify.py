@@ -1,17 +1,18 @@
 """Recompute every claim of reports/cifar-depth.md and reports/layer-responses.md from the
 committed run files, independently of the code that wrote them, and check the reports say it.
 
-    python reports/verify.py                 # both reports (layer responses need the data)
-    python reports/verify.py --depth-only    # cifar-depth only: seconds, no data needed
+    python reports/verify.py                 # all reports (layer responses need the data)
+    python reports/verify.py --depth-only    # cifar-depth (medium and full): seconds, no data
 
 What it recomputes: each net's mean and standard deviation over seeds (test error from
 ``summary.json``, final training error as the mean of the last 5 logged values of
 ``metrics.jsonl``), each finding's one-sided Welch t-test with scipy (not deepres's own
 statistics), the verdict by the stated rule (reproduced: p < 0.05 with >= 3 seeds per arm), and
 for layer responses every 3x3 layer's std under both methods from ``weights.safetensors`` on
-every test image, read here from the archive with tarfile and Pillow (not deepres's loader), so
-a wrong image subset in the report is caught. Exit 0 when every figure and verdict is found in the report, else 1
-with what differs.
+every test image, read here from the archive with tarfile and Pillow (not deepres's loader),
+through a network run here from the weights file's tensors (not deepres's model code), so a wrong
+image subset or a wrong layer in the report is caught. Exit 0 when every figure and verdict is
+found in the report, else 1 with what differs.
 """
 
 from __future__ import annotations
@@ -26,9 +27,17 @@ HERE = Path(__file__).resolve().parent
 ALPHA, MIN_SEEDS = 0.05, 3
 
 
-def _runs() -> dict[str, list[Path]]:
+# Table 6 (§4.2), written here again rather than imported, and akamaster's PyTorch figures.
+PAPER = {"resnet20": 8.75, "resnet32": 7.51, "resnet44": 7.17, "resnet56": 6.97,
+         "resnet110": 6.43, "resnet1202": 7.93}
+AKAMASTER = {"resnet20": 8.27, "resnet32": 7.37, "resnet44": 6.90, "resnet56": 6.61,
+             "resnet110": 6.32}
+
+
+def _runs(root: Path = HERE / "runs") -> dict[str, list[Path]]:
+    """Finished runs by net (a run that has not finished has no summary.json)."""
     nets: dict[str, list[Path]] = {}
-    for d in sorted((HERE / "runs").iterdir()):
+    for d in sorted(root.iterdir()):
         if (d / "summary.json").exists():
             nets.setdefault(d.name.rsplit("-s", 1)[0], []).append(d)
     return nets
@@ -61,9 +70,11 @@ def _pct(values: list[float]) -> str:
     return f"{v[0]:.2f}" if len(v) == 1 else f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
 
 
-def check_depth(text: str) -> list[str]:
-    """What cifar-depth.md should say, recomputed; returns the differences."""
-    nets = _runs()
+def check_depth(text: str, root: Path = HERE / "runs", full: bool = False) -> list[str]:
+    """What cifar-depth.md should say, recomputed from the runs under ``root``; returns the
+    differences. ``full``: the paper's schedule, whose report also gives each net's gap to
+    Table 6 and akamaster's figure."""
+    nets = _runs(root)
     test = {k: [json.loads((r / "summary.json").read_text())["test_error"] for r in v]
             for k, v in nets.items()}
     train = {k: [_final_train_error(r) for r in v] for k, v in nets.items()}
@@ -71,11 +82,18 @@ def check_depth(text: str) -> list[str]:
     for k in nets:
         row = f"| {k} |"
         line = next((x for x in text.splitlines() if x.startswith(row)), "")
-        for figure in (_pct(train[k]), _pct(test[k])):
+        figures = [_pct(train[k]), _pct(test[k])]
+        if full and k in PAPER:
+            gap = 100 * statistics.mean(test[k]) - PAPER[k]
+            figures += [str(PAPER[k]), f"{gap:+.2f}", str(AKAMASTER.get(k, "–"))]
+            if f"{k} {gap:+.2f}" not in text:
+                problems.append(f"cifar-depth: the text lacks {k}'s gap {gap:+.2f}")
+        for figure in figures:
             if f"| {figure} |" not in line:
                 problems.append(f"cifar-depth: {k}'s row lacks {figure}: {line!r}")
-    findings = (("plain-56 vs plain-20", train["plain20"], train["plain56"]),
-                ("resnet-56 vs resnet-20", test["resnet56"], test["resnet20"]))
+    findings = [(name, x[a], x[b]) for name, x, a, b in (
+        ("plain-56 vs plain-20", train, "plain20", "plain56"),
+        ("resnet-56 vs resnet-20", test, "resnet56", "resnet20")) if a in x and b in x]
     for name, a, b in findings:
         verdict, p = _verdict(a, b)
         line = next((x for x in text.splitlines() if x.startswith(f"- {name}:")), "")
@@ -86,49 +104,72 @@ def check_depth(text: str) -> list[str]:
     return problems
 
 
-def _layer_stds(run: Path, images) -> dict[str, list[float]]:
-    """Both methods, computed here with plain hooks on the BN after each 3x3 convolution, in
-    two passes (the means first, then the squared deviations from them: another algorithm
-    than the report's one-pass sums)."""
+def _own_network(path: Path):
+    """This script's own CIFAR ResNet/plain net (§4.2: a 3x3 stem, three stages of basic blocks,
+    option A shortcuts, global pooling, fc) run straight from the tensors of
+    ``weights.safetensors`` with torch's functional ops, not deepres's model code. Returns
+    ``(forward, normalise)``; ``forward(x, taps)`` appends each 3x3 layer's BN output."""
     import torch
-    from torch import nn
+    import torch.nn.functional as F
+    from safetensors import safe_open
 
-    from deepres.evaluate.testing import load_predictor
+    with safe_open(str(path), "pt") as f:
+        w = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    if meta.get("input_std") or json.loads(meta["model_options"]).get("shortcut", "A") != "A":
+        raise SystemExit(f"{path}: not a CIFAR net this script can run (std or shortcut)")
+    residual = not meta["model"].startswith("plain")
+    mean = torch.tensor(json.loads(meta["input_mean"]), dtype=torch.float32)
 
-    p = load_predictor(str(run / "weights.safetensors"))
-    model = p.model.eval()
-    layers = []
-    for name, m in model.named_modules():
-        parent, _, leaf = name.rpartition(".")
-        conv = getattr(model.get_submodule(parent) if parent else model, "conv" + leaf[2:], None)
-        if isinstance(m, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d) \
-                and conv.kernel_size == (3, 3):
-            layers.append(m)
-    acc: dict[int, dict[str, torch.Tensor]] = {i: {} for i in range(len(layers))}
+    def bn(x, name):
+        return F.batch_norm(x, w[f"{name}.running_mean"], w[f"{name}.running_var"],
+                            w[f"{name}.weight"], w[f"{name}.bias"], False, 0.0, 1e-5)
 
-    def run_pass(kind: str) -> None:
-        def hook(i):
-            def f(_m, _inp, out):
-                o = out.detach().double()
-                a = acc[i]
-                if kind == "mean":
-                    a["n"] = a.get("n", 0) + o.numel() / o.shape[1]
-                    a["sum"] = a.get("sum", 0) + o.sum((0, 2, 3))
-                else:
+    def forward(x, taps):
+        x = bn(F.conv2d(x, w["conv1.weight"], padding=1), "bn1")
+        taps.append(x)
+        x = F.relu(x)
+        for stage in (1, 2, 3):
+            block = 0
+            while f"layer{stage}.{block}.conv1.weight" in w:
+                pre, stride = f"layer{stage}.{block}.", 2 if stage > 1 and block == 0 else 1
+                out = bn(F.conv2d(x, w[pre + "conv1.weight"], stride=stride, padding=1),
+                         pre + "bn1")
+                taps.append(out)
+                out = bn(F.conv2d(F.relu(out), w[pre + "conv2.weight"], padding=1), pre + "bn2")
+                taps.append(out)
+                if residual:
+                    short = x[:, :, ::stride, ::stride]
+                    out = out + F.pad(short, (0, 0, 0, 0, 0, out.shape[1] - short.shape[1]))
+                x = F.relu(out)
+                block += 1
+        return F.linear(x.mean((2, 3)), w["fc.weight"], w["fc.bias"])
+
+    return forward, lambda u8: u8.float() / 255.0 - mean
+
+
+def _layer_stds(run: Path, images) -> dict[str, list[float]]:
+    """Both methods over every 3x3 layer's BN output, in two passes (the means first, then the
+    squared deviations from them: another algorithm than the report's one-pass sums)."""
+    import torch
+
+    forward, normalise = _own_network(run / "weights.safetensors")
+    acc: dict[int, dict] = {}
+    for kind in ("mean", "dev"):
+        with torch.no_grad():
+            for i in range(0, len(images), 500):
+                taps: list = []
+                forward(normalise(images[i:i + 500]), taps)
+                for j, out in enumerate(taps):
+                    o, a = out.double(), acc.setdefault(j, {})
+                    if kind == "mean":
+                        a["n"] = a.get("n", 0) + o.numel() / o.shape[1]
+                        a["sum"] = a.get("sum", 0) + o.sum((0, 2, 3))
+                        continue
                     mc = (a["sum"] / a["n"])[None, :, None, None]
                     mall = a["sum"].sum() / (a["n"] * o.shape[1])
                     a["dev_c"] = a.get("dev_c", 0) + ((o - mc) ** 2).sum((0, 2, 3))
                     a["dev_all"] = a.get("dev_all", 0) + ((o - mall) ** 2).sum()
-            return f
-        hooks = [m.register_forward_hook(hook(i)) for i, m in enumerate(layers)]
-        with torch.no_grad():
-            for i in range(0, len(images), 500):
-                model(p.normalize(images[i:i + 500]))
-        for h in hooks:
-            h.remove()
-
-    run_pass("mean")
-    run_pass("dev")
     pooled, per_channel = [], []
     for a in acc.values():
         c = a["sum"].numel()
@@ -197,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth-only", action="store_true", help="skip the layer responses")
     args = ap.parse_args(argv)
     problems = check_depth((HERE / "cifar-depth.md").read_text())
+    problems += [f"full: {p}" for p in check_depth((HERE / "full" / "cifar-depth.md").read_text(),
+                                                   HERE / "full" / "runs", full=True)]
     if not args.depth_only:
         problems += check_responses((HERE / "layer-responses.md").read_text())
     for p in problems:

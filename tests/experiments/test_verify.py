@@ -22,6 +22,16 @@ def test_committed_cifar_depth_report_verifies():
     assert verify.check_depth(text) == []
 
 
+def test_the_full_schedule_report_verifies_and_a_changed_gap_is_caught():
+    verify = _verify()
+    text = (REPORTS / "full" / "cifar-depth.md").read_text()
+    check = lambda t: verify.check_depth(t, REPORTS / "full" / "runs", full=True)  # noqa: E731
+    assert check(text) == []
+    assert "| +3.57 | 8.27 |" in text  # ResNet-20's gap to Table 6, and akamaster's figure
+    assert check(text.replace("| +3.57 |", "| +3.50 |"))
+    assert check(text.replace("| 8.27 |", "| 7.37 |"))
+
+
 def test_verify_catches_a_changed_verdict_or_figure():
     verify = _verify()
     text = (REPORTS / "cifar-depth.md").read_text()
@@ -42,3 +52,25 @@ def test_committed_layer_responses_report_verifies():
     if not Path(json.loads(config.read_text())["data"]["data"]).exists():
         pytest.skip("the CIFAR-10 archive the runs were trained on is not on this machine")
     assert verify.check_responses((REPORTS / "layer-responses.md").read_text()) == []
+
+
+@pytest.mark.parametrize("run", ["resnet20-s0", "plain20-s0"])
+def test_verify_runs_its_own_network_to_deepres_outputs(run):
+    """verify.py's network (functional ops on the weights file's tensors) gives deepres's
+    logits and its 19 layer responses on the same images: it checks the report independently."""
+    import torch
+
+    from deepres.evaluate.testing import load_predictor
+
+    verify = _verify()
+    path = REPORTS / "runs" / run / "weights.safetensors"
+    forward, normalise = verify._own_network(path)
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    taps = []
+    with torch.no_grad():
+        ours = forward(normalise(images), taps)
+        p = load_predictor(str(path))
+        theirs = p.model.eval()(p.normalize(images))
+    assert len(taps) == 19
+    assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
