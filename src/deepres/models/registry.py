@@ -113,7 +113,20 @@ def _file_classes(source: str) -> int | None:
     from .published import local_path
     from .weights import read_weights
 
-    state, _ = read_weights(local_path(source))
+    path = local_path(source)
+    if str(path).endswith(".safetensors"):  # the header's shapes: no tensor is read twice
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+        except (OSError, SafetensorError):
+            shapes = None  # init_from reads it and names what is wrong
+        if shapes is not None:
+            fc = next((v for k, v in shapes.items() if k.endswith("fc.weight") and len(v) == 2),
+                      None)
+            return int(fc[0]) if fc is not None else None
+    state, _ = read_weights(path)
     fc = next((v for k, v in state.items() if k.endswith("fc.weight") and v.dim() == 2), None)
     return int(fc.shape[0]) if fc is not None else None
 
