@@ -125,10 +125,10 @@ def _child(kind: str, data: str, read_ahead: bool) -> dict:
     if not read_ahead:
         remote.READ_AHEAD = 0  # every read is then one ranged request for its own bytes
     t0 = time.perf_counter()
-    if kind == "decode":
+    if kind in ("decode", "first"):
         from deepres.data import load_data
 
-        n = len(load_data(data).train)
+        n = len(load_data(data).train)  # "first": a fresh cache, as a first run starts
     else:
         from deepres.data.config import DataConfig
         from deepres.data.pipeline import build_pipeline
@@ -191,7 +191,9 @@ def main() -> None:
             for data, label in ((str(tmp / "big-shards"), "local disk"),
                                 ("s3://bench/big-shards/", "S3")):
                 env["DEEPRES_CACHE"] = str(tmp / f"cache-epoch-{label}")
-                _measure(args.src, env, "epoch", data, "1")  # indexes and sizes, cached
+                first = _measure(args.src, env, "first", data, "1")  # indexes and sizes
+                print(f"first run from {label}: index, image checks and layout, then cached: "
+                      f"{first['seconds']:.1f} s, {first['mb']:.1f} MB over the wire", flush=True)
                 r = _measure(args.src, env, "epoch", data, "1")
                 print(f"one shuffled epoch of 768 500x375 JPEGs from {label} (2 workers): "
                       f"{r['seconds']:.1f} s, {r['images'] / r['seconds']:.0f} img/s, "

@@ -199,3 +199,26 @@ def test_decoded_images_too_large_for_the_cache_disk_are_held_uncached(tiny_data
     assert len(splits.train) == 96 and splits.in_memory
     assert "decoded images not cached" in capsys.readouterr().err
     assert entries() == before
+
+
+def test_shard_indexes_hold_image_sizes_so_no_image_is_read_again(tmp_path, monkeypatch):
+    """The sizes (and unreadable images) come from the index pass, equal to a header scan of
+    the folder they were made from; the scan then reads nothing (an object store once)."""
+    from deepres.data import sources
+
+    folder = make_large_folder(tmp_path / "big", 6, 2, seed=3)
+    odd = folder / "train" / "c0" / "wide.png"
+    Image.new("RGB", (90, 70)).save(odd)
+    (folder / "train" / "c1" / "broken.png").write_bytes(b"\x89PNG not really")
+    _shard(folder, tmp_path / "shards", 5)
+    want = sources.scan_headers(resolve(str(folder)).indexes()["train"], "folder-key")
+    shards = resolve(str(tmp_path / "shards")).indexes()["train"]
+
+    def no_reads(_path):
+        raise AssertionError("an image was read again")
+
+    monkeypatch.setattr(sources, "image_size", no_reads)
+    sizes, unreadable = sources.scan_headers(shards, "shards-key")
+    assert sizes == want[0] and sizes[(90, 70)] == 1 and sizes[(0, 0)] == 1
+    assert [os.path.basename(p) for p in want[1]] == ["broken.png"]
+    assert len(unreadable) == 1 and unreadable[0].endswith(".png")

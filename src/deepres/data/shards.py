@@ -29,10 +29,10 @@ from ..runtime.terminal import safe
 from . import remote
 from .errors import DatasetError
 from .folder import SPLIT_NAMES, FolderIndex
-from .images import is_image_name
+from .images import image_size, is_image_name
 from .members import Member
 from .progress import progress
-from .tarindex import MemberRows, cached_index, iter_members
+from .tarindex import MAX_MEMBER_BYTES, MemberRows, cached_index, iter_members
 
 CLASSES_FILE = "classes.json"
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
@@ -97,10 +97,12 @@ def _split_of(shard: str) -> str:
 
 
 def _shard_samples(shard: str | Path) -> list[list]:
-    """``[key, image member name, offset, size, label]`` for every sample of one shard; a
-    sample with an image and no label, or a label that is not a number, is an error naming
-    it. Members other than images and labels (``.json`` and the like) are left alone."""
-    images: dict[str, tuple[str, int, int]] = {}
+    """``[key, image member name, offset, size, label, width, height]`` for every sample of
+    one shard (the size from the image's header, read as the shard goes by: ``0, 0`` when it
+    cannot be read); a sample with an image and no label, or a label that is not a number, is
+    an error naming it. Members other than images and labels (``.json`` and the like) are
+    left alone."""
+    images: dict[str, tuple[str, int, int, int, int]] = {}
     labels: dict[str, int] = {}
     for tf, info in iter_members(shard):
         folder, _, base = info.name.rpartition("/")
@@ -113,12 +115,23 @@ def _shard_samples(shard: str | Path) -> list[list]:
                                    f"{safe(text)!r}; a .cls member holds a class number")
             labels[key] = int(text)
         elif is_image_name(info.name) and key not in images:
-            images[key] = (info.name, info.offset_data, info.size)
+            images[key] = (info.name, info.offset_data, info.size, *_header_size(tf, info))
     unlabelled = [k for k in images if k not in labels]
     if unlabelled:
         raise DatasetError(f"{safe(shard)}: sample {safe(unlabelled[0])} has an image and no "
                            f".cls label ({len(unlabelled)} such); every sample needs KEY.cls")
-    return [[k, name, off, size, labels[k]] for k, (name, off, size) in images.items()]
+    return [[k, name, off, size, labels[k], w, h] for k, (name, off, size, w, h)
+            in images.items()]
+
+
+def _header_size(tf: tarfile.TarFile, info: tarfile.TarInfo) -> tuple[int, int]:
+    """An image member's ``(width, height)`` from its header, or ``(0, 0)``."""
+    if info.size > MAX_MEMBER_BYTES:
+        return 0, 0  # refused when it is read: a bad file then, with its reason
+    try:
+        return image_size(io.BytesIO(tf.extractfile(info).read())) or (0, 0)
+    except (OSError, tarfile.TarError):
+        return 0, 0
 
 
 def shard_indexes(shards: list[str], cache: Path) -> dict[str, FolderIndex]:

@@ -253,19 +253,33 @@ def scan_headers(index: FolderIndex, fingerprint: str | None = None
         return Counter({tuple(k): v for k, v in saved["sizes"]}), list(saved["unreadable"])
     except (OSError, ValueError, TypeError, KeyError):  # none yet, or the older format
         pass
-    sizes: Counter[tuple[int, int]] = Counter()
-    unreadable = []
-    for p, _ in progress(index.samples, f"scanning {index.root}"):
-        size = image_size(p)
-        sizes[size or (0, 0)] += 1
-        if size is None:
-            unreadable.append(p)
+    sizes, unreadable = _read_headers(index)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps({"sizes": [[list(k), v] for k, v in sizes.items()],
                                             "unreadable": unreadable}))
     except OSError:  # a full cache disk: scanned again next time, the run goes on
         pass
+    return sizes, unreadable
+
+
+def _read_headers(index: FolderIndex) -> tuple[Counter[tuple[int, int]], list[str]]:
+    """Every image's size from its header (``(0, 0)``: unreadable), and the unreadable ones.
+    Shards' indexes hold the sizes already (read as the index was made, data/shards.py), so
+    an object store is not read a second time for them."""
+    held = getattr(index.samples, "sizes", None)
+    known = held() if held is not None else None
+    if known is not None:
+        width, height = known
+        sizes = Counter(zip(width.tolist(), height.tolist(), strict=True))
+        bad = np.flatnonzero((width == 0) & (height == 0)).tolist()
+        return sizes, [index.samples[i][0] for i in bad]
+    sizes, unreadable = Counter(), []
+    for p, _ in progress(index.samples, f"scanning {index.root}"):
+        size = image_size(p)
+        sizes[size or (0, 0)] += 1
+        if size is None:
+            unreadable.append(p)
     return sizes, unreadable
 
 

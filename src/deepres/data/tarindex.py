@@ -27,7 +27,7 @@ from .members import Member
 
 # A member's header can claim any size; an image larger than this is refused when read.
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: shards' rows carry each image's size
 
 
 class TarMember(Member):
@@ -103,10 +103,12 @@ class MemberRows(Sequence):
 
     @classmethod
     def of_archive(cls, archive: str, rows: Sequence[Sequence]) -> MemberRows:
-        """One archive's ``[[name, offset, size, label], ...]``."""
+        """One archive's ``[[name, offset, size, label], ...]``, each row with the image's
+        width and height after them where they are known (``0, 0``: unreadable)."""
         names = [r[0].encode("utf-8", "surrogateescape") for r in rows]
+        known = (("width", 4), ("height", 5)) if rows and all(len(r) >= 6 for r in rows) else ()
         cols = {k: np.fromiter((r[j] for r in rows), np.int64, len(rows))
-                for k, j in (("offset", 1), ("size", 2), ("label", 3))}
+                for k, j in (("offset", 1), ("size", 2), ("label", 3), *known)}
         cols["archive"] = np.zeros(len(rows), np.int32)
         cols["end"] = np.cumsum(np.fromiter(map(len, names), np.int64, len(names)))
         return cls([archive], cols, b"".join(names))
@@ -120,8 +122,9 @@ class MemberRows(Sequence):
             ends.append(part._end + shift)
             archives += part.archives
             shift += len(part.names)
+        sized = ("width", "height") if parts and all("width" in p.columns for p in parts) else ()
         cols = {k: np.concatenate([p.columns[k] for p in parts] or [np.zeros(0, np.int64)])
-                for k in ("offset", "size", "label")}
+                for k in ("offset", "size", "label", *sized)}
         cols["archive"] = np.concatenate(ids or [np.zeros(0, np.int32)])
         cols["end"] = np.concatenate(ends or [np.zeros(0, np.int64)])
         return cls(archives, cols, b"".join(p.names for p in parts))
@@ -150,6 +153,12 @@ class MemberRows(Sequence):
     def labels(self) -> np.ndarray:
         return self._label
 
+    def sizes(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each image's width and height where the index holds them (``0, 0``: unreadable)."""
+        if "width" not in self.columns:
+            return None
+        return self.columns["width"], self.columns["height"]
+
     def names_list(self) -> list[str]:
         """Every member's name, in order."""
         ends = self._end.tolist()
@@ -165,7 +174,8 @@ class MemberRows(Sequence):
         ends = self._end[idx] if len(self) else idx
         blob = b"".join(self.names[s:e] for s, e in zip(starts.tolist(), ends.tolist(),
                                                           strict=True))
-        cols = {k: self.columns[k][idx] for k in ("archive", "offset", "size", "label")}
+        cols = {k: self.columns[k][idx] for k in ("archive", "offset", "size", "label",
+                                                  "width", "height") if k in self.columns}
         cols["end"] = np.cumsum(ends - starts)
         if labels is not None:
             cols["label"] = np.asarray(labels, dtype=np.int64).reshape(len(idx))
