@@ -68,4 +68,14 @@ def test_index_members_accepts_plain_lists_of_names():
     split = index_members("arch", names, names)["train"]
     assert split.root == "arch/top" and split.classes == ["c0", "c1"]
     assert list(split.samples) == [("top/c0/x.jpg", 0), ("top/c1/a.png", 1), ("top/c1/b.png", 1)]
-    assert split.labels().tolist() == [0, 1, 1] and isinstance(split.labels(), np.ndarray)
+    assert split.labels.tolist() == [0, 1, 1] and isinstance(split.labels, np.ndarray)
+
+
+def test_an_empty_tar_is_one_line_naming_what_it_lacks(tmp_path, capsys):
+    from deepres.cli import main
+
+    with tarfile.open(tmp_path / "empty.tar", "w"):
+        pass
+    assert main(["data", "check", str(tmp_path / "empty.tar")]) == 2
+    assert "no class folders found" in capsys.readouterr().err
+    assert MemberRows.of_archive("a.tar", []).names_list() == []

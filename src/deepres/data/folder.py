@@ -29,15 +29,16 @@ class FolderIndex:
     def __len__(self) -> int:
         return len(self.samples)
 
+    @property
     def labels(self) -> np.ndarray:
-        """Every sample's label, in order."""
+        """Every sample's label, in order (as arrays and columns hold theirs)."""
         held = getattr(self.samples, "labels", None)
         if held is not None:
             return held
         return np.fromiter((y for _, y in self.samples), np.int64, len(self.samples))
 
     def counts(self) -> dict[str, int]:
-        per = np.bincount(self.labels(), minlength=len(self.classes))
+        per = np.bincount(self.labels, minlength=len(self.classes))
         return {c: int(n) for c, n in zip(self.classes, per, strict=True)}
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> FolderIndex:

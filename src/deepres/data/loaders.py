@@ -192,7 +192,7 @@ class FolderLoader:
             return
         n = len(self.dataset)
         if self.balanced and self.shuffle:
-            order = balanced_order(torch.as_tensor(self.dataset.index.labels()),
+            order = balanced_order(torch.as_tensor(self.dataset.index.labels),
                                    epoch, self.seed)
         else:
             order = (torch.randperm(n, generator=derived_generator(self.seed, epoch))

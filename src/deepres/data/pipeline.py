@@ -131,8 +131,8 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     # Large images (§3.4): scale augmentation in workers; flip, mean, colour in batches.
     index, val_index = splits.train, splits.val if d.val_split else None
     if held is not None:
-        val_index = _subset(index, held[1])
-        index = _subset(index, held[0])
+        val_index = index.subset(held[1])
+        index = index.subset(held[0])
     # §3.4: scale augmentation to [256, 480] and 224 crops; tested at shorter side 256. Other
     # crop sizes keep those proportions.
     crop = d.input_size or d.crop or 224  # crop None: a config made for small images
@@ -170,19 +170,16 @@ def _check_streams(d: DataConfig, splits: Splits) -> None:
     refused in one line rather than ignored."""
     if not d.shuffle_buffer:
         return
-    why = ("the images are held in memory (small): they are decoded once, in order"
-           if splits.in_memory else
-           "the data is not shards (a folder, or a dataset file)"
-           if not isinstance(splits.train.samples, MemberRows) else
-           "--balanced-sampler draws images at random from the whole set"
-           if d.balanced_sampler else "")
-    if why:
-        raise DatasetError(f"--shuffle-buffer {d.shuffle_buffer} streams shards of large "
-                           f"images, but {why}; drop --shuffle-buffer")
-
-
-def _subset(index: FolderIndex, idx: np.ndarray) -> FolderIndex:
-    return index.subset(idx)
+    if splits.in_memory:
+        why = "the images are held in memory (small): they are decoded once, in order"
+    elif not isinstance(splits.train.samples, MemberRows):
+        why = "the data is not shards (a folder, or a dataset file)"
+    elif d.balanced_sampler:
+        why = "--balanced-sampler draws images at random from the whole set"
+    else:
+        return
+    raise DatasetError(f"--shuffle-buffer {d.shuffle_buffer} streams shards of large images, "
+                       f"but {why}; drop --shuffle-buffer")
 
 
 def _check_bad(splits: Splits, skip_bad: bool) -> int:

@@ -73,14 +73,9 @@ def stream_batches(archive_of: np.ndarray, *, seed: int, epoch: int, rank: int, 
         samples = np.concatenate([order[starts[k]:ends[k]] for k in mine])
         per_stream.append(buffer_shuffle(samples, buffer,
                                          _rng(seed, epoch, rank * streams + s, 1)))
-    at = [0] * streams
-    out = []
-    for k in range(steps):
-        s = k % streams
-        picked = np.take(per_stream[s], np.arange(at[s], at[s] + batch), mode="wrap")
-        at[s] += batch
-        out.append(picked.tolist())
-    return out
+    # batch k is stream (k mod S)'s (k div S)-th run of ``batch`` samples, wrapping around
+    return [np.take(per_stream[k % streams], np.arange(batch) + k // streams * batch,
+                    mode="wrap").tolist() for k in range(steps)]
 
 
 class ShardCache:

@@ -52,9 +52,16 @@ class TarMember(Member):
 
     def read(self) -> bytes:
         """The member's bytes; OSError when the archive is shorter than its header said."""
+        self.check_size()
+        return self.whole(remote.read_range(self.archive, self.offset, self.size))
+
+    def check_size(self) -> None:
+        """OSError for a header that claims more than one image may be."""
         if self.size > MAX_MEMBER_BYTES:
             raise OSError(f"{self.size} bytes, over the limit of {MAX_MEMBER_BYTES} for one image")
-        data = remote.read_range(self.archive, self.offset, self.size)
+
+    def whole(self, data: bytes) -> bytes:
+        """``data`` if it is all of the member, else OSError (the archive ended early)."""
         if len(data) != self.size:
             raise OSError(f"the archive ends {self.size - len(data)} bytes early")
         return data
@@ -66,27 +73,26 @@ def read_remote(samples: Sequence[str], shards: Any = None) -> list[bytes | OSEr
     data/streams.py ``ShardCache``: whole shards) where given; None for the others, which
     are read as they are decoded. A member that cannot be read is its OSError."""
     out: list[bytes | OSError | None] = [None] * len(samples)
-    wanted = [i for i, m in enumerate(samples)
-              if isinstance(m, TarMember) and remote.is_url(m.archive)]
-    for i in wanted:
-        if samples[i].size > MAX_MEMBER_BYTES:
-            out[i] = OSError(f"{samples[i].size} bytes, over the limit of {MAX_MEMBER_BYTES} "
-                             "for one image")
-    asked = [i for i in wanted if out[i] is None]
-    if shards is not None:
-        for i in asked:
-            try:
-                out[i] = shards.read(samples[i].archive, samples[i].offset, samples[i].size)
-            except OSError as exc:
-                out[i] = exc
-        return out
-    got = remote.read_ranges([(samples[i].archive, samples[i].offset, samples[i].size)
-                              for i in asked])
+    asked = []
+    for i, m in enumerate(samples):
+        if isinstance(m, TarMember) and remote.is_url(m.archive):
+            out[i] = _attempt(m.check_size)
+            if out[i] is None:
+                asked.append(i)
+    spans = [(samples[i].archive, samples[i].offset, samples[i].size) for i in asked]
+    got = (remote.read_ranges(spans) if shards is None else
+           [_attempt(shards.read, *span) for span in spans])
     for i, data in zip(asked, got, strict=True):
-        short = isinstance(data, bytes) and len(data) != samples[i].size
-        out[i] = OSError(f"the archive ends {samples[i].size - len(data)} bytes early"
-                         ) if short else data
+        out[i] = _attempt(samples[i].whole, data) if isinstance(data, bytes) else data
     return out
+
+
+def _attempt(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)``, or the OSError it raised."""
+    try:
+        return call(*args)
+    except OSError as exc:
+        return exc
 
 
 class MemberRows(Sequence):
@@ -159,19 +165,21 @@ class MemberRows(Sequence):
             return None
         return self.columns["width"], self.columns["height"]
 
+    def _starts(self) -> np.ndarray:
+        """Where each name begins in the blob (each ends where the next begins)."""
+        return np.concatenate([np.zeros(1, np.int64), self._end])[:len(self._end)]
+
     def names_list(self) -> list[str]:
         """Every member's name, in order."""
-        ends = self._end.tolist()
         return [self.names[s:e].decode("utf-8", "surrogateescape")
-                for s, e in zip([0, *ends[:-1]], ends, strict=True)]
+                for s, e in zip(self._starts().tolist(), self._end.tolist(), strict=True)]
 
     def take(self, indices: Sequence[int] | np.ndarray,
              labels: Sequence[int] | np.ndarray | None = None) -> MemberRows:
         """The samples at ``indices``, in that order, as columns again (with ``labels``
         instead of their own where given)."""
         idx = np.asarray(indices, dtype=np.int64)
-        starts = np.concatenate([[0], self._end[:-1]])[idx] if len(self) else idx
-        ends = self._end[idx] if len(self) else idx
+        starts, ends = self._starts()[idx], self._end[idx]
         blob = b"".join(self.names[s:e] for s, e in zip(starts.tolist(), ends.tolist(),
                                                           strict=True))
         cols = {k: self.columns[k][idx] for k in ("archive", "offset", "size", "label",

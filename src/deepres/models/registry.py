@@ -114,21 +114,23 @@ def _file_classes(source: str) -> int | None:
     from .weights import read_weights
 
     path = local_path(source)
-    if str(path).endswith(".safetensors"):  # the header's shapes: no tensor is read twice
-        from safetensors import SafetensorError, safe_open
+    shapes = _header_shapes(path) if str(path).endswith(".safetensors") else None
+    if shapes is None:
+        shapes = {k: tuple(v.shape) for k, v in read_weights(path)[0].items()}
+    fc = next((v for k, v in shapes.items() if k.endswith("fc.weight") and len(v) == 2), None)
+    return int(fc[0]) if fc is not None else None
 
-        try:
-            with safe_open(str(path), "pt") as f:
-                shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
-        except (OSError, SafetensorError):
-            shapes = None  # init_from reads it and names what is wrong
-        if shapes is not None:
-            fc = next((v for k, v in shapes.items() if k.endswith("fc.weight") and len(v) == 2),
-                      None)
-            return int(fc[0]) if fc is not None else None
-    state, _ = read_weights(path)
-    fc = next((v for k, v in state.items() if k.endswith("fc.weight") and v.dim() == 2), None)
-    return int(fc.shape[0]) if fc is not None else None
+
+def _header_shapes(path: object) -> dict[str, tuple[int, ...]] | None:
+    """A .safetensors file's tensor shapes from its header alone (no tensor is read twice);
+    None when it cannot be read (read_weights then names what is wrong)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (OSError, SafetensorError):
+        return None
 
 
 def _load_pretrained(model: nn.Module, name: str, pretrained: bool | str) -> None:

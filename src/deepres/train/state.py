@@ -173,9 +173,7 @@ def settle(cfg: TrainConfig, p: Pipeline) -> TrainConfig:
 
 
 def _train_labels(p: Pipeline) -> torch.Tensor:
-    src = p.train_source
-    labels = src.labels() if callable(src.labels) else src.labels  # a folder's, or arrays'
-    return torch.as_tensor(labels).long()
+    return torch.as_tensor(p.train_source.labels).long()
 
 
 def make_deterministic() -> None:
