@@ -143,7 +143,8 @@ def test_medium_scale_is_the_paper_shape_residual_pair_first(tmp_path):
 
     runs = prepare_experiment("cifar-depth", scale="medium", seeds=2, data="sample", out=tmp_path)
     assert [r.key for r in runs] == ["resnet20-s0", "resnet56-s0", "resnet20-s1", "resnet56-s1",
-                                     "plain20-s0", "plain56-s0"]  # one seed of the plain nets
+                                     "plain20-s0", "plain56-s0", "plain20-s1", "plain56-s1"]
+    # every seed of the plain nets too, after the residual ones (issue 28: three seeds per arm)
     o = runs[0].config.optim
     assert (o.lr, o.schedule, o.milestones, o.iterations, o.batch_size) == \
         (0.1, "step", (0.5, 0.75), 12_000, 128)
