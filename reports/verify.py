@@ -49,6 +49,24 @@ def _final_train_error(run: Path) -> float:
     return statistics.mean([curve[k] for k in sorted(curve)][-5:])
 
 
+def _phase_row(run: Path, bounds: tuple[int, ...] = (32_000, 48_000)) -> tuple[str, str]:
+    """The full report's row of ``run``'s errors at the end of each learning-rate phase, and
+    its 'N of M' count of logged steps at the paper's rate (0.1, /10 after each bound)."""
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    summary = json.loads((run / "summary.json").read_text())
+    test, train = [], []
+    for end in (*bounds, summary["steps"]):
+        tests = [r["test_error"] for r in rows if "test_error" in r and r["step"] <= end]
+        test.append(summary["test_error"] if end == summary["steps"] else tests[-1])
+        train.append(statistics.mean([r["train_error"] for r in rows
+                                      if r.get("train_error") is not None
+                                      and r["step"] <= end][-5:]))
+    lrs = [(r["step"], r["lr"]) for r in rows if r.get("lr") is not None]
+    right = sum(abs(lr - 0.1 * 0.1 ** sum(step > b for b in bounds)) < 1e-9 for step, lr in lrs)
+    cells = " | ".join(f"{100 * x:.2f}" for x in test + train)
+    return f"| {run.name} | {cells} |", f"{run.name} {right} of {len(lrs)}"
+
+
 def _verdict(a: list[float], b: list[float]) -> tuple[str, float | None]:
     """The rule, for mean(b) > mean(a) being the paper's direction; scipy's Welch test."""
     from scipy import stats
@@ -88,9 +106,19 @@ def check_depth(text: str, root: Path = HERE / "runs", full: bool = False) -> li
             figures += [str(PAPER[k]), f"{gap:+.2f}", str(AKAMASTER.get(k, "–"))]
             if f"{k} {gap:+.2f}" not in text:
                 problems.append(f"cifar-depth: the text lacks {k}'s gap {gap:+.2f}")
+            if gap > 1.5 and "## Why the errors miss Table 6" not in text:
+                problems.append(f"cifar-depth: {k} misses Table 6 by {gap:.2f} points (the "
+                                "target is 1.5) and the report gives no evidence of why")
         for figure in figures:
             if f"| {figure} |" not in line:
                 problems.append(f"cifar-depth: {k}'s row lacks {figure}: {line!r}")
+        if full and "## Why the errors miss Table 6" in text:
+            for run in nets[k]:
+                phases, lr_count = _phase_row(run)
+                if phases not in text.splitlines():
+                    problems.append(f"cifar-depth: the phase table lacks {phases!r}")
+                if lr_count not in text:
+                    problems.append(f"cifar-depth: the learning-rate check lacks {lr_count!r}")
     findings = [(name, x[a], x[b]) for name, x, a, b in (
         ("plain-56 vs plain-20", train, "plain20", "plain56"),
         ("resnet-56 vs resnet-20", test, "resnet56", "resnet20")) if a in x and b in x]

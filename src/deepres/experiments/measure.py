@@ -177,10 +177,21 @@ def _plan_cost(m: Measured) -> dict[str, Any]:
             "full_runs": [r.key for r in full]}
 
 
+def _depth_checks(m: Measured) -> dict[str, Any]:
+    """At the paper's full schedule, the recipe checked on the runs' files (recipe_checks.py):
+    the evidence a report gives when its errors miss Table 6."""
+    optim = m.runs[0].config.optim
+    if optim.iterations < 64_000 or not m.records:
+        return {}
+    from .recipe_checks import recipe_checks
+
+    return {"checks": recipe_checks(m.records, optim)}
+
+
 # experiment -> what it measures beyond the runs' records
 EXTRA: dict[str, Callable[[Measured], dict[str, Any]]] = {
-    "layer-responses": _layer_responses, "imagenet": _imagenet_tests, "table1": _table1,
-    "preact": _plan_cost,
+    "cifar-depth": _depth_checks, "layer-responses": _layer_responses,
+    "imagenet": _imagenet_tests, "table1": _table1, "preact": _plan_cost,
 }
 
 

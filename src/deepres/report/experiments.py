@@ -17,6 +17,7 @@ from ..experiments.measure import Measured
 from ..experiments.specs import Run
 from ..models import resolve
 from ..runtime.files import atomic_write_text
+from .recipe_checks import gap_section
 from .responses import report_layer_responses
 from .runs import mixed_note, precisions_of, runs_table
 
@@ -209,7 +210,8 @@ def _report_cifar_depth(m: Measured, out: Path, lines: list[str]) -> None:
     _depth_figure(groups, out / "cifar-depth.png")
     lines += ["", *_absolute_numbers(groups, runs)]
     lines += ["", "![training and test error](cifar-depth.png)", "",
-              f"The paper: {paper.FIGURE6_CLAIM}.", "", "Ours:", *_claims(groups), ""]
+              f"The paper: {paper.FIGURE6_CLAIM}.", "", "Ours:", *_claims(groups), "",
+              *gap_section(m.extra.get("checks", {}), groups)]
 
 
 def _absolute_numbers(groups: dict[str, list[dict[str, Any]]], runs: list[Run]) -> list[str]:
