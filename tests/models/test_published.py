@@ -27,6 +27,20 @@ def test_every_published_file_is_listed_with_its_card_and_checks():
         assert sum(p.default for p in published.weights_for(name)) == 1
 
 
+def test_the_readme_table_of_published_weights_is_the_index():
+    """README's table names every published file once, with the index's test error and tag."""
+    rows = [x.split("|") for x in (ROOT / "README.md").read_text().splitlines()
+            if x.startswith("| `deepres:")]
+    said = {r[1].strip(" `"): (r[2].strip(), r[4].strip(" `")) for r in rows
+            if r[2].strip().endswith("%")}  # the table of files, not of error messages
+    found = {}
+    for source in said:
+        entry = published.find(source)
+        found[entry.source] = (f"{100 * entry.test_error:.2f}%", entry.tag)
+        assert said[source] == found[entry.source], source
+    assert set(found) == {p.source for p in published.published()}
+
+
 def test_pretrained_true_loads_the_default_published_weights():
     entry = published.weights_for("resnet20")[0]
     model = deepres.create_model("resnet20", pretrained=True)
