@@ -78,8 +78,9 @@ def card(name: str, tag: str, scale: str, run: Path, summary: dict, config: dict
         "| | |", "|---|---|",
         f"| test error | **{100 * err:.2f}%** (top-5 {100 * fp32['test_top5_error']:.2f}%) on "
         f"{fp32['test_images']:,} test images: `deepres eval --weights deepres:{name}.{tag} "
-        "--data ../shared/datasets/cifar10-jpg.tar.gz --precision fp32`. The run itself "
-        f"measured {100 * summary['test_error']:.2f}% at its last step, in "
+        "--data ../shared/datasets/cifar10-jpg.tar.gz`, which measures in fp32 (its default), "
+        "so the figure is the same on every CPU. The run itself measured "
+        f"{100 * summary['test_error']:.2f}% at its last step, in "
         f"{config['run']['precision']}; `--precision auto` evaluates in bf16 on CPUs that have "
         "it natively, which moves the figure by a few images |",
         f"| iterations | {summary['steps']:,} of batch {o['batch_size']} "

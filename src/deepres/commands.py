@@ -104,7 +104,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       split=args.split,
                       tta=args.tta,
                       batch_size=args.batch_size, device=args.device,
-                      precision=args.precision, model_name=args.model,
+                      precision=args.precision or "fp32", model_name=args.model,
                       classes_file=args.classes, workers=args.workers, engine=args.engine)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0

@@ -71,3 +71,21 @@ def test_old_amp_configs_still_load():
     del d["run"]["precision"]
     d["run"]["amp"] = True
     assert TrainConfig.from_dict(d).run.precision == "bf16"
+
+
+def test_eval_measures_in_fp32_unless_asked(monkeypatch, tmp_path, tiny_data, capsys):
+    """A measured error is the same on every machine: eval's default is fp32 even where bf16
+    is native; --precision auto is the faster, machine-dependent choice."""
+    from deepres.cli import main
+
+    monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_data), "--iterations", "2", "--batch-size", "8",
+                 "--run-dir", str(run), "--precision", "fp32"]) == 0
+    said = {}
+    for flags in ([], ["--precision", "auto"]):
+        capsys.readouterr()
+        assert main(["eval", "--weights", str(run / "weights.safetensors"), "--data",
+                     str(tiny_data), "--engine", "torch", "--json", *flags]) == 0
+        said[tuple(flags)] = json.loads(capsys.readouterr().out)["precision"]
+    assert said == {(): "fp32", ("--precision", "auto"): "bf16"}

@@ -43,11 +43,13 @@ def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | No
 def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
              scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
              tta: str | None = None,
-             device: str = "cpu", precision: str | None = "auto", model_name: str | None = None,
+             device: str = "cpu", precision: str | None = "fp32", model_name: str | None = None,
              classes_file: str | None = None, workers: int = 2,
              engine: str | None = None) -> dict[str, Any]:
     """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``, each
-    model run by ``engine`` (loaded/engines.py; "auto" says its choice on stderr)."""
+    model run by ``engine`` (loaded/engines.py; "auto" says its choice on stderr). In fp32
+    unless ``precision`` says otherwise: a measured error is then the same on every CPU
+    (bf16, where ``auto`` picks it, moves it by a few images)."""
     if crops not in (1, 10):
         raise ValueError(f"--crops must be 1 or 10, not {crops}")
     with dist.init(device) as ctx:

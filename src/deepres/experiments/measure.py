@@ -136,8 +136,11 @@ def _imagenet_tests(m: Measured) -> dict[str, Any]:
     for label, records in m.groups.items():
         data = m.configs[label].data.data
         weights = [str(Path(s["run_dir"]) / "weights.safetensors") for s in records]
-        tests[label] = {"ten": [run_eval([w], data, crops=10) for w in weights],
-                        "multi": [run_eval([w], data, scales=[224, 256, 384]) for w in weights]}
+        # precision "auto": as these reports were measured before eval's default became fp32
+        tests[label] = {"ten": [run_eval([w], data, crops=10, precision="auto")
+                                for w in weights],
+                        "multi": [run_eval([w], data, scales=[224, 256, 384], precision="auto")
+                                  for w in weights]}
     return {"tests": tests}
 
 
