@@ -234,6 +234,13 @@ def test_the_runs_table_shows_each_runs_precision_and_says_when_they_are_mixed()
     assert mixed_note([plain], ["bf16"]) == ""
     row = next(line for line in runs_table([moved]) if line.startswith("| resnet20-s0"))
     assert "| bf16, fp32 |" in row and "steps 0-30000: AMD EPYC" in row and "Zen 3" in row
+    # consecutive sittings on the same kind of machine are one span of steps
+    split = {**moved, "segments": [{"from_step": 0, "to_step": 9_000, "machine": machine("bf16")},
+                                   *moved["segments"]]}
+    split["segments"][1] = {**split["segments"][1], "from_step": 9_000}
+    row = next(line for line in runs_table([split]) if line.startswith("| resnet20-s0"))
+    assert "steps 0-30000: AMD EPYC" in row and "steps 30000-64000: Zen 3" in row
+    assert row.count("steps ") == 2
 
 
 def test_a_run_with_a_validation_split_draws_the_validation_error_bold(tmp_path):

@@ -89,6 +89,9 @@ def _depth_figure(groups: dict[str, list[dict[str, Any]]], path: Path) -> None:
             final = {"step": summary["steps"], "test_error": summary["test_error"]}
             runs[f"{kind}-{resolve(label).depth}"] = [*summary["rows"], final]
         draw_error_curves(ax, runs, train_style="--")
+        if not runs:
+            ax.text(0.5, 0.5, "no finished run yet", ha="center", va="center",
+                    transform=ax.transAxes, color="grey")
         late += [100 * r[k] for rows in runs.values() for r in rows[len(rows) // 5:]
                  for k in ("train_error", "test_error") if r.get(k) is not None]
         ax.set_title(("plain networks" if kind == "plain" else "ResNets") +

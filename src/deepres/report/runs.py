@@ -8,10 +8,15 @@ from typing import Any
 
 
 def _machine(s: dict[str, Any]) -> str:
-    segs = [g for g in s.get("segments") or [] if g.get("machine")]
-    if len({json.dumps(g["machine"], sort_keys=True) for g in segs}) > 1:  # moved machines
-        return "; ".join(f"steps {g['from_step']}-{g['to_step']}: "
-                         f"{_machine({'machine': g['machine']})}" for g in segs)
+    spans: list[list[Any]] = []  # [from_step, to_step, machine], consecutive sittings merged
+    for g in (g for g in s.get("segments") or [] if g.get("machine")):
+        if spans and json.dumps(spans[-1][2], sort_keys=True) == json.dumps(g["machine"],
+                                                                              sort_keys=True):
+            spans[-1][1] = g["to_step"]
+        else:
+            spans.append([g["from_step"], g["to_step"], g["machine"]])
+    if len(spans) > 1:  # moved machines
+        return "; ".join(f"steps {a}-{b}: {_machine({'machine': m})}" for a, b, m in spans)
     m = s.get("machine")
     if not m:
         return "not recorded (made before runs recorded their machine)"
