@@ -14,6 +14,7 @@ from typing import Any
 
 from . import commands
 from .runtime.options import (
+    EVAL_PRECISION_HELP,
     NONNEG_INT,
     POSITIVE_INT,
     Option,
@@ -232,9 +233,7 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("--workers", type=NONNEG_INT, default=2,
                    help="processes decoding image files (folders); 0: in this process")
     p.add_argument("--device", type=device_parser, default="cpu")
-    _add_precision(p, help="fp32 (default: a measured error is the same on every machine); "
-                           "auto: bf16 autocast where native, faster, which moves the error by "
-                           "a few images; bf16; fp16 (CUDA)")
+    _add_precision(p, help=EVAL_PRECISION_HELP)
     _add_engine(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--confusion", metavar="FILE.png", default=None,

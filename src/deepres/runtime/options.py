@@ -24,6 +24,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # fp16: CUDA only, with a gradien
 PRECISION_HELP = ("auto (default): bf16 autocast where it is computed natively (GPUs of compute "
                   "capability 8.0 or newer; CPUs with avx512_bf16 or AMX), fp32 elsewhere (TF32 "
                   "off unless --tf32); fp16 with a gradient scaler on CUDA only")
+EVAL_PRECISION_HELP = ("fp32 (default: a measured error is the same on every machine); auto: "
+                       "bf16 autocast where native, faster, which moves the error by a few "
+                       "images; bf16; fp16 (CUDA)")
 
 
 def number(kind: type, low: float | None = None, high: float | None = None,
