@@ -3,20 +3,17 @@ sitting's, where a run moved between machines) and machine."""
 
 from __future__ import annotations
 
-import json
+from itertools import groupby
 from typing import Any
 
 
 def _machine(s: dict[str, Any]) -> str:
-    spans: list[list[Any]] = []  # [from_step, to_step, machine], consecutive sittings merged
-    for g in (g for g in s.get("segments") or [] if g.get("machine")):
-        if spans and json.dumps(spans[-1][2], sort_keys=True) == json.dumps(g["machine"],
-                                                                              sort_keys=True):
-            spans[-1][1] = g["to_step"]
-        else:
-            spans.append([g["from_step"], g["to_step"], g["machine"]])
-    if len(spans) > 1:  # moved machines
-        return "; ".join(f"steps {a}-{b}: {_machine({'machine': m})}" for a, b, m in spans)
+    segs = [g for g in s.get("segments") or [] if g.get("machine")]
+    # consecutive sittings on one kind of machine are one span; more than one span: it moved
+    spans = [list(run) for _, run in groupby(segs, key=lambda g: g["machine"])]
+    if len(spans) > 1:
+        return "; ".join(f"steps {run[0]['from_step']}-{run[-1]['to_step']}: "
+                         f"{_machine({'machine': run[0]['machine']})}" for run in spans)
     m = s.get("machine")
     if not m:
         return "not recorded (made before runs recorded their machine)"
