@@ -5,6 +5,7 @@ int8 file.
 
     .venv/bin/python benchmarks/engines.py [--reps 5] [--models resnet50,resnet20]
     .venv/bin/python benchmarks/engines.py --accuracy   # int8 CIFAR-10 test error, trained nets
+    .venv/bin/python benchmarks/engines.py --avx2-only  # AVX-512, VNNI, AMX hidden (avx2_only.py)
 
 Speed: ResNet-50 at batch 1 and 16 (224x224), ResNet-20 at batch 1 and 256 (32x32), random
 weights with calibrated batch-norm statistics. Every deepres row is built the way deepres
@@ -25,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
 from pathlib import Path
 
+import avx2_only
 import numpy as np
 import torch
 import torchvision
@@ -186,7 +189,12 @@ def main() -> None:
     ap.add_argument("--models", default="resnet50,resnet20")
     ap.add_argument("--accuracy", action="store_true",
                     help="int8 CIFAR-10 test error of the trained ResNet-20/56 instead")
+    ap.add_argument("--avx2-only", action="store_true",
+                    help="rerun under benchmarks/avx2_only.py: the libraries see a CPU without "
+                         "AVX-512, VNNI or AMX and run their AVX2 kernels")
     args = ap.parse_args()
+    if args.avx2_only and not avx2_only.active():
+        avx2_only.reexec([sys.executable, *sys.argv])
     torch.manual_seed(0)
     flags = sorted(f for f in cpu_flags() if f in {"avx512_bf16", "amx_bf16", "amx_int8",
                                                     "avx512_vnni", "avx_vnni", "avx512f",
@@ -197,7 +205,12 @@ def main() -> None:
             versions.append(f"{mod} {__import__(mod).__version__}")
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
           f"threads; {', '.join(versions)}; CPU flags: {' '.join(flags)}", flush=True)
+    if avx2_only.active():
+        print("AVX2-only proxy (benchmarks/avx2_only.py): PyTorch's CPU capability "
+              f"{torch.backends.cpu.get_cpu_capability()}; the flags above are what the "
+              "process sees", flush=True)
     accuracy() if args.accuracy else speed(args)
+    print(avx2_only.avx512_state_report())
 
 
 if __name__ == "__main__":

@@ -81,3 +81,40 @@ def test_device_check_cut_short_still_leaves_what_it_checked(tmp_path):
     assert not report["complete"] and report["passed"] == 1
     assert [s["step"] for s in report["steps"]] == ["first"]
     assert sorted(tmp_path.iterdir()) == [out, tmp]  # no temporary file left beside it
+
+
+_SEES = """
+import sys, torch
+sys.path.insert(0, {bench!r})
+import avx2_only
+from deepres.runtime.precision import cpu_flags, cpu_has_native_bf16
+x = torch.rand(8, 3, 64, 64)
+torch.nn.Conv2d(3, 16, 3)(x).sum()
+print(torch.backends.cpu.get_cpu_capability(), sorted(f for f in cpu_flags() if "avx" in f),
+      cpu_has_native_bf16(), avx2_only.active())
+print(avx2_only.avx512_state_report())
+"""
+
+
+def test_avx2_only_hides_avx512_from_torch_and_deepres(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import avx2_only
+
+    try:
+        avx2_only.environment({"XDG_CACHE_HOME": str(tmp_path)})
+    except avx2_only.Unavailable as exc:
+        pytest.skip(str(exc))
+    import os
+
+    code = _SEES.format(bench=str(ROOT / "benchmarks"))
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120)
+    hidden = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "avx2_only.py"), "--",
+                             sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+    assert plain.returncode == 0 and hidden.returncode == 0, plain.stderr + hidden.stderr
+    # Without the shim this CPU shows AVX-512; with it, nothing past AVX2 in any view.
+    assert plain.stdout.split()[0].startswith("AVX512"), plain.stdout
+    seen = hidden.stdout.splitlines()
+    assert seen[0].startswith("AVX2 ['avx', 'avx2'] False True"), seen[0]
+    assert "none after start-up" in seen[1], seen[1]

@@ -3,8 +3,9 @@
 and returns float32 logits, so the testing protocols above them never know which one ran.
 
 Which engine ``auto`` picks, and why (the rule the engine table in BENCHMARKS.md supports,
-``benchmarks/engines.py``; on the CPUs measured, OpenVINO was the fastest at every batch for
-ResNet-50 in fp32, bf16 and int8, ONNX Runtime second):
+``benchmarks/engines.py``; on the CPUs measured, an AMD Zen 4 (AVX-512), an Intel Xeon (AMX)
+and the Zen 4 with AVX-512 hidden (AVX2 only, ``--avx2-only``), OpenVINO was the fastest for
+ResNet-50 at batch 1 and 16 in bf16 and int8, and level with ONNX Runtime in fp32):
 
 - a device other than the CPU: ``torch`` (the other two run on the CPU here);
 - an ONNX file (``deepres export --format onnx`` or ``int8``): ``openvino`` where installed,

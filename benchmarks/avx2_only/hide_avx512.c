@@ -1,0 +1,200 @@
+/* A process-level AVX2-only CPU, for benchmarks/avx2_only.py: loaded with LD_PRELOAD, it hides
+ * AVX-512 (every subset), AVX-VNNI and AMX from the process, so that every library in it
+ * (PyTorch's ATen and oneDNN, ONNX Runtime's MLAS, OpenVINO, glibc with GLIBC_TUNABLES) picks
+ * the kernels it would pick on a CPU that has AVX2 and FMA and nothing newer, and runs them at
+ * this CPU's own speed (no emulation: only the answers to CPUID change).
+ *
+ * How: Linux's CPUID faulting (arch_prctl ARCH_SET_CPUID 0, the cpuid_fault flag in
+ * /proc/cpuinfo) makes every user-space CPUID instruction raise SIGSEGV; the handler runs the
+ * real instruction with faulting briefly off for its own thread, clears the feature bits, and
+ * steps over it. The setting is per thread and inherited by threads and forks made after it,
+ * so it is switched on in a constructor, before any library is loaded. Reads of /proc/cpuinfo
+ * through open/openat/fopen get a copy with the same flags removed, so code that reads the
+ * flags (deepres's runtime/precision.py) sees the same CPU as code that asks the CPU.
+ *
+ * Not a CPU: the microarchitecture (caches, clocks, port counts) stays this machine's.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#define ARCH_SET_CPUID_ 0x1012
+
+static struct sigaction previous;
+static volatile long traps;
+
+static long set_cpuid(int enabled) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID_, enabled); }
+
+/* Feature bits of CPUID leaf 7 (Intel SDM vol. 2A, "CPUID"; AMD APM vol. 3, appendix E). */
+static void hide(unsigned leaf, unsigned sub, unsigned r[4]) {
+    if (leaf == 7 && sub == 0) {
+        /* EBX: AVX512F 16, DQ 17, IFMA 21, PF 26, ER 27, CD 28, BW 30, VL 31 */
+        r[1] &= ~((1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) | (1u << 28) |
+                  (1u << 30) | (1u << 31));
+        /* ECX: VBMI 1, VBMI2 6, VNNI 11, BITALG 12, VPOPCNTDQ 14 */
+        r[2] &= ~((1u << 1) | (1u << 6) | (1u << 11) | (1u << 12) | (1u << 14));
+        /* EDX: 4VNNIW 2, 4FMAPS 3, VP2INTERSECT 8, AMX-BF16 22, FP16 23, AMX-TILE 24,
+         * AMX-INT8 25 */
+        r[3] &= ~((1u << 2) | (1u << 3) | (1u << 8) | (1u << 22) | (1u << 23) | (1u << 24) |
+                  (1u << 25));
+    } else if (leaf == 7 && sub == 1) {
+        /* EAX: AVX-VNNI 4, AVX512-BF16 5, AMX-FP16 21, AVX-IFMA 23 */
+        r[0] &= ~((1u << 4) | (1u << 5) | (1u << 21) | (1u << 23));
+        /* EDX: AVX-VNNI-INT8 4, AVX-NE-CONVERT 5, AMX-COMPLEX 8, AVX-VNNI-INT16 10, AVX10 19 */
+        r[3] &= ~((1u << 4) | (1u << 5) | (1u << 8) | (1u << 10) | (1u << 19));
+    } else if (leaf == 0xD && sub == 0) {
+        /* XCR0 components offered: opmask 5, ZMM_Hi256 6, Hi16_ZMM 7, AMX 17-18 */
+        r[0] &= ~((1u << 5) | (1u << 6) | (1u << 7) | (1u << 17) | (1u << 18));
+    } else if (leaf == 0x1D || leaf == 0x1E || leaf == 0x24) {
+        r[0] = r[1] = r[2] = r[3] = 0; /* AMX tile and AVX10 description leaves */
+    }
+}
+
+static void on_segv(int sig, siginfo_t *info, void *context) {
+    ucontext_t *uc = context;
+    greg_t *g = uc->uc_mcontext.gregs;
+    const unsigned char *ip = (const unsigned char *)g[REG_RIP];
+    /* A faulting CPUID arrives as a general-protection fault: si_code SI_KERNEL. */
+    if (info->si_code == SI_KERNEL && ip[0] == 0x0F && ip[1] == 0xA2) {
+        unsigned r[4], leaf = (unsigned)g[REG_RAX], sub = (unsigned)g[REG_RCX];
+        set_cpuid(1);
+        __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                         : "a"(leaf), "c"(sub));
+        set_cpuid(0);
+        hide(leaf, sub, r);
+        g[REG_RAX] = r[0];
+        g[REG_RBX] = r[1];
+        g[REG_RCX] = r[2];
+        g[REG_RDX] = r[3];
+        g[REG_RIP] += 2;
+        __atomic_fetch_add(&traps, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    /* Not ours: hand it to whoever had the signal before, or die of it as usual. */
+    if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction) {
+        previous.sa_sigaction(sig, info, context);
+    } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        previous.sa_handler(sig);
+    } else {
+        signal(SIGSEGV, SIG_DFL); /* returning re-runs the instruction, which now kills */
+    }
+}
+
+static int is_hidden_flag(const char *w, size_t n) {
+    static const char *prefixes[] = {"avx512", "amx", "avx_vnni", "avx_ifma", "avx_ne_convert",
+                                     "avx10", NULL};
+    for (int i = 0; prefixes[i]; i++) {
+        size_t k = strlen(prefixes[i]);
+        if (n >= k && strncmp(w, prefixes[i], k) == 0) return 1;
+    }
+    return 0;
+}
+
+/* One line of /proc/cpuinfo into out: a "flags" line loses the hidden flags. */
+static size_t filter_line(const char *line, char *out) {
+    const char *colon = strchr(line, ':');
+    if (strncmp(line, "flags", 5) != 0 || !colon) {
+        strcpy(out, line);
+        return strlen(line);
+    }
+    size_t used = (size_t)(colon - line) + 1;
+    memcpy(out, line, used);
+    for (const char *p = colon + 1; *p;) {
+        p += strspn(p, " \t\n");
+        size_t n = strcspn(p, " \t\n");
+        if (n && !is_hidden_flag(p, n)) {
+            out[used++] = ' ';
+            memcpy(out + used, p, n);
+            used += n;
+        }
+        p += n;
+    }
+    out[used++] = '\n';
+    return used;
+}
+
+/* A copy of /proc/cpuinfo without the hidden flags, as a memfd at offset 0. */
+static int filtered_cpuinfo(int flags) {
+    int src = (int)syscall(SYS_openat, AT_FDCWD, "/proc/cpuinfo", O_RDONLY | O_CLOEXEC);
+    if (src < 0) return src;
+    int out = memfd_create("cpuinfo", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+    FILE *in = fdopen(src, "r");
+    char line[16384], kept[16384];
+    while (in && out >= 0 && fgets(line, sizeof line, in)) {
+        if (write(out, kept, filter_line(line, kept)) < 0) break;
+    }
+    if (in) fclose(in);
+    if (out >= 0) lseek(out, 0, SEEK_SET);
+    return out;
+}
+
+static int is_cpuinfo(const char *path) { return path && strcmp(path, "/proc/cpuinfo") == 0; }
+
+#define FORWARD_OPEN(name, ...)                                                  \
+    static int (*real)(__VA_ARGS__);                                             \
+    if (!real) real = dlsym(RTLD_NEXT, name);
+
+int open(const char *path, int flags, ...) {
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = va_arg(ap, mode_t);
+    va_end(ap);
+    if (is_cpuinfo(path)) return filtered_cpuinfo(flags);
+    FORWARD_OPEN("open", const char *, int, ...)
+    return real(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+
+int openat(int dir, const char *path, int flags, ...) {
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = va_arg(ap, mode_t);
+    va_end(ap);
+    if (is_cpuinfo(path)) return filtered_cpuinfo(flags);
+    FORWARD_OPEN("openat", int, const char *, int, ...)
+    return real(dir, path, flags, mode);
+}
+
+int openat64(int dir, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+FILE *fopen(const char *path, const char *mode) {
+    if (is_cpuinfo(path)) {
+        int fd = filtered_cpuinfo(O_CLOEXEC);
+        return fd < 0 ? NULL : fdopen(fd, mode);
+    }
+    static FILE *(*real)(const char *, const char *);
+    if (!real) real = dlsym(RTLD_NEXT, "fopen");
+    return real(path, mode);
+}
+
+FILE *fopen64(const char *path, const char *mode) __attribute__((alias("fopen")));
+
+__attribute__((constructor)) static void start(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous);
+    if (set_cpuid(0) != 0) {
+        fputs("hide_avx512: this kernel or CPU has no CPUID faulting (no cpuid_fault flag); "
+              "cannot hide AVX-512 from this process\n", stderr);
+        _exit(3);
+    }
+}
+
+__attribute__((destructor)) static void stop(void) {
+    if (getenv("HIDE_AVX512_VERBOSE"))
+        fprintf(stderr, "hide_avx512: answered %ld CPUID instructions in pid %d\n", traps,
+                getpid());
+}
