@@ -29,7 +29,9 @@
 
 #define ARCH_SET_CPUID_ 0x1012
 
-static struct sigaction previous;
+static struct sigaction previous; /* the SIGSEGV handler behind ours */
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static int installed;
 static volatile long traps;
 
 static long set_cpuid(int enabled) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID_, enabled); }
@@ -79,14 +81,38 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
         __atomic_fetch_add(&traps, 1, __ATOMIC_RELAXED);
         return;
     }
-    /* Not ours: hand it to whoever had the signal before, or die of it as usual. */
+    /* Not ours: hand it to whoever asked for the signal, or die of it as usual. */
     if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction) {
         previous.sa_sigaction(sig, info, context);
     } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
         previous.sa_handler(sig);
     } else {
-        signal(SIGSEGV, SIG_DFL); /* returning re-runs the instruction, which now kills */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        real_sigaction(SIGSEGV, &dfl, NULL);
+        raise(SIGSEGV); /* blocked until this handler returns, then fatal */
     }
+}
+
+/* Handlers that others install for SIGSEGV later (Python's faulthandler, say) go behind ours,
+ * so that CPUID keeps being answered: we pass them every fault that is not a CPUID. */
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+    if (!real_sigaction) real_sigaction = dlsym(RTLD_NEXT, "sigaction");
+    if (sig != SIGSEGV || !installed) return real_sigaction(sig, act, old);
+    struct sigaction was = previous;
+    if (act) previous = *act;
+    if (old) *old = was;
+    return 0;
+}
+
+sighandler_t signal(int sig, sighandler_t handler) {
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    act.sa_flags = SA_RESTART;
+    sigemptyset(&act.sa_mask);
+    return sigaction(sig, &act, &old) == 0 ? old.sa_handler : SIG_ERR;
 }
 
 static int is_hidden_flag(const char *w, size_t n) {
@@ -185,7 +211,9 @@ __attribute__((constructor)) static void start(void) {
     sa.sa_sigaction = on_segv;
     sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &previous);
+    real_sigaction = dlsym(RTLD_NEXT, "sigaction");
+    real_sigaction(SIGSEGV, &sa, &previous);
+    installed = 1;
     if (set_cpuid(0) != 0) {
         fputs("hide_avx512: this kernel or CPU has no CPUID faulting (no cpuid_fault flag); "
               "cannot hide AVX-512 from this process\n", stderr);
