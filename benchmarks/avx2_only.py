@@ -42,8 +42,9 @@ def _real_flags() -> set[str]:
                      if ln.startswith("flags")), "").split())
 
 
-def shim() -> Path:
-    """The compiled preload library, built once per source version under ~/.cache/deepres."""
+def shim(cache: str | None = None) -> Path:
+    """The compiled preload library, built once per source version under ``cache`` (default
+    $XDG_CACHE_HOME or ~/.cache)/deepres."""
     flags = _real_flags()
     if "cpuid_fault" not in flags:
         raise Unavailable("this kernel or CPU offers no CPUID faulting (no cpuid_fault flag in "
@@ -54,13 +55,14 @@ def shim() -> Path:
     if shutil.which("gcc") is None:
         raise Unavailable("gcc is needed to build benchmarks/avx2_only/hide_avx512.c")
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    out = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "deepres" / \
-        f"hide_avx512-{digest}.so"
+    out = Path(cache or Path.home() / ".cache") / "deepres" / f"hide_avx512-{digest}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(tmp), str(SOURCE),
-                        "-ldl"], check=True)
+        done = subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(tmp),
+                               str(SOURCE), "-ldl"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise Unavailable(f"gcc could not build {SOURCE.name}: {done.stderr.strip()[-300:]}")
         tmp.replace(out)
     return out
 
@@ -68,7 +70,8 @@ def shim() -> Path:
 def environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """``base`` (default os.environ) with the preload, the glibc tunables and the marker."""
     env = dict(os.environ if base is None else base)
-    env["LD_PRELOAD"] = " ".join(p for p in (str(shim()), env.get("LD_PRELOAD", "")) if p)
+    lib = shim(env.get("XDG_CACHE_HOME"))
+    env["LD_PRELOAD"] = " ".join(p for p in (str(lib), env.get("LD_PRELOAD", "")) if p)
     env["GLIBC_TUNABLES"] = ":".join(t for t in (env.get("GLIBC_TUNABLES", ""), GLIBC_HIDE) if t)
     env[MARKER] = f"{time.time():.3f}"  # when the exec under the shim began
     return env
