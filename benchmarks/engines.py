@@ -12,10 +12,12 @@ weights with calibrated batch-norm statistics. Every deepres row is built the wa
 builds it: a weights file through `load_predictor(..., engine=...)` (the network converted in
 memory for ONNX Runtime and OpenVINO), and the int8 rows from the file `deepres export
 --format int8` writes (ONNX QDQ, calibrated on 64 images), run on each engine. Variants are
-timed interleaved, round after round; the median round is reported as images/s and as the
-ratio to the baseline. Each variant's top-1 agreement with the baseline is printed first
-(untrained weights: near-tied scores, so int8 agreement here says little; --accuracy is the
-accuracy check).
+timed interleaved, round after round, with 0.2 s of rest before each variant's turn (ONNX
+Runtime's and OpenVINO's threads spin for a while after a call and, without it, slow whichever
+variant comes next: up to 14% at batch 1, benchmarks/openvino_call.py --settle 0); the median
+round is reported as images/s and as the ratio to the baseline. Each variant's top-1
+agreement with the baseline is printed first (untrained weights: near-tied scores, so int8
+agreement here says little; --accuracy is the accuracy check).
 
 Accuracy: `deepres eval` on the CIFAR-10 test set (10,000 images) of the trained
 reports/runs/resnet{20,56}-s0 weights: fp32 on torch, and the int8 export (calibrated on 512
@@ -138,7 +140,8 @@ def speed(args: argparse.Namespace) -> None:
                           f"{100 * agree:.0f}% of {batch} random inputs")
             small = size == 32
             iters = (20 if small else 5) if batch == 1 else (2 if small else 1)
-            t = interleaved(calls, args.reps, iters=iters, warmup=1, context=torch.inference_mode)
+            t = interleaved(calls, args.reps, iters=iters, warmup=1, context=torch.inference_mode,
+                            settle=args.settle)
             base = t[base_label]
             print(f"\n{name}, batch {batch}, {size}x{size}")
             print(f"| variant | images/s | ratio vs {base_label} |\n|---|---|---|")
@@ -189,6 +192,9 @@ def main() -> None:
     ap.add_argument("--models", default="resnet50,resnet20")
     ap.add_argument("--accuracy", action="store_true",
                     help="int8 CIFAR-10 test error of the trained ResNet-20/56 instead")
+    ap.add_argument("--settle", type=float, default=0.2,
+                    help="seconds of rest before each variant's turn, so that one engine's "
+                         "spinning threads do not slow the next (0: none, as before 2026-12-06)")
     ap.add_argument("--avx2-only", action="store_true",
                     help="rerun under benchmarks/avx2_only.py: the libraries see a CPU without "
                          "AVX-512, VNNI or AMX and run their AVX2 kernels")

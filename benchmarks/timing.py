@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 
 def interleaved(fns: dict[str, Callable[[], object]], reps: int, iters: int, warmup: int = 2,
-                context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-                ) -> dict[str, float]:
-    """Median seconds per call of each function."""
+                context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                settle: float = 0.0) -> dict[str, float]:
+    """Median seconds per call of each function. ``settle``: seconds to wait before each
+    function's turn, so that threads the previous one left spinning (ONNX Runtime's pool
+    spins after each call) go idle instead of taking cores from the next."""
     with context():
         for fn in fns.values():
             for _ in range(warmup):
@@ -20,6 +22,7 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int, iters: int, war
         times: dict[str, list[float]] = {k: [] for k in fns}
         for _ in range(reps):
             for k, fn in fns.items():
+                time.sleep(settle)
                 t = time.perf_counter()
                 for _ in range(iters):
                     fn()

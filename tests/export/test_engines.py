@@ -44,6 +44,19 @@ def test_every_engine_gives_the_probabilities_of_torch_fp32(files, source, engin
     assert (got - ref).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_an_engines_output_is_the_callers_to_keep(files, engine):
+    # OpenVINO hands back a view of its own buffer (share_outputs): the next call must not
+    # change logits already returned.
+    _, onnx, _ = files
+    p = load_predictor(str(onnx), precision="fp32", engine=engine)
+    x1, x2 = (_images(2, seed=s).float() / 255 - 0.5 for s in (1, 2))
+    first = p.logits(x1)
+    kept = first.clone()
+    second = p.logits(x2)
+    assert torch.equal(first, kept) and not torch.equal(first, second)
+
+
 def test_multiscale_testing_runs_on_a_converted_engine(files):
     w, _, _ = files
     x = _images(4, 48)
