@@ -3,9 +3,10 @@
 and returns float32 logits, so the testing protocols above them never know which one ran.
 
 Which engine ``auto`` picks, and why (the rule the engine table in BENCHMARKS.md supports,
-``benchmarks/engines.py``; on the CPUs measured, an AMD Zen 4 (AVX-512), an Intel Xeon (AMX)
-and the Zen 4 with AVX-512 hidden (AVX2 only, ``--avx2-only``), OpenVINO was the fastest for
-ResNet-50 at batch 1 and 16 in bf16 and int8, and level with ONNX Runtime in fp32):
+``benchmarks/engines.py``; for ResNet-50 at batch 1 and 16, OpenVINO was the fastest engine in
+bf16 and int8 on an AMD Zen 4 (AVX-512) and an Intel Xeon (AMX); on the Zen 4 with AVX-512
+hidden (AVX2 only, ``--avx2-only``) it was level with ONNX Runtime in int8, and in fp32 the two
+were within 5% of each other everywhere, neither ahead across the board):
 
 - a device other than the CPU: ``torch`` (the other two run on the CPU here);
 - an ONNX file (``deepres export --format onnx`` or ``int8``): ``openvino`` where installed,
