@@ -170,10 +170,13 @@ static int is_cpuinfo(const char *path) { return path && strcmp(path, "/proc/cpu
     if (!real) real = dlsym(RTLD_NEXT, name);
 
 int open(const char *path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = va_arg(ap, mode_t);
-    va_end(ap);
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) { /* the mode argument exists only then */
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
     if (is_cpuinfo(path)) return filtered_cpuinfo(flags);
     FORWARD_OPEN("open", const char *, int, ...)
     return real(path, flags, mode);
@@ -182,10 +185,13 @@ int open(const char *path, int flags, ...) {
 int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 int openat(int dir, const char *path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = va_arg(ap, mode_t);
-    va_end(ap);
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) { /* the mode argument exists only then */
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
     if (is_cpuinfo(path)) return filtered_cpuinfo(flags);
     FORWARD_OPEN("openat", int, const char *, int, ...)
     return real(dir, path, flags, mode);
