@@ -9,8 +9,9 @@
  * real instruction with faulting briefly off for its own thread, clears the feature bits, and
  * steps over it. The setting is per thread and inherited by threads and forks made after it,
  * so it is switched on in a constructor, before any library is loaded. Reads of /proc/cpuinfo
- * through open/openat/fopen get a copy with the same flags removed, so code that reads the
- * flags (deepres's runtime/precision.py) sees the same CPU as code that asks the CPU.
+ * through open/openat/fopen (and their _FORTIFY_SOURCE forms; lscpu opens "cpuinfo" relative
+ * to /proc) get a copy with the same flags removed, so code that reads the flags (deepres's
+ * runtime/precision.py, lscpu) sees the same CPU as code that asks the CPU.
  *
  * Not a CPU: the microarchitecture (caches, clocks, port counts) stays this machine's.
  */
@@ -165,6 +166,16 @@ static int filtered_cpuinfo(int flags) {
 
 static int is_cpuinfo(const char *path) { return path && strcmp(path, "/proc/cpuinfo") == 0; }
 
+/* "cpuinfo" opened relative to a descriptor of /proc (util-linux's lscpu does that). */
+static int is_cpuinfo_at(int dir, const char *path) {
+    if (is_cpuinfo(path)) return 1;
+    if (!path || strcmp(path, "cpuinfo") != 0 || dir == AT_FDCWD) return 0;
+    char link[64], target[16];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", dir);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    return n == 5 && memcmp(target, "/proc", 5) == 0;
+}
+
 #define FORWARD_OPEN(name, ...)                                                  \
     static int (*real)(__VA_ARGS__);                                             \
     if (!real) real = dlsym(RTLD_NEXT, name);
@@ -192,12 +203,18 @@ int openat(int dir, const char *path, int flags, ...) {
         mode = va_arg(ap, mode_t);
         va_end(ap);
     }
-    if (is_cpuinfo(path)) return filtered_cpuinfo(flags);
+    if (is_cpuinfo_at(dir, path)) return filtered_cpuinfo(flags);
     FORWARD_OPEN("openat", int, const char *, int, ...)
     return real(dir, path, flags, mode);
 }
 
 int openat64(int dir, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+/* The _FORTIFY_SOURCE entry points (no mode argument: O_CREAT is refused there). */
+int __open_2(const char *path, int flags) { return open(path, flags); }
+int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
+int __openat_2(int dir, const char *path, int flags) { return openat(dir, path, flags); }
+int __openat64_2(int dir, const char *path, int flags) __attribute__((alias("__openat_2")));
 
 FILE *fopen(const char *path, const char *mode) {
     if (is_cpuinfo(path)) {
