@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from deepres.runtime.cpu import cpu_flags
+
 SOURCE = Path(__file__).resolve().parent / "avx2_only" / "hide_avx512.c"
 MARKER = "DEEPRES_AVX2_ONLY"
 GLIBC_HIDE = "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD"
@@ -33,19 +35,10 @@ class Unavailable(RuntimeError):
     """This machine cannot hide AVX-512 from a process (the message says why)."""
 
 
-def _real_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return set(next((ln.split(":", 1)[1] for ln in text.splitlines()
-                     if ln.startswith("flags")), "").split())
-
-
 def shim(cache: str | None = None) -> Path:
     """The compiled preload library, built once per source version under ``cache`` (default
     $XDG_CACHE_HOME or ~/.cache)/deepres."""
-    flags = _real_flags()
+    flags = cpu_flags()  # this process's view: call it before the shim is loaded
     if "cpuid_fault" not in flags:
         raise Unavailable("this kernel or CPU offers no CPUID faulting (no cpuid_fault flag in "
                           "/proc/cpuinfo): run the benchmark on a real AVX2-only CPU instead")

@@ -46,7 +46,7 @@ import deepres
 from deepres.export import fold_batchnorm
 from deepres.export.writers import ExportOptions, export
 from deepres.loaded import load_predictor
-from deepres.loaded.engines import installed
+from deepres.loaded.engines import _openvino_core, installed
 from deepres.runtime.precision import cpu_flags, cpu_has_native_bf16
 
 CIFAR = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "cifar10-jpg.tar.gz"
@@ -186,6 +186,19 @@ def _top1(p) -> torch.Tensor:
                       for b in test_batches(ds, p.spec, 500)])
 
 
+def machine_line() -> str:
+    """The CPU, threads, engine versions and the CPU flags that choose kernels, in one line."""
+    flags = sorted(f for f in cpu_flags() if f in {"avx512_bf16", "amx_bf16", "amx_int8",
+                                                    "avx512_vnni", "avx_vnni", "avx512f",
+                                                    "avx2"})
+    versions = [f"torch {torch.__version__}"]
+    for mod in ("onnxruntime", "openvino"):
+        if installed(mod):
+            versions.append(f"{mod} {__import__(mod).__version__}")
+    return (f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+            f"threads; {', '.join(versions)}; CPU flags: {' '.join(flags)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -202,19 +215,13 @@ def main() -> None:
     if args.avx2_only and not avx2_only.active():
         avx2_only.reexec([sys.executable, *sys.argv])
     torch.manual_seed(0)
-    flags = sorted(f for f in cpu_flags() if f in {"avx512_bf16", "amx_bf16", "amx_int8",
-                                                    "avx512_vnni", "avx_vnni", "avx512f",
-                                                    "avx2"})
-    versions = [f"torch {torch.__version__}"]
-    for mod in ("onnxruntime", "openvino"):
-        if installed(mod):
-            versions.append(f"{mod} {__import__(mod).__version__}")
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-          f"threads; {', '.join(versions)}; CPU flags: {' '.join(flags)}", flush=True)
+    print(machine_line(), flush=True)
     if avx2_only.active():
+        ov_caps = (_openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+                   if installed("openvino") else "not installed")
         print("AVX2-only proxy (benchmarks/avx2_only.py): PyTorch's CPU capability "
-              f"{torch.backends.cpu.get_cpu_capability()}; the flags above are what the "
-              "process sees", flush=True)
+              f"{torch.backends.cpu.get_cpu_capability()}, OpenVINO's CPU capabilities "
+              f"{ov_caps}; the flags above are what the process sees", flush=True)
     accuracy() if args.accuracy else speed(args)
     print(avx2_only.avx512_state_report())
 

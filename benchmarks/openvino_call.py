@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from engines import _folder, _models
+from engines import _folder, _models, machine_line
 from timing import interleaved
 
 from deepres.export.writers import ExportOptions, export
 from deepres.loaded import load_predictor
-from deepres.loaded.engines import _openvino_core
+from deepres.loaded.engines import _openvino_core, openvino_config
 
 
 def _openvino(path: Path, x: np.ndarray, static: bool, share: bool):
@@ -32,8 +32,7 @@ def _openvino(path: Path, x: np.ndarray, static: bool, share: bool):
     model = core.read_model(str(path))
     if static:
         model.reshape({model.input(0): ov.PartialShape(list(x.shape))})
-    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                 "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = core.compile_model(model, "CPU", openvino_config("int8"))
     request, out = compiled.create_infer_request(), compiled.output(0)
     return lambda: np.array(request.infer([x], share_inputs=share)[out], dtype=np.float32)
 
@@ -71,11 +70,7 @@ def main() -> None:
                     help="seconds of rest before each variant's turn (0: none)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    from deepres.runtime.precision import cpu_flags, cpu_name
-
-    flags = sorted(f for f in cpu_flags() if f.startswith(("avx512_", "amx", "avx2")))
-    print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads; CPU flags: "
-          f"{' '.join(flags)}", flush=True)
+    print(machine_line(), flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="deepres-ov-call-"))
     for name in args.models.split(","):
         run(name, args.reps, tmp, args.settle)

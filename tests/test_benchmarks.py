@@ -1,6 +1,7 @@
 """The benchmark scripts that the issues' figures come from run end to end at a tiny setting."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_time_to_accuracy_script_runs_end_to_end(tmp_path):
-    import os
-
     out, tmp = tmp_path / "tta", tmp_path / "tmp"
     tmp.mkdir()
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"),
@@ -69,8 +68,6 @@ device_check.main(["--dry-run", "--out", {out!r}])
 
 def test_device_check_cut_short_still_leaves_what_it_checked(tmp_path):
     # A GPU loan may end mid-run: the report is rewritten after every step, atomically.
-    import os
-
     out, tmp = tmp_path / "check.json", tmp_path / "tmp"
     tmp.mkdir()  # the killed check's own work folder stays in here
     done = subprocess.run([sys.executable, "-c", _CUT_SHORT.format(
@@ -104,8 +101,6 @@ def test_avx2_only_hides_avx512_from_torch_and_deepres(tmp_path):
         avx2_only.environment({"XDG_CACHE_HOME": str(tmp_path)})
     except avx2_only.Unavailable as exc:
         pytest.skip(str(exc))
-    import os
-
     code = _SEES.format(bench=str(ROOT / "benchmarks"))
     plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=120)

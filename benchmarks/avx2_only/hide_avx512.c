@@ -176,37 +176,34 @@ static int is_cpuinfo_at(int dir, const char *path) {
     return n == 5 && memcmp(target, "/proc", 5) == 0;
 }
 
-#define FORWARD_OPEN(name, ...)                                                  \
-    static int (*real)(__VA_ARGS__);                                             \
-    if (!real) real = dlsym(RTLD_NEXT, name);
+/* open's and openat's optional mode argument, present only with O_CREAT or O_TMPFILE (GNU C:
+ * a statement expression in the variadic function that uses it). */
+#define MODE_ARG(flags)                                                              \
+    ({                                                                               \
+        mode_t mode_ = 0;                                                            \
+        if ((flags) & (O_CREAT | O_TMPFILE)) {                                       \
+            va_list ap_;                                                             \
+            va_start(ap_, flags);                                                    \
+            mode_ = va_arg(ap_, mode_t);                                             \
+            va_end(ap_);                                                             \
+        }                                                                            \
+        mode_;                                                                       \
+    })
 
+int openat(int dir, const char *path, int flags, ...) {
+    mode_t mode = MODE_ARG(flags);
+    if (is_cpuinfo_at(dir, path)) return filtered_cpuinfo(flags);
+    static int (*real)(int, const char *, int, ...);
+    if (!real) real = dlsym(RTLD_NEXT, "openat");
+    return real(dir, path, flags, mode);
+}
+
+/* open(path) is openat(AT_FDCWD, path): one place decides. */
 int open(const char *path, int flags, ...) {
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) { /* the mode argument exists only then */
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    if (is_cpuinfo(path)) return filtered_cpuinfo(flags);
-    FORWARD_OPEN("open", const char *, int, ...)
-    return real(path, flags, mode);
+    return openat(AT_FDCWD, path, flags, MODE_ARG(flags));
 }
 
 int open64(const char *path, int flags, ...) __attribute__((alias("open")));
-
-int openat(int dir, const char *path, int flags, ...) {
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) { /* the mode argument exists only then */
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    if (is_cpuinfo_at(dir, path)) return filtered_cpuinfo(flags);
-    FORWARD_OPEN("openat", int, const char *, int, ...)
-    return real(dir, path, flags, mode);
-}
 
 int openat64(int dir, const char *path, int flags, ...) __attribute__((alias("openat")));
 

@@ -140,13 +140,18 @@ def _openvino_core() -> object:
     return ov.Core()
 
 
+def openvino_config(precision: str) -> dict[str, str]:
+    """OpenVINO's compile settings for ``precision``: bf16 lets OpenVINO compute in bf16, any
+    other keeps fp32 (OpenVINO's own default would pick bf16 on CPUs with native bf16)."""
+    return {"PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+
+
 def openvino_run(model: object, precision: str) -> Run:
     """An OpenVINO CPU program of an ``openvino.Model`` or an ONNX file; ``precision`` bf16
     lets OpenVINO compute in bf16 (on CPUs with native bf16), fp32 keeps fp32 throughout
     (OpenVINO's own default would pick bf16 there). int8 graphs run in int8 either way."""
-    hint = "bf16" if precision == "bf16" else "f32"
-    compiled = _openvino_core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_PRECISION_HINT": hint})
+    compiled = _openvino_core().compile_model(model, "CPU", openvino_config(precision))
     request, port = compiled.create_infer_request(), compiled.output(0)
 
     def run(x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import os
 import platform
 from typing import Any
 
-from .precision import cpu_flags, cpu_name
+from .cpu import cpu_flags, cpu_name
 
 # The CPU flags that change what a run can do or how fast: bf16 and int8 matrix units.
 _NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8",

@@ -9,40 +9,14 @@ follows the hardware rather than a fixed default.
 from __future__ import annotations
 
 import contextlib
-import functools
-from pathlib import Path
 
 import torch
 
+from .cpu import cpu_flags, cpu_name  # noqa: F401 - cpu_name: callers import it from here
 from .options import PRECISIONS
 
 # CPU feature flags (as /proc/cpuinfo spells them) that mean native bf16 matrix arithmetic.
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-@functools.cache
-def _cpuinfo(field: str) -> str:
-    """The first ``field`` line of ``/proc/cpuinfo`` ("" where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-    for line in text.splitlines():
-        if line.startswith(field):
-            return line.split(":", 1)[1].strip()
-    return ""
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
-    return frozenset(_cpuinfo("flags").split())
-
-
-def cpu_name() -> str:
-    """The CPU's model name, for reports and benchmarks."""
-    import platform
-
-    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
