@@ -25,7 +25,7 @@ from ..runtime.files import atomic_write
 from .errors import WeightsError  # noqa: F401  (where users and callers have always found it)
 
 CLASSIFIER_PREFIXES = ("fc.",)
-TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
+TORCH_SUFFIXES = (".pth", ".pt", ".th", ".bin", ".ckpt", ".tar")
 _NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "ema", "module")
 # DataParallel/DDP, torch.compile, and Lightning modules that hold the network as model/net.
 _STRIP_PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
@@ -137,7 +137,27 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
     refuse_url(path)
     state, metadata = _read_weights(Path(path))
     _check_finite(state, Path(path))
+    if "model" not in metadata:
+        state, metadata = _peer_layout(state, metadata, Path(path))
     return state, metadata
+
+
+def _peer_layout(state: dict[str, torch.Tensor], metadata: dict[str, str], path: Path
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A file in akamaster's CIFAR layout, as ours, with the model, input and classes their
+    trainer implies (models/akamaster.py); any other file as it is."""
+    from . import akamaster
+
+    if not akamaster.is_akamaster(state):
+        return state, metadata
+    try:
+        state, name = akamaster.to_deepres(state)
+    except (ValueError, IndexError) as exc:
+        raise WeightsError(f"{path}: looks like akamaster's CIFAR ResNet but {exc}") from exc
+    return state, {**metadata, "model": name, "model_options": "{}",
+                   **akamaster.input_spec().to_metadata(),
+                   "class_names": json.dumps(list(akamaster.CIFAR10_CLASSES)),
+                   "origin": "akamaster/pytorch_resnet_cifar10 layout (channels mapped)"}
 
 
 def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
