@@ -113,3 +113,43 @@ def test_avx2_only_hides_avx512_from_torch_and_deepres(tmp_path):
     seen = hidden.stdout.splitlines()
     assert seen[0].startswith("AVX2 ['avx', 'avx2'] False True"), seen[0]
     assert "none after start-up" in seen[1], seen[1]
+
+
+PEER = ROOT.parent / "shared" / "peers" / "akamaster"
+
+
+@pytest.mark.skipif(not (PEER / "trainer.py").is_file(), reason="the peer's code is not here")
+def test_akamaster_runner_resumes_exactly_where_it_stopped(tmp_path):
+    """The peer-trainer runner stopped after one epoch and run again ends with the same weights
+    and the same per-epoch log as one uninterrupted run."""
+    import torch
+    from helpers import make_tiny_folder
+
+    data = make_tiny_folder(tmp_path / "tiny", per_class=40, test_per_class=10)
+
+    def run(out, *extra):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "akamaster_trainer.py"),
+                               "--data", str(data), "--epochs", "2", "--out", str(out),
+                               "--threads", "1", *extra],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    run(tmp_path / "whole")
+    first = run(tmp_path / "parts", "--stop-after-epochs", "1")
+    assert "epoch 1/2" in first and "epoch 2/2" not in first
+    after_one = torch.load(tmp_path / "parts" / "checkpoint.th", weights_only=False)
+    assert "resuming" in run(tmp_path / "parts")
+
+    def final(out):
+        ckpt = torch.load(out / "checkpoint.th", map_location="cpu", weights_only=False)
+        log = [json.loads(x) for x in (out / "epochs.jsonl").read_text().splitlines()]
+        return ckpt, [(r["epoch"], r["lr"], r["test_error"]) for r in log]
+
+    (a, log_a), (b, log_b) = final(tmp_path / "whole"), final(tmp_path / "parts")
+    assert log_a == log_b and [e for e, _, _ in log_a] == [1, 2]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert not torch.equal(a["state_dict"]["module.conv1.weight"],
+                           after_one["state_dict"]["module.conv1.weight"]), "epoch 2 trained nothing"
