@@ -123,6 +123,7 @@ def test_akamaster_runner_resumes_exactly_where_it_stopped(tmp_path):
     """The peer-trainer runner stopped after one epoch and run again ends with the same weights
     and the same per-epoch log as one uninterrupted run."""
     import torch
+
     from helpers import make_tiny_folder
 
     data = make_tiny_folder(tmp_path / "tiny", per_class=40, test_per_class=10)
