@@ -10,6 +10,7 @@ import os
 import sys
 from dataclasses import fields
 
+from .runtime.options import MEASURING_PRECISION, RUNNING_PRECISION
 from .runtime.terminal import safe
 
 
@@ -104,7 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       split=args.split,
                       tta=args.tta,
                       batch_size=args.batch_size, device=args.device,
-                      precision=args.precision or "fp32", model_name=args.model,
+                      precision=args.precision or MEASURING_PRECISION, model_name=args.model,
                       classes_file=args.classes, workers=args.workers, engine=args.engine)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
@@ -217,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serve.processes import bind, check_weights, serve
 
     given = {f.name: getattr(args, f.name) for f in fields(ServeConfig) if hasattr(args, f.name)}
-    cfg = ServeConfig(**{**given, "precision": args.precision or "auto"})
+    cfg = ServeConfig(**{**given, "precision": args.precision or RUNNING_PRECISION})
     # a bad file: one error, before any process starts; and the engine chosen, in one line
     print(check_weights(cfg), file=sys.stderr, flush=True)
     sock = bind(cfg.host, cfg.port)  # a port in use: a ServeError, one line, exit 2

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..runtime.options import MEASURING_PRECISION
 from ..runtime.precision import autocast
 
 
@@ -47,7 +48,7 @@ def count_errors(batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
              prep: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
-             ctx: Any = None, precision: str = "fp32") -> dict[str, float]:
+             ctx: Any = None, precision: str = MEASURING_PRECISION) -> dict[str, float]:
     """Errors of ``model`` on ``batches`` (uint8, prepared by ``prep``), computed in
     ``precision`` (``fp32`` or ``bf16`` autocast)."""
     was_training = model.training

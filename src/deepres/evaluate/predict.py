@@ -11,6 +11,7 @@ from typing import Any
 from ..data.images import is_image_name
 from ..data.testview import test_batches
 from ..loaded import load_predictor, probs_single
+from ..runtime.options import RUNNING_PRECISION
 
 
 def expand_inputs(inputs: Iterable[str]) -> Iterator[str]:
@@ -28,7 +29,7 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[str]:
 
 
 def predict_files(weights: str, inputs: Iterable[str], top_k: int = 5, device: str = "cpu",
-                  precision: str | None = "auto", model_name: str | None = None,
+                  precision: str | None = RUNNING_PRECISION, model_name: str | None = None,
                   classes_file: str | None = None, batch_size: int = 64, workers: int = 2,
                   engine: str | None = None) -> Iterator[dict[str, Any]]:
     """Top-k classes of every image file in ``inputs`` (folders walked), in batches decoded by

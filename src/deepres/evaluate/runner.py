@@ -13,6 +13,7 @@ from ..data import DatasetError, FolderIndex, load_data
 from ..data.testview import test_batches
 from ..loaded import Predictor, load_predictor, probs_single
 from ..runtime import distributed as dist
+from ..runtime.options import MEASURING_PRECISION
 from ..runtime.precision import configure_cuda
 from .metrics import count_errors, explain
 from .testing import ensemble, probs_multiscale, probs_ten_crop
@@ -43,7 +44,8 @@ def _probs(p: Predictor, x: torch.Tensor, crops: int, scales: Sequence[int] | No
 def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
              scales: Sequence[int] | None = None, split: str = "test", batch_size: int = 256,
              tta: str | None = None,
-             device: str = "cpu", precision: str | None = "fp32", model_name: str | None = None,
+             device: str = "cpu", precision: str | None = MEASURING_PRECISION,
+             model_name: str | None = None,
              classes_file: str | None = None, workers: int = 2,
              engine: str | None = None) -> dict[str, Any]:
     """Top-1/top-5 error of the ensemble of ``weights`` on a labelled split of ``data``, each

@@ -21,6 +21,7 @@ from ..inputspec import InputSpec
 from ..models.loading import rebuild_foreign, rebuild_from_weights
 from ..models.names import default_input_spec
 from ..models.weights import WeightsError
+from ..runtime.options import MEASURING_PRECISION, RUNNING_PRECISION
 from ..runtime.precision import resolve_precision
 from . import engines
 from .engines import Run
@@ -49,7 +50,7 @@ class Predictor:
 
     @classmethod
     def from_weights(cls, path: str | os.PathLike[str], device: str = "cpu",
-                     precision: str | None = "fp32", model_name: str | None = None,
+                     precision: str | None = RUNNING_PRECISION, model_name: str | None = None,
                      classes_file: str | None = None, engine: str = "auto") -> Predictor:
         """A predictor for a weights file (deepres, an exported ONNX or int8 file, or foreign
         with ``model_name``), run by ``engine`` ("auto": the fastest installed, see
@@ -119,7 +120,7 @@ class Predictor:
 
 
 def load_predictor(path: str, device: torch.device | str = "cpu",
-                   precision: str | None = "fp32", model_name: str | None = None,
+                   precision: str | None = MEASURING_PRECISION, model_name: str | None = None,
                    classes_file: str | None = None, engine: str | None = None,
                    any_size: bool = False) -> Predictor:
     """Rebuild a model from a deepres ``weights.safetensors`` (or an ONNX file from ``deepres

@@ -21,6 +21,12 @@ MISSING: Any = dataclasses.MISSING
 # What runs a loaded model (deepres/loaded/engines.py); here so that --help needs no torch.
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # fp16: CUDA only, with a gradient scaler
+# One default per purpose, declared here only. Measuring a model (eval, accuracy checks, int8
+# calibration, precise BN) is fp32, so that a measured error is the same on every machine;
+# running one (predict, serve, Predictor, export's checks of a running model) is "auto", bf16
+# where the hardware computes it natively, as training is.
+MEASURING_PRECISION = "fp32"
+RUNNING_PRECISION = "auto"
 PRECISION_HELP = ("auto (default): bf16 autocast where it is computed natively (GPUs of compute "
                   "capability 8.0 or newer; CPUs with avx512_bf16 or AMX), fp32 elsewhere (TF32 "
                   "off unless --tf32); fp16 with a gradient scaler on CUDA only")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..runtime.options import POSITIVE_INT, number, option
+from ..runtime.options import POSITIVE_INT, RUNNING_PRECISION, number, option
 from ..runtime.options import device as device_name
 
 SECONDS = number(float, 0.1, 3600.0)
@@ -21,7 +21,7 @@ class ServeConfig:
     # eval and predict (cli.py); a plain field is filled from the flag of its name.
     model: str | None = None
     classes: str | None = None
-    precision: str = "auto"
+    precision: str = RUNNING_PRECISION
     engine: str = "auto"  # what runs the model (loaded/engines.py)
     host: str = option("127.0.0.1", help="address to bind (default 127.0.0.1: this machine "
                                          "only)")

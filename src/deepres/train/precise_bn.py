@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..runtime.options import MEASURING_PRECISION
 from ..runtime.precision import autocast
 
 
 @torch.no_grad()
 def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor], num_batches: int,
-                       precision: str = "fp32", ctx=None) -> int:
+                       precision: str = MEASURING_PRECISION, ctx=None) -> int:
     """Reset every BN layer's running mean and variance and set them to the plain average over
     ``num_batches`` batches of model input (training images, no augmentation). With several
     processes each computes over its shard and the statistics are averaged. Returns the number
@@ -63,14 +64,14 @@ def precise_bn_file(weights: str, data: str, out: str, *, device: str = "cpu",
     path = check_output_path(out)
     if path.resolve() == Path(weights).resolve():
         raise ValueError(f"{out}: would overwrite the input weights; write a new file")
-    p = load_predictor(weights, device, "fp32")
+    p = load_predictor(weights, device, MEASURING_PRECISION)
     images = calibration_batches(p, data, batches * batch_size, batch_size)
-    before = run_eval([weights], data, device=device, precision="fp32")
+    before = run_eval([weights], data, device=device, precision=MEASURING_PRECISION)
     used = recompute_bn_stats(p.model, iter(images), batches)
     keep = {k: v for k, v in p.metadata.items()
             if k not in ("format", "model", "model_options")}
     save_weights(p.model, path, extra={**keep, "precise_bn_batches": used})
-    after = run_eval([str(path)], data, device=device, precision="fp32")
+    after = run_eval([str(path)], data, device=device, precision=MEASURING_PRECISION)
     return (f"precise BN over {used} batches of {batch_size} un-augmented training images "
             f"of {data}: test error {100 * before['top1_error']:.2f}% -> "
             f"{100 * after['top1_error']:.2f}% ({after['images']} images); wrote {path}")
