@@ -88,6 +88,31 @@ def _pct(values: list[float]) -> str:
     return f"{v[0]:.2f}" if len(v) == 1 else f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
 
 
+def _peer_published(root: Path) -> dict:
+    """akamaster's published weights measured on our test set (benchmarks/peer_weights.py)."""
+    path = root.parent / "peer" / "published.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def check_peer_runs(text: str, root: Path = HERE / "full" / "peer") -> list[str]:
+    """The peer trainer's rows: epochs done, its best epoch's error, recomputed from its log."""
+    problems = []
+    for log in sorted(root.glob("akamaster-*/epochs.jsonl")):
+        rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+        if not rows:
+            continue
+        net = log.parent.name.split("-")[1]
+        errors = [r["test_error"] for r in rows]
+        best = min(errors)
+        want = f"| {net} | {log.parent.name.rsplit('-s', 1)[1]} | {len(rows)} of 200 |"
+        line = next((x for x in text.splitlines() if x.startswith(want)), "")
+        if not line:
+            problems.append(f"peer: no row starting {want!r}")
+        elif f"| {best:.2f} ({errors.index(best) + 1}) |" not in line:
+            problems.append(f"peer: {net}'s best epoch should be {best:.2f}: {line!r}")
+    return problems
+
+
 def check_depth(text: str, root: Path = HERE / "runs", full: bool = False) -> list[str]:
     """What cifar-depth.md should say, recomputed from the runs under ``root``; returns the
     differences. ``full``: the paper's schedule, whose report also gives each net's gap to
@@ -109,6 +134,9 @@ def check_depth(text: str, root: Path = HERE / "runs", full: bool = False) -> li
             if gap > 1.5 and "## Why the errors miss Table 6" not in text:
                 problems.append(f"cifar-depth: {k} misses Table 6 by {gap:.2f} points (the "
                                 "target is 1.5) and the report gives no evidence of why")
+        peer = _peer_published(root).get(k) if full else None
+        if peer is not None:
+            figures += [f"{peer['published_error']:.2f}", f"{peer['finetuned_error']:.2f}"]
         for figure in figures:
             if f"| {figure} |" not in line:
                 problems.append(f"cifar-depth: {k}'s row lacks {figure}: {line!r}")
@@ -177,33 +205,48 @@ def _own_network(path: Path):
 
 
 def _layer_stds(run: Path, images) -> dict[str, list[float]]:
-    """Both methods over every 3x3 layer's BN output, in two passes (the means first, then the
-    squared deviations from them: another algorithm than the report's one-pass sums)."""
+    """Both methods over every 3x3 layer's BN output, in one forward pass: each batch's
+    per-channel mean and variance from torch.var_mean (a numerically stable per-batch pass),
+    the pooled moments from those (within plus between channels), and the batches merged with
+    Chan et al.'s pairwise formula in float64: another algorithm than the report's one-pass
+    sums of x and x squared."""
     import torch
 
     forward, normalise = _own_network(run / "weights.safetensors")
     acc: dict[int, dict] = {}
-    for kind in ("mean", "dev"):
-        with torch.no_grad():
-            for i in range(0, len(images), 500):
-                taps: list = []
-                forward(normalise(images[i:i + 500]), taps)
-                for j, out in enumerate(taps):
-                    o, a = out.double(), acc.setdefault(j, {})
-                    if kind == "mean":
-                        a["n"] = a.get("n", 0) + o.numel() / o.shape[1]
-                        a["sum"] = a.get("sum", 0) + o.sum((0, 2, 3))
-                        continue
-                    mc = (a["sum"] / a["n"])[None, :, None, None]
-                    mall = a["sum"].sum() / (a["n"] * o.shape[1])
-                    a["dev_c"] = a.get("dev_c", 0) + ((o - mc) ** 2).sum((0, 2, 3))
-                    a["dev_all"] = a.get("dev_all", 0) + ((o - mall) ** 2).sum()
+    with torch.no_grad():
+        for i in range(0, len(images), 1000):
+            taps: list = []
+            forward(normalise(images[i:i + 1000]), taps)
+            for j, out in enumerate(taps):
+                per = out.shape[0] * out.shape[2] * out.shape[3]  # values per channel
+                var_c, mean_c = (t.double() for t in torch.var_mean(out, dim=(0, 2, 3),
+                                                                    correction=0))
+                m2_c = var_c * per
+                mean_all = mean_c.mean()
+                m2_all = m2_c.sum() + per * ((mean_c - mean_all) ** 2).sum()
+                _merge(acc.setdefault(j, {}), per, mean_c, m2_c, mean_all, m2_all)
     pooled, per_channel = [], []
     for a in acc.values():
-        c = a["sum"].numel()
-        pooled.append((a["dev_all"] / (a["n"] * c)).sqrt().item())
-        per_channel.append((a["dev_c"] / a["n"]).sqrt().mean().item())
+        c = a["mean_c"].numel()
+        pooled.append((a["m2_all"] / (a["n"] * c)).sqrt().item())
+        per_channel.append((a["m2_c"] / a["n"]).sqrt().mean().item())
     return {"pooled": pooled, "per-channel": per_channel}
+
+
+def _merge(a: dict, n, mean_c, m2_c, mean_all, m2_all) -> None:
+    """Chan, Golub and LeVeque (1979): the moments of two parts from each part's count, mean
+    and sum of squared deviations (``n`` counts values per channel; pooled over c channels)."""
+    if not a:
+        a.update(n=n, mean_c=mean_c, m2_c=m2_c, mean_all=mean_all, m2_all=m2_all)
+        return
+    total, c = a["n"] + n, mean_c.numel()
+    d_c, d_all = mean_c - a["mean_c"], mean_all - a["mean_all"]
+    a["m2_c"] = a["m2_c"] + m2_c + d_c ** 2 * a["n"] * n / total
+    a["m2_all"] = a["m2_all"] + m2_all + d_all ** 2 * (a["n"] * c) * (n * c) / (total * c)
+    a["mean_c"] = a["mean_c"] + d_c * n / total
+    a["mean_all"] = a["mean_all"] + d_all * n / total
+    a["n"] = total
 
 
 def _test_images(archive: Path):
@@ -266,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth-only", action="store_true", help="skip the layer responses")
     args = ap.parse_args(argv)
     problems = check_depth((HERE / "cifar-depth.md").read_text())
-    problems += [f"full: {p}" for p in check_depth((HERE / "full" / "cifar-depth.md").read_text(),
-                                                   HERE / "full" / "runs", full=True)]
+    full = (HERE / "full" / "cifar-depth.md").read_text()
+    problems += [f"full: {p}" for p in check_depth(full, HERE / "full" / "runs", full=True)]
+    problems += [f"full: {p}" for p in check_peer_runs(full)]
     if not args.depth_only:
         problems += check_responses((HERE / "layer-responses.md").read_text())
     for p in problems:

@@ -5,7 +5,6 @@ multiply-adds). The report renders these and computes nothing (report/)."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -19,6 +18,7 @@ import torch
 from ..analysis import count_macs, count_params
 from ..data import DatasetError
 from ..models import create_model, resolve
+from ..runtime.runfolder import RunFolder
 from ..train.config import TrainConfig
 from ..train.records import IMAGES_PER_S, STEP, TRAIN_ERROR
 from . import paper
@@ -41,30 +41,18 @@ class Measured:
     extra: dict[str, Any] = field(default_factory=dict)  # what the experiment measures more
 
 
-def _json(text: str, path: Path, line: int | None = None) -> Any:
-    """A run file's JSON, or an error naming the file (and line) and what to do."""
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        where = f"{path}" + (f", line {line}" if line is not None else "")
-        raise DatasetError(f"{where}: not valid JSON ({exc}); the file was cut short or edited. "
-                           "Restore it (git checkout) or retrain the run") from None
-
-
 def load_record(run: Run) -> dict[str, Any] | None:
     """A finished run's summary with its metric rows, the final training error (the mean of
     the last five logged values: they are noisy), its conv init and training time."""
-    run_dir = Path(run.config.run.run_dir)
-    if not (run_dir / "summary.json").exists():
+    folder = RunFolder(run.config.run.run_dir)
+    if not folder.finished():
         return None
-    rows = [_json(x, run_dir / "metrics.jsonl", n)
-            for n, x in enumerate((run_dir / "metrics.jsonl").read_text().splitlines(), 1)
-            if x.strip()]
-    summary = _json((run_dir / "summary.json").read_text(), run_dir / "summary.json")
+    rows = folder.read_metrics()
+    summary = folder.read_summary()
     for key in ("test_error", "val_error", "train_error", "test_top5_error"):
         value = summary.get(key)
         if isinstance(value, float) and not math.isfinite(value):
-            raise DatasetError(f"{run_dir / 'summary.json'}: {key} is {value}, not a number a "
+            raise DatasetError(f"{folder.summary}: {key} is {value}, not a number a "
                                "report can use; retrain the run or remove its folder")
     # Training error per logged step: one walk of the rows serves both the final value
     # and the over-the-run comparison.
@@ -74,8 +62,7 @@ def load_record(run: Run) -> dict[str, Any] | None:
     summary[TRAIN_ERROR] = statistics.mean(train[-5:]) if train else float("nan")
     summary["rows"] = rows
     summary["model"] = run.config.model.name
-    saved = run_dir / "config.json"
-    model_cfg = json.loads(saved.read_text()).get("model", {}) if saved.exists() else {}
+    model_cfg = folder.read_config().get("model", {}) if folder.started() else {}
     summary["conv_init_recorded"] = "conv_init" in model_cfg
     summary["conv_init"] = model_cfg.get("conv_init", "fan_out")
     summary["key"] = run.key
@@ -113,7 +100,7 @@ def _layer_responses(m: Measured) -> dict[str, Any]:
     stds: dict[str, list[dict[str, list[float]]]] = {}
     images: dict[str, torch.Tensor] = {}  # the runs of a report share one dataset
     for run in sorted(m.runs, key=lambda r: r.config.run.seed):
-        weights = Path(run.config.run.run_dir) / "weights.safetensors"
+        weights = RunFolder(run.config.run.run_dir).weights
         if not weights.exists():
             continue
         p = load_predictor(str(weights))
@@ -135,7 +122,7 @@ def _imagenet_tests(m: Measured) -> dict[str, Any]:
     tests: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for label, records in m.groups.items():
         data = m.configs[label].data.data
-        weights = [str(Path(s["run_dir"]) / "weights.safetensors") for s in records]
+        weights = [str(RunFolder(s["run_dir"]).weights) for s in records]
         # precision "auto": as these reports were measured before eval's default became fp32
         tests[label] = {"ten": [run_eval([w], data, crops=10, precision="auto")
                                 for w in weights],
@@ -186,9 +173,12 @@ def _depth_checks(m: Measured) -> dict[str, Any]:
     optim = m.runs[0].config.optim
     if optim.iterations < 64_000 or not m.records:
         return {}
+    from .peer import read_published, read_runs
     from .recipe_checks import recipe_checks
 
-    return {"checks": recipe_checks(m.records, optim)}
+    folder = Path(m.runs[0].config.run.run_dir).parents[1] / "peer"
+    return {"checks": recipe_checks(m.records, optim),
+            "peer_published": read_published(folder), "peer_runs": read_runs(folder)}
 
 
 # experiment -> what it measures beyond the runs' records

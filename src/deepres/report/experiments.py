@@ -14,9 +14,17 @@ import torch
 from ..analysis.stats import REPRODUCED, Comparison, judge
 from ..experiments import paper
 from ..experiments.measure import Measured
-from ..experiments.specs import Run
 from ..models import resolve
 from ..runtime.files import atomic_write_text
+from .differences import absolute_numbers
+from .peer import (
+    AKAMASTER_NOTE,
+    PEER_COLUMNS,
+    finetune_note,
+    jpeg_cost_text,
+    peer_cells,
+    peer_section,
+)
 from .recipe_checks import gap_section
 from .responses import report_layer_responses
 from .runs import mixed_note, precisions_of, runs_table
@@ -50,7 +58,7 @@ def _header(title: str, scale: str, command: str, device: str,
             if "cifar10-jpg" in data else "")
     steps = (f"/10 at iterations {', '.join(str(round(m * o.iterations)) for m in o.milestones)}"
              if o.schedule == "step" else f"{o.schedule} schedule")
-    seeds = sorted({r.config.run.seed for r in runs})
+    seeds = sorted({r.config.run.seed for r in runs if r.key in m.records})  # finished ones
     precisions = sorted({p for s in done for p in precisions_of(s)})
     guessed = [s["key"] for s in done if s["seconds_estimated"]]
     about = "about " if guessed else ""
@@ -192,8 +200,9 @@ def _report_cifar_depth(m: Measured, out: Path, lines: list[str]) -> None:
               "CIFAR-10. Test error of the final model (no selection on the test set).", "",
               "| model | params | train error % | val error % | test error % "
               "| paper test error % |" + (" ours - paper (points) | akamaster's test error % |"
-                                          if full else ""),
-              "|---|---|---|---|---|---|" + ("---|---|" if full else "")]
+                                          + PEER_COLUMNS[0] if full else ""),
+              "|---|---|---|---|---|---|" + ("---|---|" + PEER_COLUMNS[1] if full else "")]
+    published = m.extra.get("peer_published", {})
     for label in sorted(groups, key=lambda k: (not k.startswith("plain"), resolve(k).depth)):
         ss, params = groups[label], m.params[label]
         ref = paper.TABLE6_ERROR.get(label)
@@ -203,48 +212,17 @@ def _report_cifar_depth(m: Measured, out: Path, lines: list[str]) -> None:
         if full:
             ours = statistics.mean(100 * s["test_error"] for s in ss)
             aka = paper.AKAMASTER_ERROR.get(label)
-            row += (f" {ours - ref:+.2f} |" if ref else " – |") + f" {aka if aka else '–'} |"
+            row += ((f" {ours - ref:+.2f} |" if ref else " – |") + f" {aka if aka else '–'} |"
+                    + peer_cells(label, published))
         lines.append(row)
     if full:
-        lines += ["", "akamaster's column: the errors "
-                  "[akamaster/pytorch_resnet_cifar10](https://github.com/akamaster/"
-                  "pytorch_resnet_cifar10) reports for the same nets trained in PyTorch with "
-                  "the paper's recipe on the original (lossless) CIFAR-10; not the paper's."]
+        lines += ["", AKAMASTER_NOTE, *finetune_note(published)]
     _depth_figure(groups, out / "cifar-depth.png")
-    lines += ["", *_absolute_numbers(groups, runs)]
+    lines += ["", *absolute_numbers(groups, runs, published)]
     lines += ["", "![training and test error](cifar-depth.png)", "",
               f"The paper: {paper.FIGURE6_CLAIM}.", "", "Ours:", *_claims(groups), "",
-              *gap_section(m.extra.get("checks", {}), groups)]
-
-
-def _absolute_numbers(groups: dict[str, list[dict[str, Any]]], runs: list[Run]) -> list[str]:
-    """Table 6's absolute errors against ours, said plainly: the report reproduces the paper's
-    comparisons, not its error levels, unless it ran the paper's whole schedule."""
-    above = [(k, statistics.mean(100 * s["test_error"] for s in ss) - paper.TABLE6_ERROR[k])
-             for k, ss in sorted(groups.items()) if k in paper.TABLE6_ERROR]
-    if not above:
-        return []
-    o = runs[0].config.optim
-    share = o.iterations / 64_000
-    said = ", ".join(f"{k} {gap:+.2f}" for k, gap in above)
-    if share >= 1 and all(abs(g) < 1 for _, g in above):
-        return [f"Table 6's absolute errors: ours differ by {said} points."]
-    why = [f"{o.iterations} iterations, {100 * share:.0f}% of the paper's 64k (§4.2)"
-           ] if share < 1 else []
-    if "cifar10-jpg" in runs[0].config.data.data:
-        why.append("CIFAR-10 re-encoded as quality-75 JPEG, which loses detail the network uses")
-    precisions = sorted({str(s.get("precision")) for ss in groups.values() for s in ss} - {"None"})
-    if set(precisions) - {"fp32"}:
-        why.append(f"training in {'/'.join(precisions)} autocast where the paper trained in fp32")
-    inits = sorted({r.config.model.conv_init or "fan_in" for r in runs})
-    if "fan_out" in inits:
-        why.append("He initialisation counted over fan_out (torchvision's) where the paper's "
-                   "reference [13] counts fan_in")
-    scale = "" if share >= 1 else " at this scale"
-    return [f"**Table 6's absolute errors are not reproduced{scale}**: ours are higher "
-            f"by {said} points (ours minus the paper's test error). Known differences from the "
-            f"paper, each a presumed cause until measured: {'; '.join(why)}. "
-            "What this report tests is the paper's comparisons between depths, below."]
+              *gap_section(m.extra.get("checks", {}), groups, jpeg_cost_text(published)),
+              *peer_section(m.extra.get("peer_runs", []), groups)]
 
 
 def _report_shortcuts(m: Measured, out: Path, lines: list[str]) -> None:

@@ -49,7 +49,8 @@ def _phase_table(checks: dict[str, Any]) -> list[str]:
     return lines
 
 
-def gap_section(checks: dict[str, Any], groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+def gap_section(checks: dict[str, Any], groups: dict[str, list[dict[str, Any]]],
+                jpeg_cost: str = "") -> list[str]:
     """Said where a full-schedule net misses Table 6 by more than the target: which nets, the
     recipe checks, the error at the end of each learning-rate phase, and what stays unmeasured."""
     if not checks:
@@ -76,6 +77,8 @@ def gap_section(checks: dict[str, Any], groups: dict[str, list[dict[str, Any]]])
             "Each net's training error ends far below its test error: the nets fit their "
             "training images, and what they lose against the paper is on images they have not "
             "seen. That points at the data (the quality-75 JPEG re-encoding removes "
-            "detail from the training and the test images alike) and, less likely, at bf16 "
-            "autocast; neither is measured here. Measuring them needs a lossless copy of "
-            "CIFAR-10 (none is at hand) or a matched run in fp32.", ""]
+            "detail from the training and the test images alike), " + (
+                f"and what the data costs is measured: {jpeg_cost}. "
+                if jpeg_cost else "which is not measured here. ") +
+            "bf16 autocast is not measured (that needs a matched run in fp32), so it is not "
+            "counted as a cause.", ""]
