@@ -132,3 +132,16 @@ def test_evaluate_export_and_serve_meet_at_the_loaded_model_only():
         assert "deepres.loaded" in graph[folder]
         assert not set(users) & graph[folder], (folder, graph[folder])
     assert not set(users) & graph["deepres.loaded"]
+
+
+def test_only_the_run_folder_spells_the_run_files():
+    """A run folder's file names live in runtime/runfolder.py only (issue 41): every other
+    module asks RunFolder for the path."""
+    import re
+
+    names = re.compile(r"""["'](metrics\.jsonl|summary\.json|checkpoint\.pt|config\.json)["']""")
+    owner = SRC / "deepres" / "runtime" / "runfolder.py"
+    hub = SRC / "deepres" / "models" / "hub.py"  # a Hub snapshot's config.json: another file
+    found = [f"{p.relative_to(SRC)}:{n}" for p in sorted(SRC.rglob("*.py")) if p not in (owner, hub)
+             for n, line in enumerate(p.read_text().splitlines(), 1) if names.search(line)]
+    assert not found, found

@@ -119,9 +119,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         plot_run_curves(cfg.run.run_dir, cfg.model.name,
                         f"{cfg.model.name} ({cfg.recipe}): thin train, bold test")
         if cfg.run.tracker == "mlflow":
+            from .runtime.runfolder import RunFolder
             from .train.tracking import log_artifact
 
-            log_artifact(cfg.run.run_dir, Path(cfg.run.run_dir) / "curves.png")
+            log_artifact(cfg.run.run_dir, RunFolder(cfg.run.run_dir).curves)
         print(json.dumps(summary, indent=2))
     return 0
 

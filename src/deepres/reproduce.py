@@ -14,6 +14,7 @@ from .experiments.measure import measure
 from .experiments.runner import prepare_experiment, train_runs
 from .report.curves import plot_run_curves
 from .report.experiments import write_report
+from .runtime.runfolder import RunFolder
 
 
 def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: str | None = None,
@@ -25,9 +26,9 @@ def reproduce(experiment: str, *, scale: str = "smoke", seeds: int = 1, data: st
     if not report_only:
         train_runs(runs, log=lambda m: print(m, file=sys.stderr, flush=True))
         for run in runs:  # each run's own curves, as `deepres train` draws them
-            run_dir = Path(run.config.run.run_dir)
-            if (run_dir / "metrics.jsonl").exists() and not (run_dir / "curves.png").exists():
-                plot_run_curves(run_dir, run.label)
+            folder = RunFolder(run.config.run.run_dir)
+            if folder.metrics.exists() and not folder.curves.exists():
+                plot_run_curves(folder.path, run.label)
     # The command that trains what the report shows (--report-only only rebuilds it).
     command = command or "deepres reproduce " + shlex.join(
         a for a in sys.argv[2:] if a != "--report-only")

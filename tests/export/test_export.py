@@ -38,7 +38,9 @@ def test_onnx_round_trip_dynamic_batch(name, size, tmp_path):
     x = torch.rand(3, 3, size, size)  # a batch size other than the export's
     got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
     with torch.no_grad():
-        assert torch.allclose(got, model(x), atol=1e-4, rtol=1e-4)
+        # Two libraries' fp32 kernels sum in different orders: on an AVX2-only Zen 3 ResNet-50's
+        # logits (size ~1) differ by up to ~2e-4; a wrong export differs by far more.
+        assert torch.allclose(got, model(x), atol=5e-4, rtol=1e-4)
 
 
 @JIT_LOAD

@@ -174,7 +174,8 @@ def test_the_same_weights_give_the_same_file_bytes_every_time(tmp_path):
     import subprocess
     import sys
 
-    code = ("import torch, deepres; torch.manual_seed(0); m = deepres.create_model('resnet8'); "
+    code = ("import torch, deepres; torch.manual_seed(0); "
+            "m = deepres.create_model('resnet8', num_classes=3); "
             "deepres.save_weights(m, sys.argv[1], class_names=['a', 'b', 'c'], "
             "extra={'input_mean': [0.5, 0.5, 0.5], 'note': 'x'})")
     digests = set()

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ..data import DatasetError
+from ..runtime.runfolder import RunFolder
 from ..train import fit
 from .specs import EXPERIMENTS, SCALES, Run, default_data, plan
 
@@ -36,10 +37,10 @@ def train_runs(runs: list[Run], log=print) -> None:
     """Train each run not yet finished; an interrupted one continues from its checkpoint."""
     for i, run in enumerate(runs, 1):
         run_dir = Path(run.config.run.run_dir)
-        if (run_dir / "summary.json").exists():
+        if RunFolder(run_dir).finished():
             log(f"[{i}/{len(runs)}] {run.key}: done already")
             continue
-        resume = (run_dir / "config.json").exists()
+        resume = RunFolder(run_dir).started()
         log(f"[{i}/{len(runs)}] {run.key}: {'resuming' if resume else 'training'}")
         if run.config.run.compile:
             # Each fit compiles its own network: without a reset, the compiler's cache of the

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..loaded import Predictor
+from ..models.card import ModelCard
 from ..runtime.files import OutOfSpaceError, atomic_write, check_output_path
 from . import FORMATS
 from .fold import InferenceModel, optimize_for_cpu
@@ -40,11 +41,9 @@ def onnx_metadata(p: Predictor) -> dict[str, str]:
     meta = {"deepres_version": deepres.__version__, **p.spec.to_metadata(),
             "input_range": "float pixels in [0, 1], RGB, NCHW; mean subtraction (and std "
             "division) built in"}
-    if p.classes:
-        meta["class_names"] = json.dumps(list(p.classes))
-    for key in ("model", "model_options"):
-        if key in p.metadata:
-            meta[key] = str(p.metadata[key])
+    card = p.card if p.card is not None else ModelCard(None, None)
+    meta.update({k: v for k, v in replace(card, input_spec=None, tag=None).with_classes(
+        p.classes or None).to_metadata().items()})
     return meta
 
 

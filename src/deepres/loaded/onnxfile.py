@@ -33,8 +33,10 @@ def is_onnx_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def read_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, str], list[object]]:
-    """The file's ``metadata_props`` and its input's shape (ints and dimension names)."""
+def read_metadata(path: str | os.PathLike[str]
+                  ) -> tuple[dict[str, str], list[object], int | None]:
+    """The file's ``metadata_props``, its input's shape (ints and dimension names) and the
+    number of classes its output gives (None where that dimension is not fixed)."""
     try:
         import onnx
     except ImportError as exc:
@@ -50,7 +52,9 @@ def read_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, str], list[ob
         raise WeightsError(f"{path}: the ONNX graph has no input")
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
-    return meta, shape
+    out = proto.graph.output[0].type.tensor_type.shape.dim if proto.graph.output else []
+    classes = out[1].dim_value if len(out) == 2 and out[1].HasField("dim_value") else None
+    return meta, shape, classes or None
 
 
 def onnx_run(path: str, choice: engines.Choice, precision: str | None, int8: bool

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..inputspec import InputSpec
+from ..models.card import ModelCard, describes_input, read_card
 from ..models.loading import rebuild_foreign, rebuild_from_weights
-from ..models.names import default_input_spec
 from ..models.weights import WeightsError
 from ..runtime.options import MEASURING_PRECISION, RUNNING_PRECISION
 from ..runtime.precision import resolve_precision
@@ -43,6 +43,8 @@ class Predictor:
     engine_reason: str = ""
     run: Run | None = None  # model input -> float32 logits; None: ``model`` under autocast
     takes_pixels: bool = False  # an exported ONNX file: mean subtraction inside, input [0, 1]
+    card: ModelCard | None = None  # what the model is (models/card.py)
+    batch_size: int = 64  # images per forward pass in :meth:`predict`
 
     @property
     def device(self) -> torch.device:
@@ -56,6 +58,36 @@ class Predictor:
         with ``model_name``), run by ``engine`` ("auto": the fastest installed, see
         :attr:`engine_reason`; "torch", "onnxruntime", "openvino")."""
         return load_predictor(str(path), device, precision, model_name, classes_file, engine)
+
+    @classmethod
+    def from_model(cls, model: nn.Module, device: str | torch.device | None = None,
+                   precision: str | None = RUNNING_PRECISION, engine: str = "torch",
+                   batch_size: int = 64) -> Predictor:
+        """A predictor for a network in memory (``create_model(...)``, one being trained): its
+        card gives the input specification and class names (the family's defaults where no
+        weights said otherwise); ``engine`` "torch" runs the module as it is, "onnxruntime" or
+        "openvino" a converted copy (CPU)."""
+        card = getattr(model, "card", None)
+        spec = card.input_spec if card is not None else None
+        if spec is None:
+            raise ValueError("the model has no input specification (model.card.input_spec); "
+                             "build it with deepres.create_model or load it with "
+                             "deepres.model_from_weights")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+        device = torch.device(device) if device is not None else \
+            next(model.parameters()).device
+        choice = engines.choose(engine, False, device)
+        precision = resolve_precision(precision, device)
+        model = model.to(device).eval()
+        run = None
+        if choice.engine != "torch":
+            if choice.engine == "onnxruntime" and precision == "bf16":
+                precision = "fp32"  # ONNX Runtime has no bf16 CPU kernels
+            run = engines.converted(model, choice.engine, precision, spec.input_size, False)
+        return cls(model, card.class_names and list(card.class_names), spec.to(device),
+                   precision, card.to_metadata(), choice.engine, choice.reason, run,
+                   card=card, batch_size=batch_size)
 
     def predict(self, images: Any, top_k: int = 5) -> list[dict[str, Any]]:
         """Top-``top_k`` classes of each image, with the preprocessing of ``deepres predict``
@@ -91,7 +123,10 @@ class Predictor:
             img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
             batch.append(self.spec.test_view(img))
             files.append(name)
-        probs = probs_single(self, torch.stack(batch).to(self.device)).cpu()
+        probs = torch.cat([probs_single(self, torch.stack(batch[i:i + self.batch_size])
+                                        .to(self.device)).cpu()
+                           for i in range(0, len(batch), self.batch_size)]) if batch else \
+            torch.empty(0)
         return [({"file": name} if name is not None else {}) | self.top_classes(row, top_k)
                 for name, row in zip(files, probs, strict=True)]
 
@@ -160,13 +195,14 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
         classes, spec = _input_spec(meta, path, n)
         # int8 kernels take float input and quantize it themselves: no autocast.
         return Predictor(module, classes, spec, "fp32", meta, "torch",
-                         "a TorchScript int8 file (the format before ONNX int8)")
+                         "a TorchScript int8 file (the format before ONNX int8)",
+                         card=ModelCard(None, spec, classes and tuple(classes), origin=path))
     if model_name is not None:
         model, meta = rebuild_foreign(path, model_name)
     else:
         model, meta = rebuild_from_weights(path)
     if classes_file is not None:
-        meta = {**meta, "class_names": json.dumps(_read_classes(classes_file))}
+        meta = {**meta, **ModelCard(None, None, tuple(_read_classes(classes_file))).to_metadata()}
     classes, spec = _input_spec(meta, path, model.fc.out_features)
     choice = engines.choose(engine or "torch", False, device)
     precision = resolve_precision(precision, device)
@@ -176,29 +212,30 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
         precision, reason = "fp32", reason + "; ONNX Runtime has no bf16 CPU kernels: fp32"
     if choice.engine != "torch":
         run = engines.converted(model, choice.engine, precision, spec.input_size, any_size)
+    model.card = replace(model.card, input_spec=spec, origin=str(source),
+                         class_names=None if classes is None else tuple(classes))
     return Predictor(model, classes, spec.to(device), precision, meta, choice.engine, reason,
-                     run)
+                     run, card=model.card)
 
 
 def _load_onnx(path: str, choice: engines.Choice, precision: str | None) -> Predictor:
     """An exported ONNX file run by ``choice``'s engine: mean subtraction is in the graph."""
     from .onnxfile import FORMAT_KEY, onnx_run, read_metadata
 
-    meta, shape = read_metadata(path)
-    if "input_mean" not in meta:
+    meta, shape, outputs = read_metadata(path)
+    if not describes_input(meta):
         raise WeightsError(f"{path}: an ONNX file without deepres's metadata (no input "
                            "specification); give deepres the file `deepres export` wrote, or "
                            "run this one with ONNX Runtime directly")
-    n = _field(meta, "class_names", path, lambda v: isinstance(v, list) and len(v) > 0,
-               "a list of class names")
-    classes, spec = _input_spec(meta, path, len(n)) if n else (None, InputSpec.from_metadata(
-        meta, path, default_input_spec(str(meta.get("model")))))
+    card = read_card(meta, path, outputs)  # one class name per output, or an error
+    classes = None if card.class_names is None else list(card.class_names)
+    spec = card.input_spec
     if len(shape) != 4 or (isinstance(shape[2], int) and shape[2] != spec.input_size):
         raise WeightsError(f"{path}: the graph's input is {shape}, not N x 3 x "
                            f"{spec.input_size} x {spec.input_size} as its metadata says")
     run, precision, reason = onnx_run(path, choice, precision, meta.get(FORMAT_KEY) == "int8")
     return Predictor(None, classes, spec, precision, meta, choice.engine, reason, run,
-                     takes_pixels=True)
+                     takes_pixels=True, card=card)
 
 
 def _read_classes(path: str) -> list[str]:
@@ -212,14 +249,13 @@ def _read_classes(path: str) -> list[str]:
 
 
 def _input_spec(meta: dict[str, str], path: str, n: int) -> tuple[list[str] | None, InputSpec]:
-    """The class names and the input specification of a file's metadata; sizes a file lacks
+    """The class names and the input specification of a file's card; sizes a file lacks
     (written before they were saved) are its model family's defaults, no guessing."""
-    classes = _field(meta, "class_names", path, lambda v: isinstance(v, list) and len(v) == n
-                     and all(isinstance(c, str) for c in v),
-                     f"a list of {n} class names (one per classifier output)")
-    if "input_mean" not in meta:
+    if not describes_input(meta):
         raise WeightsError(f"{path}: has no input mean; it was not written by `deepres train`")
-    return classes, InputSpec.from_metadata(meta, path, default_input_spec(str(meta.get("model"))))
+    card = read_card(meta, path, n)
+    assert card.input_spec is not None
+    return (None if card.class_names is None else list(card.class_names)), card.input_spec
 
 
 def _is_int(v: object, low: int, high: int) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .choices import CONV_INITS, SHORTCUTS
+from .metakeys import MODEL_OPTIONS
 from .names import ModelSpec, resolve
 
 # The options a weights file's ``model_options`` may carry (the rest only initialise weights).
@@ -115,11 +116,11 @@ class ModelArgs:
         """The description a weights file's metadata holds; an unknown option or a value of
         the wrong type raises ValueError naming the option."""
         if not isinstance(options, Mapping):
-            raise ValueError("'model_options' must be a JSON object")
+            raise ValueError(f"'{MODEL_OPTIONS}' must be a JSON object")
         types = _field_types()
         for key, value in options.items():
             if key not in SAVED:
-                raise ValueError(f"'model_options' has an unknown option {key!r}; known: "
+                raise ValueError(f"'{MODEL_OPTIONS}' has an unknown option {key!r}; known: "
                                  f"{', '.join(SAVED)}")
             want = types[key]
             if not isinstance(value, want) or (int in want and isinstance(value, bool)):

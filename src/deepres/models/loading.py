@@ -3,15 +3,15 @@ against a schema before anything is built); foreign files are given a model name
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
+from .card import MODEL, read_card, read_model_args
 from .description import ModelArgs
 from .hub import hub_architecture, hub_spec, is_hub_source
 from .names import default_input_spec, resolve
@@ -30,7 +30,7 @@ def rebuild_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[
         return rebuild_foreign(str(path), arch)
     path = Path(path)
     state, metadata = read_weights(path)
-    if "model" not in metadata:
+    if MODEL not in metadata:
         raise WeightsError(
             f"{path}: has no deepres metadata naming its model; pass --model NAME (and "
             "--classes FILE) on the command line, or in Python build it with "
@@ -68,31 +68,16 @@ def rebuild_foreign(path: str | os.PathLike[str], name: str
 MAX_DEPTH = 10_000  # ResNet-1202 is the paper's deepest; beyond this a file is not believed
 
 
-def _meta_json(metadata: Mapping[str, str], key: str, path: Path) -> Any:
-    try:
-        return json.loads(metadata[key])
-    except (TypeError, ValueError) as exc:
-        raise WeightsError(f"{path}: metadata field {key!r} is not valid JSON ({exc})") from exc
-
-
 def check_model_metadata(metadata: Mapping[str, str], state: Mapping[str, torch.Tensor],
                          path: Path) -> ModelArgs:
-    """The model description of a deepres file (its name and options), checked against
-    :class:`ModelArgs` and the file's own tensors before anything is built; errors name the
-    file and the field."""
-    name = metadata["model"]
-    try:
-        spec = resolve(name)
-    except ValueError as exc:
-        raise WeightsError(f"{path}: metadata field 'model': {exc}") from exc
-    if spec.depth > MAX_DEPTH:
-        raise WeightsError(f"{path}: metadata field 'model': depth {spec.depth} is beyond "
+    """The model description of a deepres file (its name and options, read by the card),
+    checked against the file's own tensors before anything is built; errors name the file and
+    the field."""
+    args = read_model_args(metadata, str(path))
+    assert args is not None  # the caller checked that the file names its model
+    if args.spec.depth > MAX_DEPTH:
+        raise WeightsError(f"{path}: metadata field 'model': depth {args.spec.depth} is beyond "
                            f"{MAX_DEPTH}; the file is not a deepres model")
-    options = _meta_json(metadata, "model_options", path) if "model_options" in metadata else {}
-    try:
-        args = ModelArgs.from_saved(name, options)
-    except ValueError as exc:
-        raise WeightsError(f"{path}: metadata field {exc}") from exc
     fc = state.get("fc.weight")
     n = args.num_classes
     if n is not None and fc is not None and fc.dim() == 2 and fc.shape[0] != n:
@@ -103,22 +88,16 @@ def check_model_metadata(metadata: Mapping[str, str], state: Mapping[str, torch.
 
 def model_from_weights(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str] | None]:
     """Rebuild the model a deepres ``.safetensors`` file was saved from, with its class names;
-    ``model.input_spec`` is the file's own (size, test resize, mean), and ``model.class_names``
-    its classes."""
+    ``model.card`` is the file's (``model.input_spec``: its size, test resize and mean;
+    ``model.class_names``: its classes)."""
     model, metadata = rebuild_from_weights(path)
-    names = json.loads(metadata["class_names"]) if "class_names" in metadata else None
-    _adopt(model, metadata, str(path), names)
-    return model, names
+    adopt_card(model, metadata, str(path))
+    return model, model.class_names
 
 
-def _adopt(model: nn.Module, metadata: Mapping[str, str], where: str,
-           names: list[str] | None) -> None:
-    """The input specification and class names a deepres file carries, set on ``model``."""
-    from ..inputspec import InputSpec
-
-    if "input_mean" in metadata:
-        model.input_spec = InputSpec.from_metadata(metadata, where,
-                                                   default_input_spec(metadata["model"]))
-    if names is not None and getattr(model, "fc", None) is not None and \
-            getattr(model.fc, "out_features", None) == len(names):
-        model.class_names = list(names)
+def adopt_card(model: nn.Module, metadata: Mapping[str, str], where: str) -> None:
+    """The file's card (input specification, class names, tag, origin) set on ``model``, whose
+    description it keeps; a malformed field is an error naming ``where``."""
+    card = read_card(metadata, where, getattr(model.fc, "out_features", None), where)
+    model.card = replace(card, args=model.model_args,
+                         input_spec=card.input_spec or model.input_spec)

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from .blocks import BasicBlock, Bottleneck, PlainBasicBlock, PlainBottleneck
+from .card import ModelCard
 from .description import ModelArgs
 from .names import CIFAR_WIDTHS, DEFAULT_INPUT_SPEC, IMAGENET_WIDTHS
 from .preact import PreActBasicBlock, PreActBottleneck
@@ -101,8 +102,8 @@ def build(args: ModelArgs) -> nn.Module:
     model = ResNet(block, spec.layers, [w * spec.widen for w in base], stem=spec.family,
                    num_classes=max(args.num_classes, 1), groups=spec.groups,
                    width_per_group=spec.width_per_group, **options)
-    model.model_args = args
-    model.input_spec = DEFAULT_INPUT_SPEC[spec.family]  # what its inputs should be
+    # what it is, and what its inputs should be (its family's until weights say otherwise)
+    model.card = ModelCard(args, DEFAULT_INPUT_SPEC[spec.family], origin=args.name)
     return model
 
 
@@ -155,6 +156,6 @@ def _load_pretrained(model: nn.Module, name: str, pretrained: bool | str) -> Non
     else:
         source = str(pretrained)
     init = init_from(model, source)
-    model.input_spec = init.spec
-    if init.class_names and model.fc.out_features == len(init.class_names):
-        model.class_names = list(init.class_names)
+    model.card = replace(model.card, input_spec=init.spec, origin=source,
+                         class_names=init.class_names if init.class_names and
+                         model.fc.out_features == len(init.class_names) else None)

@@ -13,6 +13,8 @@ from .blocks import Block, conv3x3
 from .choices import CONV_INITS
 
 if TYPE_CHECKING:
+    from ..inputspec import InputSpec
+    from .card import ModelCard
     from .description import ModelArgs
 
 
@@ -33,8 +35,10 @@ class ResNet(nn.Module):
     Each stage after the first halves the feature map with a stride-2 first block.
     """
 
-    # What built it (create_model sets it): name and options, to rebuild it from a file.
-    model_args: ModelArgs | None = None
+    # What it is (models/card.py): the description that built it, its input specification,
+    # class names, tag and origin. create_model sets it; loading weights replaces it with the
+    # file's. ``model_args``, ``input_spec`` and ``class_names`` are views of it.
+    _card: ModelCard | None = None
 
     def __init__(
         self,
@@ -199,6 +203,46 @@ class ResNet(nn.Module):
                    nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype))
         if self.model_args is not None:
             self.model_args = replace(self.model_args, num_classes=num_classes)
+        if self.class_names is not None and len(self.class_names) != num_classes:
+            self.class_names = None  # the new head's classes are not the old ones
+
+    @property
+    def card(self) -> ModelCard:
+        """What this network is: description, input, classes, tag, origin (models/card.py)."""
+        if self._card is None:
+            from .card import ModelCard
+
+            return ModelCard(None, None)
+        return self._card
+
+    @card.setter
+    def card(self, card: ModelCard) -> None:
+        self._card = card
+
+    @property
+    def model_args(self) -> ModelArgs | None:
+        return self.card.args
+
+    @model_args.setter
+    def model_args(self, args: ModelArgs | None) -> None:
+        self._card = replace(self.card, args=args)
+
+    @property
+    def input_spec(self) -> InputSpec | None:
+        return self.card.input_spec
+
+    @input_spec.setter
+    def input_spec(self, spec: InputSpec | None) -> None:
+        self._card = self.card.with_spec(spec)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        names = self.card.class_names
+        return None if names is None else list(names)
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str] | None) -> None:
+        self._card = self.card.with_classes(names)
 
     @property
     def model_name(self) -> str:

@@ -13,7 +13,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from torch import nn
 
 from ..inputspec import InputSpec, from_torchvision_transforms
 from ..runtime.files import atomic_write
+from .card import MODEL, ModelCard, describes_input, read_card, read_model_args
 from .errors import WeightsError  # noqa: F401  (where users and callers have always found it)
 
 CLASSIFIER_PREFIXES = ("fc.",)
@@ -137,7 +138,7 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
     refuse_url(path)
     state, metadata = _read_weights(Path(path))
     _check_finite(state, Path(path))
-    if "model" not in metadata:
+    if MODEL not in metadata:
         state, metadata = _peer_layout(state, metadata, Path(path))
     return state, metadata
 
@@ -154,10 +155,12 @@ def _peer_layout(state: dict[str, torch.Tensor], metadata: dict[str, str], path:
         state, name = akamaster.to_deepres(state)
     except (ValueError, IndexError) as exc:
         raise WeightsError(f"{path}: looks like akamaster's CIFAR ResNet but {exc}") from exc
-    return state, {**metadata, "model": name, "model_options": "{}",
-                   **akamaster.input_spec().to_metadata(),
-                   "class_names": json.dumps(list(akamaster.CIFAR10_CLASSES)),
-                   "origin": "akamaster/pytorch_resnet_cifar10 layout (channels mapped)"}
+    from .description import ModelArgs
+
+    args = ModelArgs(name, num_classes=int(state["fc.weight"].shape[0])).settled()
+    classes = akamaster.CIFAR10_CLASSES if args.num_classes == 10 else None
+    card = ModelCard(args, akamaster.input_spec(), classes)
+    return state, {**metadata, **card.to_metadata()}
 
 
 def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -210,29 +213,25 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], *,
     state, metadata = read_weights(path)
     _warn_stride_mismatch(model, metadata, path)
     _apply_state(model, _strip_prefixes(state, set(model.state_dict())), path, skip_classifier)
-    if "input_mean" in metadata and "model" in metadata:  # a deepres file: its own input
-        from .names import default_input_spec
-
-        model.input_spec = InputSpec.from_metadata(metadata, str(path),
-                                                   default_input_spec(metadata["model"]))
-        if not skip_classifier and "class_names" in metadata:
-            try:
-                names = json.loads(metadata["class_names"])
-            except ValueError:
-                names = None
-            if isinstance(names, list) and len(names) == getattr(model.fc, "out_features", -1):
-                model.class_names = names
+    if describes_input(metadata) and MODEL in metadata:  # a deepres file: its own input
+        outputs = getattr(model.fc, "out_features", None)
+        card = read_card(metadata, str(path), None if skip_classifier else outputs, str(path))
+        keep = model.card
+        model.card = replace(card, args=keep.args, class_names=keep.class_names
+                             if skip_classifier else card.class_names)
     return metadata
 
 
 def _warn_stride_mismatch(model: nn.Module, metadata: Mapping[str, str], path: Path) -> None:
     """Bottleneck weights trained with the stride in the 3x3 (torchvision's, timm's) have the
     same shapes as stride-in-1x1 ones but compute something else in the other model."""
-    ours = bool(getattr(model, "model_options", {}).get("stride_in_1x1"))
+    args = getattr(model, "model_args", None)
+    ours = bool(args is not None and args.stride_in_1x1)
     try:
-        theirs = bool(json.loads(metadata.get("model_options", "{}")).get("stride_in_1x1"))
-    except (ValueError, AttributeError):
-        theirs = False
+        saved = read_model_args(metadata, str(path))
+    except WeightsError:
+        saved = None
+    theirs = bool(saved is not None and saved.stride_in_1x1)
     if ours != theirs:
         where = "1x1" if theirs else "3x3 (as torchvision and timm)"
         warnings.warn(f"{path}: these weights were trained with the downsampling stride in the "
@@ -301,11 +300,12 @@ def save_weights(
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     metadata = {"format": "pt"}
-    if hasattr(model, "model_name"):
-        metadata["model"] = str(model.model_name)
-        metadata["model_options"] = json.dumps(getattr(model, "model_options", {}))
-    if class_names is not None:
-        metadata["class_names"] = json.dumps(list(class_names))
+    args = getattr(model, "model_args", None)
+    if args is not None:
+        card = ModelCard(args, None, None if class_names is None else tuple(class_names))
+        metadata.update(card.to_metadata())
+    elif class_names is not None:
+        metadata.update(ModelCard(None, None, tuple(class_names)).to_metadata())
     for k, v in (extra or {}).items():
         metadata[k] = v if isinstance(v, str) else json.dumps(v)
     blob = canonical_safetensors(save(state, metadata=metadata))
@@ -363,14 +363,12 @@ def init_from(model: nn.Module, source: str) -> Init:
         state, metadata = read_weights(path)
         _warn_stride_mismatch(model, metadata, path)
         classes = None
-        if "model" in metadata:  # a deepres file carries its own
-            spec = InputSpec.from_metadata(metadata, str(path), default_input_spec(
-                metadata["model"]))
+        if MODEL in metadata:  # a deepres file carries its own
+            fc_rows = state.get("fc.weight", state.get("module.fc.weight"))
+            card = read_card(metadata, str(path), None if fc_rows is None or fc_rows.dim() != 2
+                             else int(fc_rows.shape[0]))
+            spec, classes = card.input_spec, card.class_names
             origin = f"{path}'s metadata"
-            try:
-                classes = json.loads(metadata.get("class_names", "null"))
-            except ValueError:
-                classes = None
         elif is_hub_source(source) and hub_spec(source) is not None:  # timm's pretrained_cfg
             spec, origin = hub_spec(source), f"{source}'s pretrained_cfg"
         elif _family(name, resolve) == "imagenet":  # torchvision's, timm's, a bare state dict
@@ -385,7 +383,7 @@ def init_from(model: nn.Module, source: str) -> Init:
     message = (f"initialised from {source}; new classifier head: {fc.shape[0]} -> "
                f"{own['fc.weight'].shape[0]} classes" if new_head
                else f"initialised from {source}, classifier included")
-    return Init(message, spec, origin, classes if isinstance(classes, list) else None)
+    return Init(message, spec, origin, None if classes is None else list(classes))
 
 
 def _family(name: str, resolve: Any) -> str | None:

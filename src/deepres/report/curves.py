@@ -61,15 +61,13 @@ def plot_error_curves(
 
 def plot_run_curves(run_dir: str | os.PathLike[str], label: str, title: str = "") -> None:
     """``RUN_DIR/curves.png`` from its ``metrics.jsonl`` (what ``deepres train`` draws)."""
-    import json
-    from pathlib import Path
+    from ..runtime.runfolder import RunFolder
 
-    run_dir = Path(run_dir)
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
-            if x.strip()]
+    folder = RunFolder(run_dir)
+    rows = folder.read_metrics()
     # A run with a validation split picks its best weights by it: that is the bold line.
     bold = "val" if any(r.get("val_error") is not None for r in rows) else "test"
     shown = {"val": "validation", "test": "test"}[bold]
-    plot_error_curves({label: rows}, run_dir / "curves.png", bold=bold,
+    plot_error_curves({label: rows}, folder.curves, bold=bold,
                       title=(title or f"{label}: thin train, bold test").replace(
                           "bold test", f"bold {shown}"))

@@ -285,7 +285,7 @@ class Service:
         self.metrics.count(self.metrics.requests, "model")
         p = self.predictor
         return JSONResponse({
-            "model": p.metadata.get("model"), "classes": p.classes,
+            "model": p.card.name if p.card is not None else None, "classes": p.classes,
             "input_spec": p.spec.as_json(), "precision": p.precision, "engine": p.engine,
             "weights_sha256": self.digest, "max_batch": self.cfg.max_batch,
             "config": {k: v for k, v in asdict(self.cfg).items() if k != "weights"}})

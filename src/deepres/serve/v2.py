@@ -87,7 +87,8 @@ class OpenInference:
     """The protocol's handlers for service ``s``; its model answers to its own name."""
 
     def __init__(self, s: Service) -> None:
-        self.s, self.name = s, str(s.predictor.metadata.get("model") or "model")
+        card = s.predictor.card
+        self.s, self.name = s, str((card.name if card is not None else None) or "model")
 
     def _unknown(self, request: Request) -> JSONResponse | None:
         asked = request.path_params["name"]

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from ..runtime.files import OutOfSpaceError, atomic_write
+from ..runtime.runfolder import CHECKPOINT as RUN_CHECKPOINT
 from .errors import CheckpointError  # noqa: F401  (raised here; its home is errors.py)
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = RUN_CHECKPOINT  # the name in a run folder (runtime/runfolder.py)
 
 
 

@@ -19,6 +19,7 @@ from ..evaluate.metrics import evaluate
 from ..models import save_weights
 from ..runtime.files import atomic_write_text
 from ..runtime.machine import describe_machine
+from ..runtime.runfolder import RunFolder
 from .precise_bn import recompute_bn_stats
 from .records import BEST, LR_DIVIDED, Logger, ema_error, precise_bn_error, split_keys
 from .schedule import after_eval
@@ -122,10 +123,10 @@ def finish(s: Setup, state: TrainState, seconds: float, log: Logger,
         else:
             summary.update(keys.row(_errors(s, s.model, loader)))
     if s.ctx.is_main:
-        write_weights(s, s.module, s.run_dir / "weights.safetensors")
+        write_weights(s, s.module, RunFolder(s.run_dir).weights)
         if s.ema is not None:
             write_weights(s, s.ema, s.run_dir / "ema.safetensors", {"ema_decay": s.cfg.run.ema})
-        atomic_write_text(s.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(RunFolder(s.run_dir).summary, json.dumps(summary, indent=2) + "\n")
         log.close(s.cfg.to_dict(), summary)
     if not math.isnan(summary.get("test_error", math.nan)):
         log.message(f"done: test error {100 * summary['test_error']:.2f}% "

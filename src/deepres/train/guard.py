@@ -17,12 +17,14 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from ..runtime.runfolder import LOCK
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs are not locked there
     fcntl = None  # type: ignore[assignment]
 
-LOCK_NAME = ".lock"
+LOCK_NAME = LOCK
 _HELD: set[int] = set()  # the descriptors of run locks this process holds
 
 

@@ -28,6 +28,7 @@ from ..runtime.files import atomic_write_text, stray_temporaries
 from ..runtime.machine import describe_machine
 from ..runtime.precision import autocast, cpu_has_native_bf16
 from ..runtime.precision import why as precision_why
+from ..runtime.runfolder import RunFolder
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig, resolve_auto
 from .divergence import DIVERGED, NonFiniteLossError, mark_diverged, optim_changes
@@ -129,11 +130,11 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
             if stray:
                 print(f"removed {len(stray)} temporary file(s) a stopped run left in {run_dir}",
                       file=sys.stderr)
-        _truncate_metrics(run_dir / "metrics.jsonl", state.step if resume else -1)
+        RunFolder(run_dir).truncate_metrics(state.step if resume else -1)
     if not resume:
         _save(s, state)  # the starting point: there is always a good checkpoint to go back to
     if ctx.is_main:
-        path = run_dir / "config.json"
+        path = RunFolder(run_dir).config
         text = cfg.to_json() + "\n"
         saved_text = path.read_text() if path.exists() else None  # read once
         if resume and saved_text is not None:
@@ -349,14 +350,3 @@ def _restore(s: Setup, ckpt: dict[str, Any]) -> TrainState:
                       ScheduleState(**ckpt["schedule"]), seconds_before=ckpt.get("seconds"),
                       resumed_at=[*ckpt.get("resumed_at", []), ckpt["step"]],
                       segments=list(ckpt.get("segments", [])))
-
-
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop metrics logged after the checkpoint being resumed from (they are redone)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= last_step]
-    atomic_write_text(path, "".join(line + "\n" for line in keep))
-
-

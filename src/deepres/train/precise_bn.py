@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models.card import CARD_KEYS
 from ..runtime.options import MEASURING_PRECISION
 from ..runtime.precision import autocast
 
@@ -68,9 +69,9 @@ def precise_bn_file(weights: str, data: str, out: str, *, device: str = "cpu",
     images = calibration_batches(p, data, batches * batch_size, batch_size)
     before = run_eval([weights], data, device=device, precision=MEASURING_PRECISION)
     used = recompute_bn_stats(p.model, iter(images), batches)
-    keep = {k: v for k, v in p.metadata.items()
-            if k not in ("format", "model", "model_options")}
-    save_weights(p.model, path, extra={**keep, "precise_bn_batches": used})
+    keep = {k: v for k, v in p.metadata.items() if k not in ("format", *CARD_KEYS)}
+    save_weights(p.model, path, class_names=p.classes,
+                 extra={**keep, "precise_bn_batches": used})
     after = run_eval([str(path)], data, device=device, precision=MEASURING_PRECISION)
     return (f"precise BN over {used} batches of {batch_size} un-augmented training images "
             f"of {data}: test error {100 * before['top1_error']:.2f}% -> "

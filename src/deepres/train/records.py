@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..runtime.files import is_out_of_space, out_of_space
+from ..runtime.runfolder import RunFolder
 
 if TYPE_CHECKING:
     from .state import Setup
@@ -56,7 +57,7 @@ class Logger:
         self.active = s.ctx.is_main
         self.total, self.t0, self.tty = total_steps, time.time(), sys.stderr.isatty()
         self.first_step: int | None = None  # the first step this sitting reports (resume)
-        self.path = s.run_dir / "metrics.jsonl"
+        self.path = RunFolder(s.run_dir).metrics
         self.tb = None
         self.tracker = None
         if self.active:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.options import declared
+from ..runtime.runfolder import RunFolder
 from ..runtime.terminal import safe
 from .config import SECTIONS, TrainConfig, with_overrides
 from .divergence import DIVERGED
@@ -28,7 +29,7 @@ def new_run_dir(model: str | None) -> str:
 def restarted_run(run_dir: str | None) -> bool:
     """A torchrun --max-restarts restart of a run that has started: it is continued."""
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
-    return bool(restarted and run_dir and (Path(run_dir) / "config.json").exists())
+    return bool(restarted and run_dir and RunFolder(run_dir).started())
 
 
 def resume_config(run: str, cfg: TrainConfig, given: dict[str, Any],
@@ -100,7 +101,7 @@ def read_config(path: Path, error: type[Exception] = ValueError) -> TrainConfig:
 
 def read_run_config(run: str) -> TrainConfig:
     """The saved config of run folder ``run`` (a RunError when there is none)."""
-    path = Path(run) / "config.json"
+    path = RunFolder(run).config
     if not path.is_file():
         raise RunError(f"{run}: no run to resume (no config.json there)")
     return read_config(path, RunError)

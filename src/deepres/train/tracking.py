@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..runtime.runfolder import RunFolder
+
 ID_FILE = "mlflow.json"
 
 
@@ -55,9 +57,10 @@ class MlflowTracker:
                   if k.endswith("_error") and isinstance(v, int | float)}
         if finals:
             self.mlflow.log_metrics(finals)
-        for name in ("weights.safetensors", "summary.json", "config.json"):
-            if (self.run_dir / name).exists():
-                self.mlflow.log_artifact(str(self.run_dir / name))
+        folder = RunFolder(self.run_dir)
+        for path in (folder.weights, folder.summary, folder.config):
+            if path.exists():
+                self.mlflow.log_artifact(str(path))
         self.mlflow.end_run()
 
 
