@@ -106,7 +106,7 @@ def test_concurrent_clients_get_predicts_answers_batched(server, tmp_path, capsy
             assert abs(a["probability"] - b["probability"]) < 2e-6
     metrics = _request(base + "/metrics")[1].decode()
     sizes = {int(line.split('"')[1]): int(line.split()[-1]) for line in metrics.splitlines()
-             if line.startswith("deepres_batch_size{")}
+             if line.startswith("deepres_batch_size_total{")}
     assert max(sizes) > 1  # concurrent requests were run together
     model = json.loads(_request(base + "/v1/model")[1])
     assert model["classes"] == ["class0", "class1", "class2"] and len(model["weights_sha256"]) == 64
@@ -291,3 +291,46 @@ def test_an_exported_onnx_file_is_served_by_each_engine_with_torchs_answers(tmp_
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_kept_alive_connection_answers_without_nagle_delay(server):
+    """The listening socket says it is TCP, so each accepted connection gets TCP_NODELAY: on a
+    kept-alive connection /healthz once took ~46 ms (Nagle's wait for the client's delayed
+    ACK) against ~1.4 ms on a new one."""
+    import http.client
+    import statistics
+
+    from deepres.serve.processes import bind
+
+    sock = bind("127.0.0.1", 0)
+    assert sock.proto == socket.IPPROTO_TCP
+    sock.close()
+    base, _, _ = server
+    conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+        times.append(time.perf_counter() - t0)
+        assert response.status == 200
+    conn.close()
+    assert statistics.median(times[5:]) < 0.02, times
+
+
+def test_metrics_parse_with_prometheus_own_parser(server):
+    """/metrics as Prometheus reads it: every family has its HELP and TYPE, counters end in
+    _total (the parser strips it to name the family)."""
+    parser = pytest.importorskip("prometheus_client.parser")
+    base, _, _ = server
+    assert _request(base + "/v1/predict", _png(1), {"Content-Type": "image/png"})[0] == 200
+    text = _request(base + "/metrics")[1].decode()
+    families = list(parser.text_string_to_metric_families(text))
+    assert {f.name for f in families} >= {"deepres_requests", "deepres_errors",
+                                           "deepres_batch_size", "deepres_request_seconds"}
+    for family in families:
+        assert family.documentation and family.documentation != family.name, family.name
+    for line in text.splitlines():
+        if line.startswith("# TYPE") and line.endswith(" counter"):
+            assert line.split()[2].endswith("_total"), line

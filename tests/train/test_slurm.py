@@ -14,9 +14,16 @@ from deepres.runtime.slurm import adopt_slurm, first_host, master_port
 @pytest.mark.parametrize("nodes, host", [
     ("gpu[003-004,9],cpu1", "gpu003"), ("node7", "node7"), ("a1,b2", "a1"),
     ("rack1-n[10-12]", "rack1-n10"), ("x[5]", "x5"),
+    ("n[01-04]-ib", "n01-ib"), ("r[1-2]n[07-08],c3", "r1n07"), ("a[2,4]-b[9-9]-c", "a2-b9-c"),
 ])
 def test_the_first_host_of_a_node_list(nodes, host):
     assert first_host(nodes) == host
+
+
+@pytest.mark.parametrize("nodes", ["", "gpu[003", "gpu]1", "a[[1]]", ","])
+def test_a_node_list_with_no_first_host_is_one_error(nodes):
+    with pytest.raises(ValueError, match="Slurm node list"):
+        first_host(nodes)
 
 
 def _slurm(rank, world=2, **extra):

@@ -18,16 +18,22 @@ DEFAULT_PORT_BASE = 29500  # torchrun's default port, shifted by the job id (see
 
 
 def first_host(nodelist: str) -> str:
-    """The first host of a Slurm node list: ``gpu[003-004,9],cpu1`` gives ``gpu003``."""
-    text = nodelist.strip()
-    m = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", text)
-    if m is None or not m.group(1):
+    """The first host of a Slurm node list: ``gpu[003-004,9],cpu1`` gives ``gpu003``, and a
+    suffix or several ranges are kept in place (``n[01-04]-ib`` gives ``n01-ib``,
+    ``r[1-2]n[07-08]`` gives ``r1n07``), as Slurm's hostlist expands them."""
+    text, depth, end = nodelist.strip(), 0, None
+    for i, ch in enumerate(text):  # the first host expression ends at a comma outside brackets
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if depth < 0 or depth > 1:
+            break
+        if ch == "," and depth == 0:
+            end = i
+            break
+    first = text[:end]
+    host = re.sub(r"\[([^\]]*)\]", lambda m: m.group(1).split(",")[0].split("-")[0], first)
+    if depth < 0 or depth > 1 or not host or any(c in host for c in "[],"):
         raise ValueError(f"cannot read a host from the Slurm node list {nodelist!r}")
-    prefix, ranges = m.group(1), m.group(2)
-    if ranges is None:
-        return prefix
-    first = ranges.split(",")[0].split("-")[0]
-    return prefix + first  # zero padding kept: "003" stays "003"
+    return host  # zero padding kept: "003" stays "003"
 
 
 def master_port(environ: MutableMapping[str, str]) -> str:

@@ -88,16 +88,41 @@ class Metrics:
         lines += ["# TYPE deepres_batches_total counter", f"deepres_batches_total {t['batches']}",
                   "# TYPE deepres_batch_images_total counter",
                   f"deepres_batch_images_total {t['images']}",
-                  "# TYPE deepres_batch_size counter"]
+                  "# TYPE deepres_batch_size_total counter"]
         sizes = {int(k): v for k, v in t["sizes"].items()}
-        lines += [f'deepres_batch_size{{size="{k}"}} {v}' for k, v in sorted(sizes.items())]
+        lines += [f'deepres_batch_size_total{{size="{k}"}} {v}' for k, v in sorted(sizes.items())]
         lines += _histogram("deepres_batch_images", BATCH_BUCKETS, sizes)
         lines += _latency("deepres_request_seconds", t["latency"], t["latency_sum"])
         lines += ["# TYPE deepres_queue_seconds_total counter",
                   f"deepres_queue_seconds_total {t['queue_seconds']:.6f}",
                   "# TYPE deepres_inference_seconds_total counter",
                   f"deepres_inference_seconds_total {t['inference_seconds']:.6f}"]
-        return "\n".join(lines) + "\n"
+        return "\n".join(_with_help(lines)) + "\n"
+
+
+# What each metric counts, said in the scrape (Prometheus' # HELP line before its # TYPE).
+HELP = {
+    "deepres_processes": "server processes whose counts are summed in this scrape",
+    "deepres_requests_total": "requests received, by endpoint",
+    "deepres_errors_total": "requests answered with an error, by kind",
+    "deepres_batches_total": "model batches run",
+    "deepres_batch_images_total": "images run in model batches",
+    "deepres_batch_size_total": "model batches run, by their number of images",
+    "deepres_batch_images": "images per model batch",
+    "deepres_request_seconds": "time from a request's arrival to its answer",
+    "deepres_queue_seconds_total": "seconds images waited for a batch",
+    "deepres_inference_seconds_total": "seconds spent running the model",
+}
+
+
+def _with_help(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        if line.startswith("# TYPE "):
+            name = line.split()[2]
+            out.append(f"# HELP {name} {HELP.get(name, name)}")
+        out.append(line)
+    return out
 
 
 def _sum(snaps: list[dict[str, Any]]) -> dict[str, Any]:
