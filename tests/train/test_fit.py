@@ -191,3 +191,18 @@ def test_an_mlflow_run_is_logged_and_readable(tiny_data, tmp_path, monkeypatch):
     assert len(steps) >= 3 and steps == sorted(steps)
     files = {a.path for a in client.list_artifacts(rid)}
     assert {"weights.safetensors", "summary.json", "curves.png"} <= files
+
+
+def test_the_first_progress_line_has_an_eta(tiny_data, tmp_path, capsys):
+    """The ETA counts from the sitting's first step, so the first logged line says a time
+    (it once said `eta  nans`)."""
+    import re
+
+    from deepres.cli import main
+
+    assert main(["train", "--data", str(tiny_data), "--run-dir", str(tmp_path / "run"),
+                 "--model", "resnet8", "--iterations", "3", "--batch-size", "8",
+                 "--log-every", "1", "--precision", "fp32", "--workers", "0"]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[")]
+    assert lines and re.match(r"^\[1/3 +\d+\.\d% eta +\d+s\]", lines[0]), lines[:2]
+    assert "nan" not in lines[0]

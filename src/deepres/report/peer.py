@@ -66,7 +66,8 @@ def peer_section(runs: list[PeerRun], groups: dict[str, list[dict[str, Any]]]) -
              f"100 and 150, {PEER_EPOCHS} epochs) on the CPU over this JPEG training and test set. "
              "Its own selection rule keeps the best test epoch; ours reports the final model.", "",
              "| net | seed | epochs done | its final test error % | its best epoch % (epoch) "
-             "| ours, final model % | parity (final errors) | its images/s | machine |",
+             "| ours, final model % | parity (final errors) | its images/s (median epoch, wall "
+             "clock, machine shared with other work) | machine |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         ours = [100 * s["test_error"] for s in groups.get(r.net, [])]

@@ -173,6 +173,7 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
     if ctx.is_main:
         (s.run_dir / DIVERGED).unlink(missing_ok=True)
     state.started = time.time()
+    log.begin(state.step)  # the ETA counts this sitting's steps from here
     state.segments.append({"from_step": state.step, "to_step": state.step, "seconds": 0.0,
                            "machine": describe_machine(str(s.device), cfg.run.precision)})
     row: dict[str, Any] = {}

@@ -106,6 +106,11 @@ class Logger:
         self.tb.add_hparams(hparams, final, run_name=".")
         self.tb.close()
 
+    def begin(self, step: int) -> None:
+        """This sitting trains from ``step``: its rate, and so the ETA, counts from here (the
+        first progress line has one, where it once said ``nan``)."""
+        self.first_step, self.t0 = step, time.time()
+
     def progress(self, step: int, text: str) -> None:
         if not self.active:
             return
