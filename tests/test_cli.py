@@ -89,3 +89,47 @@ def test_every_serve_option_is_declared_once_and_reaches_the_config(monkeypatch)
     assert (cfg.timeout_s, cfg.keep_alive_s, cfg.max_top_k, cfg.precision) == (7, 2, 3, "bf16")
     # every field has a flag: its own declaration, or one shared with eval and predict
     assert {f.name for f in dataclasses.fields(ServeConfig)} <= set(vars(args))
+
+
+def test_the_readme_synopsis_lists_every_flag_of_every_command():
+    """README's "Command line" block names each command's every flag (`--[no-]X` names both),
+    and no flag in brackets that the parser does not know: compared with the parsers."""
+    import argparse
+    import re
+    from pathlib import Path
+
+    from deepres.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    shown: dict[str, set[str]] = {}
+    bracketed: dict[str, set[str]] = {}
+    current = None
+    for line in block.splitlines():
+        if line.startswith("deepres "):
+            words = line.split()
+            current = " ".join(words[1:3]) if words[1] == "data" else words[1]
+        if current is None or line.startswith("#"):
+            continue
+        for part in re.findall(r"--(?:\[no-\])?[a-z0-9][a-z0-9-]*", line):
+            names = ({part.replace("[no-]", ""), part.replace("[no-]", "no-")}
+                     if "[no-]" in part else {part})
+            shown.setdefault(current, set()).update(names)
+        for inside in re.findall(r"\[([^\]]*(?:\[no-\][^\]]*)?)\]", line):
+            bracketed.setdefault(current, set()).update(
+                re.findall(r"--[a-z0-9][a-z0-9-]*", inside.replace("[no-]", "")))
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    problems = []
+    for name, sub in commands.choices.items():
+        inner = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        pairs = ([(f"{name} {n}", p) for n, p in inner[0].choices.items()] if inner
+                 else [(name, sub)])
+        for key, p in pairs:
+            flags = {o for a in p._actions for o in a.option_strings
+                     if o.startswith("--") and o != "--help"}
+            missing = sorted(flags - shown.get(key, set()))
+            unknown = sorted(bracketed.get(key, set()) - flags)
+            if missing or unknown:
+                problems.append(f"{key}: missing {missing}, unknown {unknown}")
+    assert not problems, "\n".join(problems)
