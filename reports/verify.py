@@ -206,26 +206,32 @@ def _own_network(path: Path):
 
 def _layer_stds(run: Path, images) -> dict[str, list[float]]:
     """Both methods over every 3x3 layer's BN output, in one forward pass: each batch's
-    per-channel mean and variance from torch.var_mean (a numerically stable per-batch pass),
-    the pooled moments from those (within plus between channels), and the batches merged with
-    Chan et al.'s pairwise formula in float64: another algorithm than the report's one-pass
-    sums of x and x squared."""
+    per-channel mean, then the squared deviations from it (two passes over the batch, as each
+    layer's output is made, in channels-last order), the pooled moments from those (within plus
+    between channels), and the batches merged with Chan et al.'s pairwise formula in float64:
+    another algorithm than the report's one-pass sums of x and x squared."""
     import torch
 
     forward, normalise = _own_network(run / "weights.safetensors")
     acc: dict[int, dict] = {}
+
+    class Taps(list):  # each layer's output reduced as it is made, then let go
+        def append(self, out) -> None:
+            flat = out.permute(0, 2, 3, 1).reshape(-1, out.shape[1])
+            per = flat.shape[0]  # values per channel
+            mean_f = flat.mean(0)
+            dev = flat - mean_f
+            m2_c = (dev * dev).sum(0).double()
+            mean_c = mean_f.double()
+            mean_all = mean_c.mean()
+            m2_all = m2_c.sum() + per * ((mean_c - mean_all) ** 2).sum()
+            _merge(acc.setdefault(len(self), {}), per, mean_c, m2_c, mean_all, m2_all)
+            super().append(None)
+
     with torch.no_grad():
-        for i in range(0, len(images), 1000):
-            taps: list = []
-            forward(normalise(images[i:i + 1000]), taps)
-            for j, out in enumerate(taps):
-                per = out.shape[0] * out.shape[2] * out.shape[3]  # values per channel
-                var_c, mean_c = (t.double() for t in torch.var_mean(out, dim=(0, 2, 3),
-                                                                    correction=0))
-                m2_c = var_c * per
-                mean_all = mean_c.mean()
-                m2_all = m2_c.sum() + per * ((mean_c - mean_all) ** 2).sum()
-                _merge(acc.setdefault(j, {}), per, mean_c, m2_c, mean_all, m2_all)
+        for i in range(0, len(images), 250):
+            x = normalise(images[i:i + 250]).contiguous(memory_format=torch.channels_last)
+            forward(x, Taps())
     pooled, per_channel = [], []
     for a in acc.values():
         c = a["mean_c"].numel()

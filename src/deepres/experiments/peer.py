@@ -57,7 +57,7 @@ def read_runs(folder: Path) -> list[PeerRun]:
         if not rows:
             continue
         runs.append(PeerRun(m["net"], int(m["seed"]), tuple(r["test_error"] for r in rows),
-                            statistics.median(r["images_per_s"] for r in rows),
+                            statistics.median(r["images_per_second"] for r in rows),
                             tuple(dict.fromkeys(r["machine"] for r in rows))))
     return runs
 
