@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
@@ -89,3 +90,22 @@ def to_deepres(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
             value = value[orders[stage]]
         out[key] = value.contiguous()
     return out, f"resnet{6 * n + 2}"
+
+
+def as_ours(state: dict[str, torch.Tensor], metadata: dict[str, str], path: Path
+            ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A file in their layout as ours, with the card their trainer implies (the model, their
+    input normalisation, CIFAR-10's classes); any other file as it is."""
+    from .card import ModelCard
+    from .description import ModelArgs
+    from .errors import WeightsError
+
+    if not is_akamaster(state):
+        return state, metadata
+    try:
+        state, name = to_deepres(state)
+    except (ValueError, IndexError) as exc:
+        raise WeightsError(f"{path}: looks like akamaster's CIFAR ResNet but {exc}") from exc
+    args = ModelArgs(name, num_classes=int(state["fc.weight"].shape[0])).settled()
+    classes = CIFAR10_CLASSES if args.num_classes == 10 else None
+    return state, {**metadata, **ModelCard(args, input_spec(), classes).to_metadata()}

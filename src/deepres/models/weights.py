@@ -139,28 +139,10 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
     state, metadata = _read_weights(Path(path))
     _check_finite(state, Path(path))
     if MODEL not in metadata:
-        state, metadata = _peer_layout(state, metadata, Path(path))
+        from .akamaster import as_ours
+
+        state, metadata = as_ours(state, metadata, Path(path))
     return state, metadata
-
-
-def _peer_layout(state: dict[str, torch.Tensor], metadata: dict[str, str], path: Path
-                 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """A file in akamaster's CIFAR layout, as ours, with the model, input and classes their
-    trainer implies (models/akamaster.py); any other file as it is."""
-    from . import akamaster
-
-    if not akamaster.is_akamaster(state):
-        return state, metadata
-    try:
-        state, name = akamaster.to_deepres(state)
-    except (ValueError, IndexError) as exc:
-        raise WeightsError(f"{path}: looks like akamaster's CIFAR ResNet but {exc}") from exc
-    from .description import ModelArgs
-
-    args = ModelArgs(name, num_classes=int(state["fc.weight"].shape[0])).settled()
-    classes = akamaster.CIFAR10_CLASSES if args.num_classes == 10 else None
-    card = ModelCard(args, akamaster.input_spec(), classes)
-    return state, {**metadata, **card.to_metadata()}
 
 
 def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
