@@ -116,13 +116,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from .report.curves import plot_run_curves
 
         # fit() returns results; drawing them is the caller's (the paper's Figures 1, 4, 6).
-        plot_run_curves(cfg.run.run_dir, cfg.model.name,
-                        f"{cfg.model.name} ({cfg.recipe}): thin train, bold test")
+        curves = plot_run_curves(cfg.run.run_dir, cfg.model.name,
+                                 f"{cfg.model.name} ({cfg.recipe}): thin train, bold test")
         if cfg.run.tracker == "mlflow":
-            from .runtime.runfolder import RunFolder
             from .train.tracking import log_artifact
 
-            log_artifact(cfg.run.run_dir, RunFolder(cfg.run.run_dir).curves)
+            log_artifact(cfg.run.run_dir, curves)
         print(json.dumps(summary, indent=2))
     return 0
 

@@ -64,10 +64,9 @@ def test_a_bad_class_list_is_an_error_on_every_route(tmp_path):
               lambda: deepres.load_weights(deepres.create_model("resnet8", num_classes=3), path),
               lambda: deepres.Predictor.from_weights(path, engine="torch"),
               lambda: deepres.create_model("resnet8", num_classes=3, pretrained=str(path))]
-    for i, route in enumerate(routes):
+    for route in routes:
         with pytest.raises(WeightsError, match="class_names"):
             route()
-            print("route", i, "did not raise")
 
 
 def test_a_loaded_model_carries_its_card(tmp_path):

@@ -15,11 +15,9 @@ read), so tools that only look at cards start at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import WeightsError
@@ -147,15 +145,3 @@ def read_card(meta: Mapping[str, str], where: str, outputs: int | None = None,
     name = args.name if args is not None else meta.get(MODEL)
     return ModelCard(args, read_input_spec(meta, where, name),
                      read_class_names(meta, where, outputs), meta.get(TAG), origin or where)
-
-
-def file_origin(path: str | Path) -> str:
-    """``FILE (sha256 HEX)`` for a file on disk; the text itself for a name."""
-    p = Path(path)
-    if not p.is_file():
-        return str(path)
-    digest = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"{p} (sha256 {digest.hexdigest()})"

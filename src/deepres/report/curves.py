@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 
 def draw_error_curves(ax, runs: Mapping[str, Sequence[Mapping]], *, x: str = "step",
@@ -59,8 +60,9 @@ def plot_error_curves(
     plt.close(fig)
 
 
-def plot_run_curves(run_dir: str | os.PathLike[str], label: str, title: str = "") -> None:
-    """``RUN_DIR/curves.png`` from its ``metrics.jsonl`` (what ``deepres train`` draws)."""
+def plot_run_curves(run_dir: str | os.PathLike[str], label: str, title: str = "") -> Path:
+    """``RUN_DIR/curves.png`` from its ``metrics.jsonl`` (what ``deepres train`` draws); returns
+    the path it wrote."""
     from ..runtime.runfolder import RunFolder
 
     folder = RunFolder(run_dir)
@@ -71,3 +73,4 @@ def plot_run_curves(run_dir: str | os.PathLike[str], label: str, title: str = ""
     plot_error_curves({label: rows}, folder.curves, bold=bold,
                       title=(title or f"{label}: thin train, bold test").replace(
                           "bold test", f"bold {shown}"))
+    return folder.curves
