@@ -109,3 +109,15 @@ def run_killed_at(command, run_dir, kill_steps, env=None):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL, "finished before it could be killed"
+
+
+def scan_bomb_jpeg(side, repeats):
+    """A progressive grayscale JPEG of ``side`` x ``side`` whose last scan is repeated
+    ``repeats`` times: a few bytes per scan, each scan a full decoding pass (issue 42)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buf, format="JPEG", progressive=True, quality=50)
+    data = buf.getvalue()
+    last_scan = data[data.rfind(b"\xff\xda"):-2]  # header and entropy data, before EOI
+    return data[:-2] + last_scan * repeats + b"\xff\xd9"

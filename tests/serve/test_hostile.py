@@ -159,3 +159,58 @@ def test_idle_and_slow_clients_cannot_shut_out_a_good_one(tmp_path):
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "accept()" not in err.decode() and "Traceback" not in \
         err.decode()
+
+
+def test_stalled_v2_bodies_get_408_and_cannot_lock_out_healthz(tmp_path):
+    """Issue 42: headers and `{` sent to /v2/.../infer held the connection for ever; 45 such
+    clients against --max-connections 40 locked out /healthz, and each one dropped logged a
+    traceback."""
+    import socket
+
+    base, port, proc = start_server(make_weights(tmp_path / "w.safetensors", size=32),
+                                    "--max-connections", "40", "--timeout", "2")
+    name = json.loads(_request(base + "/v1/model")[1])["model"]
+    stalled = []
+    try:
+        for _ in range(45):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      "application/json\r\nContent-Length: 1000\r\n\r\n{".encode())
+            stalled.append(s)
+        t0 = time.monotonic()
+        answers = []
+        for s in stalled:  # 408 after --timeout, then closed; those past the cap at once
+            answer = b""
+            try:
+                while chunk := s.recv(1000):
+                    answer += chunk
+            except ConnectionResetError:
+                answer = b"reset"
+            answers.append(answer)
+        assert time.monotonic() - t0 < 8
+        late = [a for a in answers if a.startswith(b"HTTP/1.1 408")]
+        assert len(late) >= 35 and late[0].endswith(b'(--timeout)"}'), answers
+        assert _request(base + "/healthz", timeout=5)[0] == 200
+        # a client that leaves halfway through its body is counted, not a traceback
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                      "1000\r\n\r\n{\"inputs\"".encode())
+        time.sleep(0.5)
+        assert _request(base + "/healthz", timeout=5)[0] == 200
+    finally:
+        for s in stalled:
+            s.close()
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err.decode(), err.decode()[-2000:]
+
+
+def test_a_jpeg_scan_bomb_is_a_quick_400_and_the_server_goes_on(hostile_server):
+    from helpers import scan_bomb_jpeg
+
+    base, proc, _ = hostile_server
+    t0 = time.monotonic()
+    status, error = _error(base, scan_bomb_jpeg(4096, 1000), {"Content-Type": "image/jpeg"})
+    assert status == 400 and error["kind"] == "bad_image" and "scans" in error["message"]
+    assert time.monotonic() - t0 < 2.0
+    assert _error(base, _png(1))[0] == 200

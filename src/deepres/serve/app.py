@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from ..data.images import BadImageError, decode_image_bytes, image_size
@@ -180,14 +180,9 @@ class Service:
         if not (top_k.isascii() and top_k.isdigit()) or not 1 <= int(top_k) <= cfg.max_top_k:
             return _error(400, "bad_request", f"top_k must be an integer from 1 to "
                           f"{cfg.max_top_k}, not {top_k!r}", m)
-        try:
-            body = await asyncio.wait_for(_body(request, cfg.max_bytes), cfg.timeout_s)
-        except TimeoutError:
-            return _error(408, "slow_client", f"the request body was not received within "
-                          f"{cfg.timeout_s:g} s (--timeout)", m)
-        if body is None:
-            return _error(413, "too_large", f"the request is over {cfg.max_bytes} bytes "
-                          "(--max-bytes)", m)
+        body = await self.read_body(request)
+        if isinstance(body, Response):
+            return body
         try:
             uploads = await _uploads(request, body)
         except Exception as exc:  # a malformed form is the client's error
@@ -200,6 +195,26 @@ class Service:
         return JSONResponse({"results": [
             {"file": name, **self.predictor.top_classes(row, int(top_k))}
             for (name, _), row in zip(uploads, rows, strict=True)]})
+
+    async def read_body(self, request: Request) -> bytes | Response:
+        """The request's body, or the error that says why not: over ``--max-bytes`` (413), not
+        all received within ``--timeout`` (408: a client that sends headers and stalls cannot
+        hold its connection), or the client gone before sending it all. Each closes the
+        connection (the rest of the body is never read), so it does not count against
+        ``--max-connections`` until the keep-alive runs out."""
+        cfg, m = self.cfg, self.metrics
+        try:
+            body = await asyncio.wait_for(_body(request, cfg.max_bytes), cfg.timeout_s)
+        except TimeoutError:
+            return _error(408, "slow_client", f"the request body was not received within "
+                          f"{cfg.timeout_s:g} s (--timeout)", m, Connection="close")
+        except ClientDisconnect:  # nobody to answer; counted, not a traceback in the log
+            return _error(400, "client_disconnected", "the client left before sending its "
+                          "whole request", m, Connection="close")
+        if body is None:
+            return _error(413, "too_large", f"the request is over {cfg.max_bytes} bytes "
+                          "(--max-bytes)", m, Connection="close")
+        return body
 
     def _too_many(self, uploads: list[tuple[str, bytes]]) -> Response | None:
         if len(uploads) > self.cfg.max_queue:  # could never be queued: retrying cannot help
@@ -230,10 +245,14 @@ class Service:
         over = self._over_budget(uploads)
         if over is not None:
             return _error(413, "too_many_pixels", over, self.metrics)
-        try:
-            images = await asyncio.to_thread(self._views, uploads)
+        try:  # the decode counts against --timeout too (bounded anyway: data/images.py)
+            images = await asyncio.wait_for(asyncio.to_thread(self._views, uploads),
+                                            self.cfg.timeout_s)
         except BadImageError as exc:
             return _error(400, "bad_image", str(exc), self.metrics)
+        except TimeoutError:
+            return _error(504, "timeout", f"the images were not decoded within "
+                          f"{self.cfg.timeout_s:g} s (--timeout)", self.metrics)
         return await self._submit(images)
 
     async def predict_each(self, uploads: list[tuple[str, bytes]], top_k: int) -> Response:
@@ -253,7 +272,12 @@ class Service:
         over = self._over_budget([uploads[i] for i in rest])
         if over is not None:
             return _error(413, "too_many_pixels", over, m)
-        views = await asyncio.to_thread(self._views_each, [uploads[i] for i in rest])
+        try:
+            views = await asyncio.wait_for(asyncio.to_thread(
+                self._views_each, [uploads[i] for i in rest]), self.cfg.timeout_s)
+        except TimeoutError:
+            return _error(504, "timeout", f"the images were not decoded within "
+                          f"{self.cfg.timeout_s:g} s (--timeout)", m)
         for i, v in zip(rest, views, strict=True):
             if isinstance(v, str):
                 errors[i] = {"kind": "bad_image", "message": v}

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .app import Service, _body
+from .app import Service
 
 OUTPUT = "probabilities"
 
@@ -35,6 +35,14 @@ def _fail(status: int, message: str, service: Service, kind: str = "bad_request"
           ) -> JSONResponse:
     service.metrics.count(service.metrics.errors, kind)
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _v2_error(v1: Response) -> JSONResponse:
+    """A v1 error response in the protocol's form, ``{"error": message}`` (already counted)."""
+    detail = json.loads(bytes(v1.body))["error"]
+    return JSONResponse({"error": detail["message"]}, status_code=v1.status_code,
+                        headers={k: v for k, v in v1.headers.items()
+                                 if k.lower() in ("retry-after", "connection")} or None)
 
 
 def _elements(raw: bytes) -> list[bytes]:
@@ -130,10 +138,9 @@ class OpenInference:
         unknown = self._unknown(request)
         if unknown is not None:
             return unknown
-        body = await _body(request, s.cfg.max_bytes)
-        if body is None:
-            return _fail(413, f"the request is over {s.cfg.max_bytes} bytes (--max-bytes)", s,
-                         "too_large")
+        body = await s.read_body(request)  # --max-bytes and --timeout as v1
+        if isinstance(body, Response):
+            return _v2_error(body)
         try:
             header, images = parse_infer(body, request.headers.get(
                 "inference-header-content-length"))
@@ -141,10 +148,7 @@ class OpenInference:
             return _fail(400, str(exc), s)
         rows = await s.classify([(f"image[{i}]", b) for i, b in enumerate(images)])
         if isinstance(rows, Response):  # the same limits and errors as /v1/predict
-            detail = json.loads(bytes(rows.body))["error"]
-            return JSONResponse({"error": detail["message"]}, status_code=rows.status_code,
-                                headers={k: v for k, v in rows.headers.items()
-                                         if k.lower() == "retry-after"} or None)
+            return _v2_error(rows)
         flat = [round(float(v), 7) for row in rows for v in row.tolist()]
         return JSONResponse({
             "model_name": self.name, "model_version": "1",
