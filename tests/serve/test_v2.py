@@ -70,6 +70,28 @@ def test_json_with_base64_images_and_clear_errors(server, tmp_path, capsys):  # 
                          "data": ["not base64!"]}]}, 400, "base64"),
            ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
                          "data": [base64.b64encode(b"not an image").decode()]}]}, 400, "image")]
+    # issue 42: each of these was a 500 with a traceback, or (shape) a 200
+    image = base64.b64encode(f.read_bytes()).decode()
+    one = {"name": "image", "shape": [1], "datatype": "BYTES", "data": [image]}
+    bad += [({"id": "\ud800", "inputs": [one]}, 400, "id is not valid text"),
+            ({"inputs": [{**one, "parameters": [1]}]}, 400, "parameters must be an object")]
+    bad += [({"inputs": [{**one, "shape": shape}]}, 400, "shape")
+            for shape in ([5], [-7], [10**18, 10**18], "x", None, [], [1.0], [True], [0])]
+    for req, code, message in bad:
+        status, body, _ = _request(base + "/v2/models/resnet8/infer", json.dumps(req).encode(),
+                                   {"Content-Type": "application/json"})
+        assert status == code and message in json.loads(body)["error"], (req, body)
+    nested = b'{"inputs": ' + b"[" * 90_000 + b"]" * 90_000 + b"}"
+    for raw in (nested, b'{"inputs": [{"name": "x", "shape": [NaN], "datatype": "BYTES"}]}'):
+        status, body, _ = _request(base + "/v2/models/resnet8/infer", raw,
+                                   {"Content-Type": "application/json"})
+        assert status == 400 and "error" in json.loads(body), body
+    # v1: a JSON image name with a lone surrogate is answered, its name escaped
+    v1 = {"images": [{"name": "\ud800.png", "b64": image}]}
+    status, body, _ = _request(base + "/v1/predict", json.dumps(v1).encode(),
+                               {"Content-Type": "application/json"})
+    assert status == 200 and json.loads(body)["results"][0]["file"] == "\\ud800.png", body
+    bad = []
     for req, code, message in bad:
         status, body, _ = _request(base + "/v2/models/resnet8/infer", json.dumps(req).encode(),
                                    {"Content-Type": "application/json"})

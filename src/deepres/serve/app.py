@@ -55,6 +55,12 @@ async def _body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _text(name: str) -> str:
+    """A client's name as answers can carry it: a lone surrogate (``"\\ud800"``, valid in
+    JSON, not in UTF-8) is written as its escape rather than failing the response."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _json_uploads(body: bytes) -> list[tuple[str, bytes]]:
     """``{"images": [IMAGE, ...]}``, each IMAGE a base64 string or ``{"name": ..., "b64":
     ...}``; a ValueError says what is wrong."""
@@ -69,7 +75,7 @@ def _json_uploads(body: bytes) -> list[tuple[str, bytes]]:
     out = []
     for i, item in enumerate(images):
         name, data = (f"image[{i}]", item) if isinstance(item, str) else (
-            (str(item.get("name") or f"image[{i}]"), item.get("b64"))
+            (_text(str(item.get("name") or f"image[{i}]")), item.get("b64"))
             if isinstance(item, dict) else (f"image[{i}]", None))
         if not isinstance(data, str):
             raise ValueError(f"images[{i}] must be a base64 string or {{\"name\", \"b64\"}}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import struct
 import time
 from typing import Any
@@ -67,28 +68,65 @@ def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
                          f"{len(body)}-byte body")
     try:
         header = json.loads(body[:cut])
-    except ValueError as exc:
-        raise ValueError(f"the request is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # nested 10^5 deep is a RecursionError
+        raise ValueError(f"the request is not JSON (or nested too deep): "
+                         f"{str(exc)[:200]}") from exc
     inputs = header.get("inputs") if isinstance(header, dict) else None
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise ValueError("the request must have one input: a BYTES tensor of encoded images")
+    _check_text(header.get("id"), "id")
     tensor, binary = inputs[0], body[cut:]
     if tensor.get("datatype") != "BYTES":
-        raise ValueError(f"input {tensor.get('name')!r} must be BYTES (encoded images), not "
-                         f"{tensor.get('datatype')!r}")
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+        raise ValueError(f"input {_shown(tensor.get('name'))} must be BYTES (encoded images), "
+                         f"not {_shown(tensor.get('datatype'))}")
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ValueError(f"the input's parameters must be an object, not {_shown(parameters)}")
+    size = parameters.get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or size != len(binary):
-            raise ValueError(f"binary_data_size {size!r} does not match the {len(binary)} "
-                             "bytes after the JSON header")
-        return header, _elements(binary)
-    data = tensor.get("data")
-    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-        raise ValueError("in JSON, the input's data must be a list of base64 strings")
-    try:
-        return header, [base64.b64decode(x, validate=True) for x in data]
-    except binascii.Error as exc:
-        raise ValueError(f"an image is not valid base64: {exc}") from exc
+        if not isinstance(size, int) or isinstance(size, bool) or size != len(binary):
+            raise ValueError(f"binary_data_size {_shown(size)} does not match the "
+                             f"{len(binary)} bytes after the JSON header")
+        images = _elements(binary)
+    else:
+        data = tensor.get("data")
+        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+            raise ValueError("in JSON, the input's data must be a list of base64 strings")
+        try:
+            images = [base64.b64decode(x, validate=True) for x in data]
+        except (binascii.Error, ValueError) as exc:  # non-ASCII text is a ValueError
+            raise ValueError(f"an image is not valid base64: {exc}") from exc
+    _check_shape(tensor.get("shape"), len(images))
+    return header, images
+
+
+def _shown(value: Any) -> str:
+    """A client's value in an error message: short, and encodable (no lone surrogates)."""
+    text = repr(value)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_text(value: Any, what: str) -> None:
+    """A string the answer echoes must be valid Unicode text (``"\\ud800"`` is not)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the request's {what} is not valid text: {exc.reason} at "
+                             f"position {exc.start}") from exc
+
+
+def _check_shape(shape: Any, count: int) -> None:
+    """The protocol's ``shape``: a list of whole numbers >= 0 whose product is the number of
+    elements sent (``[N]``, or ``[N, 1]`` as some clients send a batch of one-element rows)."""
+    if not isinstance(shape, list) or not shape or len(shape) > 8 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in shape):
+        raise ValueError(f"the input's shape must be a list of whole numbers >= 0, like "
+                         f"[{count}], not {_shown(shape)}")
+    if math.prod(shape) != count:
+        raise ValueError(f"the input's shape {_shown(shape)} holds {math.prod(shape)} "
+                         f"elements, but {count} image(s) were sent")
 
 
 class OpenInference:
