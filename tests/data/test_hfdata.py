@@ -76,3 +76,30 @@ def test_training_and_eval_from_an_hf_dataset(tiny_data, tmp_path):
         result = json.loads(out.stdout)
         errors[data] = (result["top1_error"], result["images"])
     assert len(set(errors.values())) == 1 and next(iter(errors.values()))[1] == 24
+
+
+def test_unlabelled_and_huge_hf_labels_are_clear_errors(tiny_data, tmp_path, capsys):
+    """Issue 42: a ClassLabel of -1 (an unlabelled test split) crashed eval with a traceback
+    and made training report "test error 100.00%"; an integer label of 10^12 built 10^12
+    class names."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from datasets import Image as HFImage
+
+    ix = resolve(str(tiny_data)).indexes()
+    files = [str(p) for p, _ in ix["train"].samples]
+    labels = [y for _, y in ix["train"].samples]
+    features = Features({"image": HFImage(), "label": ClassLabel(names=ix["train"].classes)})
+    DatasetDict({"train": Dataset.from_dict({"image": files, "label": labels}, features),
+                 "test": Dataset.from_dict({"image": files[:6], "label": [-1] * 6}, features)}
+                ).save_to_disk(str(tmp_path / "unlabelled"))
+    d = load_data(f"hf:{tmp_path / 'unlabelled'}")
+    assert d.test is None and len(d.train) == len(files)
+    assert main(["eval", "--weights", str(tmp_path / "none.safetensors"), "--data",
+                 f"hf:{tmp_path / 'unlabelled'}"]) != 0
+    capsys.readouterr()
+    wide = Features({"image": HFImage(), "label": Value("int64")})
+    Dataset.from_dict({"image": files[:4], "label": [0, 1, 2, 10**12]}, wide).save_to_disk(
+        str(tmp_path / "huge"))
+    assert main(["data", "check", f"hf:{tmp_path / 'huge'}"]) == 2
+    err = capsys.readouterr().err
+    assert "row 3" in err and "not a class number" in err and "Traceback" not in err

@@ -222,3 +222,41 @@ def test_shard_indexes_hold_image_sizes_so_no_image_is_read_again(tmp_path, monk
     assert sizes == want[0] and sizes[(90, 70)] == 1 and sizes[(0, 0)] == 1
     assert [os.path.basename(p) for p in want[1]] == ["broken.png"]
     assert len(unreadable) == 1 and unreadable[0].endswith(".png")
+
+
+def _tar_of(path, members):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("label", [b"1000000000000", b"9" * 30])
+def test_a_huge_label_is_one_line_not_a_trillion_class_names(tmp_path, capsys, label):
+    """Issue 42: a 13-byte .cls of 10^12 built 10^12 class names (5.9 GB, then MemoryError);
+    30 digits gave an OverflowError traceback."""
+    _tar_of(tmp_path / "s" / "train-000000.tar",
+           [("a.jpg", _jpeg()), ("a.cls", b"0"), ("b.jpg", _jpeg()), ("b.cls", label)])
+    with pytest.raises(DatasetError, match="sample b: the label .* is not a class number"):
+        load_data(str(tmp_path / "s"))
+    assert main(["data", "check", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "not a class number from 0 to 999,999" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_key_twice_in_a_shard_is_an_error_not_a_relabelled_sample(tmp_path, capsys):
+    """Issue 42: the second `a` was dropped and the first image took its label; `data check`
+    said nothing. Two images of one sample (KEY.jpg, KEY.seg.png) stay one sample."""
+    _tar_of(tmp_path / "dup" / "train-000000.tar",
+           [("a.jpg", _jpeg()), ("a.cls", b"0"), ("a.jpg", _jpeg()), ("a.cls", b"1")])
+    assert main(["data", "check", str(tmp_path / "dup")]) == 2
+    err = capsys.readouterr().err
+    assert "the key a has a second image member" in err and "Traceback" not in err
+    _tar_of(tmp_path / "two" / "train-000000.tar",
+           [("a.jpg", _jpeg()), ("a.seg.png", _jpeg()), ("a.cls", b"1"), ("b.jpg", _jpeg()),
+            ("b.cls", b"0")])
+    d = load_data(str(tmp_path / "two"))
+    assert len(d.train) == 2 and sorted(d.train.labels.tolist()) == [0, 1]

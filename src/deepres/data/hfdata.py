@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..runtime.terminal import safe
-from .errors import DatasetError
+from .errors import MAX_CLASSES, DatasetError, check_label
 from .folder import FolderIndex
 from .members import Member
 
@@ -166,6 +166,10 @@ def hf_indexes(spec: str, cache: Path) -> dict[str, FolderIndex]:
             continue
         image, label = _columns(where, splits[name], named)
         classes, labels = _labels(splits[name], label)
+        if labels and max(labels) < 0:  # -1 throughout: an unlabelled split (a test set
+            continue                    # whose labels are withheld) cannot be scored
+        for i, y in enumerate(labels):
+            check_label(y, f"{safe(spec)}: split {name}, row {i}, column {label!r}")
         rows = [(HFRow(where, name, i, image, os.fspath(cache / "hf")), y)
                 for i, y in enumerate(labels)]
         indexes[name] = FolderIndex(f"{where}/{name}", classes, rows)
@@ -181,8 +185,9 @@ def _labels(split: Any, column: str) -> tuple[list[str], list[int]]:
     values = split[column]
     if isinstance(feature, ds.ClassLabel):
         return list(feature.names), [int(v) for v in values]
-    if all(isinstance(v, int) for v in values):
-        return [str(i) for i in range(max(values, default=-1) + 1)], list(values)
+    if all(isinstance(v, int) for v in values):  # bounded by hf_indexes' check_label
+        top = max(values, default=-1)
+        return [str(i) for i in range(min(top, MAX_CLASSES - 1) + 1)], list(values)
     if all(isinstance(v, str) for v in values):  # class names as text: sorted, numbered
         names = sorted(set(values))
         number = {n: i for i, n in enumerate(names)}

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..runtime.files import atomic_write, atomic_write_text
 from ..runtime.terminal import safe
 from . import remote
-from .errors import DatasetError
+from .errors import DatasetError, check_label
 from .folder import SPLIT_NAMES, FolderIndex
 from .images import image_size, is_image_name
 from .members import Member
@@ -113,8 +113,12 @@ def _shard_samples(shard: str | Path) -> list[list]:
             if not text.isdecimal() or not text.isascii():
                 raise DatasetError(f"{safe(shard)}: sample {safe(key)} has the label "
                                    f"{safe(text)!r}; a .cls member holds a class number")
-            labels[key] = int(text)
-        elif is_image_name(info.name) and key not in images:
+            _once(labels, key, shard, "label")
+            labels[key] = check_label(int(text), f"{safe(shard)}: sample {safe(key)}")
+        elif is_image_name(info.name):
+            if key in images and images[key][0] != info.name:
+                continue  # a second image of one sample (KEY.jpg, KEY.seg.png): the first
+            _once(images, key, shard, "image")
             images[key] = (info.name, info.offset_data, info.size, *_header_size(tf, info))
     unlabelled = [k for k in images if k not in labels]
     if unlabelled:
@@ -122,6 +126,14 @@ def _shard_samples(shard: str | Path) -> list[list]:
                            f".cls label ({len(unlabelled)} such); every sample needs KEY.cls")
     return [[k, name, off, size, labels[k], w, h] for k, (name, off, size, w, h)
             in images.items()]
+
+
+def _once(seen: dict[str, object], key: str, shard: str, what: str) -> None:
+    """A key's image or label may come once in a shard: a second one would silently relabel a
+    sample (the second image dropped, the first taking its label)."""
+    if key in seen:
+        raise DatasetError(f"{safe(shard)}: the key {safe(key)} has a second {what} member; "
+                           "each sample's key comes once in a shard (rename or drop one)")
 
 
 def _header_size(tf: tarfile.TarFile, info: tarfile.TarInfo) -> tuple[int, int]:

@@ -71,7 +71,8 @@ class Splits:
             have = [k for k, v in found.items() if v is not None]
             folder = {"train": "train/", "val": "val/", "test": "test/ (or val/)"}[which]
             raise DatasetError(f"{self.name}: has no {which} split (no {folder} folder); it "
-                               f"has {', '.join(have) or 'no splits'}")
+                               f"has {', '.join(have) or 'no splits'} (a split without labels "
+                               "is left out)")
         return found[which]
 
 

@@ -27,7 +27,7 @@ from .members import Member
 
 # A member's header can claim any size; an image larger than this is refused when read.
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
-INDEX_VERSION = 2  # 2: shards' rows carry each image's size
+INDEX_VERSION = 3  # 2: shards' rows carry each image's size; 3: a key twice is refused
 
 
 class TarMember(Member):
