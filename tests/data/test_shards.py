@@ -24,6 +24,13 @@ def test_brace_patterns_expand_as_webdataset_writes_them():
     assert expand_braces("plain.tar") == ["plain.tar"]
     with pytest.raises(DatasetError, match="counts down"):
         expand_braces("x-{5..1}.tar")
+    import time
+
+    t0 = time.perf_counter()  # issue 42: out of memory after 2 minutes
+    for huge in ("x-{0..99999999}.tar", "x-{0..9999}-{0..9999}.tar"):
+        with pytest.raises(DatasetError, match="more than 1,000,000 shards"):
+            expand_braces(huge)
+    assert time.perf_counter() - t0 < 10
 
 
 def _pixels(ds):
@@ -260,3 +267,11 @@ def test_a_key_twice_in_a_shard_is_an_error_not_a_relabelled_sample(tmp_path, ca
             ("b.cls", b"0")])
     d = load_data(str(tmp_path / "two"))
     assert len(d.train) == 2 and sorted(d.train.labels.tolist()) == [0, 1]
+
+
+def test_only_empty_shards_are_an_error_not_all_files_decode(tmp_path, capsys):
+    for i in range(2):  # issue 42: "all files decode", 0 images, exit 0
+        _tar_of(tmp_path / "empty" / f"train-00000{i}.tar", [])
+    assert main(["data", "check", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "2 shard(s) hold no samples" in err and len(err.strip().splitlines()) == 1

@@ -95,3 +95,17 @@ def test_an_int8_file_from_the_former_torchscript_format_still_loads_with_a_noti
                            "--data", str(data), "--engine", "openvino"], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2 and "re-export" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_calibration_names_the_images_it_skips(tmp_path, capsys):
+    """Issue 42: int8 calibration skipped a corrupt image without naming it."""
+    from deepres.loaded.calibration import calibration_batches
+    from helpers import make_weights
+
+    data = make_tiny_folder(tmp_path / "tiny", per_class=8, test_per_class=2)
+    (data / "train" / "class1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 50)
+    p = load_predictor(str(make_weights(tmp_path / "w.safetensors", size=32)))
+    batches = calibration_batches(p, str(data), images=16, pixels=True)
+    assert sum(len(b) for b in batches) == 16
+    err = capsys.readouterr().err
+    assert "skipped 1 image(s)" in err and "broken.png" in err

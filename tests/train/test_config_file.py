@@ -39,3 +39,17 @@ def test_a_partial_config_takes_the_defaults(tmp_path, capsys):
     saved = json.loads((run / "config.json").read_text())
     assert saved["model"]["name"] == "resnet8" and saved["optim"]["batch_size"] == 16
     assert saved["optim"]["momentum"] == 0.9
+
+
+def test_a_config_nested_deep_is_one_line_on_train_and_resume(tmp_path, capsys):
+    """Issue 42: a config.json nested 10^5 deep gave a RecursionError traceback on resume."""
+    path = tmp_path / "c.json"
+    path.write_text('{"optim": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert main(["train", "--config", str(path), "--run-dir", str(tmp_path / "r"), "--data",
+                 "sample"]) == 2
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(path.read_text())
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("nested too deep") == 2 and "Traceback" not in err, err

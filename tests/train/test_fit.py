@@ -164,22 +164,26 @@ def test_early_stop_without_a_validation_split_is_refused(tiny_data, tmp_path):
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-def test_an_mlflow_run_is_logged_and_readable(tiny_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("store", ["folder", "sqlite"])
+def test_an_mlflow_run_is_logged_and_readable(tiny_data, tmp_path, monkeypatch, store):
+    """Both stores the README names, its sqlite URI exactly as written (issue 42: the
+    [mlflow] extra's mlflow-skinny refused it until the extra named sqlalchemy and alembic)."""
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's folder store, offline
     pytest.importorskip("pandas")  # mlflow.search_runs returns a DataFrame
     import subprocess
     import sys
 
-    store = tmp_path / "mlruns"
+    uri = f"file:{tmp_path / 'mlruns'}" if store == "folder" else "sqlite:///mlflow.db"
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data",
            str(tiny_data), "--epochs", "2", "--batch-size", "16", "--log-every", "2",
-           "--run-dir", str(run), "--tracker", "mlflow", "--tracking-uri", f"file:{store}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+           "--run-dir", str(run), "--tracker", "mlflow", "--tracking-uri", uri]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout[done.stdout.index("{"):])
-    mlflow.set_tracking_uri(f"file:{store}")
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(search_all_experiments=True)
     assert len(runs) == 1
     row = runs.iloc[0]

@@ -17,11 +17,13 @@ image counted once across torchrun ranks, and the same choice of held-in-memory 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import random
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..runtime.files import atomic_write, atomic_write_text
@@ -39,23 +41,38 @@ _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 _LIST = re.compile(r"\{([^{}]*,[^{}]*)\}")
 
 
+# A pattern naming more shards than this is a typo ({0..99999999} ran out of memory after two
+# minutes), not a dataset: a million shards of 1,000 images would be a billion images.
+MAX_SHARDS = 1_000_000
+
+
 def expand_braces(pattern: str) -> list[str]:
     """``a-{000..002}.tar`` gives ``a-000.tar a-001.tar a-002.tar`` (zero padding kept);
-    ``{train,test}-0.tar`` gives both; the two combine."""
+    ``{train,test}-0.tar`` gives both; the two combine. At most MAX_SHARDS names."""
+    names = list(itertools.islice(_expand(pattern), MAX_SHARDS + 1))
+    if len(names) > MAX_SHARDS:
+        raise DatasetError(f"{safe(pattern)}: names more than {MAX_SHARDS:,} shards; check "
+                           "its {low..high} ranges")
+    return names
+
+
+def _expand(pattern: str) -> Iterator[str]:
     m = _LIST.search(pattern)
     if m:
-        return [x for alt in m.group(1).split(",")
-                for x in expand_braces(pattern[:m.start()] + alt + pattern[m.end():])]
+        for alt in m.group(1).split(","):
+            yield from _expand(pattern[:m.start()] + alt + pattern[m.end():])
+        return
     m = _RANGE.search(pattern)
     if not m:
-        return [pattern]
+        yield pattern
+        return
     lo, hi = int(m.group(1)), int(m.group(2))
     if hi < lo:
         raise DatasetError(f"{safe(pattern)}: the range {m.group(0)} counts down; write "
                            "{low..high}")
     width = len(m.group(1))
-    return [x for i in range(lo, hi + 1)
-            for x in expand_braces(pattern[:m.start()] + f"{i:0{width}d}" + pattern[m.end():])]
+    for i in range(lo, hi + 1):
+        yield from _expand(pattern[:m.start()] + f"{i:0{width}d}" + pattern[m.end():])
 
 
 def is_shard_pattern(spec: str) -> bool:
@@ -155,6 +172,9 @@ def shard_indexes(shards: list[str], cache: Path) -> dict[str, FolderIndex]:
             MemberRows.of_archive(shard, [r[1:] for r in rows]))
     root = remote.parent(shards[0])
     samples = {s: MemberRows.concat(parts.pop(s)) for s in SPLIT_NAMES if s in parts}
+    if not any(len(rows) for rows in samples.values()):
+        raise DatasetError(f"{safe(root)}: its {len(shards)} shard(s) hold no samples (no "
+                           "KEY.jpg with KEY.cls in them); nothing to train or test on")
     classes = _classes(root, samples)
     return {s: FolderIndex(f"{root}/{s}", classes, rows) for s, rows in samples.items()}
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from ..data import load_data
 from ..data.testview import test_batches
+from ..runtime.terminal import safe
 from .predictor import Predictor
 
 
@@ -15,7 +18,14 @@ def calibration_batches(p: Predictor, data: str, images: int = 512, batch_size: 
     as the predictor's input specification says: model input, for int8 calibration and
     precise BN (``pixels``: the test view as floats in [0, 1], before mean subtraction: the
     input of an exported file)."""
-    ds = load_data(data).split("train")
+    splits = load_data(data)
+    ds = splits.split("train")
+    if splits.bad:  # left out of the arrays; said, so the user knows which and why
+        first = splits.bad[0]
+        more = f" and {len(splits.bad) - 1} more" if len(splits.bad) > 1 else ""
+        print(f"calibration: skipped {len(splits.bad)} image(s) of {safe(data)} that cannot "
+              f"be read: {safe(first.path)}: {safe(first.reason)}{more} (`deepres data "
+              "check` lists them)", file=sys.stderr, flush=True)
     order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:images]
     if pixels:
         return [b.images.float().div_(255.0)

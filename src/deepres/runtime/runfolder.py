@@ -107,7 +107,7 @@ class RunFolder:
 def _json(text: str, path: Path, line: int | None = None) -> Any:
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested 10^5 deep
         where = f"{path}" + (f", line {line}" if line is not None else "")
         raise RunFolderError(f"{where}: not valid JSON ({exc}); the file was cut short or "
                              "edited. Restore it (git checkout) or retrain the run") from None

@@ -79,6 +79,8 @@ def read_config(path: Path, error: type[Exception] = ValueError) -> TrainConfig:
         cfg = TrainConfig.from_dict(json.loads(text), str(path))
     except json.JSONDecodeError as exc:
         raise error(f"{path}: not JSON ({exc}); nothing was changed") from exc
+    except RecursionError as exc:  # [[[[... 10^5 deep: JSON, but no config
+        raise error(f"{path}: nested too deep to be a config; nothing was changed") from exc
     except (ValueError, TypeError) as exc:
         raise error(f"{safe(exc)}; nothing was changed") from exc
     for section, kind in SECTIONS.items():
