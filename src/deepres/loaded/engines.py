@@ -43,6 +43,11 @@ _EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
 Run = Callable[[torch.Tensor], torch.Tensor]
 
 
+class NonFiniteOutputError(ValueError):
+    """A model that answers NaN or infinity: broken weights (a diverged run) or a broken
+    file; never shown as ``nan%`` or served as a number."""
+
+
 class EngineError(ValueError):
     """An engine that cannot run here, or cannot run this model: one line that names it."""
 

@@ -5,8 +5,10 @@ operators from a fixed set and their weights."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 from ..models.weights import WeightsError
 from ..runtime.precision import resolve_precision
@@ -47,6 +49,7 @@ def read_metadata(path: str | os.PathLike[str]
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise WeightsError(f"{path}: not a readable ONNX file ({type(exc).__name__}); "
                            "export it again with `deepres export`") from exc
+    check_graph(proto, Path(path))
     meta = {p.key: p.value for p in proto.metadata_props}
     if not proto.graph.input:
         raise WeightsError(f"{path}: the ONNX graph has no input")
@@ -57,6 +60,54 @@ def read_metadata(path: str | os.PathLike[str]
     return meta, shape, classes or None
 
 
+# Operator sets the engines here implement: the standard one and ONNX Runtime's own (which
+# its quantizer writes); a custom operator needs code that an ONNX file cannot carry.
+KNOWN_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
+
+
+def check_graph(proto: Any, path: Path) -> None:
+    """What the engines would refuse with a traceback, said in one line before they see the
+    file: a newer IR or operator set than this onnx knows, custom operators, external data
+    outside the file's folder, and weights whose declared shape their bytes do not fill."""
+    import onnx
+    from onnx.defs import onnx_opset_version
+
+    if proto.ir_version > onnx.IR_VERSION:
+        raise WeightsError(f"{path}: made for ONNX IR version {proto.ir_version}; the onnx "
+                           f"installed reads up to {onnx.IR_VERSION} (upgrade onnx, or export "
+                           "with an older opset)")
+    for op in proto.opset_import:
+        if op.domain in ("", "ai.onnx") and op.version > onnx_opset_version():
+            raise WeightsError(f"{path}: uses ONNX opset {op.version}; the engines here know "
+                               f"up to {onnx_opset_version()}; export it with an older opset")
+    custom = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node
+                     if n.domain not in KNOWN_DOMAINS})
+    if custom:
+        raise WeightsError(f"{path}: uses custom operator(s) {', '.join(custom[:3])} that no "
+                           "engine here implements; deepres runs only standard ONNX operators")
+    for t in proto.graph.initializer:
+        _check_initializer(t, path, onnx)
+
+
+def _check_initializer(t: Any, path: Path, onnx: Any) -> None:
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        where = {e.key: e.value for e in t.external_data}.get("location", "")
+        folder = path.resolve().parent
+        target = (folder / where).resolve()
+        if os.path.isabs(where) or not target.is_relative_to(folder):
+            raise WeightsError(f"{path}: weight {t.name!r} points to external data "
+                               f"{where!r}, outside the file's folder; the engines refuse "
+                               "that (keep the data beside the .onnx file)")
+        return
+    if t.raw_data:
+        count = math.prod(t.dims)
+        size = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        if count * size != len(t.raw_data):
+            raise WeightsError(f"{path}: weight {t.name!r} declares the shape {list(t.dims)} "
+                               f"({count:,} values) but holds {len(t.raw_data):,} bytes; the "
+                               "file is damaged, export it again")
+
+
 def onnx_run(path: str, choice: engines.Choice, precision: str | None, int8: bool
              ) -> tuple[engines.Run, str, str]:
     """The file run by ``choice``'s engine; the precision it runs in, and why that engine."""
@@ -64,6 +115,11 @@ def onnx_run(path: str, choice: engines.Choice, precision: str | None, int8: boo
     reason = choice.reason
     if choice.engine == "onnxruntime" and precision == "bf16":
         precision, reason = "fp32", reason + "; ONNX Runtime has no bf16 CPU kernels: fp32"
-    run = (engines.openvino_run(path, precision) if choice.engine == "openvino"
-           else engines.onnxruntime_run(path))
+    try:
+        run = (engines.openvino_run(path, precision) if choice.engine == "openvino"
+               else engines.onnxruntime_run(path))
+    except Exception as exc:  # noqa: BLE001 - each engine's own failure types
+        first = next((x.strip() for x in str(exc).splitlines() if x.strip()), "")
+        raise WeightsError(f"{path}: {choice.engine} cannot load it: "
+                           f"{first[:300] or type(exc).__name__}") from exc
     return run, precision, reason

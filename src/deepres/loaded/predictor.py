@@ -281,7 +281,14 @@ _INVALID = object()
 
 
 def _softmax(p: Predictor, x: torch.Tensor) -> torch.Tensor:
-    return F.softmax(p.logits(x), dim=1)
+    logits = p.logits(x)
+    finite = torch.isfinite(logits).all(dim=1)
+    if not bool(finite.all()):
+        raise engines.NonFiniteOutputError(
+            f"the model's output is not finite (NaN or infinity) for {int((~finite).sum())} "
+            f"of {len(logits)} image(s): its weights are broken (a run that diverged?) or the "
+            "file is; nothing was predicted")
+    return F.softmax(logits, dim=1)
 
 
 @torch.no_grad()

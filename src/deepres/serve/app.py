@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from ..data.images import BadImageError, decode_image_bytes, image_size
 from ..loaded import Predictor, load_predictor, probs_single
+from ..loaded.engines import NonFiniteOutputError
 from ..runtime.terminal import safe
 from .batcher import DynamicBatcher, QueueFull
 from .config import ServeConfig
@@ -237,6 +238,8 @@ class Service:
             return _error(503, "overloaded", f"{exc}; retry shortly", m, **{"Retry-After": "1"})
         except TimeoutError:
             return _error(504, "timeout", f"no answer within {timeout:g} s", m)
+        except NonFiniteOutputError as exc:  # the model's fault, said as such
+            return _error(500, "model_error", str(exc), m)
 
     async def classify(self, uploads: list[tuple[str, bytes]]
                        ) -> list[torch.Tensor] | Response:

@@ -12,7 +12,10 @@ import signal
 from dataclasses import asdict
 from typing import Any
 
-from ..loaded import load_predictor
+import torch
+
+from ..loaded import load_predictor, probs_single
+from ..loaded.engines import NonFiniteOutputError
 from .app import CONFIG_ENV, ServeConfig
 
 
@@ -21,10 +24,18 @@ def check_weights(cfg: ServeConfig) -> str:
     cannot run it) is one error (exit 2) however many worker processes would have loaded it;
     returns the line that says which engine runs it, and why."""
     if cfg.device != "cpu":  # the parent stays off the accelerator; the workers use it
-        load_predictor(cfg.weights, "cpu", "fp32", cfg.model, cfg.classes)
-        return f"engine: torch on {cfg.device}"
-    return load_predictor(cfg.weights, cfg.device, cfg.precision, cfg.model, cfg.classes,
-                          cfg.engine).describe_engine()
+        p = load_predictor(cfg.weights, "cpu", "fp32", cfg.model, cfg.classes)
+        line = f"engine: torch on {cfg.device}"
+    else:
+        p = load_predictor(cfg.weights, cfg.device, cfg.precision, cfg.model, cfg.classes,
+                           cfg.engine)
+        line = p.describe_engine()
+    size = p.spec.input_size  # one gray image: a model that answers NaN is refused here
+    try:
+        probs_single(p, torch.full((1, 3, size, size), 128, dtype=torch.uint8))
+    except NonFiniteOutputError as exc:
+        raise NonFiniteOutputError(f"{cfg.weights}: {exc}") from None
+    return line
 
 
 def bind(host: str, port: int) -> Any:
