@@ -123,3 +123,29 @@ def test_a_second_sigterm_exits_at_once_without_500s_or_tracebacks(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
     assert "Traceback" not in err and "second SIGTERM: exiting now" in err
     assert 500 not in got
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sighup_stops_every_process_and_frees_the_port(tmp_path, workers):
+    """Issue 42: SIGHUP killed the --workers supervisor alone; its workers went on serving the
+    port, /tmp/deepres-metrics-* stayed, and a restart said "port in use"."""
+    import glob
+
+    before = set(glob.glob("/tmp/deepres-metrics-*"))
+    port = _port()
+    proc = _serve("--weights", make_weights(tmp_path / "w.safetensors", size=32), "--port",
+                  port, "--workers", workers, "--precision", "fp32")
+    base = f"http://127.0.0.1:{port}"
+    _ready(base, proc)
+    children = _children(proc.pid)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    time.sleep(0.5)
+    alive = [c for c in children if os.path.exists(f"/proc/{c}")
+             and "Z" not in open(f"/proc/{c}/stat").read().split()[2]]
+    assert not alive
+    assert set(glob.glob("/tmp/deepres-metrics-*")) <= before
+    from deepres.serve.processes import bind
+
+    bind("127.0.0.1", port).close()  # free again: a restart can listen there

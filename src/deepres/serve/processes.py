@@ -62,14 +62,19 @@ class ServeError(ValueError):
     """The service cannot start: said in one line (exit 2)."""
 
 
+# Each stops the service gracefully (in-flight requests finish, exit 0). SIGHUP too: the
+# terminal that started it has gone, and its default action would kill the supervisor alone,
+# orphaning the workers (still serving the port) and leaving their metrics folder behind.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
 # A worker that dies is replaced; more deaths than this in a minute (per worker) means
 # something is wrong with every start, and the supervisor gives up (exit 1).
 MAX_DEATHS_PER_MINUTE = 3
 
 
 def serve(cfg: ServeConfig, sock: Any, workers: int = 1) -> int:
-    """Run the service on the bound ``sock`` until SIGTERM/SIGINT: the first stops accepting
-    and lets the requests in flight finish, then returns 0; a second exits at once. With
+    """Run the service on the bound ``sock`` until SIGTERM, SIGINT or SIGHUP: the first stops
+    accepting and lets the requests in flight finish, then returns 0; a second exits at once. With
     ``workers`` > 1 that many server processes share the socket under a supervisor that
     forwards the signals, logs a worker's death and starts a replacement, and gives up (1)
     when workers keep dying."""
@@ -110,11 +115,11 @@ def _supervise(host: str, port: int, sock: Any, workers: int) -> int:
 
     def forward(signum: int, frame: object) -> None:
         stopping.append(signum)
-        for proc in procs:
+        for proc in procs:  # SIGHUP reaches the workers as SIGTERM (they ignore SIGHUP)
             if proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signum)
+                os.kill(proc.pid, signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, forward)
     deaths: list[float] = []
     try:
@@ -206,10 +211,14 @@ def _raise_file_limit() -> None:
 
 
 def _worker(host: str, port: int, sock: Any) -> None:
-    _run(_config(host, port), [sock])
+    # A hangup reaches the whole process group; the supervisor answers it for everyone
+    # (SIGTERM to each worker), so a worker does not also stop, or die, by it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _run(_config(host, port), [sock], signals=(signal.SIGTERM, signal.SIGINT))
 
 
-def _run(config: Any, sockets: list[Any] | None = None) -> None:
+def _run(config: Any, sockets: list[Any] | None = None,
+         signals: tuple[signal.Signals, ...] | None = None) -> None:
     """One uvicorn server with deepres's own signal handling."""
     import uvicorn
 
@@ -233,6 +242,6 @@ def _run(config: Any, sockets: list[Any] | None = None) -> None:
             os._exit(128 + signum)
         server.should_exit = True
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in signals or STOP_SIGNALS:
         signal.signal(sig, stop)
     server.run(sockets=sockets)
