@@ -214,3 +214,29 @@ def test_a_jpeg_scan_bomb_is_a_quick_400_and_the_server_goes_on(hostile_server):
     assert status == 400 and error["kind"] == "bad_image" and "scans" in error["message"]
     assert time.monotonic() - t0 < 2.0
     assert _error(base, _png(1))[0] == 200
+
+
+def test_decoding_memory_is_bounded_across_concurrent_requests(tmp_path):
+    """Issue 42: six ~4 KB requests (5000x5000 WebP) took a server from 686 MB to 4,383 MB:
+    the pixel budget held per request, not across requests decoding at once. With the budget
+    at one such image, six at once cost about what one does."""
+    base, _, proc = start_server(make_weights(tmp_path / "w.safetensors", size=32),
+                                 "--max-request-pixels", "30000000", "--timeout", "120")
+    try:
+        buf = io.BytesIO()
+        Image.new("RGB", (5000, 5000), (120, 30, 200)).save(buf, format="WEBP", quality=50)
+        webp = buf.getvalue()
+        assert len(webp) < 60_000  # 45 KB for 25 million pixels
+        base_mb = _peak_rss_mb(proc.pid)
+        assert _error(base, webp, {"Content-Type": "image/webp"})[0] == 200
+        one = _peak_rss_mb(proc.pid) - base_mb
+        with ThreadPoolExecutor(6) as pool:
+            statuses = [s for s, _ in pool.map(
+                lambda _: _error(base, webp, {"Content-Type": "image/webp"}), range(6))]
+        six = _peak_rss_mb(proc.pid) - base_mb
+        assert statuses == [200] * 6
+        print(f"peak RSS growth: one request {one:.0f} MB, six at once {six:.0f} MB")
+        assert one > 100 and six < 2 * one, (one, six)  # was 6.2x: 624 MB, then 3,882 MB
+    finally:
+        proc.kill()
+        proc.wait()

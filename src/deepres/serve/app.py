@@ -29,6 +29,7 @@ from ..loaded import Predictor, load_predictor, probs_single
 from ..loaded.engines import NonFiniteOutputError
 from ..runtime.terminal import safe
 from .batcher import DynamicBatcher, QueueFull
+from .budget import PixelBudget
 from .config import ServeConfig
 from .metrics import Metrics
 from .page import PAGE
@@ -121,6 +122,8 @@ class Service:
                                                    cfg.model, cfg.classes, cfg.engine)
         self.batcher = DynamicBatcher(self._infer, max_batch=cfg.max_batch,
                                       max_wait_ms=cfg.max_wait_ms, max_queue=cfg.max_queue)
+        # pixels decoding at once across requests: one request's limit (serve/budget.py)
+        self.decoding = PixelBudget(cfg.max_request_pixels)
         from ..models.published import local_path  # deepres:NAME and Hub names: their file
 
         self.digest = hashlib.sha256(Path(local_path(cfg.weights)).read_bytes()).hexdigest()
@@ -128,16 +131,28 @@ class Service:
     def _infer(self, batch: torch.Tensor) -> torch.Tensor:
         return probs_single(self.predictor, batch.to(self.predictor.device)).cpu()
 
+    def _image_cost(self, data: bytes) -> tuple[int, int, int] | None:
+        """An image's width, height and the pixels it costs decoded and resized (the larger),
+        read from its header; None for what is not an image (decoding then says so)."""
+        size = image_size(io.BytesIO(data))
+        if size is None:
+            return None
+        w, h = size
+        side = self.predictor.spec.test_resize
+        return w, h, max(w * h, math.ceil(w * h * (side / max(1, min(w, h))) ** 2))
+
+    def _cost(self, uploads: list[tuple[str, bytes]]) -> int:
+        return sum(c[2] for _, data in uploads if (c := self._image_cost(data)) is not None)
+
     def _over_budget(self, uploads: list[tuple[str, bytes]]) -> str | None:
         """Why the images of a request would cost too many pixels, read from their headers
         before any is decoded; None when they fit."""
         cfg, side, total = self.cfg, self.predictor.spec.test_resize, 0
         for name, data in uploads:
-            size = image_size(io.BytesIO(data))
-            if size is None:
-                continue  # not an image: decoding says so, as a bad image
-            w, h = size
-            n = max(w * h, math.ceil(w * h * (side / max(1, min(w, h))) ** 2))
+            cost = self._image_cost(data)
+            if cost is None:
+                continue
+            w, h, n = cost
             if n > cfg.max_pixels:
                 return (f"{safe(name)}: {w}x{h} costs {n:,} pixels decoded and resized (shorter "
                         f"side {side}), over the limit of {cfg.max_pixels:,} per image "
@@ -254,9 +269,9 @@ class Service:
         over = self._over_budget(uploads)
         if over is not None:
             return _error(413, "too_many_pixels", over, self.metrics)
-        try:  # the decode counts against --timeout too (bounded anyway: data/images.py)
-            images = await asyncio.wait_for(asyncio.to_thread(self._views, uploads),
-                                            self.cfg.timeout_s)
+        try:  # waiting for the budget and decoding count against --timeout too
+            images = await asyncio.wait_for(self.decoding.run(
+                self._cost(uploads), lambda: self._views(uploads)), self.cfg.timeout_s)
         except BadImageError as exc:
             return _error(400, "bad_image", str(exc), self.metrics)
         except TimeoutError:
@@ -282,8 +297,9 @@ class Service:
         if over is not None:
             return _error(413, "too_many_pixels", over, m)
         try:
-            views = await asyncio.wait_for(asyncio.to_thread(
-                self._views_each, [uploads[i] for i in rest]), self.cfg.timeout_s)
+            kept = [uploads[i] for i in rest]
+            views = await asyncio.wait_for(self.decoding.run(
+                self._cost(kept), lambda: self._views_each(kept)), self.cfg.timeout_s)
         except TimeoutError:
             return _error(504, "timeout", f"the images were not decoded within "
                           f"{self.cfg.timeout_s:g} s (--timeout)", m)
