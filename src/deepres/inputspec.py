@@ -207,7 +207,7 @@ def _problem(s: InputSpec) -> str | None:
 
 
 def _shown(raw: Any) -> str:
-    text = raw if isinstance(raw, str) else json.dumps(raw)
+    text = raw if isinstance(raw, str) and raw.isprintable() else json.dumps(raw)  # one line
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -93,7 +93,7 @@ def read_class_names(meta: Mapping[str, Any], where: str, outputs: int | None = 
           and all(isinstance(c, str) for c in value)
           and (outputs is None or len(value) == outputs))
     if not ok:
-        shown = str(raw) if len(str(raw)) <= 60 else str(raw)[:57] + "..."
+        shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."  # one line
         raise WeightsError(f"{where}: metadata field {CLASS_NAMES!r} must be {want}, not "
                            f"{shown}")
     return tuple(value)

@@ -62,6 +62,9 @@ def _elements(raw: bytes) -> list[bytes]:
 
 def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any], list[bytes]]:
     """The request's JSON header and its images; ValueError says what is wrong."""
+    if header_length is not None and not (header_length.isascii() and header_length.isdigit()):
+        raise ValueError(f"Inference-Header-Content-Length must be a byte count, not "
+                         f"{_shown(header_length)}")
     cut = len(body) if header_length is None else int(header_length)
     if header_length is not None and not 0 < cut <= len(body):
         raise ValueError(f"Inference-Header-Content-Length {header_length} does not fit the "

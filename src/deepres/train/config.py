@@ -225,7 +225,11 @@ class TrainConfig:
             raise ValueError(f"{where}: 'recipe' must be a string, not {recipe_name!r}")
         parts = {}
         for name, kind in SECTIONS.items():
-            values = dict(d.get(name) or {})
+            section = d.get(name) or {}
+            if not isinstance(section, dict):
+                raise ValueError(f"{where}: {name} must be a JSON object of fields, not "
+                                 f"{json.dumps(section)[:40]}")
+            values = dict(section)
             if name == "run" and "amp" in values:  # written before --precision: amp true/false
                 amp = values.pop("amp")
                 values.setdefault("precision", {True: "bf16", False: "fp32"}.get(amp, "auto"))
