@@ -38,33 +38,87 @@ def _fs(url: str) -> tuple[Any, str]:
                            + (f"; pip install {extra}" if extra else "")) from exc
 
 
-def _failed(url: str, exc: BaseException) -> DatasetError:
+def _failed(url: str, exc: BaseException, tries: int = 1) -> DatasetError:
     name = type(exc).__name__
-    if name in ("NoCredentialsError", "PartialCredentialsError") or isinstance(
-            exc, PermissionError):
-        why = (f"no access ({exc}); set credentials as the storage library reads them "
-               "(for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws)")
+    if _no_access(exc):
+        why = (f"no access ({name}: {_text(exc)}); set credentials as the storage library "
+               "reads them (for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws)")
     elif isinstance(exc, FileNotFoundError):
         why = "no such object"
+    elif isinstance(exc, TimeoutError) or "Timeout" in name:
+        why = f"the server did not answer in time ({name}); is it up?"
     else:
-        why = f"cannot be read ({name}: {exc})"
-    return DatasetError(f"{url}: {why}")
+        why = f"cannot be read ({name}: {_text(exc)})"
+    return DatasetError(f"{url}: {why}" + (f" (after {tries} tries)" if tries > 1 else ""))
+
+
+def _text(exc: BaseException) -> str:
+    first = next((x.strip() for x in str(exc).splitlines() if x.strip()), "")
+    return first[:300] or "no message"
+
+
+def _no_access(exc: BaseException) -> bool:
+    return type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError") or \
+        isinstance(exc, PermissionError) or getattr(exc, "status", None) in (401, 403)
+
+
+# A store's passing faults (a 500, a body cut mid-stream, a reset connection) are tried again
+# after 0.5, 1, 2 s; a missing object, no access, a 4xx answer and a timeout (a stalled server
+# already cost the client's whole timeout) are not.
+RETRY_DELAYS_S = (0.5, 1.0, 2.0)
+
+
+def _passing(exc: BaseException) -> bool:
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return False
+    return not (isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError
+                           | TimeoutError | ValueError) or _no_access(exc)
+                or "Timeout" in type(exc).__name__)
 
 
 def _guarded(url: str, call: Any, *args: Any) -> Any:
-    try:
-        return call(*args)
-    except DatasetError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the storage library's own errors, named once
-        raise _failed(url, exc) from exc
+    """``call(*args)``, its storage library's errors one DatasetError naming ``url``, passing
+    faults tried again (RETRY_DELAYS_S)."""
+    import time
+
+    for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+        try:
+            return call(*args)
+        except DatasetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the storage library's own errors, named once
+            if delay is None or not _passing(exc):
+                raise _failed(url, exc, attempt + 1) from exc
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def open_binary(location: str) -> IO[bytes]:
     if not is_url(location):
         return open(location, "rb")
     fs, path = _fs(location)
-    return _guarded(location, fs.open, path, "rb")
+    return _GuardedFile(location, _guarded(location, fs.open, path, "rb"))  # type: ignore[return-value]
+
+
+class _GuardedFile:
+    """A remote file whose reads go through :func:`_guarded` (tried again, errors named): a
+    reader such as ``tarfile`` reads through it without knowing the file is remote."""
+
+    def __init__(self, location: str, f: Any) -> None:
+        self.location, self.f = location, f
+
+    def read(self, size: int = -1) -> bytes:
+        return _guarded(self.location, self.f.read, size)
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, close, ...
+        return getattr(self.f, name)
+
+    def __enter__(self) -> _GuardedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.f.close()
 
 
 def read_range(location: str, start: int, size: int) -> bytes:
@@ -154,7 +208,14 @@ def is_file(location: str) -> bool:
     if not is_url(location):
         return os.path.isfile(location)
     fs, path = _fs(location)
-    return bool(_guarded(location, fs.isfile, path))
+
+    def info() -> bool:  # fs.isfile says False for any failure: no access, a server down
+        try:
+            return fs.info(path).get("type") == "file"
+        except FileNotFoundError:
+            return False
+
+    return bool(_guarded(location, info))
 
 
 def listing(folder: str, pattern: str) -> list[str]:

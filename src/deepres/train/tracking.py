@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..runtime.runfolder import RunFolder
 
 ID_FILE = "mlflow.json"
+
+
+# A tracking server that is down must not stop or stall a run: MLflow's HTTP client retries a
+# call 7 times with exponential backoff (minutes); we ask for 2 retries and 10 s, and after a
+# failure skip calls for RETRY_AFTER_S seconds. The run folder keeps every row regardless.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+RETRY_AFTER_S = 60.0
 
 
 class MlflowTracker:
@@ -27,6 +38,7 @@ class MlflowTracker:
             raise ValueError("--tracker mlflow needs the mlflow package: pip install "
                              "mlflow-skinny (or mlflow)") from exc
         self.mlflow, self.run_dir = mlflow, run_dir
+        self.failures, self.down_since = 0, None  # calls that failed; when it went down
         uri = uri or "./mlruns"
         if uri.startswith("file:") or "://" not in uri:  # a folder: MLflow's folder store
             # MLflow 3 keeps the folder store in maintenance mode and refuses it unless asked
@@ -45,23 +57,48 @@ class MlflowTracker:
             saved.write_text(json.dumps({"run_id": self.run.info.run_id,
                                          "tracking_uri": mlflow.get_tracking_uri()}) + "\n")
 
+    def _call(self, what: str, fn: Callable[[], object]) -> None:
+        """``fn()``, unless MLflow failed less than RETRY_AFTER_S ago; a failure is one line
+        on stderr (the first of an outage) and the run goes on."""
+        now = time.monotonic()
+        if self.down_since is not None and now - self.down_since < RETRY_AFTER_S:
+            self.failures += 1
+            return
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - any client or server failure
+            self.failures += 1
+            if self.down_since is None:
+                first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
+                print(f"warning: MLflow did not take the {what} ({first[:200]}); training goes "
+                      f"on, the run folder keeps every row; retrying every "
+                      f"{RETRY_AFTER_S:g} s", file=sys.stderr, flush=True)
+            self.down_since = now
+        else:
+            if self.down_since is not None:
+                print(f"MLflow answers again ({self.failures} call(s) were skipped; their rows "
+                      "are in metrics.jsonl)", file=sys.stderr, flush=True)
+            self.down_since = None
+
     def log(self, row: dict[str, Any]) -> None:
         numbers = {k: float(v) for k, v in row.items()
                    if isinstance(v, int | float) and not isinstance(v, bool)
                    and k not in ("step", "epoch")}
         if numbers:
-            self.mlflow.log_metrics(numbers, step=int(row.get("step", 0)))
+            self._call("metrics", lambda: self.mlflow.log_metrics(
+                numbers, step=int(row.get("step", 0))))
 
     def close(self, summary: dict[str, Any]) -> None:
         finals = {f"final_{k}": float(v) for k, v in summary.items()
                   if k.endswith("_error") and isinstance(v, int | float)}
+        self.down_since = None  # the end is worth one more try
         if finals:
-            self.mlflow.log_metrics(finals)
+            self._call("final errors", lambda: self.mlflow.log_metrics(finals))
         folder = RunFolder(self.run_dir)
         for path in (folder.weights, folder.summary, folder.config):
             if path.exists():
-                self.mlflow.log_artifact(str(path))
-        self.mlflow.end_run()
+                self._call(path.name, lambda p=path: self.mlflow.log_artifact(str(p)))
+        self._call("end of the run", lambda: self.mlflow.end_run())
 
 
 def flatten(config: dict[str, Any]) -> dict[str, Any]:
@@ -87,5 +124,9 @@ def log_artifact(run_dir: str | Path, path: str | Path) -> None:
     if info["tracking_uri"].startswith("file:") or "://" not in info["tracking_uri"]:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     mlflow.set_tracking_uri(info["tracking_uri"])
-    with mlflow.start_run(run_id=info["run_id"]):
-        mlflow.log_artifact(str(path))
+    try:
+        with mlflow.start_run(run_id=info["run_id"]):
+            mlflow.log_artifact(str(path))
+    except Exception as exc:  # noqa: BLE001 - the run is done; the file is in its folder
+        print(f"warning: MLflow did not take {path}: {str(exc).splitlines()[0][:200]}",
+              file=sys.stderr)
