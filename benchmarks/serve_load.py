@@ -108,6 +108,25 @@ def load(port: int, body: bytes, clients: int, seconds: float) -> dict:
                                                  - cpu0.ru_utime - cpu0.ru_stime) / wall}
 
 
+def healthz_latency(port: int, n: int = 200) -> tuple[float, float]:
+    """p50 seconds of GET /healthz on one kept-alive connection, and on a new connection each
+    (a kept-alive connection once waited ~40 ms a response: Nagle against delayed ACKs)."""
+    kept, fresh = [], []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for _ in range(n):
+        t = time.perf_counter()
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        kept.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/healthz")
+        c.getresponse().read()
+        c.close()
+        fresh.append(time.perf_counter() - t)
+    return statistics.median(kept), statistics.median(fresh)
+
+
 def faults(port: int, body: bytes, seconds: float, pause: float = 0.05,
            idle: int = 300) -> dict:
     """Misbehaving and hostile clients beside 16 well-behaved ones: some disconnect mid-body,
@@ -275,6 +294,11 @@ def main() -> None:
             for label, max_batch in (("dynamic batching (32)", 32), ("batch of one", 1)):
                 proc, port = start(w, precision, max_batch, engine)
                 try:
+                    if max_batch == 32 and clients == a.clients[0]:
+                        kept, fresh = healthz_latency(port)
+                        print(f"| {shown} | /healthz p50 | kept-alive {1000 * kept:.2f} ms, "
+                              f"new connection {1000 * fresh:.2f} ms | | | | | | | |",
+                              flush=True)
                     r = load(port, body, clients, a.seconds)
                     mem = peak_rss_mb(proc.pid)
                 finally:

@@ -149,6 +149,34 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(server):
     assert proc.wait(timeout=30) == 0
 
 
+def test_a_lone_request_does_not_wait_and_announced_ones_are_batched():
+    """A batch waits for more images only while requests are decoding (announced): one
+    client does not pay --max-wait-ms; two whose decoding overlaps share a batch."""
+    async def scenario():
+        sizes = []
+
+        def run(batch):
+            sizes.append(len(batch))
+            return torch.zeros(len(batch), 3)
+
+        b = DynamicBatcher(run, max_batch=8, max_wait_ms=2000, max_queue=8)
+        b.start()
+        img = torch.zeros(3, 4, 4, dtype=torch.uint8)
+        t0 = time.perf_counter()
+        await b.submit([img])
+        assert time.perf_counter() - t0 < 0.5 and sizes == [1]  # not the 2 s wait
+        with b.announce(1):  # a second request still decoding when the first arrives
+            first = asyncio.ensure_future(b.submit([img]))
+            await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(b.submit([img]))
+        await first
+        await second
+        assert sizes == [1, 2]
+        await b.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_full_queue_is_refused_not_grown():
     async def scenario():
         def slow(batch):

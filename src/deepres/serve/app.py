@@ -270,8 +270,9 @@ class Service:
         if over is not None:
             return _error(413, "too_many_pixels", over, self.metrics)
         try:  # waiting for the budget and decoding count against --timeout too
-            images = await asyncio.wait_for(self.decoding.run(
-                self._cost(uploads), lambda: self._views(uploads)), self.cfg.timeout_s)
+            with self.batcher.announce(len(uploads)):
+                images = await asyncio.wait_for(self.decoding.run(
+                    self._cost(uploads), lambda: self._views(uploads)), self.cfg.timeout_s)
         except BadImageError as exc:
             return _error(400, "bad_image", str(exc), self.metrics)
         except TimeoutError:
@@ -298,8 +299,9 @@ class Service:
             return _error(413, "too_many_pixels", over, m)
         try:
             kept = [uploads[i] for i in rest]
-            views = await asyncio.wait_for(self.decoding.run(
-                self._cost(kept), lambda: self._views_each(kept)), self.cfg.timeout_s)
+            with self.batcher.announce(len(kept)):
+                views = await asyncio.wait_for(self.decoding.run(
+                    self._cost(kept), lambda: self._views_each(kept)), self.cfg.timeout_s)
         except TimeoutError:
             return _error(504, "timeout", f"the images were not decoded within "
                           f"{self.cfg.timeout_s:g} s (--timeout)", m)

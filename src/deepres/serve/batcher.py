@@ -1,17 +1,19 @@
 """Dynamic batching: concurrent requests' images gathered into one batch, run once off the
 event loop, each request answered with its own rows.
 
-A batch closes when it holds ``max_batch`` images or ``max_wait_ms`` after its first image
-arrived. The queue is bounded (``max_queue`` images): a full queue is refused at once (the
-server answers 503 with Retry-After) rather than growing without limit.
+A batch closes when it holds ``max_batch`` images, ``max_wait_ms`` after its first image
+arrived, or at once when no other request is decoding (nothing more is on its way: a lone
+client does not pay the wait). The queue is bounded (``max_queue`` images): a full queue is
+refused at once (the server answers 503 with Retry-After) rather than growing without limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -49,6 +51,19 @@ class DynamicBatcher:
         # One inference thread: the model runs one batch at a time, using all its cores.
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="deepres-infer")
         self.task: asyncio.Task | None = None
+        # Images announced (their requests are decoding) and not yet submitted: a batch waits
+        # for more only while some are coming; a lone request runs at once.
+        self.coming = 0
+
+    @contextlib.contextmanager
+    def announce(self, images: int) -> Iterator[None]:
+        """Around a request's decoding: its images count as coming until it ends (submitted
+        right after, in the same step of the event loop, or failed)."""
+        self.coming += images
+        try:
+            yield
+        finally:
+            self.coming -= images
 
     def start(self) -> None:
         self.queue = asyncio.Queue()
@@ -77,8 +92,11 @@ class DynamicBatcher:
             batch = [await self.queue.get()]
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_batch:
+                if not self.queue.empty():  # waiting already: taken without a wait
+                    batch.append(self.queue.get_nowait())
+                    continue
                 left = deadline - loop.time()
-                if left <= 0:
+                if left <= 0 or self.coming <= 0:  # nothing more is on its way
                     break
                 try:
                     batch.append(await asyncio.wait_for(self.queue.get(), left))
