@@ -101,9 +101,10 @@ def test_a_second_sigterm_exits_at_once_without_500s_or_tracebacks(tmp_path):
 
     from test_serve import start_server
 
-    weights = make_weights(tmp_path / "w.safetensors", size=32)
-    # Requests wait in the batcher (up to 3 s for a batch of 64): 20 are in flight.
-    base, _, proc = start_server(weights, "--max-wait-ms", "3000", "--max-batch", "64")
+    # A ResNet-50 at 224x224 one image at a time: 20 requests take seconds, so they are in
+    # flight at both signals (a batch no longer waits when nothing more is coming).
+    weights = make_weights(tmp_path / "w.safetensors", name="resnet50", size=224)
+    base, _, proc = start_server(weights, "--max-batch", "1")
 
     def ask(i):
         try:

@@ -118,10 +118,11 @@ class Service:
 
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg, self.ready, self.metrics = cfg, False, Metrics()
-        self.predictor: Predictor = load_predictor(cfg.weights, cfg.device, cfg.precision,
-                                                   cfg.model, cfg.classes, cfg.engine)
         self.batcher = DynamicBatcher(self._infer, max_batch=cfg.max_batch,
                                       max_wait_ms=cfg.max_wait_ms, max_queue=cfg.max_queue)
+        # loaded in the inference thread: the only thread that runs torch's parallel work
+        self.predictor: Predictor = self.batcher.call(lambda: load_predictor(
+            cfg.weights, cfg.device, cfg.precision, cfg.model, cfg.classes, cfg.engine))
         # pixels decoding at once across requests: one request's limit (serve/budget.py)
         self.decoding = PixelBudget(cfg.max_request_pixels)
         from ..models.published import local_path  # deepres:NAME and Hub names: their file
@@ -164,10 +165,27 @@ class Service:
                     "(--max-request-pixels); send fewer or smaller images")
         return None
 
-    def _views(self, uploads: list[tuple[str, bytes]]) -> list[torch.Tensor]:
-        """Decoded in memory and prepared by the weights' input specification."""
-        return [self.predictor.spec.test_view(torch.from_numpy(
-            decode_image_bytes(data, name)).permute(2, 0, 1)) for name, data in uploads]
+    async def _views(self, uploads: list[tuple[str, bytes]], each: bool = False
+                     ) -> list[torch.Tensor | str]:
+        """Decoded in memory in a worker thread (Pillow, no torch work), then made the test
+        view in the inference thread: the only thread that runs torch's parallel work
+        (batcher.py says why). ``each``: an image that cannot be read is its error message in
+        its place, instead of the BadImageError."""
+        def decode() -> list[torch.Tensor | str]:
+            out: list[torch.Tensor | str] = []
+            for name, data in uploads:
+                try:
+                    out.append(torch.from_numpy(decode_image_bytes(data, name)).permute(2, 0, 1))
+                except BadImageError as exc:
+                    if not each:
+                        raise
+                    out.append(str(exc))
+            return out
+
+        decoded = await asyncio.to_thread(decode)
+        view = self.predictor.spec.test_view
+        return await asyncio.get_running_loop().run_in_executor(
+            self.batcher.pool, lambda: [x if isinstance(x, str) else view(x) for x in decoded])
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -278,7 +296,7 @@ class Service:
         except TimeoutError:
             return _error(504, "timeout", f"the images were not decoded within "
                           f"{self.cfg.timeout_s:g} s (--timeout)", self.metrics)
-        return await self._submit(images)
+        return await self._submit([x for x in images if isinstance(x, torch.Tensor)])
 
     async def predict_each(self, uploads: list[tuple[str, bytes]], top_k: int) -> Response:
         """Several files: one that cannot be read (not an image, over ``--max-pixels``) is an
@@ -301,7 +319,7 @@ class Service:
             kept = [uploads[i] for i in rest]
             with self.batcher.announce(len(kept)):
                 views = await asyncio.wait_for(self.decoding.run(
-                    self._cost(kept), lambda: self._views_each(kept)), self.cfg.timeout_s)
+                    self._cost(kept), lambda: self._views(kept, each=True)), self.cfg.timeout_s)
         except TimeoutError:
             return _error(504, "timeout", f"the images were not decoded within "
                           f"{self.cfg.timeout_s:g} s (--timeout)", m)
@@ -321,16 +339,6 @@ class Service:
             {"file": name, **self.predictor.top_classes(rows[i], top_k)} if i in rows
             else {"file": name, "error": errors[i]} for i, (name, _) in enumerate(uploads)]},
             status_code=200 if rows else 400)
-
-    def _views_each(self, uploads: list[tuple[str, bytes]]) -> list[torch.Tensor | str]:
-        """Each image prepared, or why it could not be read."""
-        out: list[torch.Tensor | str] = []
-        for item in uploads:
-            try:
-                out.append(self._views([item])[0])
-            except BadImageError as exc:
-                out.append(str(exc))
-        return out
 
     async def model(self, request: Request) -> Response:
         self.metrics.count(self.metrics.requests, "model")

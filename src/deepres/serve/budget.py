@@ -6,16 +6,16 @@ decoding together took a server from 686 MB to 4,383 MB. So a request also holds
 cost in this budget while its images decode: a request that would go over waits (first come,
 first served) until others finish, and that wait counts against ``--timeout`` like the rest.
 
-A held cost is given back when the decoding thread ends, not when the request stops waiting
-for it (a timed-out request's decode still uses its memory until it finishes), so the bound
-holds under any mix of requests and timeouts.
+A held cost is given back when the decoding ends (each image decoded, then made its test view),
+not when the request stops waiting for it (a timed-out request's decode still uses its memory
+until it finishes), so the bound holds under any mix of requests and timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -56,12 +56,12 @@ class PixelBudget:
             self.used += pixels
             granted.set_result(None)
 
-    async def run(self, pixels: int, work: Callable[[], T]) -> T:
-        """``work()`` in a thread once ``pixels`` are held; given back when it ends. A caller
-        that stops waiting (a timeout) does not give them back early."""
+    async def run(self, pixels: int, work: Callable[[], Awaitable[T]]) -> T:
+        """``await work()`` once ``pixels`` are held; given back when it ends. A caller that
+        stops waiting (a timeout) does not give them back early."""
         await self.acquire(pixels)
         try:
-            task = asyncio.ensure_future(asyncio.to_thread(work))
+            task = asyncio.ensure_future(work())
         except BaseException:
             self.release(pixels)
             raise

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -21,8 +22,30 @@ from .app import CONFIG_ENV, ServeConfig
 
 def check_weights(cfg: ServeConfig) -> str:
     """Load the weights once before any server starts, so that a bad file (or an engine that
-    cannot run it) is one error (exit 2) however many worker processes would have loaded it;
-    returns the line that says which engine runs it, and why."""
+    cannot run it, or a model that answers NaN) is one error (exit 2) however many worker
+    processes would have loaded it; returns the line that says which engine runs it, and why.
+
+    All in a thread that then ends: the OpenMP team a thread's first parallel work makes lives
+    as long as the thread, and with a second team (the server's inference thread) on 2 cores
+    libgomp stops spinning between parallel regions (a ResNet-20 image took 11 ms, not 3)."""
+    result: list[str] = []
+    failed: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            result.append(_check(cfg))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=check, name="deepres-check")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return result[0]
+
+
+def _check(cfg: ServeConfig) -> str:
     if cfg.device != "cpu":  # the parent stays off the accelerator; the workers use it
         p = load_predictor(cfg.weights, "cpu", "fp32", cfg.model, cfg.classes)
         line = f"engine: torch on {cfg.device}"
@@ -245,3 +268,5 @@ def _run(config: Any, sockets: list[Any] | None = None,
     for sig in signals or STOP_SIGNALS:
         signal.signal(sig, stop)
     server.run(sockets=sockets)
+    for sig in signals or STOP_SIGNALS:  # stopped gracefully: one more signal changes nothing
+        signal.signal(sig, signal.SIG_IGN)
