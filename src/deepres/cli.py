@@ -319,7 +319,7 @@ def _add_data(sub: Any) -> None:
     q = data_sub.add_parser("shard", help="write a dataset as WebDataset shards "
                                           "(OUT/{split}-NNNNNN.tar and OUT/classes.json)")
     q.add_argument("path", help="what --data takes: a folder, an archive, shards, 'sample'")
-    q.add_argument("out", help="a new or empty folder for the shards")
+    q.add_argument("out", help="a new or empty folder for the shards, or a store's URL")
     q.add_argument("--shard-size", type=POSITIVE_INT, default=10000,
                    help="samples per shard (default 10000)")
     q.add_argument("--seed", type=int, default=0, help="the order samples are shuffled into")

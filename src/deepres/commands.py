@@ -76,13 +76,20 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_data_shard(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
     from pathlib import Path
 
-    from .data import DatasetError, resolve
+    from .data import DatasetError, remote, resolve
     from .data.shards import write_shards
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    store = remote.is_url(str(args.out))  # s3://bucket/prefix/: written there, never a folder
+    out = Path(tempfile.mkdtemp(prefix="deepres-shards-")) if store else Path(args.out)
+    prefix = str(args.out).rstrip("/")
+    if store and remote.listing(prefix + "/", "*"):
+        raise DatasetError(f"{safe(args.out)}: holds files already; shards are written only "
+                           "under a new or empty prefix (nothing is overwritten)")
+    if not store and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatasetError(f"{safe(args.out)}: exists and is not an empty folder; shards are "
                            "written only into a new or empty one (nothing is overwritten)")
     indexes = resolve(str(args.path)).indexes()
@@ -90,7 +97,18 @@ def cmd_data_shard(args: argparse.Namespace) -> int:
         raise DatasetError(f"{safe(args.path)}: CIFAR's own batches hold no image files to "
                            "shard; give an image folder (../shared/datasets has CIFAR-10 "
                            "as JPEG files)")
-    counts = write_shards(indexes, out, args.shard_size, args.seed)
+
+    def publish(path: Path) -> None:  # each shard uploaded as it is written, then removed
+        remote.upload(path, f"{prefix}/{path.name}")
+        path.unlink()
+
+    try:
+        counts = write_shards(indexes, out, args.shard_size, args.seed,
+                              publish if store else None)
+    finally:
+        if store:
+            shutil.rmtree(out, ignore_errors=True)
+    out = prefix if store else out  # type: ignore[assignment]
     for split, n in counts.items():
         print(f"{split}: {len(indexes[split])} samples in {n} shard(s) "
               f"{safe(out)}/{split}-000000.tar ... {split}-{n - 1:06d}.tar")

@@ -172,3 +172,25 @@ def test_reads_in_order_and_out_of_order_give_the_stored_bytes(s3, tmp_path, mon
     fetched = read_remote(members)
     assert fetched[0] == blob[100:150] and fetched[1] is None  # local: read as it decodes
     assert isinstance(fetched[2], OSError) and "10 bytes early" in str(fetched[2])
+
+
+def test_data_shard_writes_to_the_store_never_a_local_s3_folder(s3, tiny_data, tmp_path,
+                                                                  monkeypatch):
+    """Issue 43 item 2: `data shard SRC s3://bucket/prefix/` exited 0 having written a local
+    folder named `s3:/bucket/...`; now the shards are in the store, read back by `data check`."""
+    fs, env = s3
+    monkeypatch.chdir(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "deepres", "data", "shard", str(tiny_data),
+                           "s3://bucket/made/", "--shard-size", "40"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "s3:").exists() and "s3://bucket/made/train-000000.tar" in done.stdout
+    assert fs.exists("bucket/made/classes.json") and fs.exists("bucket/made/test-000000.tar")
+    check = subprocess.run([sys.executable, "-m", "deepres", "data", "check",
+                            "s3://bucket/made/"], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 0 and "all files decode" in check.stdout, check.stderr
+    again = subprocess.run([sys.executable, "-m", "deepres", "data", "shard", str(tiny_data),
+                            "s3://bucket/made/"], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 2 and "holds files already" in again.stderr

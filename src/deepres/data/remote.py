@@ -230,6 +230,12 @@ def listing(folder: str, pattern: str) -> list[str]:
     return sorted(f"{protocol}://{p}" for p in found)
 
 
+def upload(local: str | os.PathLike[str], location: str) -> None:
+    """Copy the local file to ``location`` (a URL), its errors one line naming the URL."""
+    fs, path = _fs(location)
+    _guarded(location, fs.put_file, os.fspath(local), path)
+
+
 def read_bytes(location: str) -> bytes:
     with open_binary(location) as f:
         return f.read()

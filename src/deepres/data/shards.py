@@ -23,7 +23,7 @@ import os
 import random
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..runtime.files import atomic_write, atomic_write_text
@@ -196,12 +196,14 @@ def _classes(folder: str, samples: dict[str, MemberRows]) -> list[str]:
 
 
 def write_shards(indexes: dict[str, FolderIndex], out: Path, shard_size: int,
-                 seed: int = 0) -> dict[str, int]:
+                 seed: int = 0, publish: Callable[[Path], None] | None = None
+                 ) -> dict[str, int]:
     """Write each split as ``OUT/{split}-{n:06d}.tar`` of at most ``shard_size`` samples, in
     an order shuffled by ``seed`` (a shard then holds every class, as streaming readers
     want), with the image files' bytes as they are, and ``OUT/classes.json``. Each shard is
     written to a temporary name and renamed, so an interrupted run leaves no partial shard.
-    Returns the number of shards per split."""
+    ``publish`` is called with each file once written (``deepres data shard`` to a store
+    uploads it). Returns the number of shards per split."""
     if shard_size < 1:
         raise DatasetError(f"--shard-size {shard_size}: give a positive number of samples")
     out.mkdir(parents=True, exist_ok=True)
@@ -213,9 +215,13 @@ def write_shards(indexes: dict[str, FolderIndex], out: Path, shard_size: int,
         for n, chunk in enumerate(progress(chunks, f"writing {split} shards", unit="shard")):
             atomic_write(out / f"{split}-{n:06d}.tar",
                          lambda tmp, c=chunk, i=index, s=split: _write_shard(tmp, i, c, s))
+            if publish is not None:  # e.g. uploaded to a store, then removed here
+                publish(out / f"{split}-{n:06d}.tar")
         counts[split] = len(chunks)
     classes = next(iter(indexes.values())).classes
     atomic_write_text(out / CLASSES_FILE, json.dumps({"classes": classes}, indent=1) + "\n")
+    if publish is not None:
+        publish(out / CLASSES_FILE)
     return counts
 
 
