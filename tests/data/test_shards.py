@@ -275,3 +275,17 @@ def test_only_empty_shards_are_an_error_not_all_files_decode(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "2 shard(s) hold no samples" in err and len(err.strip().splitlines()) == 1
+
+
+def test_training_from_train_only_shards_says_there_is_no_test_split(tiny_data, tmp_path,
+                                                                     capsys):
+    from deepres.data.datasource import resolve as resolve_data
+
+    indexes = resolve_data(str(tiny_data)).indexes()
+    indexes.pop("test")
+    write_shards(indexes, tmp_path / "shards", 40)
+    assert main(["train", "--data", str(tmp_path / "shards"), "--model", "resnet8",
+                 "--iterations", "2", "--batch-size", "8", "--run-dir", str(tmp_path / "run"),
+                 "--precision", "fp32"]) == 0
+    err = capsys.readouterr().err
+    assert "no test split (no test/ folder or test-*.tar shards)" in err

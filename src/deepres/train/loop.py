@@ -164,7 +164,9 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
                 + (precision_why(cfg.run.precision, s.device)
                    if requested_precision in (None, "auto") else _explicit(cfg, s.device))
                 + (f"; data {s.data.layout}" if s.data.layout else "")
-                + f"; {s.data.validation}")
+                + f"; {s.data.validation}"
+                + ("; no test split (no test/ folder or test-*.tar shards): no test error "
+                   "is measured" if s.test is None else ""))
     if s.resume_changes:  # after a divergence: said, and kept in the metrics
         log.message(f"resumed at step {state.step} with changed settings: " + ", ".join(
             f"{k} {a} -> {b}" for k, (a, b) in s.resume_changes.items()))
