@@ -48,6 +48,32 @@ def test_a_triton_client_gets_predicts_answers(server, tmp_path, capsys):  # noq
     _check(probs, want, classes)
     with pytest.raises(Exception, match="no model 'resnet50'"):
         client.infer("resnet50", [images])
+    # issue 43 item 4: server metadata, versioned paths, the classification extension,
+    # unknown outputs, compact model metadata and JSON for every error
+    assert client.get_server_metadata()["name"] == "deepres"
+    again = client.infer("resnet8", [images], model_version="1").as_numpy("probabilities")
+    assert np.array_equal(again, probs)
+    ranked = client.infer("resnet8", [images], outputs=[http.InferRequestedOutput(
+        "probabilities", binary_data=False, class_count=2)]).as_numpy("probabilities")
+    assert ranked.shape == (3, 2)
+    for row, want_row in zip(ranked, probs, strict=True):
+        text = row[0].decode() if isinstance(row[0], bytes) else row[0]
+        value, index, label = text.split(":")
+        assert int(index) == int(np.argmax(want_row)) and label == classes[int(index)]
+        assert abs(float(value) - want_row.max()) < 1e-5
+    with pytest.raises(Exception, match="no output 'scores'"):
+        client.infer("resnet8", [images], outputs=[http.InferRequestedOutput("scores")])
+    with pytest.raises(Exception, match="no version '7'"):
+        client.infer("resnet8", [images], model_version="7")
+    raw = _request(base + "/v2/models/resnet8")[1]
+    assert len(raw) < 2000  # was 62 KB: the per-pixel mean is at its own URL
+    spec = json.loads(raw)["parameters"]["input_spec"]["input_mean"]
+    assert spec["shape"] == [3, 32, 32]
+    mean = json.loads(_request(base + spec["url"])[1])["input_mean"]
+    assert np.array(mean).shape == (3, 32, 32)
+    for path in ("/v2/nothing", "/v1/nothing"):
+        status, body, headers = _request(base + path)
+        assert status == 404 and "error" in json.loads(body), body
 
 
 def test_json_with_base64_images_and_clear_errors(server, tmp_path, capsys):  # noqa: F811

@@ -7,11 +7,26 @@ import json
 import os
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .app import CONFIG_ENV, Service
 from .config import ServeConfig
 from .v2 import routes as v2_routes
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Every error as JSON (a Triton client parses the body of each answer): ``{"error":
+    message}`` under /v2, ``{"error": {"kind", "message"}}`` elsewhere, as the endpoints do."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = (f"{exc.detail}: {request.method} {request.url.path}"
+               if isinstance(exc, HTTPException) else "internal error (logged)")
+    if request.url.path.startswith("/v2"):
+        return JSONResponse({"error": message}, status_code=status)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "error")
+    return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status)
 
 
 def create_app(cfg: ServeConfig | None = None) -> Starlette:
@@ -21,4 +36,5 @@ def create_app(cfg: ServeConfig | None = None) -> Starlette:
     return Starlette(routes=[
         Route("/", s.page), Route("/v1/predict", s.predict, methods=["POST"]),
         Route("/v1/model", s.model), Route("/healthz", s.healthz), Route("/readyz", s.readyz),
-        Route("/metrics", s.metrics_page), *v2_routes(s)], lifespan=s.lifespan)
+        Route("/metrics", s.metrics_page), *v2_routes(s)], lifespan=s.lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _http_error})

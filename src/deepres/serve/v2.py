@@ -30,6 +30,7 @@ from starlette.routing import Route
 from .app import Service
 
 OUTPUT = "probabilities"
+VERSION = "1"  # the one version of the one model a server holds
 
 
 def _fail(status: int, message: str, service: Service, kind: str = "bad_request"
@@ -141,10 +142,20 @@ class OpenInference:
 
     def _unknown(self, request: Request) -> JSONResponse | None:
         asked = request.path_params["name"]
-        if asked == self.name:
+        version = request.path_params.get("version", VERSION)
+        if asked == self.name and version == VERSION:
             return None
-        return _fail(404, f"no model {asked!r}; this server has {self.name!r}", self.s,
+        if asked == self.name:
+            return _fail(404, f"no version {_shown(version)} of {self.name!r}; it has version "
+                         f"{VERSION}", self.s, "not_found")
+        return _fail(404, f"no model {_shown(asked)}; this server has {self.name!r}", self.s,
                      "not_found")
+
+    async def server_metadata(self, request: Request) -> Response:
+        from .. import __version__
+
+        return JSONResponse({"name": "deepres", "version": __version__,
+                             "extensions": ["binary_tensor_data", "classification"]})
 
     async def live(self, request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -161,10 +172,25 @@ class OpenInference:
         p = self.s.predictor
         classes = list(p.classes or [])  # [] when the weights name none: indices then
         return self._unknown(request) or JSONResponse({
-            "name": self.name, "versions": ["1"], "platform": f"deepres-{p.engine}",
+            "name": self.name, "versions": [VERSION], "platform": f"deepres-{p.engine}",
             "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
             "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, len(classes) or -1]}],
-            "parameters": {"classes": classes, "input_spec": p.spec.as_json()}})
+            "parameters": {"classes": classes, "input_spec": self._spec_summary(request)}})
+
+    def _spec_summary(self, request: Request) -> dict[str, object]:
+        """The input specification without its per-pixel mean (3 x 32 x 32 floats, 62 KB of
+        JSON): the mean's shape and per-channel averages, and where the array is."""
+        spec = self.s.predictor.spec.as_json()
+        mean = self.s.predictor.spec.mean
+        spec["input_mean"] = {"shape": list(mean.shape),
+                              "channel_means": [round(float(v), 6) for v in
+                                                mean.reshape(3, -1).mean(1).tolist()],
+                              "url": f"/v2/models/{self.name}/input_mean"}
+        return spec
+
+    async def input_mean(self, request: Request) -> Response:
+        return self._unknown(request) or JSONResponse(
+            {"input_mean": self.s.predictor.spec.mean.tolist()})
 
     async def infer(self, request: Request) -> Response:
         t0 = time.perf_counter()
@@ -187,20 +213,62 @@ class OpenInference:
                 "inference-header-content-length"))
         except ValueError as exc:
             return _fail(400, str(exc), s)
+        try:
+            top_k = _requested(header)
+        except ValueError as exc:
+            return _fail(400, str(exc), s)
         rows = await s.classify([(f"image[{i}]", b) for i, b in enumerate(images)])
         if isinstance(rows, Response):  # the same limits and errors as /v1/predict
             return _v2_error(rows)
-        flat = [round(float(v), 7) for row in rows for v in row.tolist()]
+        if top_k:  # the classification extension: "probability:index:label" per class
+            labels = s.predictor.classes or [str(i) for i in range(len(rows[0]))]
+            k = min(top_k, len(rows[0]))
+            data = [f"{v:.6f}:{i}:{labels[i]}" for row in rows
+                    for v, i in zip(*(t.tolist() for t in row.topk(k)), strict=True)]
+            output = {"name": OUTPUT, "datatype": "BYTES", "shape": [len(rows), k],
+                      "data": data}
+        else:
+            flat = [round(float(v), 7) for row in rows for v in row.tolist()]
+            output = {"name": OUTPUT, "datatype": "FP32",
+                      "shape": [len(rows), len(flat) // max(len(rows), 1)], "data": flat}
         return JSONResponse({
-            "model_name": self.name, "model_version": "1",
+            "model_name": self.name, "model_version": VERSION,
             **({"id": header["id"]} if isinstance(header.get("id"), str) else {}),
-            "outputs": [{"name": OUTPUT, "datatype": "FP32",
-                         "shape": [len(rows), len(flat) // max(len(rows), 1)], "data": flat}]})
+            "outputs": [output]})
+
+
+def _requested(header: dict[str, Any]) -> int:
+    """The ``outputs`` a request asks for: none, or ``probabilities`` (with the classification
+    extension's ``classification: K``, top K as text); the class count it asks, else 0."""
+    outputs = header.get("outputs")
+    if outputs is None:
+        return 0
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise ValueError("outputs must be a list of {\"name\": ...} objects")
+    top_k = 0
+    for o in outputs:
+        if o.get("name") != OUTPUT:
+            raise ValueError(f"no output {_shown(o.get('name'))}; this model has {OUTPUT!r}")
+        params = o.get("parameters") or {}
+        k = params.get("classification", 0) if isinstance(params, dict) else None
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise ValueError(f"classification must be a whole number of classes, not "
+                             f"{_shown(k)}")
+        if params.get("binary_data"):
+            raise ValueError("binary output data is not offered; ask for JSON output "
+                             "(binary_data=False)")
+        top_k = max(top_k, k)
+    return top_k
 
 
 def routes(s: Service) -> list[Route]:
-    """The protocol's routes for service ``s``."""
+    """The protocol's routes for service ``s``, each model route also under
+    ``/v2/models/{name}/versions/{version}/...`` (the one version metadata lists)."""
     h = OpenInference(s)
-    return [Route("/v2/health/live", h.live), Route("/v2/health/ready", h.ready),
-            Route("/v2/models/{name}", h.metadata), Route("/v2/models/{name}/ready", h.model_ready),
-            Route("/v2/models/{name}/infer", h.infer, methods=["POST"])]
+    out = [Route("/v2", h.server_metadata), Route("/v2/health/live", h.live),
+           Route("/v2/health/ready", h.ready)]
+    for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        out += [Route(base, h.metadata), Route(f"{base}/ready", h.model_ready),
+                Route(f"{base}/input_mean", h.input_mean),
+                Route(f"{base}/infer", h.infer, methods=["POST"])]
+    return out
