@@ -28,6 +28,12 @@ def _check(probs, want, classes):
         assert abs(row.sum() - 1) < 1e-4
 
 
+def _bytes_input(http, files):
+    images = http.InferInput("image", [len(files)], "BYTES")
+    images.set_data_from_numpy(np.array([f.read_bytes() for f in files], dtype=np.object_))
+    return images
+
+
 def test_a_triton_client_gets_predicts_answers(server, tmp_path, capsys):  # noqa: F811
     http = pytest.importorskip("tritonclient.http")
     base, _, weights = server
@@ -71,6 +77,31 @@ def test_a_triton_client_gets_predicts_answers(server, tmp_path, capsys):  # noq
     assert spec["shape"] == [3, 32, 32]
     mean = json.loads(_request(base + spec["url"])[1])["input_mean"]
     assert np.array(mean).shape == (3, 32, 32)
+    # FP32 pixels (what an exported ONNX file takes) give the PNGs' own answers
+    from PIL import Image
+
+    pixels = np.stack([np.asarray(Image.open(f).convert("RGB").resize((32, 32)))
+                       for f in files]).transpose(0, 3, 1, 2)
+    square = [tmp_path / f"sq{i}.png" for i in range(3)]
+    for f, p in zip(square, pixels, strict=True):
+        Image.fromarray(p.transpose(1, 2, 0)).save(f)
+    by_file = client.infer("resnet8", [_bytes_input(http, square)]).as_numpy("probabilities")
+    fp32 = http.InferInput("pixels", [3, 3, 32, 32], "FP32")
+    fp32.set_data_from_numpy((pixels / 255.0).astype(np.float32))
+    by_pixels = client.infer("resnet8", [fp32]).as_numpy("probabilities")
+    assert np.abs(by_pixels - by_file).max() < 1e-6
+    with pytest.raises(Exception, match="N x 3 x 32 x 32"):
+        bad = http.InferInput("pixels", [1, 3, 8, 8], "FP32")
+        bad.set_data_from_numpy(np.zeros((1, 3, 8, 8), np.float32))
+        client.infer("resnet8", [bad])
+    # one bad image in a batch: answered per image, with an errors output
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    mixed = client.infer("resnet8", [_bytes_input(http, [files[0], broken, files[1]])])
+    rows, errors = mixed.as_numpy("probabilities"), mixed.as_numpy("errors")
+    assert np.abs(rows[[0, 2]] - probs[[0, 1]]).max() < 1e-6 and not rows[1].any()
+    text = [e.decode() if isinstance(e, bytes) else e for e in errors]
+    assert [bool(e) for e in text] == [False, True, False] and "not an image" in text[1]
     for path in ("/v2/nothing", "/v1/nothing"):
         status, body, headers = _request(base + path)
         assert status == 404 and "error" in json.loads(body), body
@@ -90,8 +121,10 @@ def test_json_with_base64_images_and_clear_errors(server, tmp_path, capsys):  # 
     assert out["id"] == "r1" and out["outputs"][0]["shape"] == [1, 3]
     _check(np.array(out["outputs"][0]["data"], dtype=np.float32).reshape(1, 3), want,
            ["class0", "class1", "class2"])
-    bad = [({"inputs": [{"name": "image", "shape": [1], "datatype": "FP32", "data": [1.0]}]},
-            400, "must be BYTES"),
+    bad = [({"inputs": [{"name": "image", "shape": [1], "datatype": "INT8", "data": [1]}]},
+            400, "must be BYTES (encoded images) or FP32"),
+           ({"inputs": [{"name": "image", "shape": [1], "datatype": "FP32", "data": [1.0]}]},
+            400, "shape is [N, 3, H, W]"),
            ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
                          "data": ["not base64!"]}]}, 400, "base64"),
            ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",

@@ -35,6 +35,8 @@ from .metrics import Metrics
 from .page import PAGE
 
 CONFIG_ENV = "DEEPRES_SERVE_CONFIG"  # how worker processes receive the options
+# Several images answered each: the rows read (by index), and why each other one was not.
+Each = tuple[dict[int, torch.Tensor], dict[int, dict[str, str]]]
 
 
 def _error(status: int, kind: str, message: str, m: Metrics, **headers: str) -> JSONResponse:
@@ -302,6 +304,19 @@ class Service:
         """Several files: one that cannot be read (not an image, over ``--max-pixels``) is an
         error entry in ``results`` and the rest are answered (200; 400 when none could be).
         Limits on the whole request (image count, total pixels, queue, timeout) answer for it."""
+        got = await self.classify_each(uploads)
+        if isinstance(got, Response):
+            return got
+        rows, errors = got
+        return JSONResponse({"results": [
+            {"file": name, **self.predictor.top_classes(rows[i], top_k)} if i in rows
+            else {"file": name, "error": errors[i]} for i, (name, _) in enumerate(uploads)]},
+            status_code=200 if rows else 400)
+
+    async def classify_each(self, uploads: list[tuple[str, bytes]]) -> Each | Response:
+        """The probabilities of each image that could be read, by its index, and why each other
+        one could not (``{"kind", "message"}``, counted); or the response for a limit of the
+        whole request. Both protocols answer several images per image through it."""
         m = self.metrics
         refused = self._too_many(uploads)
         if refused is not None:
@@ -335,10 +350,26 @@ class Service:
             rows = {i: row for (i, _), row in zip(good, got, strict=True)}
         for e in errors.values():
             m.count(m.errors, e["kind"])
-        return JSONResponse({"results": [
-            {"file": name, **self.predictor.top_classes(rows[i], top_k)} if i in rows
-            else {"file": name, "error": errors[i]} for i, (name, _) in enumerate(uploads)]},
-            status_code=200 if rows else 400)
+        return rows, errors
+
+    async def classify_pixels(self, batch: torch.Tensor) -> list[torch.Tensor] | Response:
+        """The probabilities of a preprocessed batch (float ``N x 3 x S x S`` pixels in [0, 1]
+        at the test size, as an exported ONNX file takes them), held as 8-bit images as
+        :meth:`Predictor.predict` holds float tensors."""
+        size = self.predictor.spec.input_size
+        if batch.dim() != 4 or tuple(batch.shape[1:]) != (3, size, size):
+            return _error(400, "bad_request", f"an FP32 input is N x 3 x {size} x {size} "
+                          f"pixels (the model's input size), not {list(batch.shape)}",
+                          self.metrics)
+        if not bool(torch.isfinite(batch).all()) or float(batch.min()) < 0 or float(
+                batch.max()) > 1:
+            return _error(400, "bad_request", "FP32 pixels are finite numbers in [0, 1] "
+                          "(RGB; mean subtraction is the server's)", self.metrics)
+        if len(batch) > self.cfg.max_queue:
+            return _error(413, "too_many_images", f"{len(batch)} images in one request, over "
+                          f"the {self.cfg.max_queue} the queue holds (--max-queue)", self.metrics)
+        images = batch.mul(255.0).round_().to(torch.uint8)
+        return await self._submit(list(images))
 
     async def model(self, request: Request) -> Response:
         self.metrics.count(self.metrics.requests, "model")

@@ -6,9 +6,12 @@ beside ``/v1/predict``, for the one model the server holds.
 - The input is one BYTES tensor of encoded images (PNG, JPEG, ...), any name, shape ``[N]``:
   in JSON, each element a base64 string (as KServe's image classifiers take them); or in the
   protocol's binary extension (``Inference-Header-Content-Length``; what ``tritonclient`` sends
-  by default), each element a 4-byte little-endian length and the bytes.
+  by default), each element a 4-byte little-endian length and the bytes. Or one FP32 tensor
+  ``[N, 3, S, S]`` of RGB pixels in [0, 1] at the test size (an exported ONNX file's input).
 - The output is ``probabilities``, FP32, ``[N, classes]``, in JSON, in the class order that
-  ``GET /v2/models/{name}`` lists under ``parameters.classes``.
+  ``GET /v2/models/{name}`` lists under ``parameters.classes``; with the classification
+  extension (``classification: K``) the top K as ``"probability:index:label"``. Several images
+  of which some cannot be read: their rows are zeros and an ``errors`` BYTES output says why.
 
 Images go through the same pixel budget, decoding, batcher and limits as ``/v1/predict``.
 """
@@ -23,6 +26,7 @@ import struct
 import time
 from typing import Any
 
+import torch
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,6 +35,9 @@ from .app import Service
 
 OUTPUT = "probabilities"
 VERSION = "1"  # the one version of the one model a server holds
+# Beside the probabilities when some images of a batch could not be read: why, per image ("" for
+# those answered; their probability rows are zeros).
+ERRORS = "errors"
 
 
 def _fail(status: int, message: str, service: Service, kind: str = "bad_request"
@@ -61,8 +68,10 @@ def _elements(raw: bytes) -> list[bytes]:
     return out
 
 
-def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any], list[bytes]]:
-    """The request's JSON header and its images; ValueError says what is wrong."""
+def parse_infer(body: bytes, header_length: str | None
+                ) -> tuple[dict[str, Any], list[bytes] | torch.Tensor]:
+    """The request's JSON header and its images: encoded (a BYTES input), or a float pixel
+    batch (an FP32 input, shape as sent); ValueError says what is wrong."""
     if header_length is not None and not (header_length.isascii() and header_length.isdigit()):
         raise ValueError(f"Inference-Header-Content-Length must be a byte count, not "
                          f"{_shown(header_length)}")
@@ -80,12 +89,14 @@ def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
         raise ValueError("the request must have one input: a BYTES tensor of encoded images")
     _check_text(header.get("id"), "id")
     tensor, binary = inputs[0], body[cut:]
-    if tensor.get("datatype") != "BYTES":
-        raise ValueError(f"input {_shown(tensor.get('name'))} must be BYTES (encoded images), "
-                         f"not {_shown(tensor.get('datatype'))}")
+    if tensor.get("datatype") not in ("BYTES", "FP32"):
+        raise ValueError(f"input {_shown(tensor.get('name'))} must be BYTES (encoded images) "
+                         f"or FP32 (pixels), not {_shown(tensor.get('datatype'))}")
     parameters = tensor.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise ValueError(f"the input's parameters must be an object, not {_shown(parameters)}")
+    if tensor["datatype"] == "FP32":
+        return header, _pixels(tensor, parameters, binary)
     size = parameters.get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size != len(binary):
@@ -102,6 +113,30 @@ def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
             raise ValueError(f"an image is not valid base64: {exc}") from exc
     _check_shape(tensor.get("shape"), len(images))
     return header, images
+
+
+def _pixels(tensor: dict[str, Any], parameters: dict[str, Any], binary: bytes
+            ) -> torch.Tensor:
+    """An FP32 input: a flat JSON list of numbers, or little-endian float32 bytes in the
+    binary extension, shaped by its (checked) shape."""
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or len(shape) != 4 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1 << 16 for d in shape):
+        raise ValueError(f"an FP32 input's shape is [N, 3, H, W], not {_shown(shape)}")
+    count = math.prod(shape)
+    if "binary_data_size" in parameters:
+        if parameters["binary_data_size"] != len(binary) or len(binary) != 4 * count:
+            raise ValueError(f"an FP32 input of shape {shape} is {4 * count} bytes, not "
+                             f"{_shown(parameters['binary_data_size'])}")
+        flat = torch.frombuffer(bytearray(binary), dtype=torch.float32)
+    else:
+        data = tensor.get("data")
+        if not isinstance(data, list) or len(data) != count or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in data):
+            raise ValueError(f"in JSON, an FP32 input's data is a flat list of {count} numbers "
+                             f"(shape {shape})")
+        flat = torch.tensor(data, dtype=torch.float32)
+    return flat.reshape(shape)
 
 
 def _shown(value: Any) -> str:
@@ -175,7 +210,11 @@ class OpenInference:
             "name": self.name, "versions": [VERSION], "platform": f"deepres-{p.engine}",
             "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
             "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, len(classes) or -1]}],
-            "parameters": {"classes": classes, "input_spec": self._spec_summary(request)}})
+            "parameters": {"classes": classes, "input_spec": self._spec_summary(request),
+                           "fp32_input": {
+                               "shape": [-1, 3, p.spec.input_size, p.spec.input_size],
+                               "range": "RGB pixels in [0, 1] at the test view; the server "
+                                        "subtracts the mean"}}})
 
     def _spec_summary(self, request: Request) -> dict[str, object]:
         """The input specification without its per-pixel mean (3 x 32 x 32 floats, 62 KB of
@@ -217,7 +256,21 @@ class OpenInference:
             top_k = _requested(header)
         except ValueError as exc:
             return _fail(400, str(exc), s)
-        rows = await s.classify([(f"image[{i}]", b) for i, b in enumerate(images)])
+        errors: list[str] = []
+        if isinstance(images, torch.Tensor):  # FP32 pixels: no decoding
+            rows = await s.classify_pixels(images)
+        elif len(images) > 1:  # one bad image is its own error, as v1 answers it
+            got = await s.classify_each([(f"image[{i}]", b) for i, b in enumerate(images)])
+            if isinstance(got, Response):
+                return _v2_error(got)
+            done, failed = got
+            if not done:
+                return _fail(400, failed[0]["message"], s, "bad_image")
+            width = len(next(iter(done.values())))
+            rows = [done.get(i, torch.zeros(width)) for i in range(len(images))]
+            errors = [failed[i]["message"] if i in failed else "" for i in range(len(images))]
+        else:
+            rows = await s.classify([(f"image[{i}]", b) for i, b in enumerate(images)])
         if isinstance(rows, Response):  # the same limits and errors as /v1/predict
             return _v2_error(rows)
         if top_k:  # the classification extension: "probability:index:label" per class
@@ -231,10 +284,12 @@ class OpenInference:
             flat = [round(float(v), 7) for row in rows for v in row.tolist()]
             output = {"name": OUTPUT, "datatype": "FP32",
                       "shape": [len(rows), len(flat) // max(len(rows), 1)], "data": flat}
+        extra = [{"name": ERRORS, "datatype": "BYTES", "shape": [len(errors)],
+                  "data": errors}] if any(errors) else []
         return JSONResponse({
             "model_name": self.name, "model_version": VERSION,
             **({"id": header["id"]} if isinstance(header.get("id"), str) else {}),
-            "outputs": [output]})
+            "outputs": [output, *extra]})
 
 
 def _requested(header: dict[str, Any]) -> int:
@@ -247,6 +302,8 @@ def _requested(header: dict[str, Any]) -> int:
         raise ValueError("outputs must be a list of {\"name\": ...} objects")
     top_k = 0
     for o in outputs:
+        if o.get("name") == ERRORS:
+            continue
         if o.get("name") != OUTPUT:
             raise ValueError(f"no output {_shown(o.get('name'))}; this model has {OUTPUT!r}")
         params = o.get("parameters") or {}
