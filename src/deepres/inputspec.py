@@ -23,6 +23,7 @@ import torch.nn.functional as F
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 MAX_SIZE = 4096  # an input side beyond this is not believed from a file
 METADATA_KEYS = ("input_size", "test_resize", "interpolation", "input_mean", "input_std")
+MEAN_KEY = METADATA_KEYS[3]  # named here: only this module and models/card.py spell the keys
 
 
 class InputSpecError(ValueError):

@@ -106,10 +106,13 @@ def test_a_second_sigterm_exits_at_once_without_500s_or_tracebacks(tmp_path):
     weights = make_weights(tmp_path / "w.safetensors", name="resnet50", size=224)
     base, _, proc = start_server(weights, "--max-batch", "1")
 
-    def ask(i):
+    def ask(i):  # four images a request: each request takes a while even on a fast CPU
+        body = b"".join(b"--zz\r\nContent-Disposition: form-data; name=\"f\"; filename=\""
+                        + f"{i}-{k}.png".encode() + b"\"\r\n\r\n" + _png(i + k) + b"\r\n"
+                        for k in range(4)) + b"--zz--\r\n"
         try:
-            return _request(base + "/v1/predict", _png(i), {"Content-Type": "image/png"},
-                            timeout=30)[0]
+            return _request(base + "/v1/predict", body,
+                            {"Content-Type": "multipart/form-data; boundary=zz"}, timeout=60)[0]
         except OSError:
             return "dropped"
 

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..inputspec import MEAN_KEY
 from .app import Service
 
 OUTPUT = "probabilities"
@@ -221,7 +222,7 @@ class OpenInference:
         JSON): the mean's shape and per-channel averages, and where the array is."""
         spec = self.s.predictor.spec.as_json()
         mean = self.s.predictor.spec.mean
-        spec["input_mean"] = {"shape": list(mean.shape),
+        spec[MEAN_KEY] = {"shape": list(mean.shape),
                               "channel_means": [round(float(v), 6) for v in
                                                 mean.reshape(3, -1).mean(1).tolist()],
                               "url": f"/v2/models/{self.name}/input_mean"}
@@ -229,7 +230,7 @@ class OpenInference:
 
     async def input_mean(self, request: Request) -> Response:
         return self._unknown(request) or JSONResponse(
-            {"input_mean": self.s.predictor.spec.mean.tolist()})
+            {MEAN_KEY: self.s.predictor.spec.mean.tolist()})
 
     async def infer(self, request: Request) -> Response:
         t0 = time.perf_counter()
