@@ -278,3 +278,17 @@ def test_fuzz_long():
                            "-p", "no:cacheprovider"], env={**os.environ, "DEEPRES_FUZZ": "long"},
                           capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_the_openapi_document_names_every_route(client):
+    """Issue 42 item 14: the server serves its API; every route and method is in it."""
+    from starlette.routing import Route
+
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    app = client.app
+    for route in app.routes:
+        if isinstance(route, Route):
+            for method in route.methods - {"HEAD"}:
+                assert method.lower() in doc["paths"].get(route.path, {}), (route.path, method)
+    assert set(doc["paths"]) <= {r.path for r in app.routes}

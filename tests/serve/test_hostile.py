@@ -240,3 +240,29 @@ def test_decoding_memory_is_bounded_across_concurrent_requests(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error_against_a_live_server(tmp_path):
+    """Issue 42 item 14: a schema-driven fuzz run (Schemathesis, from /openapi.json) against a
+    real server: examples, coverage, fuzzing and stateful phases, no 500 and no hang (877
+    cases in 18 s on a Zen 3)."""
+    import shutil
+    import subprocess
+    import sys
+
+    st = shutil.which("st") or os.path.join(os.path.dirname(sys.executable), "st")
+    if not os.path.exists(st):
+        pytest.skip("schemathesis is not installed (it is in the [dev] extra)")
+    base, _, proc = start_server(make_weights(tmp_path / "w.safetensors", size=32),
+                                 "--timeout", "5")
+    try:
+        done = subprocess.run([st, "run", base + "/openapi.json", "--checks",
+                               "not_a_server_error", "--max-examples", "30",
+                               "--request-timeout", "20"], capture_output=True, text=True,
+                              timeout=900)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "Traceback" not in err.decode()

@@ -14,6 +14,8 @@ from starlette.routing import Route
 
 from .app import CONFIG_ENV, Service
 from .config import ServeConfig
+from .openapi import document
+from .v2 import OpenInference
 from .v2 import routes as v2_routes
 
 
@@ -33,8 +35,14 @@ def create_app(cfg: ServeConfig | None = None) -> Starlette:
     """The ASGI app for ``cfg`` (or the JSON config in $DEEPRES_SERVE_CONFIG: worker
     processes)."""
     s = Service(cfg or ServeConfig(**json.loads(os.environ[CONFIG_ENV])))
+    api = document(OpenInference(s).name)
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(api)
+
     return Starlette(routes=[
-        Route("/", s.page), Route("/v1/predict", s.predict, methods=["POST"]),
+        Route("/openapi.json", openapi), Route("/", s.page),
+        Route("/v1/predict", s.predict, methods=["POST"]),
         Route("/v1/model", s.model), Route("/healthz", s.healthz), Route("/readyz", s.readyz),
         Route("/metrics", s.metrics_page), *v2_routes(s)], lifespan=s.lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _http_error})
