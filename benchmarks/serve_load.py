@@ -46,13 +46,13 @@ def _png(size: int) -> bytes:
     return buf.getvalue()
 
 
-def start(weights: str, precision: str, max_batch: int, engine: str = "auto"
-          ) -> tuple[subprocess.Popen, int]:
+def start(weights: str, precision: str, max_batch: int, engine: str = "auto",
+          timeout: float = 30.0) -> tuple[subprocess.Popen, int]:
     port = _port()
     proc = subprocess.Popen([sys.executable, "-m", "deepres", "serve", "--weights", weights,
                              "--port", str(port), "--precision", precision, "--max-batch",
                              str(max_batch), "--max-wait-ms", "5", "--max-queue", "4096",
-                             "--engine", engine],
+                             "--engine", engine, "--timeout", str(timeout)],
                             stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
@@ -137,8 +137,10 @@ def faults(port: int, body: bytes, seconds: float, pause: float = 0.05,
     good clients' figures and the server's error counters and health afterwards."""
     stop = time.perf_counter() + seconds
     done = {"disconnect": 0, "slow": 0, "garbage": 0, "bad_form": 0, "pixel_bomb": 0,
-            "strip": 0, "unicode_top_k": 0, "idle": 0}
-    bombs = {"pixel_bomb": _gray_png(9400, 9400), "strip": _gray_png(100_000, 1)}
+            "strip": 0, "unicode_top_k": 0, "idle": 0, "scan_bomb": 0, "stalled_v2": 0,
+            "decode_burst": 0}
+    bombs = {"pixel_bomb": _gray_png(9400, 9400), "strip": _gray_png(100_000, 1),
+             "scan_bomb": _scan_bomb(4096, 1000), "decode_burst": _webp(5000)}
     held: list[socket.socket] = []
 
     def post(s: socket.socket, path: str, data: bytes) -> None:
@@ -154,6 +156,11 @@ def faults(port: int, body: bytes, seconds: float, pause: float = 0.05,
                     post(s, "/v1/predict", bombs[kind])
                 elif kind == "unicode_top_k":
                     post(s, "/v1/predict?top_k=%C2%B2", body)
+                elif kind == "stalled_v2":  # v2 headers and "{", then nothing
+                    s.sendall(b"POST /v2/models/resnet20/infer HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: 1000"
+                              b"\r\n\r\n{")
+                    s.recv(4096)  # 408 after --timeout
                 elif kind == "idle":  # half a request line, then nothing: held open
                     s.sendall(b"GET /healthz HT")
                     if len(held) < idle:
@@ -202,6 +209,22 @@ def faults(port: int, body: bytes, seconds: float, pause: float = 0.05,
     return {"good": good, "sent": done, "errors": errors, "ready_after": ready}
 
 
+def _scan_bomb(side: int, repeats: int) -> bytes:
+    """A progressive JPEG whose last scan is repeated: a few bytes per full decoding pass."""
+    buf = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buf, "JPEG", progressive=True, quality=50)
+    data = buf.getvalue()
+    scan = data[data.rfind(b"\xff\xda"):-2]
+    return data[:-2] + scan * repeats + b"\xff\xd9"
+
+
+def _webp(side: int) -> bytes:
+    """A 25-megapixel image in 45 KB: memory while it decodes, not bytes on the wire."""
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (120, 30, 200)).save(buf, "WEBP", quality=50)
+    return buf.getvalue()
+
+
 def _gray_png(w: int, h: int) -> bytes:
     buf = io.BytesIO()
     Image.new("L", (w, h)).save(buf, "PNG")
@@ -237,6 +260,10 @@ def main() -> None:
                     help="only the fault run (ResNet-20 bf16, batching)")
     ap.add_argument("--fault-pause", type=float, default=0.05,
                     help="fault run: seconds each misbehaving client waits between attempts")
+    ap.add_argument("--fault-precision", default="bf16",
+                    help="fault run: the server's precision (fp32 on a CPU without bf16)")
+    ap.add_argument("--fault-timeout", type=float, default=30.0,
+                    help="fault run: the server's --timeout (stalled bodies wait that long)")
     ap.add_argument("--idle", type=int, default=300,
                     help="fault run: connections opened and left without finished headers")
     ap.add_argument("--burst", type=int, default=0,
@@ -263,7 +290,7 @@ def main() -> None:
                             "64", str(out)], check=True, capture_output=True)
             weights[f"{name}-int8"] = str(out)
     if a.faults:
-        proc, port = start(weights["resnet20"], "bf16", 32)
+        proc, port = start(weights["resnet20"], a.fault_precision, 32, timeout=a.fault_timeout)
         try:
             before = peak_rss_mb(proc.pid)
             r = faults(port, _png(32), a.seconds, a.fault_pause, a.idle)
