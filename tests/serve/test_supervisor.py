@@ -101,9 +101,9 @@ def test_a_second_sigterm_exits_at_once_without_500s_or_tracebacks(tmp_path):
 
     from test_serve import start_server
 
-    # A ResNet-50 at 224x224 one image at a time: 20 requests take seconds, so they are in
+    # A ResNet-18 at 224x224 one image at a time: 20 requests take seconds, so they are in
     # flight at both signals (a batch no longer waits when nothing more is coming).
-    weights = make_weights(tmp_path / "w.safetensors", name="resnet50", size=224)
+    weights = make_weights(tmp_path / "w.safetensors", name="resnet18", size=224)
     base, _, proc = start_server(weights, "--max-batch", "1")
 
     def ask(i):  # four images a request: each request takes a while even on a fast CPU
@@ -118,7 +118,12 @@ def test_a_second_sigterm_exits_at_once_without_500s_or_tracebacks(tmp_path):
 
     with ThreadPoolExecutor(20) as pool:
         answers = [pool.submit(ask, i) for i in range(20)]
-        time.sleep(1.0)
+        for _ in range(300):  # until most have arrived (each takes ~0.4 s, one at a time)
+            metrics = _request(base + "/metrics")[1].decode()
+            if any(line.startswith('deepres_requests_total{endpoint="predict"}')
+                   and int(line.split()[-1]) >= 12 for line in metrics.splitlines()):
+                break
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
