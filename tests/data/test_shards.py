@@ -106,12 +106,7 @@ def test_large_images_in_shards_are_streamed_from_the_shards(tmp_path):
 
 def test_shard_errors_name_the_file(tmp_path, capsys):
     good = tmp_path / "good"
-    good.mkdir()
-    with tarfile.open(good / "train-000000.tar", "w") as tf:
-        for name, data in (("a.jpg", _jpeg()), ("a.cls", b"0"), ("b.jpg", _jpeg())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
+    _tar_of(good / "train-000000.tar", [("a.jpg", _jpeg()), ("a.cls", b"0"), ("b.jpg", _jpeg())])
     with pytest.raises(DatasetError, match="sample b has an image and no .cls label"):
         load_data(str(good))
     (tmp_path / "junk-0.tar").write_bytes(b"not a tar at all" * 100)

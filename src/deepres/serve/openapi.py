@@ -53,7 +53,18 @@ def document(model: str) -> dict[str, Any]:
                                                                         "example": model}}
     version = {"name": "version", "in": "path", "required": True,
                "schema": {"type": "string", "example": "1"}}
-    paths: dict[str, Any] = {
+    paths = {**_service_paths(), **_model_paths("/v2/models/{name}", [name]),
+             **_model_paths("/v2/models/{name}/versions/{version}", [name, version])}
+    return {"openapi": "3.0.3",
+            "info": {"title": "deepres serve", "version": "1",
+                     "description": "A ResNet classifier over HTTP: /v1 and the Open Inference "
+                                    "Protocol (KServe v2) for one model."},
+            "paths": paths}
+
+
+def _service_paths() -> dict[str, Any]:
+    """/v1, the probes, the page and the v2 routes that name no model."""
+    return {
         "/v1/predict": {"post": {
             "summary": "Classify the images of the body (one image, a multipart form, or JSON "
                        "with base64 images)",
@@ -82,19 +93,21 @@ def document(model: str) -> dict[str, Any]:
         "/v2/health/ready": {"get": {"summary": "Ready", "responses": {
             "200": _json("ready"), "503": _json("not yet")}}},
     }
-    for base, params in (("/v2/models/{name}", [name]),
-                         ("/v2/models/{name}/versions/{version}", [name, version])):
-        missing = _errors((404,), V2_ERROR)
-        paths[base] = {"get": {"summary": "Model metadata", "parameters": params,
-                               "responses": {"200": _json("inputs, outputs, classes"),
-                                             **missing}}}
-        paths[f"{base}/ready"] = {"get": {"summary": "Model ready", "parameters": params,
-                                          "responses": {"200": _json("ready"),
-                                                        "503": _json("not yet"), **missing}}}
-        paths[f"{base}/input_mean"] = {"get": {
+
+
+def _model_paths(base: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model's v2 routes under ``base`` (with or without its version)."""
+    missing = _errors((404,), V2_ERROR)
+    return {
+        base: {"get": {"summary": "Model metadata", "parameters": params,
+                       "responses": {"200": _json("inputs, outputs, classes"), **missing}}},
+        f"{base}/ready": {"get": {"summary": "Model ready", "parameters": params,
+                                  "responses": {"200": _json("ready"),
+                                                "503": _json("not yet"), **missing}}},
+        f"{base}/input_mean": {"get": {
             "summary": "The input specification's mean (per pixel or per channel)",
-            "parameters": params, "responses": {"200": _json("the mean array"), **missing}}}
-        paths[f"{base}/infer"] = {"post": {
+            "parameters": params, "responses": {"200": _json("the mean array"), **missing}}},
+        f"{base}/infer": {"post": {
             "summary": "Inference: one BYTES tensor of encoded images, or FP32 pixels",
             "parameters": params + [{"name": "Inference-Header-Content-Length", "in": "header",
                                      "schema": {"type": "integer", "minimum": 1}}],
@@ -103,9 +116,5 @@ def document(model: str) -> dict[str, Any]:
                 "application/octet-stream": {"schema": {"type": "string",
                                                         "format": "binary"}}}},
             "responses": {"200": _json("probabilities (and errors per image)"),
-                          **_errors((400, 404, 408, 413, 503, 504), V2_ERROR)}}}
-    return {"openapi": "3.0.3",
-            "info": {"title": "deepres serve", "version": "1",
-                     "description": "A ResNet classifier over HTTP: /v1 and the Open Inference "
-                                    "Protocol (KServe v2) for one model."},
-            "paths": paths}
+                          **_errors((400, 404, 408, 413, 503, 504), V2_ERROR)}}},
+    }
