@@ -18,7 +18,10 @@ _API = {
     "create_model": ".models", "list_models": ".models", "load_weights": ".models",
     "model_from_weights": ".models", "save_weights": ".models", "Predictor": ".loaded",
     "data_config": ".data.usertransform", "create_transform": ".data.usertransform",
+    "resolve_data_config": ".data.usertransform",
 }
+
+_SUBPACKAGES = ("analysis", "data", "evaluate", "export", "loaded", "models", "serve", "train")
 
 
 def _version() -> str:
@@ -34,6 +37,8 @@ def _version() -> str:
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         value: Any = _version()
+    elif name in _SUBPACKAGES:  # `deepres.data.create_transform`, as `timm.data....`
+        value = importlib.import_module(f".{name}", __name__)
     elif name in _API:
         value = getattr(importlib.import_module(_API[name], __name__), name)
     else:
@@ -49,5 +54,5 @@ def __dir__() -> list[str]:
 __all__ = [
     "Predictor", "WeightsError", "__version__", "count_macs", "count_params", "create_model",
     "create_transform", "data_config", "list_models", "load_weights", "model_from_weights",
-    "save_weights",
+    "resolve_data_config", "save_weights",
 ]

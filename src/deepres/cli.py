@@ -186,7 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_models(sub: Any) -> None:
-    p = sub.add_parser("models", help="list every model with parameters and multiply-adds")
+    p = sub.add_parser("models", help="list the models with parameters and multiply-adds")
+    p.add_argument("patterns", nargs="*", metavar="PATTERN", help="only names matching one of "
+                   "these shell-style patterns (resnet5*, *wide*), as timm's list_models")
+    p.add_argument("--pretrained", action="store_true", help="only models with published "
+                   "weights, each as NAME.TAG (what create_model(NAME.TAG, pretrained=True) "
+                   "loads)")
     p.add_argument("--json", action="store_true", help="print a JSON list (name, params, macs)")
     p.set_defaults(func=commands.cmd_models)
 

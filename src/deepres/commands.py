@@ -19,6 +19,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models.published import weights_for
 
     rows = listed_models()
+    if args.patterns or args.pretrained:  # the rows list_models keeps, in its order
+        from .models import list_models
+
+        chosen = list_models(args.patterns or None, pretrained=args.pretrained)
+        if not chosen:
+            print(f"deepres models: no model matches {' '.join(args.patterns)}"
+                  f"{' with published weights' if args.pretrained else ''} (patterns are "
+                  "shell-style: resnet5*, *wide*)", file=sys.stderr)
+            return 2
+        tags: dict[str, list[str]] = {}
+        for n in chosen:
+            base, _, tag = n.partition(".")
+            tags.setdefault(base, []).append(tag)
+        rows = [dict(r, **({"tags": tags[r["name"]]} if args.pretrained else {}))
+                for r in rows if r["name"] in tags]
     for r in rows:  # deepres's own trained weights of the name (deepres:NAME[.TAG])
         r["published"] = [{"source": p.source, "default": p.default, "test_error": p.test_error,
                            "iterations": p.iterations, "scale": p.scale}
@@ -34,6 +49,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{r['name']:<18} {r['family']:<9} {r['params'] / 1e6:>11.2f}M "
               f"{r['macs'] / 1e9:>14.3f}G  {r['input_size']}x{r['input_size']:<4}  "
               f"{r['stride_placement'] or '-':<20} {weights or '-'}".rstrip())
+        if "tags" in r:
+            print(f"{'':<18} pretrained: {', '.join(r['name'] + '.' + t for t in r['tags'])}")
     print("Bottleneck nets are counted with the stride in the 3x3 (torchvision's placement); "
           "the paper's own models put it in the first 1x1 (--stride-in-1x1), which Table 1's "
           "figures count (see reports/table1.md).")

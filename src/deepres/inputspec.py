@@ -103,6 +103,9 @@ class InputSpec:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __repr__(self) -> str:  # one line: a per-pixel mean is 3,072 numbers or more
+        return f"InputSpec({self.describe()}, {self.interpolation})"
+
     def describe(self) -> str:
         """One line, e.g. "mean/std (0.485, 0.456, 0.406)/(0.229, 0.224, 0.225), 224 crops of
         the shorter side resized to 256"."""
@@ -115,6 +118,20 @@ class InputSpec:
         size = (f"{self.input_size}x{self.input_size}" if self.test_resize == self.input_size
                 else f"{self.input_size} crops of the shorter side resized to {self.test_resize}")
         return f"{norm}, {size}"
+
+    def data_config(self, channels: int = 3) -> dict[str, Any]:
+        """This specification in timm's data-config keys (``input_size``, ``interpolation``,
+        ``mean``, ``std``, ``crop_pct``, ``crop_mode``), with what those cannot hold beside
+        them: ``test_resize``, ``per_pixel_mean`` and the specification itself,
+        ``input_spec`` (its per-pixel mean)."""
+        return {"input_size": (channels, self.input_size, self.input_size),
+                "interpolation": self.interpolation,
+                "mean": tuple(round(v, 6) for v in self.channel_mean.tolist()),  # float32 noise
+                "std": (tuple(round(v, 6) for v in self.std.tolist()) if self.std is not None
+                        else (1.0, 1.0, 1.0)),
+                "crop_pct": self.input_size / self.test_resize, "crop_mode": "center",
+                "test_resize": self.test_resize, "per_pixel_mean": self.per_pixel,
+                "input_spec": self}
 
     # -- what it does ----------------------------------------------------------------------
 

@@ -127,7 +127,33 @@ def test_list_models_filters_by_pattern_and_by_published_weights():
     assert deepres.list_models("resnet1*") == ["resnet18", "resnet101", "resnet152", "resnet14",
                                                "resnet110", "resnet1202"]
     assert deepres.list_models("*wide*") == ["wide_resnet50_2", "wide_resnet101_2"]
+    # with pretrained=True, each published weights as NAME.TAG (timm's), which create_model
+    # loads by that name
     with_weights = deepres.list_models(pretrained=True)
-    assert {"resnet20", "resnet56", "resnet50", "resnext50_32x4d"} <= set(with_weights)
-    assert "resnet32" not in with_weights and "plain20" not in with_weights
-    assert deepres.list_models("resnet2*", pretrained=True) == ["resnet20"]
+    assert {"resnet20.cifar10", "resnet56.cifar10-medium", "resnet50.tv_in1k",
+            "resnet50.tv2_in1k", "resnext50_32x4d.tv_in1k"} <= set(with_weights)
+    bases = {n.partition(".")[0] for n in with_weights}
+    assert "resnet32" not in bases and "plain20" not in bases
+    assert deepres.list_models("resnet2*", pretrained=True) == ["resnet20.cifar10",
+                                                               "resnet20.cifar10-medium"]
+    assert deepres.list_models("*.cifar10-medium", pretrained=True) == ["resnet20.cifar10-medium",
+                                                               "resnet56.cifar10-medium"]
+    assert deepres.list_models("resnet*", exclude_filters=["resnet1*", "resnet[2-9]*"]) == []
+    model = deepres.create_model("resnet20.cifar10-medium", pretrained=True)
+    assert model.card.tag == "cifar10-medium" and model.num_classes == 10
+    assert model.pretrained_cfg["origin"] == "deepres:resnet20.cifar10-medium"
+    with pytest.raises(ValueError, match=r"resnet20\.cifar10, resnet20\.cifar10-medium"):
+        deepres.create_model("resnet20.imagenet", pretrained=True)
+
+
+def test_deepres_models_filters_on_the_command_line(capsys):
+    from deepres.cli import main
+
+    assert main(["models", "resnet5*", "*wide*", "--json"]) == 0
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)]
+    assert names == ["resnet50", "wide_resnet50_2", "wide_resnet101_2", "resnet56"]
+    assert main(["models", "resnet2*", "--pretrained", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["tags"]) for r in rows] == [("resnet20", ["cifar10", "cifar10-medium"])]
+    assert main(["models", "nothing*"]) == 2
+    assert "no model matches nothing*" in capsys.readouterr().err

@@ -21,4 +21,9 @@ __getattr__, __dir__, __all__ = exports(__name__, {
     "FolderDataset": ".loaders",
     "Splits": ".sources",
     "sample_root": ".sources",
+    # timm's names (timm.data.*), so that timm code runs with `timm.` replaced by `deepres.`
+    "create_transform": ".usertransform",
+    "data_config": ".usertransform",
+    "resolve_data_config": ".usertransform",
+    "resolve_model_data_config": ".usertransform",
 })

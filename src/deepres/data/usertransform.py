@@ -31,13 +31,54 @@ def data_config(model: Any) -> dict[str, Any]:
     if not isinstance(spec, InputSpec):
         raise ValueError(f"{type(model).__name__} has no input specification; pass a deepres "
                          "model, a Predictor or an InputSpec")
-    return {"input_size": (3, spec.input_size, spec.input_size),
-            "interpolation": spec.interpolation,
-            "mean": tuple(spec.channel_mean.tolist()),
-            "std": tuple(spec.std.tolist()) if spec.std is not None else (1.0, 1.0, 1.0),
-            "crop_pct": spec.input_size / spec.test_resize, "crop_mode": "center",
-            "test_resize": spec.test_resize, "per_pixel_mean": spec.per_pixel,
-            "input_spec": spec}
+    args = getattr(getattr(model, "card", None), "args", None)
+    return spec.data_config(args.in_chans if args is not None else 3)
+
+
+# timm's data-config keys that an ``args`` dict may override (``img_size``: a side)
+_OVERRIDES = ("input_size", "img_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+_OURS = ("test_resize", "per_pixel_mean", "input_spec")  # what timm's keys cannot hold
+
+
+def resolve_data_config(args: dict[str, Any] | None = None, pretrained_cfg: Any = None,
+                        model: Any = None, use_test_size: bool = False, verbose: bool = False,
+                        default_cfg: Any = None) -> dict[str, Any]:
+    """timm's ``resolve_data_config``: the data config of ``model`` (or of a
+    ``pretrained_cfg``), with the non-None values of ``args`` put over it. A config whose
+    mean, std, size or crop an override changes no longer carries the model's
+    ``input_spec`` (its per-pixel mean becomes the channel means). ``use_test_size`` changes
+    nothing (deepres models test at their training size); ``verbose`` prints the result."""
+    source = model if model is not None else (pretrained_cfg or default_cfg)
+    if source is None:
+        raise ValueError("resolve_data_config needs model= (a deepres model or Predictor) or "
+                         "pretrained_cfg=")
+    if isinstance(source, dict):
+        cfg = {k: v for k, v in source.items() if k in (*_OVERRIDES, *_OURS)}
+    else:
+        cfg = data_config(source)
+    changed = {k: v for k, v in (args or {}).items() if k in _OVERRIDES and v is not None}
+    if "img_size" in changed:
+        side = changed.pop("img_size")
+        side = side[-1] if isinstance(side, list | tuple) else side
+        changed.setdefault("input_size", (cfg.get("input_size", (3,))[0], int(side), int(side)))
+    for key, value in changed.items():
+        value = tuple(value) if isinstance(value, list) else value
+        if cfg.get(key) != value:
+            cfg[key] = value
+            if key not in ("interpolation", "crop_mode"):
+                cfg.pop("input_spec", None)
+                cfg.pop("test_resize", None)
+                cfg["per_pixel_mean"] = False
+    if verbose:
+        print("data config:", {k: v for k, v in cfg.items() if k != "input_spec"})
+    return cfg
+
+
+def resolve_model_data_config(model: Any, args: dict[str, Any] | None = None,
+                              pretrained_cfg: Any = None, use_test_size: bool = False,
+                              verbose: bool = False) -> dict[str, Any]:
+    """timm's ``resolve_model_data_config``: :func:`resolve_data_config` for ``model``."""
+    return resolve_data_config(args, pretrained_cfg, model, use_test_size, verbose)
 
 
 def _spec_of(config: dict[str, Any]) -> InputSpec:
@@ -105,11 +146,32 @@ class _Normalize(nn.Module):
         return self.spec.normalize(img[None])[0]
 
 
-def create_transform(config: dict[str, Any], training: bool = False) -> nn.Module:
-    """The transform of one image into the model's input (see the module's docstring)."""
+def create_transform(config: Any = None, training: bool = False, *,
+                     is_training: bool | None = None, **keys: Any) -> nn.Module:
+    """The transform of one image into the model's input (see the module's docstring).
+
+    ``config`` is a data config (:func:`data_config`, :func:`resolve_data_config`); timm's
+    forms work too: ``create_transform(**config)``, or ``create_transform(input_size, ...)``,
+    with ``is_training`` for ``training``. timm's augmentation options (``auto_augment``,
+    ``re_prob``, ...) are refused: deepres trains with the paper's augmentation."""
     from torchvision.transforms import v2
 
-    spec = _spec_of(config)
+    if isinstance(config, dict):
+        keys = {**config, **keys}
+    elif config is not None:  # timm's first positional argument: input_size
+        keys = {**keys, "input_size": config}
+    unknown = sorted(k for k in keys if k not in (*_OVERRIDES, *_OURS))
+    if unknown:
+        raise ValueError(f"create_transform does not take {', '.join(unknown)}: deepres "
+                         "applies the paper's augmentation (training=True) or its test view; "
+                         "give a data config's keys")
+    if keys.get("crop_mode", "center") != "center":
+        raise ValueError(f"crop_mode {keys['crop_mode']!r}: deepres's test view is a centre "
+                         "crop ('center')")
+    if isinstance(keys.get("input_size"), int):
+        keys["input_size"] = (3, keys["input_size"], keys["input_size"])
+    training = training if is_training is None else is_training
+    spec = _spec_of(keys)
     if not training:
         steps: list[nn.Module] = [_ToUint8(), _TestView(spec)]
     elif spec.input_size <= 64:  # CIFAR-sized: §4.2's pad-4 crops and flips

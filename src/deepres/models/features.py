@@ -5,24 +5,14 @@ paper's §4.3 detection work uses ResNet stages this way)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from .resnet import FeatureInfo, ResNet
+from .resnet import FeatureInfo, FeatureInfoList, ResNet
 
-
-class FeatureInfoList(list):
-    """The maps a :class:`FeatureMaps` returns, in order, as timm's ``feature_info`` answers."""
-
-    def channels(self) -> list[int]:
-        return [f.channels for f in self]
-
-    def reduction(self) -> list[int]:
-        return [f.stride for f in self]
-
-    def module_name(self) -> list[str]:
-        return [f.name for f in self]
+__all__ = ["FeatureInfoList", "FeatureMaps"]
 
 
 class FeatureMaps(nn.Module):
@@ -36,8 +26,8 @@ class FeatureMaps(nn.Module):
         imagenet = model.stem_kind == "imagenet"
         stem = model.feature_info[0]
         # the stem's activation comes before max pooling: half the stride after it
-        maps = [FeatureInfo("act1", stem.channels, stem.stride // 2 if imagenet else 1),
-                *model.feature_info[1:]]
+        maps = [FeatureInfo("act1", stem.channels, stem.stride // 2 if imagenet else 1, 0),
+                *(replace(f, index=i) for i, f in enumerate(model.feature_info[1:], 1))]
         n = len(maps)
         indices = tuple(range(n)) if out_indices is None else tuple(out_indices)
         bad = [i for i in indices if not isinstance(i, int) or not -n <= i < n]
@@ -54,6 +44,7 @@ class FeatureMaps(nn.Module):
             self.add_module(name, getattr(model, name))
         self.feature_info = FeatureInfoList(maps[i] for i in self.out_indices)
         self.input_spec = getattr(model, "input_spec", None)
+        self.pretrained_cfg = self.default_cfg = model.pretrained_cfg  # timm's, as built
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = self.relu(self.bn1(self.conv1(x)))

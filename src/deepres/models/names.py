@@ -4,7 +4,7 @@ specification each family expects by default. Nothing here builds a model."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..inputspec import CIFAR, IMAGENET, InputSpec
@@ -170,21 +170,31 @@ def default_input_spec(name: str) -> InputSpec:
         return IMAGENET
 
 
-def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
-    """The registered model names, family by family (ImageNet first, then CIFAR); those
-    matching ``pattern`` (shell-style, as timm's: ``"resnet*"``, ``"*wide*"``), and with
-    ``pretrained=True`` only those with published weights (deepres's own, ``deepres:NAME``,
-    or torchvision's), which ``create_model(name, pretrained=True)`` loads."""
+def list_models(filter: str | Sequence[str] | None = None, pretrained: bool = False,
+                exclude_filters: str | Sequence[str] | None = None) -> list[str]:
+    """The registered model names, family by family (ImageNet first, then CIFAR), as timm's
+    ``list_models``: those matching ``filter`` (a shell-style pattern such as ``"resnet*"``,
+    or a list of them: any may match) and none of ``exclude_filters``. With
+    ``pretrained=True``, each published weights of a name as ``NAME.TAG`` (deepres's own,
+    ``resnet20.cifar10``, then torchvision's, ``resnet50.tv_in1k``), which
+    ``create_model(NAME.TAG, pretrained=True)`` loads; a pattern with a dot matches those."""
     import fnmatch
 
+    def patterns(p: str | Sequence[str] | None) -> list[str]:
+        return [] if not p else [p] if isinstance(p, str) else list(p)
+
+    def matches(n: str, pats: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(n, p) for p in pats)
+
+    include, exclude = patterns(filter), patterns(exclude_filters)
     names = [n for family in FAMILIES for n in family.listed]
-    if pattern is not None:
-        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     if pretrained:
-        from torchvision.models import list_models as torchvision_models
+        from .published import pretrained_tags
 
-        from .published import published
-
-        have = {p.name for p in published()} | set(torchvision_models())
-        names = [n for n in names if n in have]
-    return names
+        names = [f"{n}.{tag}" for n in names for tag in pretrained_tags(n)]
+        # a pattern without a tag ("resnet5*") selects by the name, as timm's does
+        include = [p if "." in p else p + ".*" for p in include]
+        exclude = [p if "." in p else p + ".*" for p in exclude]
+    if include:
+        names = [n for n in names if matches(n, include)]
+    return [n for n in names if not matches(n, exclude)]

@@ -98,3 +98,28 @@ def _checked(file: str, sha256: str) -> Path:
         raise WeightsError(f"{path}: sha256 {digest} is not the published {sha256}; the file "
                            "is damaged or was changed: reinstall deepres")
     return path
+
+
+def _torchvision_tag(member: str) -> str:
+    """timm's tag for a torchvision weights member: ``IMAGENET1K_V1`` -> ``tv_in1k``,
+    ``IMAGENET1K_V2`` -> ``tv2_in1k``; others ``tv_`` and the member in lower case."""
+    head, _, version = member.partition("_V")
+    if head == "IMAGENET1K" and version.isdigit():
+        return f"tv{version if version != '1' else ''}_in1k"
+    return "tv_" + member.lower()
+
+
+def pretrained_tags(name: str) -> dict[str, str]:
+    """Every published weights of model ``name`` as ``{tag: source}``: deepres's own
+    (``deepres:NAME.TAG``, its default first), then torchvision's (``torchvision:NAME.MEMBER``,
+    tagged as timm tags them). ``NAME.TAG`` is what ``create_model`` and ``list_models(...,
+    pretrained=True)`` call them."""
+    tags = {p.tag: p.source for p in weights_for(name)}
+    try:
+        from torchvision.models import get_model_weights, list_models
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        return tags
+    if name in list_models():
+        for member in get_model_weights(name):  # aliases (DEFAULT) are not iterated
+            tags.setdefault(_torchvision_tag(member.name), f"torchvision:{name}.{member.name}")
+    return tags

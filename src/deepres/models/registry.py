@@ -17,7 +17,7 @@ from torch import nn
 from .blocks import BasicBlock, Bottleneck, PlainBasicBlock, PlainBottleneck
 from .card import ModelCard
 from .description import ModelArgs
-from .names import CIFAR_WIDTHS, DEFAULT_INPUT_SPEC, IMAGENET_WIDTHS
+from .names import CIFAR_WIDTHS, DEFAULT_INPUT_SPEC, IMAGENET_WIDTHS, resolve
 from .preact import PreActBasicBlock, PreActBottleneck
 from .resnet import ResNet
 
@@ -56,6 +56,9 @@ def create_model(
             the feature maps at ``out_indices`` as a list (0: the stem's activation, 1..: the
             stages' outputs; default all), described by its ``feature_info``.
     """
+    tag = None
+    if isinstance(name, str) and "." in name:  # timm's NAME.TAG: published weights by tag
+        name, tag, pretrained = _tagged(name, pretrained)
     args = _described(name, options)
     if args.num_classes is None and isinstance(pretrained, str):
         # Weights with a classifier of their own size (a 3-class fine-tune) keep it, with their
@@ -64,6 +67,8 @@ def create_model(
     model = build(args.settled())
     if pretrained:
         _load_pretrained(model, args.name, pretrained)
+        if tag is not None:
+            model.card = replace(model.card, tag=tag)
     if model.model_args.num_classes == 0:
         model.reset_classifier(0)
     if features_only:
@@ -73,6 +78,25 @@ def create_model(
     if out_indices is not None:
         raise ValueError("out_indices selects feature maps; it needs features_only=True")
     return model
+
+
+def _tagged(name: str, pretrained: bool | str) -> tuple[str, str, bool | str]:
+    """``NAME.TAG`` as (name, tag, what to load): with ``pretrained=True`` the weights so
+    tagged (models/published.py ``pretrained_tags``); an unknown tag is an error listing the
+    name's tags."""
+    from .published import pretrained_tags
+
+    base, _, tag = name.partition(".")
+    resolve(base)  # an unknown name is named as such, with suggestions
+    tags = pretrained_tags(base)
+    if tag not in tags:
+        known = ", ".join(f"{base}.{t}" for t in tags) or "none"
+        raise ValueError(f"{name}: no published weights tagged {tag!r} for {base}; published: "
+                         f"{known} (deepres.list_models({base!r}, pretrained=True))")
+    if isinstance(pretrained, str) and pretrained:
+        raise ValueError(f"create_model({name!r}, pretrained={pretrained!r}): give the weights "
+                         "by the tag or by pretrained=SOURCE, not both")
+    return base, tag, tags[tag] if pretrained else False
 
 
 def _described(name: str | ModelArgs, options: dict[str, Any]) -> ModelArgs:

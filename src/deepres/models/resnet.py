@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +18,50 @@ if TYPE_CHECKING:
     from .description import ModelArgs
 
 
+# timm's keys for a feature map -> the FeatureInfo field that answers them
+_TIMM_KEYS = {"module": "name", "num_chs": "channels", "reduction": "stride", "index": "index"}
+
+
 @dataclass(frozen=True)
-class FeatureInfo:
-    """One backbone output: its name, channels and stride relative to the input."""
+class FeatureInfo(Mapping):
+    """One backbone output: its name, channels and stride relative to the input; also read as
+    timm's dict (``info["num_chs"]``, ``["reduction"]``, ``["module"]``, and ``["index"]`` of
+    the maps a ``features_only`` model returns)."""
 
     name: str
     channels: int
     stride: int
+    index: int | None = None  # its place among all the maps (features_only), else None
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _TIMM_KEYS or (key == "index" and self.index is None):
+            raise KeyError(key)
+        return getattr(self, _TIMM_KEYS[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in _TIMM_KEYS if k != "index" or self.index is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+
+class FeatureInfoList(list):
+    """A network's feature maps in order, as timm's ``feature_info`` answers:
+    ``channels()``, ``reduction()``, ``module_name()``, ``get_dicts()``; each entry is a
+    :class:`FeatureInfo` (also readable as timm's dict)."""
+
+    def channels(self) -> list[int]:
+        return [f.channels for f in self]
+
+    def reduction(self) -> list[int]:
+        return [f.stride for f in self]
+
+    def module_name(self) -> list[str]:
+        return [f.name for f in self]
+
+    def get_dicts(self) -> list[dict[str, Any]]:
+        return [dict(f) for f in self]
 
 
 class ResNet(nn.Module):
@@ -78,7 +115,7 @@ class ResNet(nn.Module):
         self.block_options = ({"dropout": dropout} if self.preact else {"avg_down": resnet_d})
         stem_stride = 4 if imagenet else 1
 
-        self.feature_info: list[FeatureInfo] = [FeatureInfo("stem", self.inplanes, stem_stride)]
+        self.feature_info = FeatureInfoList([FeatureInfo("stem", self.inplanes, stem_stride)])
         stride = stem_stride
         self.stage_names: list[str] = []
         for i, (count, width) in enumerate(zip(layers, widths, strict=True)):
@@ -243,6 +280,30 @@ class ResNet(nn.Module):
     @class_names.setter
     def class_names(self, names: Sequence[str] | None) -> None:
         self._card = self.card.with_classes(names)
+
+    @property
+    def num_classes(self) -> int:
+        """The classifier's outputs (0 once :meth:`reset_classifier` removed it), as timm's."""
+        return self.fc.out_features if isinstance(self.fc, nn.Linear) else 0
+
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """timm's description of a model and its weights, from :attr:`card`: ``architecture``
+        and ``tag`` (``name.tag`` is what ``create_model(..., pretrained=True)`` loads),
+        ``num_classes`` (this model's classifier: timm's gives the published weights' own,
+        1000 under a new head), ``first_conv``, ``classifier`` and the data config's keys
+        (:meth:`~deepres.inputspec.InputSpec.data_config`), so that timm's own
+        ``resolve_data_config(model=...)`` reads it too. A fresh dict each time."""
+        card = self.card
+        in_chans = card.args.in_chans if card.args is not None else 3
+        cfg: dict[str, Any] = {"architecture": card.name, "tag": card.tag,
+                               "origin": card.origin or None, "num_classes": self.num_classes,
+                               "first_conv": "conv1", "classifier": "fc"}
+        if card.input_spec is not None:
+            cfg.update(card.input_spec.data_config(in_chans))
+        return cfg
+
+    default_cfg = pretrained_cfg  # timm's older name
 
     @property
     def model_name(self) -> str:
