@@ -121,3 +121,65 @@ def scan_bomb_jpeg(side, repeats):
     data = buf.getvalue()
     last_scan = data[data.rfind(b"\xff\xda"):-2]  # header and entropy data, before EOI
     return data[:-2] + last_scan * repeats + b"\xff\xd9"
+
+
+class CountingProxy:
+    """An HTTP proxy in front of a server (a local S3), counting the response bytes of each
+    GET by path: what a client fetched, seen on the wire rather than by our own code. Use as a
+    context manager; ``url`` is the endpoint to give the client."""
+
+    HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te",
+           "trailer", "upgrade"}
+
+    def __init__(self, target_port):
+        import http.client
+        import threading
+        from collections import Counter
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.fetched = Counter()
+        lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_):
+                pass
+
+            def _forward(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in proxy.HOP}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if self.command == "GET":
+                    with lock:
+                        proxy.fetched[self.path.split("?")[0]] += len(data)
+                self.send_response(resp.status)
+                head = self.command == "HEAD"  # its Content-Length is the object's size
+                for k, v in resp.getheaders():
+                    if k.lower() not in proxy.HOP and (head or k.lower() != "content-length"):
+                        self.send_header(k, v)
+                if not head:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.server.shutdown()
+        self.server.server_close()

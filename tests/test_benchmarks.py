@@ -154,3 +154,18 @@ def test_akamaster_runner_resumes_exactly_where_it_stopped(tmp_path):
         assert torch.equal(v, b["state_dict"][k]), k
     assert not torch.equal(a["state_dict"]["module.conv1.weight"],
                            after_one["state_dict"]["module.conv1.weight"]), "no training"
+
+
+def test_the_int8_accuracy_check_fails_loudly_below_its_thresholds(monkeypatch):
+    """benchmarks/engines.py --accuracy: int8 that disagrees with fp32, or loses accuracy, or
+    gives NaN, is a failure line (and exit 1), not a table row read past."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    engines = pytest.importorskip("engines")
+    good = engines.int8_failures("resnet20", {"fp32": 12.3, "ort": 12.4, "ov": 12.2},
+                                 {"fp32": 100.0, "ort": 99.0, "ov": 98.9})
+    assert good == []
+    bad = engines.int8_failures("resnet20", {"fp32": 12.3, "ort": 13.0, "ov": float("nan")},
+                                {"fp32": 100.0, "ort": 97.5, "ov": float("nan")})
+    assert len(bad) == 4
+    assert "97.50% of the test images, below 98.0%" in bad[0]
+    assert "+0.70 points" in bad[1]

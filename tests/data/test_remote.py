@@ -194,3 +194,44 @@ def test_data_shard_writes_to_the_store_never_a_local_s3_folder(s3, tiny_data, t
                             "s3://bucket/made/"], env=env, capture_output=True, text=True,
                            timeout=300)
     assert again.returncode == 2 and "holds files already" in again.stderr
+
+
+def test_eval_reads_only_the_split_it_evaluates(s3, tmp_path):
+    """Counted on the wire (a proxy before the local S3 server): eval of the test split fetches
+    the test shards and never a byte of a training shard; int8 calibration, which names the
+    training split, fetches no test shard."""
+    from deepres.data import resolve
+    from deepres.data.shards import write_shards
+    from helpers import CountingProxy, make_weights
+
+    fs, env = s3
+    folder = make_large_folder(tmp_path / "big", 12, 4, seed=5)
+    write_shards(resolve(str(folder)).indexes(), tmp_path / "shards", 8)
+    fs.put(str(tmp_path / "shards") + "/", "bucket/shards/", recursive=True)
+    weights = make_weights(tmp_path / "w.safetensors", classes=("c0", "c1"), size=72)
+    port = int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+    with CountingProxy(port) as proxy:
+        proxied = {**env, "AWS_ENDPOINT_URL": proxy.url, "DEEPRES_CACHE": str(tmp_path / "c")}
+        done = subprocess.run([sys.executable, "-m", "deepres", "eval", "--weights",
+                               str(weights), "--data", "s3://bucket/shards/", "--json",
+                               "--precision", "fp32"], env=proxied, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout)["images"] == 8
+        fetched = dict(proxy.fetched)
+        train = {k: v for k, v in fetched.items() if "/train-" in k}
+        test = {k: v for k, v in fetched.items() if "/test-" in k}
+        assert test and sum(test.values()) > 0, fetched
+        assert train == {}, f"eval fetched training shards: {train}"
+
+        proxy.fetched.clear()
+        from deepres.loaded import load_predictor
+        from deepres.loaded.calibration import calibration_batches
+
+        os.environ.update({"AWS_ENDPOINT_URL": proxy.url,
+                           "DEEPRES_CACHE": str(tmp_path / "c2")})
+        batches = calibration_batches(load_predictor(str(weights), precision="fp32"),
+                                      "s3://bucket/shards/", images=16, batch_size=8)
+        assert sum(len(b) for b in batches) == 16
+        assert any("/train-" in k for k in proxy.fetched)
+        assert not any("/test-" in k for k in proxy.fetched), dict(proxy.fetched)

@@ -108,3 +108,27 @@ def test_folder_of_large_images_ten_crop_and_multiscale(tmp_path):
     ten = run_eval([str(w)], str(tmp_path / "big"), crops=10)
     ms = run_eval([str(w)], str(tmp_path / "big"), scales=[224, 256])
     assert one["images"] == ten["images"] == ms["images"] == 4
+
+
+def test_eval_decodes_only_the_split_it_evaluates(tiny, weights_file, monkeypatch):
+    """A plain folder: eval of test/ decodes test/ only (the training split was decoded first,
+    5,000 images on the sample); --split train decodes train/ only."""
+    from deepres.data import sources
+
+    decoded = []
+    real = sources.load_cached_arrays
+
+    def spy(index, *a, **k):
+        decoded.append(str(index.root))
+        return real(index, *a, **k)
+
+    monkeypatch.setattr(sources, "load_cached_arrays", spy)
+    r = run_eval([str(weights_file)], str(tiny), precision="fp32")
+    assert r["images"] == 24
+    assert decoded == [str(tiny / "test")]
+    decoded.clear()
+    assert run_eval([str(weights_file)], str(tiny), split="train", precision="fp32")[
+        "images"] == 96
+    assert decoded == [str(tiny / "train")]
+    with pytest.raises(DatasetError, match="has no val split"):
+        load_data(str(tiny), splits=("val",))

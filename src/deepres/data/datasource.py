@@ -10,7 +10,7 @@ takes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,24 +45,47 @@ class DataSource:
     def path(self) -> Path:
         return self.paths[0]
 
-    def indexes(self) -> dict[str, FolderIndex] | None:
-        """Every split's images, or None where the data is CIFAR's own batches."""
-        return READERS[self.kind].indexes(self)
+    def indexes(self, splits: Collection[str] | None = None) -> dict[str, FolderIndex] | None:
+        """Every split's images (or those of ``splits``, where the format can leave the others
+        unread: shards), or None where the data is CIFAR's own batches."""
+        return READERS[self.kind].indexes(self, splits)
 
-    def load(self) -> Splits:
+    def load(self, splits: Collection[str] | None = None) -> Splits:
+        """The splits, decoded or indexed for streaming; with ``splits`` (``("test",)``) only
+        those are read and decoded (``test`` falls back on ``val`` as always), so that eval
+        never reads or downloads the training images. The others are then None."""
         reader = READERS[self.kind]
         if reader.load is not None:
-            return reader.load(self)
-        return load_indexes(reader.indexes(self), self.name)
+            return reader.load(self, splits)
+        return load_indexes(_wanted(reader.indexes(self, splits), splits, self.name),
+                            self.name)
+
+
+def _wanted(indexes: dict[str, FolderIndex], splits: Collection[str] | None, name: str
+            ) -> dict[str, FolderIndex]:
+    """``indexes`` restricted to ``splits`` (None: all), ``val`` kept for a ``test`` that the
+    data lacks; none of them is a DatasetError naming the splits there are."""
+    if splits is None:
+        return indexes
+    want = set(splits) | ({"val"} if "test" in splits and "test" not in indexes else set())
+    kept = {s: idx for s, idx in indexes.items() if s in want}
+    if not kept:
+        raise DatasetError(f"{safe(name)}: has no {' or '.join(sorted(splits))} split; it has "
+                           f"{', '.join(indexes) or 'no splits'} (a split without labels is "
+                           "left out)")
+    return kept
 
 
 @dataclass(frozen=True)
 class Reader:
-    indexes: Callable[[DataSource], dict[str, FolderIndex] | None]
-    load: Callable[[DataSource], Splits] | None = None  # default: load_indexes(indexes)
+    # (source, the splits wanted or None) -> indexes; a reader may return more than asked
+    indexes: Callable[[DataSource, Collection[str] | None], dict[str, FolderIndex] | None]
+    # default: load_indexes of the wanted indexes
+    load: Callable[[DataSource, Collection[str] | None], Splits] | None = None
 
 
-def _tar_indexes(src: DataSource) -> dict[str, FolderIndex]:
+def _tar_indexes(src: DataSource, _splits: Collection[str] | None = None
+                 ) -> dict[str, FolderIndex]:
     table = member_table(src.path, cache_dir())
     names = table.names_list()
     for name in names:  # refused as extraction refuses them, though nothing is written here
@@ -72,13 +95,18 @@ def _tar_indexes(src: DataSource) -> dict[str, FolderIndex]:
     return index_members(os.fspath(src.path), table, names)
 
 
+# Folders, tars and HF datasets list every split (a listing, or one table: cheap) and decode
+# only the wanted ones; shards index only the wanted splits' shards (each indexed shard is
+# read through, a download from a store); CIFAR reads only the wanted batch files.
 READERS: dict[str, Reader] = {
-    "folder": Reader(lambda s: scan_dataset(s.path)),  # an image folder
+    "folder": Reader(lambda s, _: scan_dataset(s.path)),  # an image folder
     "tar": Reader(_tar_indexes),  # a tar of an image folder, read in place
-    "shards": Reader(lambda s: shard_indexes([str(p) for p in s.paths], cache_dir())),
-    "hf": Reader(lambda s: hf_indexes(s.spec if s.spec.startswith("hf:") else f"hf:{s.path}",
-                                      cache_dir())),  # a Hugging Face dataset, local files
-    "cifar": Reader(lambda s: None, lambda s: sources.cifar_splits(s.path, s.name)),
+    "shards": Reader(lambda s, splits: shard_indexes([str(p) for p in s.paths], cache_dir(),
+                                                     splits)),
+    "hf": Reader(lambda s, _: hf_indexes(s.spec if s.spec.startswith("hf:")
+                                         else f"hf:{s.path}", cache_dir())),  # local files
+    "cifar": Reader(lambda s, _: None,
+                    lambda s, splits: sources.cifar_splits(s.path, s.name, splits)),
 }
 
 
@@ -138,6 +166,8 @@ def resolve(spec: str, root: str | os.PathLike[str] | None = None) -> DataSource
     return DataSource("folder", spec, path.name, (path,))
 
 
-def load_data(spec: str, root: str | os.PathLike[str] | None = None) -> Splits:
-    """Resolve ``--data`` and load its splits (see :func:`resolve`)."""
-    return resolve(spec, root).load()
+def load_data(spec: str, root: str | os.PathLike[str] | None = None,
+              splits: Collection[str] | None = None) -> Splits:
+    """Resolve ``--data`` and load its splits (see :func:`resolve`); only ``splits`` where
+    given (:meth:`DataSource.load`)."""
+    return resolve(spec, root).load(splits)

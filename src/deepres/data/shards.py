@@ -23,7 +23,7 @@ import os
 import random
 import re
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from ..runtime.files import atomic_write, atomic_write_text
@@ -163,8 +163,21 @@ def _header_size(tf: tarfile.TarFile, info: tarfile.TarInfo) -> tuple[int, int]:
         return 0, 0
 
 
-def shard_indexes(shards: list[str], cache: Path) -> dict[str, FolderIndex]:
-    """Each split's samples, read from the shards' headers (cached per shard)."""
+def shard_indexes(shards: list[str], cache: Path, splits: Collection[str] | None = None
+                  ) -> dict[str, FolderIndex]:
+    """Each split's samples, read from the shards' headers (cached per shard); with
+    ``splits``, only the shards of those splits are read (a ``test`` the shards lack is
+    their ``val``, as always). Without ``classes.json`` the class count is then the highest
+    label of the shards read."""
+    if splits is not None:
+        named = {_split_of(s) for s in shards}  # from the names: nothing is read
+        want = set(splits) | ({"val"} if "test" in splits and "test" not in named else set())
+        chosen = [s for s in shards if _split_of(s) in want]
+        if not chosen:
+            raise DatasetError(f"{safe(remote.parent(shards[0]))}: no shard of the "
+                               f"{' or '.join(sorted(splits))} split (shards are named "
+                               "SPLIT-NNNNNN.tar or lie in a SPLIT/ folder)")
+        shards = chosen
     parts: dict[str, list[MemberRows]] = {}
     for shard in progress(shards, "indexing shards", unit="shard"):
         rows = cached_index(shard, "wds", _shard_samples, cache)

@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +30,7 @@ from ..runtime.files import (
     is_out_of_space,
     out_of_space,
 )
+from ..runtime.terminal import safe
 from .cifar import ArrayDataset, read_cifar, safe_extract
 from .folder import DatasetError, FolderIndex, scan_dataset
 from .images import BadImageError, decode_image, image_size, refused_images
@@ -356,6 +357,12 @@ def is_cifar_folder(path: Path) -> bool:
         "batches.meta", "batches.meta.txt", "fine_label_names.txt")) or (path / "meta").is_file()
 
 
-def cifar_splits(path: Path, name: str) -> Splits:
-    train, test = read_cifar(path, "train"), read_cifar(path, "test")
-    return Splits(name, train.classes, train, test, layout="held in memory: CIFAR batches")
+def cifar_splits(path: Path, name: str, splits: Collection[str] | None = None) -> Splits:
+    """CIFAR's own batches: the training and test files (only those of ``splits``, given)."""
+    train = read_cifar(path, "train") if splits is None or "train" in splits else None
+    test = read_cifar(path, "test") if splits is None or {"test", "val"} & set(splits) else None
+    if train is None and test is None:
+        raise DatasetError(f"{safe(name)}: CIFAR has a train and a test split, not "
+                           f"{', '.join(sorted(splits or ()))}")
+    classes = (train or test).classes  # type: ignore[union-attr]
+    return Splits(name, classes, train, test, layout="held in memory: CIFAR batches")

@@ -61,7 +61,7 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
                                 any_size=bool(scales)) for w in weights]
         if engine == "auto" and ctx.is_main:
             print(preds[0].describe_engine(), file=sys.stderr, flush=True)
-        splits = load_data(data)
+        splits = load_data(data, splits=(split,))  # never reads the other splits
         ds = splits.split(split)
         _check_classes(preds, splits.classes, weights)
         # An ensemble's members are fed the first one's preprocessing.

@@ -106,7 +106,7 @@ def _layer_responses(m: Measured) -> dict[str, Any]:
         p = load_predictor(str(weights))
         data = run.config.data.data
         if data not in images:
-            test = load_data(data).test
+            test = load_data(data, splits=("test",)).test
             images[data] = torch.from_numpy(
                 test.images[:LAYER_RESPONSE_IMAGES]).permute(0, 3, 1, 2)
         x = images[data]

@@ -18,7 +18,7 @@ def calibration_batches(p: Predictor, data: str, images: int = 512, batch_size: 
     as the predictor's input specification says: model input, for int8 calibration and
     precise BN (``pixels``: the test view as floats in [0, 1], before mean subtraction: the
     input of an exported file)."""
-    splits = load_data(data)
+    splits = load_data(data, splits=("train",))  # what it names, no more
     ds = splits.split("train")
     if splits.bad:  # left out of the arrays; said, so the user knows which and why
         first = splits.bad[0]
