@@ -2,6 +2,7 @@
 
 import errno
 import json
+import os
 
 import pytest
 import torch
@@ -164,22 +165,35 @@ def test_early_stop_without_a_validation_split_is_refused(tiny_data, tmp_path):
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-@pytest.mark.parametrize("store", ["folder", "sqlite"])
+@pytest.mark.parametrize("store", ["folder", "sqlite", "environment"])
 def test_an_mlflow_run_is_logged_and_readable(tiny_data, tmp_path, monkeypatch, store):
     """Both stores the README names, its sqlite URI exactly as written (issue 42: the
-    [mlflow] extra's mlflow-skinny refused it until the extra named sqlalchemy and alembic)."""
+    [mlflow] extra's mlflow-skinny refused it until the extra named sqlalchemy and alembic);
+    and the store given as MLflow clients take it, $MLFLOW_TRACKING_URI, with --experiment
+    (it once went to ./mlruns whatever the variable said)."""
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's folder store, offline
     pytest.importorskip("pandas")  # mlflow.search_runs returns a DataFrame
     import subprocess
     import sys
 
-    uri = f"file:{tmp_path / 'mlruns'}" if store == "folder" else "sqlite:///mlflow.db"
+    # (the relative sqlite URI is the README's; the environment's is absolute, as MLflow's
+    # client in this process caches a store by its URI)
+    uri = {"folder": f"file:{tmp_path / 'mlruns'}", "sqlite": "sqlite:///mlflow.db",
+           "environment": f"sqlite:///{tmp_path / 'team.db'}"}[store]
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "deepres", "train", "--model", "resnet8", "--data",
            str(tiny_data), "--epochs", "2", "--batch-size", "16", "--log-every", "2",
-           "--run-dir", str(run), "--tracker", "mlflow", "--tracking-uri", uri]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+           "--run-dir", str(run), "--tracker", "mlflow"]
+    env = dict(os.environ)
+    if store == "environment":
+        env["MLFLOW_TRACKING_URI"] = uri
+        cmd += ["--experiment", "sweep-1"]
+    else:
+        env.pop("MLFLOW_TRACKING_URI", None)
+        cmd += ["--tracking-uri", uri]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout[done.stdout.index("{"):])
     monkeypatch.chdir(tmp_path)
@@ -187,6 +201,8 @@ def test_an_mlflow_run_is_logged_and_readable(tiny_data, tmp_path, monkeypatch, 
     runs = mlflow.search_runs(search_all_experiments=True)
     assert len(runs) == 1
     row = runs.iloc[0]
+    if store == "environment":
+        assert mlflow.get_experiment(row["experiment_id"]).name == "sweep-1"
     assert row["params.model.name"] == "resnet8" and row["params.optim.batch_size"] == "16"
     assert row["metrics.final_test_error"] == pytest.approx(summary["test_error"])
     client = mlflow.tracking.MlflowClient()

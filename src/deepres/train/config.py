@@ -190,8 +190,12 @@ class RunConfig:
     tracker: str | None = option(None, choices=("mlflow",), help="also log to this tracker: "
                                  "mlflow (params, per-step metrics, weights and curves)")
     tracking_uri: str | None = option(None, metavar="URI", help="with --tracker mlflow: where "
-                                      "(a folder, file:PATH, or http://host:port; default "
+                                      "(a folder, file:PATH, sqlite:///FILE or "
+                                      "http://host:port; default $MLFLOW_TRACKING_URI, else "
                                       "./mlruns)")
+    experiment: str | None = option(None, metavar="NAME", help="with --tracker mlflow: the "
+                                    "MLflow experiment, created if missing (default "
+                                    "$MLFLOW_EXPERIMENT_NAME, else MLflow's Default)")
 
 
 @dataclass(frozen=True)

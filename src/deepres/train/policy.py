@@ -12,7 +12,7 @@ from __future__ import annotations
 ALWAYS, AFTER_DIVERGENCE = "always", "after a divergence"
 RESUME_POLICY: dict[str, str] = {
     **dict.fromkeys(("device", "precision", "log_every", "checkpoint_every", "iterations",
-                     "epochs", "precise_bn", "tracker", "tracking_uri"), ALWAYS),
+                     "epochs", "precise_bn", "tracker", "tracking_uri", "experiment"), ALWAYS),
     **dict.fromkeys(("lr", "warmup_lr", "momentum", "weight_decay", "norm_weight_decay",
                      "nesterov", "label_smoothing", "gamma", "backbone_lr_factor",
                      "clip_grad_norm"),

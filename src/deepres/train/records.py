@@ -69,7 +69,8 @@ class Logger:
             if s.cfg.run.tracker == "mlflow":
                 from .tracking import MlflowTracker
 
-                self.tracker = MlflowTracker(s.run_dir, s.cfg.run.tracking_uri, s.cfg.to_dict())
+                self.tracker = MlflowTracker(s.run_dir, s.cfg.run.tracking_uri, s.cfg.to_dict(),
+                                             s.cfg.run.experiment)
 
     def record(self, row: dict[str, Any]) -> None:
         if not self.active:

@@ -30,23 +30,37 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 RETRY_AFTER_S = 60.0
 
 
+def tracking_uri(given: str | None, saved: str | None = None) -> str:
+    """Where MLflow runs go: ``--tracking-uri``, else where the run began (a resume), else
+    ``$MLFLOW_TRACKING_URI`` (as every MLflow client reads it), else ``./mlruns``."""
+    return given or saved or os.environ.get("MLFLOW_TRACKING_URI") or "./mlruns"
+
+
+def _use_store(mlflow: Any, uri: str) -> None:
+    if uri.startswith("file:") or "://" not in uri:  # a folder: MLflow's folder store
+        # MLflow 3 keeps the folder store in maintenance mode and refuses it unless asked
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(uri)
+
+
 class MlflowTracker:
-    def __init__(self, run_dir: Path, uri: str | None, config: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, uri: str | None, config: dict[str, Any],
+                 experiment: str | None = None) -> None:
         try:
             import mlflow
         except ImportError as exc:
             raise ValueError("--tracker mlflow needs the mlflow package: pip install "
-                             "mlflow-skinny (or mlflow)") from exc
+                             "'deepres[mlflow]' (or mlflow-skinny)") from exc
         self.mlflow, self.run_dir = mlflow, run_dir
         self.failures, self.down_since = 0, None  # calls that failed; when it went down
-        uri = uri or "./mlruns"
-        if uri.startswith("file:") or "://" not in uri:  # a folder: MLflow's folder store
-            # MLflow 3 keeps the folder store in maintenance mode and refuses it unless asked
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        mlflow.set_tracking_uri(uri)
         saved = run_dir / ID_FILE
-        run_id = json.loads(saved.read_text())["run_id"] if saved.exists() else None
+        info = json.loads(saved.read_text()) if saved.exists() else {}
+        run_id = info.get("run_id")
+        uri = tracking_uri(uri, info.get("tracking_uri"))
+        _use_store(mlflow, uri)
         try:
+            if run_id is None and experiment:  # a resumed run stays in its own experiment
+                mlflow.set_experiment(experiment)
             self.run = mlflow.start_run(run_id=run_id,
                                         run_name=None if run_id else run_dir.name)
         except mlflow.exceptions.MlflowException as exc:
@@ -55,6 +69,7 @@ class MlflowTracker:
         if run_id is None:
             mlflow.log_params(flatten(config))
             saved.write_text(json.dumps({"run_id": self.run.info.run_id,
+                                         "experiment_id": self.run.info.experiment_id,
                                          "tracking_uri": mlflow.get_tracking_uri()}) + "\n")
 
     def _call(self, what: str, fn: Callable[[], object]) -> None:
@@ -121,9 +136,7 @@ def log_artifact(run_dir: str | Path, path: str | Path) -> None:
     import mlflow
 
     info = json.loads(saved.read_text())
-    if info["tracking_uri"].startswith("file:") or "://" not in info["tracking_uri"]:
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    mlflow.set_tracking_uri(info["tracking_uri"])
+    _use_store(mlflow, info["tracking_uri"])
     try:
         with mlflow.start_run(run_id=info["run_id"]):
             mlflow.log_artifact(str(path))
