@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+CHANNELS = (1, 3)  # grayscale (luma) or RGB
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 MAX_SIZE = 4096  # an input side beyond this is not believed from a file
 METADATA_KEYS = ("input_size", "test_resize", "interpolation", "input_mean", "input_std")
 MEAN_KEY = METADATA_KEYS[3]  # named here: only this module and models/card.py spell the keys
@@ -73,6 +75,9 @@ class InputSpec:
     mean: torch.Tensor  # 3 per channel, or 3 x H x W per pixel
     std: torch.Tensor | None = None  # 3 per channel; None: mean subtraction only (the paper)
     interpolation: str = "bilinear"
+    # The model's input channels: 3 (RGB), or 1: the luma of the normalised RGB (ITU-R BT.601
+    # weights), for a grayscale network (`--in-chans 1`). Images are read as RGB either way.
+    channels: int = 3
 
     def __post_init__(self) -> None:
         # Plain values become CPU tensors even inside a `with torch.device(...)` block.
@@ -117,13 +122,15 @@ class InputSpec:
             norm += f", std ({', '.join(f'{v:.3f}' for v in self.std.tolist())})"
         size = (f"{self.input_size}x{self.input_size}" if self.test_resize == self.input_size
                 else f"{self.input_size} crops of the shorter side resized to {self.test_resize}")
-        return f"{norm}, {size}"
+        gray = ", grayscale (the luma of the normalised RGB)" if self.channels == 1 else ""
+        return f"{norm}, {size}{gray}"
 
-    def data_config(self, channels: int = 3) -> dict[str, Any]:
+    def data_config(self, channels: int | None = None) -> dict[str, Any]:
         """This specification in timm's data-config keys (``input_size``, ``interpolation``,
         ``mean``, ``std``, ``crop_pct``, ``crop_mode``), with what those cannot hold beside
         them: ``test_resize``, ``per_pixel_mean`` and the specification itself,
         ``input_spec`` (its per-pixel mean)."""
+        channels = channels or self.channels
         return {"input_size": (channels, self.input_size, self.input_size),
                 "interpolation": self.interpolation,
                 "mean": tuple(round(v, 6) for v in self.channel_mean.tolist()),  # float32 noise
@@ -141,10 +148,19 @@ class InputSpec:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 ``N x 3 x H x W`` to model input: the per-pixel mean where the sizes match,
-        else its channel means."""
+        else its channel means; one luma channel for a grayscale network."""
         if self.per_pixel and tuple(self.mean.shape[1:]) == tuple(x.shape[-2:]):
-            return normalize(x, self.mean, self.std)
-        return normalize(x, self.channel_mean, self.std)
+            return self.to_channels(normalize(x, self.mean, self.std))
+        return self.to_channels(normalize(x, self.channel_mean, self.std))
+
+    def to_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """A normalised RGB batch ``N x 3 x H x W`` as the model's channels: as it is, or its
+        luma ``N x 1 x H x W`` (linear, so the same as normalising the gray image by the luma
+        of the mean and std)."""
+        if self.channels == 3:
+            return x
+        return (x * torch.tensor(LUMA, dtype=x.dtype, device=x.device)[:, None, None]).sum(
+            -3, keepdim=True)
 
     def resize(self, img: torch.Tensor, size: int | None = None) -> torch.Tensor:
         """The shorter side to ``size`` (default the test resize), with this interpolation."""
@@ -166,6 +182,8 @@ class InputSpec:
                 "input_mean": json.dumps(self.mean.cpu().tolist())}
         if self.std is not None:
             meta["input_std"] = json.dumps(self.std.cpu().tolist())
+        if self.channels != 3:  # RGB files stay as they always were
+            meta["input_channels"] = json.dumps(self.channels)
         return meta
 
     def as_json(self) -> dict[str, Any]:
@@ -203,7 +221,11 @@ class InputSpec:
             raise InputSpecError(f"{where}: metadata field 'interpolation' must be one of "
                                  f"{', '.join(INTERPOLATIONS)}, not "
                                  f"{_shown(meta['interpolation'])}")
-        return cls(size, resize, mean, std, interp)
+        channels = _int_field(meta, "input_channels", where, 1, 3, 3)
+        if channels not in CHANNELS:
+            raise InputSpecError(f"{where}: metadata field 'input_channels' must be 1 "
+                                 f"(grayscale) or 3 (RGB), not {channels}")
+        return cls(size, resize, mean, std, interp, channels)
 
     def with_size(self, input_size: int, test_resize: int | None = None) -> InputSpec:
         return replace(self, input_size=input_size,
@@ -211,6 +233,8 @@ class InputSpec:
 
 
 def _problem(s: InputSpec) -> str | None:
+    if s.channels not in CHANNELS:
+        return f"channels must be 1 (grayscale) or 3 (RGB), not {s.channels!r}"
     if not (_is_int(s.input_size, 1, MAX_SIZE)
             and _is_int(s.test_resize, s.input_size, 2 * MAX_SIZE)):
         return (f"input size {s.input_size!r} and test resize {s.test_resize!r} must be "

@@ -74,10 +74,9 @@ def test_a_training_config_gives_every_model_option_by_name():
     assert args == ModelArgs("resnet56", num_classes=10, conv_init="fan_in")
     shared = {f.name for f in dataclasses.fields(ModelArgs)} & \
         {f.name for f in dataclasses.fields(ModelConfig)}
-    # every model option is a training option but the class count (the data decides it) and
-    # in_chans (the data pipeline reads RGB: other channel counts are the Python API's)
-    assert shared == {f.name for f in dataclasses.fields(ModelArgs)} - {"num_classes",
-                                                                         "in_chans"}
+    # every model option is a training option but the class count (the data decides it);
+    # in_chans too (--in-chans 1: grayscale)
+    assert shared == {f.name for f in dataclasses.fields(ModelArgs)} - {"num_classes"}
 
 
 def test_a_model_option_is_declared_on_modelargs_only():

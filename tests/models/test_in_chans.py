@@ -1,5 +1,6 @@
 """in_chans: grayscale and multispectral inputs; pretrained RGB weights adapted as timm does."""
 
+import pytest
 import torch
 import torchvision
 
@@ -71,3 +72,60 @@ def test_bad_in_chans_is_one_clear_error():
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="in_chans"):
             create_model("resnet20", in_chans=bad)
+
+
+def test_train_in_chans_1_trains_a_grayscale_net_that_eval_predict_and_onnx_agree_on(
+        tmp_path, capsys):
+    """`deepres train --in-chans 1` (timm's flag): the network reads the luma of each RGB
+    image; its file says so (input_channels 1), and eval, predict and the ONNX export feed
+    it the same input; RGB images of the same data in gray still train (error falls)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from deepres.cli import main
+    from deepres.loaded import load_predictor
+
+    # two classes told apart by brightness only: learnable in gray
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 48), ("test", 16)):
+        for c in range(2):
+            d = tmp_path / "data" / split / f"c{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = np.clip(rng.normal(70 + 110 * c, 30, (32, 32, 3)), 0, 255)
+                Image.fromarray(img.astype(np.uint8)).save(d / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--model", "resnet8",
+                 "--in-chans", "1", "--epochs", "4", "--batch-size", "16", "--log-every", "3",
+                 "--precision", "fp32", "--workers", "0", "--run-dir", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test_error"] <= 0.25, summary
+    weights = str(run / "weights.safetensors")
+    p = load_predictor(weights, precision="fp32")
+    assert p.model.conv1.weight.shape[1] == 1 and p.spec.channels == 1
+    assert main(["eval", "--weights", weights, "--data", str(tmp_path / "data"), "--json",
+                 "--precision", "fp32"]) == 0
+    capsys.readouterr()
+    image = tmp_path / "data" / "test" / "c1" / "0.png"
+    assert main(["predict", "--weights", weights, str(image), "--json",
+                 "--precision", "fp32"]) == 0
+    out = capsys.readouterr().out
+    ours = json.loads(out[out.index("["):])
+    onnx = tmp_path / "g.onnx"
+    assert main(["export", "--weights", weights, "--format", "onnx", str(onnx)]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--weights", str(onnx), str(image), "--json",
+                 "--engine", "onnxruntime"]) == 0
+    out = capsys.readouterr().out
+    theirs = json.loads(out[out.index("["):])
+
+    def probs(out):
+        return {c["class"]: c["probability"] for c in out[0]["predictions"]}
+
+    a, b = probs(ours), probs(theirs)
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-4 for k in a), (a, b)
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(tmp_path / "data"), "--in-chans", "4"])
+    assert "must be 3 (RGB) or 1 (grayscale)" in capsys.readouterr().err

@@ -62,7 +62,8 @@ class Pipeline:
         if self.in_memory or not self.augment:
             out = self.spec.normalize(self._sized(x))
         else:
-            out = T.imagenet_train_batch(x, g, self.spec.mean, self.spec.std)
+            out = self.spec.to_channels(T.imagenet_train_batch(x, g, self.spec.mean,
+                                                               self.spec.std))
         return self.erase(out, g) if self.erase is not None and self.augment else out
 
     def prep_eval(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +86,8 @@ class Pipeline:
             why = "--input-spec dataset" if mode == "dataset" else origin
             return f"input: the training data's own mean ({why}); {self.spec.describe()}"
         sized = replace(source, input_size=self.spec.input_size,
-                        test_resize=self.spec.test_resize).to(self.spec.mean.device)
+                        test_resize=self.spec.test_resize,
+                        channels=self.spec.channels).to(self.spec.mean.device)
         self.spec = sized
         hint = "" if mode == "imagenet" else "; --input-spec dataset uses the data's own mean"
         if source.input_size != sized.input_size:
@@ -95,8 +97,9 @@ class Pipeline:
 
 
 def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: int,
-                   rank: int = 0, world_size: int = 1) -> Pipeline:
-    """Load ``d.data``, split it, and build this process's loaders and preprocessing."""
+                   rank: int = 0, world_size: int = 1, channels: int = 3) -> Pipeline:
+    """Load ``d.data``, split it, and build this process's loaders and preprocessing
+    (``channels`` 1: the model reads the luma of the normalised RGB, inputspec.py)."""
     splits = load_data(d.data)
     splits.split("train")  # a folder with only test/ or val/ has nothing to train on: say so
     if len(splits.classes) < 2:
@@ -125,7 +128,8 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
         if d.input_size and d.input_size != size:  # resized in batches: one mean per channel
             size, mean = d.input_size, mean.mean(dim=(1, 2))
         return Pipeline(train=train, val=val_ds, test=test_split, classes=splits.classes,
-                        train_source=train_ds, spec=InputSpec(size, size, mean),
+                        train_source=train_ds,
+                        spec=InputSpec(size, size, mean, channels=channels),
                         in_memory=True, augment=d.augment, skipped_bad=skipped,
                         layout=splits.layout, validation=validation, **evaluation)
     # Large images (§3.4): scale augmentation in workers; flip, mean, colour in batches.
@@ -148,7 +152,8 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     # imagenet-paper recipe's choice), or one mean per channel.
     mean = _mean(index, InputSpec(crop, resize, torch.zeros(3)), d.pixel_mean).to(device)
     return Pipeline(train=train, val=val_index, test=test_split, classes=splits.classes,
-                    train_source=index, spec=InputSpec(crop, resize, mean), in_memory=False,
+                    train_source=index, spec=InputSpec(crop, resize, mean, channels=channels),
+                    in_memory=False,
                     augment=d.augment, skipped_bad=skipped, layout=splits.layout,
                     validation=validation, **evaluation)
 

@@ -31,8 +31,7 @@ def data_config(model: Any) -> dict[str, Any]:
     if not isinstance(spec, InputSpec):
         raise ValueError(f"{type(model).__name__} has no input specification; pass a deepres "
                          "model, a Predictor or an InputSpec")
-    args = getattr(getattr(model, "card", None), "args", None)
-    return spec.data_config(args.in_chans if args is not None else 3)
+    return spec.data_config()
 
 
 # timm's data-config keys that an ``args`` dict may override (``img_size``: a side)

@@ -14,16 +14,24 @@ class InferenceModel(nn.Module):
     so (torchvision's), and returns class logits."""
 
     def __init__(self, model: nn.Module, mean: torch.Tensor,
-                 std: torch.Tensor | None = None) -> None:
+                 std: torch.Tensor | None = None, channels: int = 3) -> None:
         super().__init__()
         self.model = model
         mean = mean if mean.dim() == 3 else mean[:, None, None]
         self.register_buffer("mean", mean[None].float().clone())
         scale = torch.ones(3) if std is None else 1.0 / std.float()
         self.register_buffer("scale", scale.reshape(1, 3, 1, 1).clone())
+        # a grayscale network (inputspec.py): the luma of the normalised RGB
+        self.luma = None if channels == 3 else nn.Conv2d(3, 1, 1, bias=False)
+        if self.luma is not None:
+            from ..inputspec import LUMA
+
+            self.luma.weight.data = torch.tensor(LUMA).reshape(1, 3, 1, 1)
+            self.luma.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean) * self.scale)
+        x = (x - self.mean) * self.scale
+        return self.model(x if self.luma is None else self.luma(x))
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

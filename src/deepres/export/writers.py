@@ -30,7 +30,7 @@ def _wrapped(p: Predictor, optimize: bool, dynamic_size: bool) -> InferenceModel
     model = optimize_for_cpu(p.model, channels_last=False) if optimize else p.model
     spec = p.spec.to("cpu")
     return InferenceModel(model, spec.channel_mean if dynamic_size else spec.mean,
-                          spec.std).eval()
+                          spec.std, spec.channels).eval()
 
 
 def onnx_metadata(p: Predictor) -> dict[str, str]:

@@ -171,37 +171,38 @@ def openvino_run(model: object, precision: str) -> Run:
     return run
 
 
-def _input_shape(input_size: int, any_size: bool) -> list[int]:
-    return [-1, 3, -1, -1] if any_size else [-1, 3, input_size, input_size]
+def _input_shape(input_size: int, any_size: bool, channels: int = 3) -> list[int]:
+    return [-1, channels, -1, -1] if any_size else [-1, channels, input_size, input_size]
 
 
 def converted(model: nn.Module, engine: str, precision: str, input_size: int,
-              any_size: bool = False) -> Run:
+              any_size: bool = False, channels: int = 3) -> Run:
     """``model`` (eval mode, on the CPU) run by ``engine``: OpenVINO converts the module
-    itself; ONNX Runtime gets it through the ONNX exporter, in memory."""
+    itself; ONNX Runtime gets it through the ONNX exporter, in memory. ``channels``: of its
+    input (1 for a grayscale network)."""
     model = model.eval()
-    example = torch.rand(2, 3, input_size, input_size)
+    example = torch.rand(2, channels, input_size, input_size)
     if engine == "openvino":
         import openvino as ov
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracing notes about Python control flow
             graph = ov.convert_model(model, example_input=example,
-                                     input=[ov.PartialShape(_input_shape(input_size,
-                                                                         any_size))])
+                                     input=[ov.PartialShape(_input_shape(input_size, any_size,
+                                                                         channels))])
         return openvino_run(graph, precision)
     with tempfile.TemporaryDirectory(prefix="deepres-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
-        write_graph(model, path, input_size, any_size)
+        write_graph(model, path, input_size, any_size, channels)
         return onnxruntime_run(path.read_bytes())
 
 
 def write_graph(model: nn.Module, path: str | os.PathLike[str], input_size: int,
-                any_size: bool = False) -> None:
+                any_size: bool = False, channels: int = 3) -> None:
     """``model`` as an ONNX graph through PyTorch's current exporter (``dynamo=True``:
     ``torch.export`` and onnxscript; the TorchScript-based one is deprecated): input
-    ``images`` ``N x 3 x S x S`` (any batch; any height and width with ``any_size``), output
-    ``logits``."""
+    ``images`` ``N x C x S x S`` (``channels``; any batch; any height and width with
+    ``any_size``), output ``logits``."""
     try:
         import onnxscript  # noqa: F401 - the exporter needs it; say so before it does
     except ImportError as exc:
@@ -212,7 +213,7 @@ def write_graph(model: nn.Module, path: str | os.PathLike[str], input_size: int,
     if any_size:
         dims |= {2: torch.export.Dim("height", min=8, max=8192),
                  3: torch.export.Dim("width", min=8, max=8192)}
-    example = torch.rand(2, 3, input_size, input_size)
+    example = torch.rand(2, channels, input_size, input_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model.eval(), (example,), str(path), dynamo=True, verbose=False,

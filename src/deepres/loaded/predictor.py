@@ -84,7 +84,8 @@ class Predictor:
         if choice.engine != "torch":
             if choice.engine == "onnxruntime" and precision == "bf16":
                 precision = "fp32"  # ONNX Runtime has no bf16 CPU kernels
-            run = engines.converted(model, choice.engine, precision, spec.input_size, False)
+            run = engines.converted(model, choice.engine, precision, spec.input_size, False,
+                                    spec.channels)
         return cls(model, card.class_names and list(card.class_names), spec.to(device),
                    precision, card.to_metadata(), choice.engine, choice.reason, run,
                    card=card, batch_size=batch_size)
@@ -211,7 +212,8 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     if choice.engine == "onnxruntime" and precision == "bf16":
         precision, reason = "fp32", reason + "; ONNX Runtime has no bf16 CPU kernels: fp32"
     if choice.engine != "torch":
-        run = engines.converted(model, choice.engine, precision, spec.input_size, any_size)
+        run = engines.converted(model, choice.engine, precision, spec.input_size, any_size,
+                                spec.channels)
     model.card = replace(model.card, input_spec=spec, origin=str(source),
                          class_names=None if classes is None else tuple(classes))
     return Predictor(model, classes, spec.to(device), precision, meta, choice.engine, reason,

@@ -45,6 +45,13 @@ class ModelCard:
     tag: str | None = None
     origin: str = ""  # "FILE (sha256 HEX)", or the name it was loaded by
 
+    def __post_init__(self) -> None:
+        # A grayscale network (in_chans 1) reads the luma of its RGB input, whatever RGB
+        # specification its weights came with (torchvision's, adapted as timm does).
+        spec, args = self.input_spec, self.args
+        if spec is not None and args is not None and args.in_chans == 1 and spec.channels != 1:
+            object.__setattr__(self, "input_spec", replace(spec, channels=1))
+
     @property
     def name(self) -> str | None:
         return self.args.name if self.args is not None else None

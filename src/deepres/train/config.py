@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,14 @@ from ..runtime.typecheck import checked_fields
 
 if TYPE_CHECKING:
     from ..models.description import ModelArgs
+
+
+def _in_chans(text: str) -> int:
+    if text not in ("1", "3"):
+        raise argparse.ArgumentTypeError(f"must be 3 (RGB) or 1 (grayscale), not {text!r}: "
+                                         "images are read as RGB; other channel counts are "
+                                         "for one's own tensors (create_model(in_chans=N))")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,11 @@ class ModelConfig:
     drop_path_rate: float = option(0.0, parse=number(float, 0.0, 0.99), help="stochastic depth: "
                                    "the chance of dropping a residual branch, rising linearly "
                                    "to this at the last block (timm's; 0.05-0.1 is common)")
+    # timm's --in-chans: 1 trains a grayscale network on the luma of the (RGB-read) images;
+    # other counts need one's own tensors (the Python API's create_model(in_chans=N)).
+    in_chans: int = option(3, parse=_in_chans, help="input channels: 3 (RGB) or 1 (grayscale: "
+                           "the network reads the luma of each image; --init RGB weights are "
+                           "summed over their colours, as timm)")
 
     def args(self, num_classes: int) -> ModelArgs:
         """This run's model description (models/description.py): each field of this class

@@ -124,7 +124,8 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     if cfg.run.deterministic:
         make_deterministic()
     o = cfg.optim
-    p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size)
+    p = build_pipeline(cfg.data, o.batch_size, device, cfg.run.seed, ctx.rank, ctx.world_size,
+                       channels=cfg.model.in_chans)
     module = create_model(cfg.model.args(len(p.classes))).to(device)
     lines = []
     if cfg.model.init:  # the weights' source decides their input (models/weights.py Init)
