@@ -5,7 +5,6 @@ registry, and skips where it cannot be installed."""
 
 import json
 import subprocess
-import sys
 import textwrap
 import venv
 
