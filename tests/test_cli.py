@@ -1,5 +1,6 @@
 """The command line: models listing, help, and torchrun-sharded evaluation."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -133,3 +134,30 @@ def test_the_readme_synopsis_lists_every_flag_of_every_command():
             if missing or unknown:
                 problems.append(f"{key}: missing {missing}, unknown {unknown}")
     assert not problems, "\n".join(problems)
+
+
+def test_every_data_flag_says_every_format_deepres_reads():
+    """One table of what --data takes (data/config.py DATA_FORMATS, keyed as the readers of
+    data/datasource.py), and every --data flag's help made from it: none omits shards, hf: or
+    s3:// (some once did)."""
+    from deepres.cli import build_parser
+    from deepres.data.config import DATA_FORMATS
+    from deepres.data.datasource import READERS
+
+    assert set(DATA_FORMATS) == set(READERS)
+    helps = []
+
+    def walk(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+            elif "--data" in action.option_strings or (
+                    action.dest == "path" and "data" in parser.prog):
+                helps.append((parser.prog, action.help))
+
+    walk(build_parser())
+    assert len(helps) >= 7, helps  # train, eval, export, precise-bn, reproduce, data x2
+    for prog, text in helps:
+        for must in ("hf:PATH", "s3://", "shards", ".tar", "cifar10", "sample"):
+            assert must in text, (prog, must)

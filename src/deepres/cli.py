@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from . import commands
+from .data.config import data_help
 from .runtime.options import (
     EVAL_PRECISION_HELP,
     NONNEG_INT,
     POSITIVE_INT,
-    Option,
-    declared,
     number,
 )
 from .runtime.options import device as device_parser
 from .runtime.terminal import safe_lines
+from .train_command import cmd_train, train_options
 
 # ---------------------------------------------------------------------------------------------
 # Every option is checked where it is parsed, here: a bad value is one line naming the option
@@ -46,91 +43,11 @@ def _scales(text: str) -> list[int]:
             f"not {text!r}") from None
 
 
-def _train_options() -> list[tuple[str, str, str, Option]]:
-    """``(dest, section, field, Option)`` of every config field that declares its flag
-    (runtime/options.py): the one source of ``deepres train``'s config flags."""
-    from .train.config import SECTIONS
-
-    return [(opt.flag or name, section, name, opt)
-            for section, kind in SECTIONS.items() for name, opt in declared(kind)]
-
-
-# `deepres train` flag -> (config section, field); the resume check and the overrides use it.
-TRAIN_FLAGS: dict[str, tuple[str, str]] = {"recipe": ("", "recipe"), **{
-    dest: (section, name) for dest, section, name, _ in _train_options()}}
-
-
-def _resume_config(args: argparse.Namespace):
-    from .runtime.precision import resolve_precision
-    from .train.runs import read_run_config, resume_config
-
-    cfg = read_run_config(args.resume)
-    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k, None) is not None}
-    if "precision" in given:
-        given["precision"] = resolve_precision(given["precision"],
-                                               given.get("device", cfg.run.device))
-    return resume_config(args.resume, cfg, given, TRAIN_FLAGS)
-
-
-def _train_config(args: argparse.Namespace):
-    from .train.config import recipe, with_overrides
-    from .train.runs import new_run_dir, read_config, restarted_run
-
-    if not args.resume and restarted_run(args.run_dir):  # torchrun --max-restarts: continue
-        args.resume, args.run_dir = args.run_dir, None
-    if args.resume:
-        if args.run_dir is not None and Path(args.run_dir) != Path(args.resume):
-            raise ValueError("--run-dir and --resume name different folders; --resume DIR "
-                             "continues the run in DIR")
-        return _resume_config(args)
-    args.model = args.model or (None if args.config else "resnet20")
-    if args.run_dir is None:
-        args.run_dir = new_run_dir(args.model)
-    if args.config:
-        if args.recipe:
-            raise ValueError("--config and --recipe both say what to train; give one")
-        cfg = read_config(Path(args.config))
-        if args.model and args.model != cfg.model.name:
-            cfg = replace(cfg, model=replace(cfg.model, name=args.model))
-    else:
-        cfg = recipe(args.recipe or "fast", args.model)
-    sections: dict[str, dict] = {"model": {}, "data": {}, "optim": {}, "run": {}}
-    for flag, (section, name) in TRAIN_FLAGS.items():
-        if section and flag != "model":
-            sections[section][name] = getattr(args, flag, None)
-    sections["run"]["run_dir"] = args.run_dir
-    if args.holdout is not None and args.val_split is None:  # asked to hold out: not val/
-        sections["data"]["val_split"] = False
-    cfg = with_overrides(cfg, **sections)
-    if args.iterations is not None:  # an iteration count replaces the recipe's epochs
-        cfg = replace(cfg, optim=replace(cfg.optim, epochs=None))
-    return cfg
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import fit
-
-    cfg = _train_config(args)
-    summary = fit(cfg, resume=bool(args.resume))
-    if int(os.environ.get("RANK", "0")) == 0:
-        from .report.curves import plot_run_curves
-
-        # fit() returns results; drawing them is the caller's (the paper's Figures 1, 4, 6).
-        curves = plot_run_curves(cfg.run.run_dir, cfg.model.name,
-                                 f"{cfg.model.name} ({cfg.recipe}): thin train, bold test")
-        if cfg.run.tracker == "mlflow":
-            from .train.tracking import log_artifact
-
-            log_artifact(cfg.run.run_dir, curves)
-        print(json.dumps(summary, indent=2))
-    return 0
-
-
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per declared config field, as the field declares it; every default is None,
     so only what is given overrides the recipe or the --config file."""
     groups: dict[str, Any] = {}
-    for dest, _, _, opt in _train_options():
+    for dest, _, _, opt in train_options():
         flag = "--" + dest.replace("_", "-")
         target = p
         if opt.group:
@@ -217,7 +134,7 @@ def _add_train(sub: Any) -> None:
                    help="alias of --precision bf16")
     p.add_argument("--no-amp", dest="precision", action="store_const", const="fp32",
                    help="alias of --precision fp32")
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=cmd_train)
 
 
 def _add_eval(sub: Any) -> None:
@@ -225,7 +142,7 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("--weights", action="append", required=True,
                    help="weights.safetensors from `deepres train`; repeat for an ensemble")
     _add_foreign(p)
-    p.add_argument("--data", default="sample", help="folder path, 'sample', 'cifar10', ...")
+    p.add_argument("--data", default="sample", help=data_help("the data to evaluate"))
     p.add_argument("--split", default="test", choices=["test", "val", "train"],
                    help="which split to evaluate (test; a folder with no test/ tests on val/)")
     p.add_argument("--crops", type=int, default=1, choices=[1, 10])
@@ -273,8 +190,8 @@ def _add_export(sub: Any) -> None:
                         "it with deepres.export.load_cpu for PyTorch's CPU inference passes. "
                         "int8: post-training static quantization for x86 CPUs (needs --data); "
                         "`deepres eval` and `predict` take the file as --weights")
-    p.add_argument("--data", default=None,
-                   help="int8: dataset whose training images calibrate the quantization")
+    p.add_argument("--data", default=None, help=data_help(
+        "int8: the data whose training images calibrate the quantization"))
     p.add_argument("--calibration-images", type=POSITIVE_INT, default=512,
                    help="int8: how many training images calibrate (default 512)")
     p.add_argument("--dynamic-size", action="store_true",
@@ -287,7 +204,8 @@ def _add_precise_bn(sub: Any) -> None:
     p = sub.add_parser("precise-bn", help="recompute a weights file's batch-norm statistics "
                                           "over training images (the authors' precise BN)")
     p.add_argument("--weights", required=True)
-    p.add_argument("--data", required=True, help="the dataset the weights were trained on")
+    p.add_argument("--data", required=True, help=data_help(
+        "the data the weights were trained on"))
     p.add_argument("--batches", type=POSITIVE_INT, default=100)
     p.add_argument("--batch-size", type=POSITIVE_INT, default=128)
     p.add_argument("--device", type=device_parser, default="cpu")
@@ -296,7 +214,8 @@ def _add_precise_bn(sub: Any) -> None:
 
 
 def _add_reproduce(sub: Any) -> None:
-    from .experiments.specs import EXPERIMENTS, SCALES
+    from .experiments.specs import SCALES
+    from .reproduce import EXPERIMENTS
 
     p = sub.add_parser("reproduce", help="run one of the paper's experiments and report it")
     p.add_argument("experiment", choices=list(EXPERIMENTS))
@@ -304,7 +223,8 @@ def _add_reproduce(sub: Any) -> None:
                    help="smoke: seconds; quick: about an hour on 2 CPU cores; medium: about "
                         "4.5 hours (use --seeds 2); full: the paper's schedule, for GPUs")
     p.add_argument("--seeds", type=POSITIVE_INT, default=1)
-    p.add_argument("--data", default=None, help="dataset (default: by experiment and scale)")
+    p.add_argument("--data", default=None, help=data_help(
+        "the data (default: by experiment and scale)"))
     p.add_argument("--device", type=device_parser, default="cpu")
     p.add_argument("--out", default="reports", help="folder for runs and the report")
     p.add_argument("--report-only", action="store_true",
@@ -317,13 +237,12 @@ def _add_data(sub: Any) -> None:
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("check", help="decode every image; list classes, counts, sizes, "
                                           "bad files")
-    q.add_argument("path", help="what --data takes: root/<class>/<image> or "
-                                "root/{train,val,test}/..., an archive of one, or shards")
+    q.add_argument("path", help=data_help("the data to check"))
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.set_defaults(func=commands.cmd_data_check)
     q = data_sub.add_parser("shard", help="write a dataset as WebDataset shards "
                                           "(OUT/{split}-NNNNNN.tar and OUT/classes.json)")
-    q.add_argument("path", help="what --data takes: a folder, an archive, shards, 'sample'")
+    q.add_argument("path", help=data_help("the data to write as shards"))
     q.add_argument("out", help="a new or empty folder for the shards, or a store's URL")
     q.add_argument("--shard-size", type=POSITIVE_INT, default=10000,
                    help="samples per shard (default 10000)")

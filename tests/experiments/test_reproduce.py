@@ -1,5 +1,7 @@
 """deepres reproduce at smoke scale: runs, reports with the paper's numbers, resume, report-only."""
 
+from pathlib import Path
+
 import pytest
 
 from deepres.analysis.responses import layer_response_std, response_layers
@@ -139,9 +141,9 @@ def test_one_seed_plain_nets_are_not_tested_and_no_spread_is_borrowed():
 
 
 def test_medium_scale_is_the_paper_shape_residual_pair_first(tmp_path):
-    from deepres.experiments.runner import prepare_experiment
+    from deepres.reproduce import runs_of
 
-    runs = prepare_experiment("cifar-depth", scale="medium", seeds=2, data="sample", out=tmp_path)
+    runs = runs_of("cifar-depth", scale="medium", seeds=2, data="sample", out=tmp_path)
     assert [r.key for r in runs] == ["resnet20-s0", "resnet56-s0", "resnet20-s1", "resnet56-s1",
                                      "plain20-s0", "plain56-s0", "plain20-s1", "plain56-s1"]
     # every seed of the plain nets too, after the residual ones (issue 28: three seeds per arm)
@@ -187,8 +189,8 @@ def test_layer_response_findings_need_both_std_methods_to_agree():
 
 
 def test_preact_smoke_and_its_full_plan(tmp_path):
-    from deepres.experiments.specs import plan
     from deepres.models import resolve
+    from deepres.reproduce import plan
 
     path = reproduce("preact", out=tmp_path)
     text = path.read_text()
@@ -263,3 +265,26 @@ def test_a_run_with_a_validation_split_draws_the_validation_error_bold(tmp_path)
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     plot_run_curves(tmp_path, "r", "r (fast): thin train, bold test")
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_every_experiment_is_declared_whole():
+    """One row per experiment (deepres/reproduce.py): a title, a planner that plans at every
+    scale, and renderer and measurer functions that exist with the arguments they are given;
+    the command line offers exactly these."""
+    import inspect
+
+    from deepres.cli import build_parser
+    from deepres.experiments.specs import SCALES
+    from deepres.reproduce import EXPERIMENTS
+
+    for name, row in EXPERIMENTS.items():
+        assert row.name == name and row.title and not row.title.endswith(".")
+        assert len(inspect.signature(row.render.resolve()).parameters) == 3, name
+        if row.measure is not None:
+            assert len(inspect.signature(row.measure.resolve()).parameters) == 1, name
+        for scale in SCALES:
+            runs = row.plan(name, SCALES[scale], 1, "data", "cpu", Path("out"))
+            assert isinstance(runs, list) and len({r.key for r in runs}) == len(runs), name
+    actions = {a.dest: a for a in build_parser()._subparsers._group_actions[0].choices[
+        "reproduce"]._actions}
+    assert list(actions["experiment"].choices) == list(EXPERIMENTS)

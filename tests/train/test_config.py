@@ -34,8 +34,8 @@ def test_a_warm_up_of_fixed_length_ignores_the_training_error():
 
 
 def test_the_resume_policy_names_only_real_flags():
-    from deepres.cli import TRAIN_FLAGS
     from deepres.train.policy import RESUME_POLICY, may_change_on_resume
+    from deepres.train_command import TRAIN_FLAGS
 
     assert set(RESUME_POLICY) <= set(TRAIN_FLAGS)
     assert {"lr", "momentum"} <= may_change_on_resume(True) - may_change_on_resume(False)

@@ -5,8 +5,9 @@ import json
 
 from safetensors import safe_open
 
-from deepres.cli import TRAIN_FLAGS, build_parser, main
+from deepres.cli import build_parser, main
 from deepres.train.config import TrainConfig
+from deepres.train_command import TRAIN_FLAGS
 
 TINY = ["--model", "resnet8", "--batch-size", "8", "--precision", "fp32"]
 

@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 from deepres import create_model, load_weights, save_weights
 from deepres.cli import main
-from deepres.experiments.specs import plan
+from deepres.reproduce import plan
 from deepres.train.config import recipe
 
 

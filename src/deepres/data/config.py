@@ -11,10 +11,27 @@ INPUT_SPECS = ("auto", "imagenet", "dataset")
 AUTO_AUGMENTS = ("randaugment", "trivialaugment")
 
 
+# What --data takes: one entry per reader of data/datasource.py's READERS (the same keys; a
+# test checks). Every --data flag's help and the errors' "--data takes ..." are made from it.
+DATA_FORMATS: dict[str, str] = {
+    "folder": "an image folder (train/, val/, test/ of class folders)",
+    "tar": "a tar archive of one (.tar read in place; .tar.gz, .tar.xz, .tar.bz2 extracted once)",
+    "shards": "WebDataset shards: a folder of them, a pattern such as "
+              "'shards/train-{000000..000009}.tar', or the same in an object store "
+              "(s3://bucket/shards/, gs://, http(s)://)",
+    "hf": "a Hugging Face dataset saved to disk (hf:PATH)",
+    "cifar": "'cifar10' or 'cifar100' (downloaded once, MD5-checked), or their batches",
+}
+
+
+def data_help(what: str) -> str:
+    """The help of a --data flag: ``what`` it is for, then every format deepres reads."""
+    return f"{what}: {'; '.join(DATA_FORMATS.values())}; or 'sample' (bundled)"
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    data: str = option("sample", help="folder path, archive, 'sample' (default), 'cifar10' or "
-                       "'cifar100'")
+    data: str = option("sample", help=data_help("the training data (default 'sample')"))
     # Held out of the training split for validation: a fraction (< 1) or a number of images
     # (>= 1); 0 for none. The paper chose its CIFAR schedule on a 45k/5k split (5000) and
     # reported models trained on all 50k (§4.2); ImageNet needs a validation error for its

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..runtime.terminal import safe
 from . import remote, sources
 from .cifar import prepare_cifar
+from .config import DATA_FORMATS
 from .errors import DatasetError
 from .folder import FolderIndex, index_members, scan_dataset
 from .hfdata import hf_indexes, is_hf_folder, parse_spec
@@ -24,10 +25,7 @@ from .shards import is_shard_folder, is_shard_pattern, shard_indexes, shards_of
 from .sources import ARCHIVE_SUFFIXES, Splits, cache_dir, is_cifar_folder, load_indexes
 from .tarindex import is_plain_tar, member_table
 
-ACCEPTS = ("a folder, a tar archive of one (.tar is read in place; .tar.gz, .tar.xz, .tar.bz2 "
-           "are extracted once), WebDataset shards (a folder of them, or a pattern such as "
-           "'shards/train-{000000..000009}.tar'), a Hugging Face dataset saved to disk "
-           "(hf:PATH), 'sample', 'cifar10' or 'cifar100'")
+ACCEPTS = "; ".join(DATA_FORMATS.values()) + "; or 'sample'"
 CIFAR_MEMBERS = ("batches.meta", "data_batch_1", "meta", "batches.meta.txt")
 
 

@@ -3,6 +3,5 @@
 from .._lazy import exports
 
 __getattr__, __dir__, __all__ = exports(__name__, {
-    "EXPERIMENTS": ".specs",
     "SCALES": ".specs",
 })

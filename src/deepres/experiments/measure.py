@@ -90,7 +90,7 @@ def _train_seconds(summary: dict[str, Any], rows: list[dict[str, Any]], batch: i
     return summary["seconds"] + before, True
 
 
-def _layer_responses(m: Measured) -> dict[str, Any]:
+def layer_responses(m: Measured) -> dict[str, Any]:
     """Every seed's per-layer response stds by both methods (analysis/responses.py), per
     label, seeds in order."""
     from ..analysis.responses import layer_response_stds
@@ -115,7 +115,7 @@ def _layer_responses(m: Measured) -> dict[str, Any]:
     return {"stds": stds}
 
 
-def _imagenet_tests(m: Measured) -> dict[str, Any]:
+def imagenet_tests(m: Measured) -> dict[str, Any]:
     """10-crop and multi-scale (224, 256, 384) errors of each seed's final weights."""
     from ..evaluate.runner import run_eval
 
@@ -131,7 +131,7 @@ def _imagenet_tests(m: Measured) -> dict[str, Any]:
     return {"tests": tests}
 
 
-def _table1(m: Measured) -> dict[str, Any]:
+def table1(m: Measured) -> dict[str, Any]:
     """Parameters and multiply-adds at 224x224 with the stride in the 1x1 (the paper's
     placement) and in the 3x3 (torchvision's)."""
     rows = []
@@ -158,16 +158,16 @@ def _training_macs(runs: list[Run]) -> float:
     return total
 
 
-def _plan_cost(m: Measured) -> dict[str, Any]:
+def plan_cost(m: Measured) -> dict[str, Any]:
     """The cost of this plan and of one seed of the ``full`` plan (written out, for a GPU)."""
-    from .specs import plan
+    from .specs import SCALES, plan_preact
 
-    full = plan("preact", "full", 1, "cifar10", "cuda", Path("reports"))
+    full = plan_preact("preact", SCALES["full"], 1, "cifar10", "cuda", Path("reports"))
     return {"macs": _training_macs(m.runs), "full_macs": _training_macs(full),
             "full_runs": [r.key for r in full]}
 
 
-def _depth_checks(m: Measured) -> dict[str, Any]:
+def depth_checks(m: Measured) -> dict[str, Any]:
     """At the paper's full schedule, the recipe checked on the runs' files (recipe_checks.py):
     the evidence a report gives when its errors miss Table 6."""
     optim = m.runs[0].config.optim
@@ -181,15 +181,10 @@ def _depth_checks(m: Measured) -> dict[str, Any]:
             "peer_published": read_published(folder), "peer_runs": read_runs(folder)}
 
 
-# experiment -> what it measures beyond the runs' records
-EXTRA: dict[str, Callable[[Measured], dict[str, Any]]] = {
-    "cifar-depth": _depth_checks, "layer-responses": _layer_responses,
-    "imagenet": _imagenet_tests, "table1": _table1, "preact": _plan_cost,
-}
-
-
-def measure(experiment: str, runs: list[Run]) -> Measured:
-    """Everything ``experiment``'s report shows, from its runs' files and weights."""
+def measure(runs: list[Run], extra: Callable[[Measured], dict[str, Any]] | None = None
+            ) -> Measured:
+    """Everything a report shows, from its runs' files and weights: their records, and what
+    the experiment's ``extra`` measures beyond them (deepres/reproduce.py declares which)."""
     records = {r.key: rec for r in runs if (rec := load_record(r)) is not None}
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
@@ -202,6 +197,6 @@ def measure(experiment: str, runs: list[Run]) -> Measured:
             params[label] = count_params(create_model(cfg.model.name,
                                                       shortcut=cfg.model.shortcut))
     m = Measured(runs, records, dict(groups), configs, params)
-    if experiment in EXTRA:
-        m.extra = EXTRA[experiment](m)
+    if extra is not None:
+        m.extra = extra(m)
     return m

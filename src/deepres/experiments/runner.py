@@ -4,6 +4,7 @@ resuming any run that was interrupted. The report is written above this layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,11 @@ from PIL import Image
 from ..data import DatasetError
 from ..runtime.runfolder import RunFolder
 from ..train import fit
-from .specs import EXPERIMENTS, SCALES, Run, default_data, plan
+from . import specs
+from .specs import Run, Scale, default_data
+
+# (experiment, scale, seeds, data, device, out) -> its runs
+PlanFn = Callable[[str, Scale, int, str, str, Path], list[Run]]
 
 
 def make_generated_imagenet(root: Path, classes: int = 3, per_class: int = 8) -> Path:
@@ -51,14 +56,12 @@ def train_runs(runs: list[Run], log=print) -> None:
         fit(run.config, resume=resume)
 
 
-def prepare_experiment(experiment: str, *, scale: str = "smoke", seeds: int = 1,
-                       data: str | None = None, device: str = "cpu", out: str | Path = "reports"
-                       ) -> list[Run]:
-    """Check the arguments, resolve the data and return the runs ``experiment`` needs."""
-    if experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+def prepare_experiment(experiment: str, plan: PlanFn, *, scale: str = "smoke",
+                       seeds: int = 1, data: str | None = None, device: str = "cpu",
+                       out: str | Path = "reports") -> list[Run]:
+    """Check the arguments, resolve the data and return the runs ``plan`` makes for
+    ``experiment`` (its declaration is above this layer: deepres/reproduce.py)."""
+    scale_of = specs.scale(scale)
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
@@ -69,4 +72,4 @@ def prepare_experiment(experiment: str, *, scale: str = "smoke", seeds: int = 1,
     if experiment == "imagenet" and not data:
         raise DatasetError("the imagenet experiment needs --data PATH, an ImageNet folder with "
                            "train/ and val/ (or test/) sub-folders")
-    return plan(experiment, scale, seeds, data, device, out)
+    return plan(experiment, scale_of, seeds, data, device, out)

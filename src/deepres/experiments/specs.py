@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -122,7 +121,7 @@ def _cifar_run(model: str, shortcut: str | None, seed: int, scale: Scale, data: 
     return Run(key, model + (f" ({shortcut})" if shortcut else ""), cfg)
 
 
-def _plan_depth(experiment: str, scale: Scale, seeds: int, data: str, device: str,
+def plan_depth(experiment: str, scale: Scale, seeds: int, data: str, device: str,
                 out: Path) -> list[Run]:
     """Figure 6 / Table 6 (and Figure 7's nets): plain and residual nets of each depth."""
     extra_seeds = scale.seeds_for or {}
@@ -149,7 +148,7 @@ def _plan_depth(experiment: str, scale: Scale, seeds: int, data: str, device: st
     return [run for _, run in keyed]
 
 
-def _plan_shortcuts(experiment: str, scale: Scale, seeds: int, data: str, device: str,
+def plan_shortcuts(experiment: str, scale: Scale, seeds: int, data: str, device: str,
                     out: Path) -> list[Run]:
     """Table 3's question on CIFAR: one depth with options A, B and C."""
     d = SHORTCUT_DEPTH[scale.name]
@@ -157,14 +156,14 @@ def _plan_shortcuts(experiment: str, scale: Scale, seeds: int, data: str, device
             for seed in range(seeds) for option in SHORTCUTS]
 
 
-def _plan_imagenet(experiment: str, scale: Scale, seeds: int, data: str, device: str,
+def plan_imagenet(experiment: str, scale: Scale, seeds: int, data: str, device: str,
                    out: Path) -> list[Run]:
     """Tables 2 to 4: the scale's ImageNet nets, each as the paper trained it."""
     return [_imagenet_run(m, sc, s1, seed, scale, data, device, out)
             for seed in range(seeds) for m, sc, s1 in scale.imagenet_runs]
 
 
-def _plan_preact(experiment: str, scale: Scale, seeds: int, data: str, device: str,
+def plan_preact(experiment: str, scale: Scale, seeds: int, data: str, device: str,
                  out: Path) -> list[Run]:
     """The follow-up paper's CIFAR comparison (He et al. 2016, "Identity Mappings"): the
     original and the pre-activation net of each depth (from 164 bottleneck nets), the
@@ -183,22 +182,14 @@ def _plan_preact(experiment: str, scale: Scale, seeds: int, data: str, device: s
     return runs
 
 
-def _plan_nothing(*_: object) -> list[Run]:
+def plan_nothing(*_: object) -> list[Run]:
     return []  # Table 1: sizes and multiply-adds, no training
 
 
-# experiment -> the runs it needs at a scale
-PLANS: dict[str, Callable[[str, Scale, int, str, str, Path], list[Run]]] = {
-    "table1": _plan_nothing, "cifar-depth": _plan_depth, "shortcuts": _plan_shortcuts,
-    "layer-responses": _plan_depth, "imagenet": _plan_imagenet, "preact": _plan_preact,
-}
-EXPERIMENTS = tuple(PLANS)
-
-
-def plan(experiment: str, scale_name: str, seeds: int, data: str, device: str, out: Path
-         ) -> list[Run]:
-    """The runs an experiment needs at a scale."""
-    return PLANS[experiment](experiment, SCALES[scale_name], seeds, data, device, out)
+def scale(name: str) -> Scale:
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; choose from {', '.join(SCALES)}")
+    return SCALES[name]
 
 
 def _imagenet_run(model: str, shortcut: str | None, stride_in_1x1: bool, seed: int,

@@ -26,7 +26,6 @@ from .peer import (
     peer_section,
 )
 from .recipe_checks import gap_section
-from .responses import report_layer_responses
 from .runs import mixed_note, precisions_of, runs_table
 
 
@@ -193,7 +192,7 @@ def _what_it_is(c: Comparison, shallow: str, deep: str) -> str:
     return ". " + text[0].upper() + text[1:]
 
 
-def _report_cifar_depth(m: Measured, out: Path, lines: list[str]) -> None:
+def report_cifar_depth(m: Measured, out: Path, lines: list[str]) -> None:
     groups, runs = m.groups, m.runs
     full = runs[0].config.optim.iterations >= 64_000  # the paper's schedule: its references too
     lines += ["Figure 6 and Table 6 (§4.2): plain and residual nets of several depths on "
@@ -225,7 +224,7 @@ def _report_cifar_depth(m: Measured, out: Path, lines: list[str]) -> None:
               *peer_section(m.extra.get("peer_runs", []), groups)]
 
 
-def _report_shortcuts(m: Measured, out: Path, lines: list[str]) -> None:
+def report_shortcuts(m: Measured, out: Path, lines: list[str]) -> None:
     groups = m.groups
     lines += ["Table 3's question (§4.1) on CIFAR-10: shortcut options A (zero-padded "
               "identity), B (projections where dimensions grow), C (all projections).", "",
@@ -241,7 +240,7 @@ def _report_shortcuts(m: Measured, out: Path, lines: list[str]) -> None:
               "projections are not essential for addressing degradation.", ""]
 
 
-def _report_table1(m: Measured, out: Path, lines: list[str]) -> None:
+def report_table1(m: Measured, out: Path, lines: list[str]) -> None:
     lines += ["Table 1: parameters and multiply-adds at 224x224, counted by deepres's hooks. "
               "`stride in 1x1` is the paper's own placement; `stride in 3x3` is torchvision's.",
               "", "| model | params | GMACs (stride in 1x1) | paper GMACs | ratio | "
@@ -266,7 +265,7 @@ def _imagenet_reference(model: str, shortcut: str | None) -> tuple[str, str]:
     return "–", "–"
 
 
-def _report_imagenet(m: Measured, out: Path, lines: list[str]) -> None:
+def report_imagenet(m: Measured, out: Path, lines: list[str]) -> None:
     groups, configs = m.groups, m.configs
     lines += ["Tables 2 to 4 (§3.4, §4.1): ImageNet networks trained with the imagenet-paper "
               "recipe, each as the paper trained it: Table 2 compares plain and residual 18/34 "
@@ -299,7 +298,7 @@ def _report_imagenet(m: Measured, out: Path, lines: list[str]) -> None:
     lines.append("")
 
 
-def _report_preact(m: Measured, out: Path, lines: list[str]) -> None:
+def report_preact(m: Measured, out: Path, lines: list[str]) -> None:
     """The follow-up paper's Table 3 question: original vs pre-activation units."""
     lines += ["He et al. 2016 (*Identity Mappings in Deep Residual Networks*), Table 3: the "
               "original unit (BN after each convolution, ReLU after the addition) against the "
@@ -335,32 +334,18 @@ def _report_preact(m: Measured, out: Path, lines: list[str]) -> None:
                   f"schedule), is {x['full_macs'] / 1e15:.1f} PMACs: for a GPU.", ""]
 
 
-# experiment -> the function that appends its sections to the report's lines
-RENDERERS: dict[str, Callable[[Measured, Path, list[str]], None]] = {
-    "table1": _report_table1,
-    "cifar-depth": _report_cifar_depth, "shortcuts": _report_shortcuts,
-    "imagenet": _report_imagenet, "layer-responses": report_layer_responses,
-    "preact": _report_preact,
-}
-
-
-TITLES = {"table1": "Table 1: network sizes and multiply-adds",
-          "cifar-depth": "CIFAR-10 depth sweep: plain vs residual (Figure 6, Table 6)",
-          "shortcuts": "Shortcut options A, B, C (Table 3's question)",
-          "layer-responses": "Layer responses (Figure 7)",
-          "imagenet": "ImageNet: plain vs residual (Tables 2 to 4)",
-          "preact": "Pre-activation vs original residual units (He et al. 2016, Table 3)"}
-
-
-def write_report(experiment: str, scale: str, m: Measured, out: Path, command: str,
-                 device: str = "cpu") -> Path:
-    """Render ``experiment``'s measurements as ``OUT/EXPERIMENT.md`` (and its figures)."""
-    lines = _header(TITLES[experiment], scale, command, device,
-                    m if experiment != "table1" else None)
+def write_report(experiment: str, title: str,
+                 render: Callable[[Measured, Path, list[str]], None], scale: str, m: Measured,
+                 out: Path, command: str, device: str = "cpu", runs_in_header: bool = True
+                 ) -> Path:
+    """Render ``experiment``'s measurements as ``OUT/EXPERIMENT.md`` (and its figures): the
+    header under ``title``, then what ``render`` appends (deepres/reproduce.py declares
+    both)."""
+    lines = _header(title, scale, command, device, m if runs_in_header else None)
     missing = [r.key for r in m.runs if r.key not in m.records]
     if missing:
         lines += [f"Not finished (left out of this report): {', '.join(missing)}.", ""]
-    RENDERERS[experiment](m, out, lines)
+    render(m, out, lines)
     path = out / f"{experiment}.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
