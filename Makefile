@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/deepres train
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
