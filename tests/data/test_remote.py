@@ -196,7 +196,7 @@ def test_data_shard_writes_to_the_store_never_a_local_s3_folder(s3, tiny_data, t
     assert again.returncode == 2 and "holds files already" in again.stderr
 
 
-def test_eval_reads_only_the_split_it_evaluates(s3, tmp_path):
+def test_eval_reads_only_the_split_it_evaluates(s3, tmp_path, monkeypatch):
     """Counted on the wire (a proxy before the local S3 server): eval of the test split fetches
     the test shards and never a byte of a training shard; int8 calibration, which names the
     training split, fetches no test shard."""
@@ -228,8 +228,11 @@ def test_eval_reads_only_the_split_it_evaluates(s3, tmp_path):
         from deepres.loaded import load_predictor
         from deepres.loaded.calibration import calibration_batches
 
-        os.environ.update({"AWS_ENDPOINT_URL": proxy.url,
-                           "DEEPRES_CACHE": str(tmp_path / "c2")})
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("DEEPRES_CACHE", str(tmp_path / "c2"))
+        import s3fs
+
+        s3fs.S3FileSystem.clear_instance_cache()  # fsspec keeps one per arguments, not per env
         batches = calibration_batches(load_predictor(str(weights), precision="fp32"),
                                       "s3://bucket/shards/", images=16, batch_size=8)
         assert sum(len(b) for b in batches) == 16
