@@ -139,7 +139,7 @@ def test_streamed_folders_take_the_same_options(tmp_path):
 
     data = make_generated_imagenet(tmp_path / "gen")
     assert main(["train", "--data", str(data), "--model", "resnet18", "--iterations", "2",
-                 "--batch-size", "4", "--precision", "fp32", "--balanced-sampler",
+                 "--batch-size", "4", "--crop", "64", "--precision", "fp32", "--balanced-sampler",
                  "--auto-augment", "randaugment", "--random-erasing", "0.5", "--workers", "0",
                  "--run-dir", str(tmp_path / "run")]) == 0
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2

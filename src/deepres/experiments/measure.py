@@ -116,17 +116,20 @@ def layer_responses(m: Measured) -> dict[str, Any]:
 
 
 def imagenet_tests(m: Measured) -> dict[str, Any]:
-    """10-crop and multi-scale (224, 256, 384) errors of each seed's final weights."""
+    """10-crop and multi-scale (224, 256, 384, at the 224 crop) errors of each seed's final
+    weights."""
     from ..evaluate.runner import run_eval
 
     tests: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for label, records in m.groups.items():
         data = m.configs[label].data.data
+        crop = m.configs[label].data.crop or 224  # the smoke scale's 64 keeps the proportions
+        scales = [round(s * crop / 224) for s in (224, 256, 384)]
         weights = [str(RunFolder(s["run_dir"]).weights) for s in records]
         # precision "auto": as these reports were measured before eval's default became fp32
         tests[label] = {"ten": [run_eval([w], data, crops=10, precision="auto")
                                 for w in weights],
-                        "multi": [run_eval([w], data, scales=[224, 256, 384], precision="auto")
+                        "multi": [run_eval([w], data, scales=scales, precision="auto")
                                   for w in weights]}
     return {"tests": tests}
 

@@ -21,7 +21,9 @@ PlanFn = Callable[[str, Scale, int, str, str, Path], list[Run]]
 
 
 def make_generated_imagenet(root: Path, classes: int = 3, per_class: int = 8) -> Path:
-    """A tiny ImageNet-shaped folder (train/test, photo-sized images) for smoke runs."""
+    """A tiny ImageNet-shaped folder (train/test, images of 96 to 128 pixels: over the size
+    held in memory, so streamed and scale-augmented as ImageNet is) for smoke runs, which
+    crop 64 (specs.py ``imagenet_crop``)."""
     if (root / ".complete").exists():
         return root
     rng = np.random.default_rng(0)
@@ -31,7 +33,7 @@ def make_generated_imagenet(root: Path, classes: int = 3, per_class: int = 8) ->
             d.mkdir(parents=True, exist_ok=True)
             base = rng.integers(30, 225, 3)
             for i in range(n):
-                h, w = rng.integers(240, 320, 2)
+                h, w = rng.integers(96, 128, 2)
                 img = np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(img).save(d / f"{i:04d}.jpg", quality=90)
     (root / ".complete").touch()

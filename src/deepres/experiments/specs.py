@@ -36,6 +36,9 @@ class Scale:
     preact_depths: tuple[int, ...] = (110, 164)
     # The order in which the CIFAR depths train (None: as listed); each seed's runs in turn.
     priority: tuple[int, ...] | None = None
+    # The ImageNet runs' training crop (§3.4's 224); the tests' sizes keep its proportions
+    # (256/224 resize, 224/256/384 scales). The smoke scale checks the same code at 64.
+    imagenet_crop: int = 224
 
 
 # What each ImageNet table trained (§4.1): Table 2 compares plain and residual 18/34 with option
@@ -50,7 +53,8 @@ IMAGENET_SMOKE = (("plain18", None, False), ("resnet18", "A", False), ("resnet18
 SCALES = {
     # Seconds: tiny networks, a few steps on the bundled sample. What the tests run.
     "smoke": Scale("smoke", (8, 14), 6, 32, 0.1, imagenet_runs=IMAGENET_SMOKE,
-                   imagenet_iterations=2, imagenet_batch=4, precise_bn=2, preact_depths=(8,)),
+                   imagenet_iterations=2, imagenet_batch=4, precise_bn=2, preact_depths=(8,),
+                   imagenet_crop=64),
     # About an hour on 2 CPU cores: two depths, 2,000 iterations (3% of the paper's 64k). It
     # shows plain-net degradation (measured, one seed: plain-56 69% vs plain-20 32% training
     # error) but not deeper ResNets doing better: the /10 step at iteration 1,000 comes
@@ -198,7 +202,7 @@ def _imagenet_run(model: str, shortcut: str | None, stride_in_1x1: bool, seed: i
     cfg = recipe("imagenet-paper", model)
     cfg = with_overrides(
         cfg, model={"shortcut": shortcut, "stride_in_1x1": stride_in_1x1 or None},
-        data={"data": data},
+        data={"data": data, "crop": scale.imagenet_crop},
         optim={"iterations": scale.imagenet_iterations, "batch_size": scale.imagenet_batch},
         run={"run_dir": str(out / "runs" / key), "seed": seed, "device": device,
              "log_every": 1 if scale.name == "smoke" else 100, "precise_bn": scale.precise_bn,
