@@ -20,9 +20,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     rows = listed_models()
     if args.patterns or args.pretrained:  # the rows list_models keeps, in its order
-        from .models import list_models
+        if args.pretrained:  # NAME.TAG of published weights: asks torchvision (torch)
+            from .models import list_models
 
-        chosen = list_models(args.patterns or None, pretrained=args.pretrained)
+            chosen = list_models(args.patterns or None, pretrained=True)
+        else:  # list_models's rule on the committed table: no torch, as without a pattern
+            import fnmatch
+
+            chosen = [r["name"] for r in rows
+                      if any(fnmatch.fnmatchcase(r["name"], p) for p in args.patterns)]
         if not chosen:
             print(f"deepres models: no model matches {' '.join(args.patterns)}"
                   f"{' with published weights' if args.pretrained else ''} (patterns are "
