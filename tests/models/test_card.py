@@ -129,3 +129,24 @@ def test_an_onnx_file_whose_class_list_disagrees_with_its_outputs_is_refused(tmp
         with pytest.raises(WeightsError, match=r"bad\d\.onnx: metadata field 'class_names' "
                                                r"must be a list of 3 class names"):
             deepres.Predictor.from_weights(bad, engine="onnxruntime")
+
+
+def test_the_card_names_its_origin_by_file_and_sha256_or_by_name(tmp_path):
+    """The origin is the file and the sha256 of the bytes loaded (a file changed later has
+    another), on every route that reads a file; a name stays a name."""
+    import hashlib
+
+    from deepres.loaded import load_predictor
+    from helpers import make_weights
+
+    path = make_weights(tmp_path / "w.safetensors")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert load_predictor(str(path)).card.origin == f"{path} (sha256 {digest})"
+    model = deepres.create_model("resnet8", num_classes=3, pretrained=str(path))
+    assert model.card.origin == f"{path} (sha256 {digest})"
+    make_weights(path, seed=1)  # the same name, other bytes
+    again = load_predictor(str(path)).card.origin
+    assert again != f"{path} (sha256 {digest})"
+    assert again == f"{path} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})"
+    named = deepres.create_model("resnet20", pretrained="deepres:resnet20.cifar10")
+    assert named.card.origin == "deepres:resnet20.cifar10"

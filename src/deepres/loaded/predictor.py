@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..inputspec import InputSpec
-from ..models.card import ModelCard, describes_input, read_card
+from ..models.card import ModelCard, describes_input, origin_of, read_card
 from ..models.loading import rebuild_foreign, rebuild_from_weights
 from ..models.weights import WeightsError
 from ..runtime.options import MEASURING_PRECISION, RUNNING_PRECISION
@@ -197,7 +197,8 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
         # int8 kernels take float input and quantize it themselves: no autocast.
         return Predictor(module, classes, spec, "fp32", meta, "torch",
                          "a TorchScript int8 file (the format before ONNX int8)",
-                         card=ModelCard(None, spec, classes and tuple(classes), origin=path))
+                         card=ModelCard(None, spec, classes and tuple(classes),
+                                        origin=origin_of(path)))
     if model_name is not None:
         model, meta = rebuild_foreign(path, model_name)
     else:
@@ -214,7 +215,7 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     if choice.engine != "torch":
         run = engines.converted(model, choice.engine, precision, spec.input_size, any_size,
                                 spec.channels)
-    model.card = replace(model.card, input_spec=spec, origin=str(source),
+    model.card = replace(model.card, input_spec=spec, origin=origin_of(source),
                          class_names=None if classes is None else tuple(classes))
     return Predictor(model, classes, spec.to(device), precision, meta, choice.engine, reason,
                      run, card=model.card)
@@ -229,7 +230,7 @@ def _load_onnx(path: str, choice: engines.Choice, precision: str | None) -> Pred
         raise WeightsError(f"{path}: an ONNX file without deepres's metadata (no input "
                            "specification); give deepres the file `deepres export` wrote, or "
                            "run this one with ONNX Runtime directly")
-    card = read_card(meta, path, outputs)  # one class name per output, or an error
+    card = read_card(meta, path, outputs, origin_of(path))  # one class name per output
     classes = None if card.class_names is None else list(card.class_names)
     spec = card.input_spec
     if len(shape) != 4 or (isinstance(shape[2], int) and shape[2] != spec.input_size):

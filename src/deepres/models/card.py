@@ -77,6 +77,19 @@ class ModelCard:
         return meta
 
 
+def origin_of(source: str) -> str:
+    """What a card says a model came from: a local file as ``"FILE (sha256 HEX)"`` (the bytes
+    it was loaded from, whatever later becomes of the file); a name (``deepres:``,
+    ``torchvision:``, ``hf-hub:``), or a path that is no file, as it is."""
+    import os
+
+    if ":" in source.split("/")[0] or not os.path.isfile(source):
+        return source
+    from ..runtime.files import file_sha256
+
+    return f"{source} (sha256 {file_sha256(source)})"
+
+
 def describes_input(meta: Mapping[str, Any]) -> bool:
     """Whether a file's metadata gives its input specification (deepres writes a mean)."""
     return "input_mean" in meta

@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from .blocks import BasicBlock, Bottleneck, PlainBasicBlock, PlainBottleneck
-from .card import ModelCard
+from .card import ModelCard, origin_of
 from .description import ModelArgs
 from .names import CIFAR_WIDTHS, DEFAULT_INPUT_SPEC, IMAGENET_WIDTHS, resolve
 from .preact import PreActBasicBlock, PreActBottleneck
@@ -180,6 +180,6 @@ def _load_pretrained(model: nn.Module, name: str, pretrained: bool | str) -> Non
     else:
         source = str(pretrained)
     init = init_from(model, source)
-    model.card = replace(model.card, input_spec=init.spec, origin=source,
+    model.card = replace(model.card, input_spec=init.spec, origin=origin_of(source),
                          class_names=init.class_names if init.class_names and
                          model.fc.out_features == len(init.class_names) else None)

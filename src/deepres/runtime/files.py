@@ -149,3 +149,22 @@ def exclusive(lock_file: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor drops the lock
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The file's sha256 (hex), read in 1 MiB blocks; remembered per path, size and
+    modification time, so a file loaded twice (a model and its server) is read once."""
+    import hashlib
+
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]

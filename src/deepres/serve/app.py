@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import io
 import json
 import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 from starlette.applications import Starlette
@@ -128,8 +126,9 @@ class Service:
         # pixels decoding at once across requests: one request's limit (serve/budget.py)
         self.decoding = PixelBudget(cfg.max_request_pixels)
         from ..models.published import local_path  # deepres:NAME and Hub names: their file
+        from ..runtime.files import file_sha256
 
-        self.digest = hashlib.sha256(Path(local_path(cfg.weights)).read_bytes()).hexdigest()
+        self.digest = file_sha256(local_path(cfg.weights))  # read once: the card's too
 
     def _infer(self, batch: torch.Tensor) -> torch.Tensor:
         return probs_single(self.predictor, batch.to(self.predictor.device)).cpu()
