@@ -145,3 +145,18 @@ def test_only_the_run_folder_spells_the_run_files():
     found = [f"{p.relative_to(SRC)}:{n}" for p in sorted(SRC.rglob("*.py")) if p not in (owner, hub)
              for n, line in enumerate(p.read_text().splitlines(), 1) if names.search(line)]
     assert not found, found
+
+
+def test_held_and_streamed_data_branch_only_inside_data():
+    """One dataset path (issue 41 item 5): no module outside data/ asks whether data is held
+    in memory (ArrayDataset) or streamed (FolderIndex)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "src" / "deepres"
+    pattern = re.compile(r"isinstance\([^)]*(ArrayDataset|FolderIndex)|"
+                         r"ArrayDataset \| FolderIndex|FolderIndex \| ArrayDataset")
+    found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+             if "data" not in p.relative_to(root).parts[:1]
+             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert found == [], found

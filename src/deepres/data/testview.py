@@ -66,7 +66,8 @@ def test_batches(data: ArrayDataset | FolderIndex | Sequence[str], spec: InputSp
                  tolerate_bad: bool = False, desc: str | None = None) -> Iterator[TestBatch]:
     """uint8 test batches of ``data`` (in ``indices`` order, default all), this process's share
     (every ``world_size``-th image from ``rank``), prepared by ``spec`` as ``mode`` says.
-    Files are decoded by ``workers`` processes; ``desc`` shows a progress bar."""
+    Files are decoded by ``workers`` processes; ``desc`` shows a progress bar over them
+    (arrays held in memory take no time worth one)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     order = list(range(len(data))) if indices is None else [int(i) for i in indices]

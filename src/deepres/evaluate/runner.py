@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..data import DatasetError, FolderIndex, load_data
+from ..data import DatasetError, load_data
 from ..data.testview import test_batches
 from ..loaded import Predictor, load_predictor, probs_single
 from ..runtime import distributed as dist
@@ -69,7 +69,7 @@ def run_eval(weights: Sequence[str], data: str, *, crops: int = 1,
         batches = ((b.images, b.labels) for b in test_batches(
             ds, preds[0].spec, batch_size, mode=mode, rank=ctx.rank,
             world_size=ctx.world_size, workers=workers,
-            desc=f"evaluating {ds.root}" if isinstance(ds, FolderIndex) else None))
+            desc=f"evaluating {data} ({split})"))  # a bar where files are streamed
         k = len(splits.classes)
         m = count_errors(batches, lambda x: ensemble(
             [_probs(p, x, crops, scales, tta) for p in preds]).cpu(), "cpu", ctx, k)
