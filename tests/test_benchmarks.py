@@ -11,17 +11,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_time_to_accuracy_script_runs_end_to_end(tmp_path):
+def test_time_to_accuracy_script_runs_end_to_end(tmp_path, tiny_data):
+    # the tiny folder, not the 6,000-image sample: the script's path end to end is the test
     out, tmp = tmp_path / "tta", tmp_path / "tmp"
     tmp.mkdir()
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"),
-                           "--data", "sample", "--epochs", "1", "--out", str(out), "--",
-                           "--no-compile", "--model", "resnet8"],
+                           "--data", str(tiny_data), "--epochs", "1", "--out", str(out), "--",
+                           "--no-compile", "--model", "resnet8", "--batch-size", "32"],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TMPDIR": str(tmp)})
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "time_to_accuracy.json").read_text())
-    assert result["test_images"] == 1000
+    assert result["test_images"] == 24
     assert 0 < result["test_accuracy"] <= 1 and 0 < result["flip_tta_accuracy"] <= 1
     assert result["wall_s"] > 0 and "goal_met" in result
     assert not list(tmp.glob("deepres-tta-cache-*")), "the cold data cache was left behind"
