@@ -126,14 +126,15 @@ def one_epoch(device, data, model, batch):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "datasets" /
-                                          "cifar10-jpg.tar.gz"))
+    ap.add_argument("--data", default=None, help="default: the shared CIFAR-10 JPEG set; with "
+                    "--tiny, the bundled sample")
     ap.add_argument("--tiny", action="store_true", help="seconds on a CPU: small sizes, sample")
     ap.add_argument("--json", default=None, help="also write the results here")
     a = ap.parse_args()
     device = torch.device(a.device)
     tiny = a.tiny
-    data = "sample" if tiny else a.data
+    data = a.data or ("sample" if tiny else str(HERE.parent.parent / "shared" / "datasets" /
+                                                "cifar10-jpg.tar.gz"))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {device} ({name}); torch {torch.__version__}", flush=True)
     parts = {

@@ -28,9 +28,10 @@ def test_time_to_accuracy_script_runs_end_to_end(tmp_path, tiny_data):
     assert not list(tmp.glob("deepres-tta-cache-*")), "the cold data cache was left behind"
 
 
-def test_gpu_benchmark_runs_tiny_on_the_cpu(tmp_path):
+def test_gpu_benchmark_runs_tiny_on_the_cpu(tmp_path, tiny_data):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--tiny",
-                           "--device", "cpu", "--json", str(tmp_path / "gpu.json")],
+                           "--device", "cpu", "--data", str(tiny_data),
+                           "--json", str(tmp_path / "gpu.json")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "gpu.json").read_text())["results"]
