@@ -255,7 +255,7 @@ def test_config_files_fail_only_as_the_callers_error(tmp_path_factory, value):
 
 METADATA_KEYS = st.sampled_from(["model", "model_options", "class_names", "input_mean",
                                  "input_std", "input_size", "test_resize", "interpolation",
-                                 "tag", "input_range"])
+                                 "tag", "input_range", "input_channels"])
 
 
 @given(st.dictionaries(METADATA_KEYS, JSON.map(json.dumps) | st.text(max_size=20), max_size=6),
