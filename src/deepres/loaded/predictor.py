@@ -168,7 +168,7 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     from ..models.hub import is_hub_source
     from ..models.published import local_path
     from ..models.weights import refuse_url
-    from .int8 import is_int8_file, load_int8
+    from .int8 import is_int8_file
     from .onnxfile import is_onnx_file
 
     source = str(path)  # a Hub name stays a name: its config says the model and its input
@@ -179,26 +179,7 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     elif is_onnx_file(path):
         return _load_onnx(path, engines.choose(engine or "auto", True, device), precision)
     elif is_int8_file(path):
-        if torch.device(device).type != "cpu":
-            raise WeightsError(f"{path}: int8 files run on the CPU only; use --device cpu")
-        if engine not in (None, "auto", "torch"):
-            raise WeightsError(f"{path}: a TorchScript int8 file runs on --engine torch only; "
-                               "re-export it with `deepres export --format int8` (ONNX)")
-        print(f"note: {path} is a TorchScript int8 file, the format before ONNX int8; it "
-              "loads in this release only: re-export it with `deepres export --format int8`",
-              file=sys.stderr, flush=True)
-        module, raw = load_int8(path)
-        meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
-        n = raw.get("num_classes")
-        if not _is_int(n, 1, 1_000_000):
-            raise WeightsError(f"{path}: metadata field 'num_classes' must be a positive "
-                               f"integer, not {n!r}")
-        classes, spec = _input_spec(meta, path, n)
-        # int8 kernels take float input and quantize it themselves: no autocast.
-        return Predictor(module, classes, spec, "fp32", meta, "torch",
-                         "a TorchScript int8 file (the format before ONNX int8)",
-                         card=ModelCard(None, spec, classes and tuple(classes),
-                                        origin=origin_of(path)))
+        return _load_torchscript_int8(path, device, engine)
     if model_name is not None:
         model, meta = rebuild_foreign(path, model_name)
     else:
@@ -219,6 +200,33 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
                          class_names=None if classes is None else tuple(classes))
     return Predictor(model, classes, spec.to(device), precision, meta, choice.engine, reason,
                      run, card=model.card)
+
+
+def _load_torchscript_int8(path: str, device: torch.device | str, engine: str | None
+                           ) -> Predictor:
+    """A TorchScript int8 file, the format before ONNX int8: loaded, on the CPU, with a note."""
+    from .int8 import load_int8
+
+    if torch.device(device).type != "cpu":
+        raise WeightsError(f"{path}: int8 files run on the CPU only; use --device cpu")
+    if engine not in (None, "auto", "torch"):
+        raise WeightsError(f"{path}: a TorchScript int8 file runs on --engine torch only; "
+                           "re-export it with `deepres export --format int8` (ONNX)")
+    print(f"note: {path} is a TorchScript int8 file, the format before ONNX int8; it "
+          "loads in this release only: re-export it with `deepres export --format int8`",
+          file=sys.stderr, flush=True)
+    module, raw = load_int8(path)
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    n = raw.get("num_classes")
+    if not _is_int(n, 1, 1_000_000):
+        raise WeightsError(f"{path}: metadata field 'num_classes' must be a positive "
+                           f"integer, not {n!r}")
+    classes, spec = _input_spec(meta, path, n)
+    # int8 kernels take float input and quantize it themselves: no autocast.
+    return Predictor(module, classes, spec, "fp32", meta, "torch",
+                     "a TorchScript int8 file (the format before ONNX int8)",
+                     card=ModelCard(None, spec, classes and tuple(classes),
+                                    origin=origin_of(path)))
 
 
 def _load_onnx(path: str, choice: engines.Choice, precision: str | None) -> Predictor:
