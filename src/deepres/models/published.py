@@ -115,11 +115,19 @@ def pretrained_tags(name: str) -> dict[str, str]:
     tagged as timm tags them). ``NAME.TAG`` is what ``create_model`` and ``list_models(...,
     pretrained=True)`` call them."""
     tags = {p.tag: p.source for p in weights_for(name)}
-    try:
-        from torchvision.models import get_model_weights, list_models
-    except ImportError:  # pragma: no cover - torchvision is a dependency
-        return tags
-    if name in list_models():
+    if name in _torchvision_names():
+        from torchvision.models import get_model_weights
+
         for member in get_model_weights(name):  # aliases (DEFAULT) are not iterated
             tags.setdefault(_torchvision_tag(member.name), f"torchvision:{name}.{member.name}")
     return tags
+
+
+@functools.cache
+def _torchvision_names() -> frozenset[str]:
+    """torchvision's model names, asked once (list_models(pretrained=True) asks per name)."""
+    try:
+        from torchvision.models import list_models
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        return frozenset()
+    return frozenset(list_models())
