@@ -139,7 +139,8 @@ def test_only_the_run_folder_spells_the_run_files():
     module asks RunFolder for the path."""
     import re
 
-    names = re.compile(r"""["'](metrics\.jsonl|summary\.json|checkpoint\.pt|config\.json)["']""")
+    names = re.compile(r"""["'](metrics\.jsonl|summary\.json|checkpoint\.pt|config\.json|"""
+                       r"""diverged\.json|mlflow\.json|best\.safetensors|ema\.safetensors)["']""")
     owner = SRC / "deepres" / "runtime" / "runfolder.py"
     hub = SRC / "deepres" / "models" / "hub.py"  # a Hub snapshot's config.json: another file
     found = [f"{p.relative_to(SRC)}:{n}" for p in sorted(SRC.rglob("*.py")) if p not in (owner, hub)

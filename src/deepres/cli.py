@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import BadImageError, DatasetError
     from .models import WeightsError
     from .train import CheckpointError, NonFiniteLossError
-    from .train.guard import RunError, RunStopped
+    from .train.errors import RunError, RunStopped
 
     try:
         return int(args.func(args))

@@ -88,7 +88,7 @@ def test_adamw_has_no_decay_on_norms_and_biases():
 
 
 def test_accumulation_matches_the_whole_batch_step():
-    from deepres.train.divergence import FiniteCheck
+    from deepres.train.guard import RunGuard
     from deepres.train.loop import _step
 
     x, y = torch.randn(8, 3, 4, 4), torch.randint(0, 5, (8,))
@@ -101,7 +101,7 @@ def test_accumulation_matches_the_whole_batch_step():
                                                    clip_grad_norm=None),
                               run=SimpleNamespace(precision="fp32"))
         s = SimpleNamespace(cfg=cfg, model=model, module=model, optimizer=opt, loss_weight=None,
-                            scaler=None, finite=FiniteCheck(), device=torch.device("cpu"))
+                            scaler=None, guard=RunGuard("unused"), device=torch.device("cpu"))
         _step(s, x, y, 0)
         weights.append(model[1].weight.detach().clone())
     assert torch.allclose(weights[0], weights[1], atol=1e-6)

@@ -20,6 +20,9 @@ from .files import atomic_write_text
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 CHECKPOINT, WEIGHTS, CURVES, LOCK = "checkpoint.pt", "weights.safetensors", "curves.png", ".lock"
 TENSORBOARD = "tensorboard"
+BEST, EMA = "best.safetensors", "ema.safetensors"  # the best validation weights; --ema's
+DIVERGED = "diverged.json"  # training stopped on non-finite values (train/guard.py)
+TRACKING = "mlflow.json"  # the MLflow run this run logs to (train/tracking.py)
 
 
 class RunFolderError(ValueError):
@@ -66,6 +69,22 @@ class RunFolder:
     @property
     def tensorboard(self) -> Path:
         return self.path / TENSORBOARD
+
+    @property
+    def best(self) -> Path:
+        return self.path / BEST
+
+    @property
+    def ema(self) -> Path:
+        return self.path / EMA
+
+    @property
+    def diverged(self) -> Path:
+        return self.path / DIVERGED
+
+    @property
+    def tracking(self) -> Path:
+        return self.path / TRACKING
 
     def started(self) -> bool:
         """A run was started here (its config was written): resume it, do not start anew."""

@@ -158,8 +158,8 @@ class OptimConfig:
                                           "the gradients' global norm to X before each step")
     early_stop: int | None = option(None, parse=POSITIVE_INT, metavar="N", help="stop when "
                                     "the validation error has not improved in N evaluations "
-                                    "(needs a validation split); the best weights are kept in "
-                                    "best.safetensors")
+                                    "(needs a validation split); the best weights are kept "
+                                    "(best.safetensors)")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def evaluate_epoch(s: Setup, state: TrainState) -> dict[str, Any]:
             state.schedule.evals_since_best = 0
             row[BEST] = True
             if s.ctx.is_main:
-                write_weights(s, s.module, s.run_dir / "best.safetensors",
+                write_weights(s, s.module, s.guard.folder.best,
                                {"best_step": state.step, "best_val_error": m["top1_error"]})
     if s.test is not None:
         m = _errors(s, s.model, s.test)
@@ -125,7 +125,7 @@ def finish(s: Setup, state: TrainState, seconds: float, log: Logger,
     if s.ctx.is_main:
         write_weights(s, s.module, RunFolder(s.run_dir).weights)
         if s.ema is not None:
-            write_weights(s, s.ema, s.run_dir / "ema.safetensors", {"ema_decay": s.cfg.run.ema})
+            write_weights(s, s.ema, s.guard.folder.ema, {"ema_decay": s.cfg.run.ema})
         atomic_write_text(RunFolder(s.run_dir).summary, json.dumps(summary, indent=2) + "\n")
         log.close(s.cfg.to_dict(), summary)
     if not math.isnan(summary.get("test_error", math.nan)):

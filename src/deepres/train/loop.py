@@ -1,6 +1,7 @@
 """The training loop: ``fit(config) -> summary``, readable top to bottom.
 
-``fit`` locks the run directory and starts (or resumes) the run; ``prepare`` (train/state.py)
+``fit`` has the run guard (train/guard.py) lock the run directory, then starts (or resumes)
+the run; ``prepare`` (train/state.py)
 builds data (one pipeline, ``data/pipeline.py``), model and optimizer; ``train_one_epoch`` runs
 optimizer steps with logging and checkpoints as plain ``if step % n == 0`` checks;
 ``evaluate_epoch`` (train/evaluation.py) measures errors; ``finish`` writes the weights and the
@@ -10,8 +11,6 @@ summary. Helpers follow in the order they are called.
 from __future__ import annotations
 
 import json
-import shutil
-import signal
 import sys
 import time
 from dataclasses import replace
@@ -29,11 +28,11 @@ from ..runtime.machine import describe_machine
 from ..runtime.precision import autocast, cpu_has_native_bf16
 from ..runtime.precision import why as precision_why
 from ..runtime.runfolder import RunFolder
-from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, resolve_auto
-from .divergence import DIVERGED, NonFiniteLossError, mark_diverged, optim_changes
+from .errors import RunError
 from .evaluation import evaluate_epoch, finish, precise_bn_pass
-from .guard import RunError, RunLock, RunStopped, StopOnSignal
+from .guard import RunGuard, resume_changes
 from .records import (
     EPOCH,
     IMAGES_PER_S,
@@ -44,7 +43,7 @@ from .records import (
     Logger,
 )
 from .schedule import ScheduleState, after_train_error, lr_at
-from .state import STOP_CHECK_EVERY, Setup, TrainState, prepare, update_ema  # noqa: F401
+from .state import Setup, TrainState, prepare, update_ema
 
 
 def fit(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
@@ -58,34 +57,12 @@ def _fit(cfg: TrainConfig, resume: bool, ctx: dist.Context) -> dict[str, Any]:
     _check_micro_batches(cfg, ctx.world_size)  # before anything is created
     cfg = resolve_auto(cfg)
     torch.manual_seed(cfg.run.seed)
-    run_dir = Path(cfg.run.run_dir)
-    lock = RunLock(run_dir)
-    created = False
-    if ctx.is_main:
-        if resume and not (run_dir / CHECKPOINT).is_file():
-            raise RunError(f"{run_dir / CHECKPOINT}: no checkpoint to resume from; nothing was "
-                           "changed. Start a new run with another --run-dir")
-        created = not run_dir.exists()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    try:
-        try:
-            if ctx.is_main and not resume and (run_dir / CHECKPOINT).exists():
-                raise FileExistsError(f"{run_dir} already holds a run; pass --resume {run_dir} "
-                                      "to continue it, or choose another --run-dir")
-            ctx.barrier()
-            s, cfg, state = _start(cfg, resume, ctx)
-        except BaseException:
-            if created:  # a failed start leaves nothing behind
-                lock.release()
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        try:
+    guard = RunGuard(cfg.run.run_dir, ctx)  # lock, rollback, signals, finite values
+    with guard.locked(resume):
+        with guard.starting(resume):
+            s, cfg, state = _start(cfg, resume, ctx, guard)
+        with guard.watching(s.device, cfg.optim.lr):
             return _train(s, cfg, state, ctx, requested_precision)
-        except NonFiniteLossError as exc:
-            raise mark_diverged(s.run_dir, s.cfg, exc, ctx.is_main) from None
-    finally:
-        lock.release()
 
 
 def _check_micro_batches(cfg: TrainConfig, world_size: int) -> None:
@@ -102,12 +79,12 @@ def _check_micro_batches(cfg: TrainConfig, world_size: int) -> None:
                          "nothing was created")
 
 
-def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
+def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context, guard: RunGuard
            ) -> tuple[Setup, TrainConfig, TrainState]:
     """Data, model and optimizer, the training length resolved, the checkpoint restored (or the
     first one written); up to here a failure changes nothing in the run directory."""
     run_dir = Path(cfg.run.run_dir)
-    s = prepare(cfg, ctx)
+    s = prepare(cfg, ctx, guard)
     cfg = s.cfg  # settled against the data (train/state.py settle)
     if len(s.train) == 0:
         raise DatasetError(f"the training split has fewer images than one batch "
@@ -118,7 +95,7 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
                            "--early-stop")
     state = TrainState()
     if resume:
-        state = _restore(s, load_checkpoint(run_dir / CHECKPOINT))
+        state = _restore(s, load_checkpoint(guard.folder.checkpoint))
         if state.step > cfg.optim.iterations:
             raise RunError(f"{run_dir}: the run is at step {state.step}, past the "
                            f"{cfg.optim.iterations} iterations asked for; nothing was changed")
@@ -144,7 +121,7 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context
                 print(f"resuming {run_dir} at step {state.step} with a new length: "
                       f"{before} -> {cfg.optim.iterations} iterations; the learning-rate "
                       "schedule is recomputed over the new length", file=sys.stderr)
-            s = replace(s, resume_changes=optim_changes(saved, cfg))
+            s = replace(s, resume_changes=resume_changes(saved, cfg.to_dict()))
         if saved_text != text:  # new, or resumed with a new length
             atomic_write_text(path, text)
     return s, cfg, state
@@ -172,34 +149,30 @@ def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
             f"{k} {a} -> {b}" for k, (a, b) in s.resume_changes.items()))
         log.record({"step": state.step, "epoch": state.epoch,
                     "changed_on_resume": s.resume_changes})
-    if ctx.is_main:
-        (s.run_dir / DIVERGED).unlink(missing_ok=True)
     state.started = time.time()
     log.begin(state.step)  # the ETA counts this sitting's steps from here
     state.segments.append({"from_step": state.step, "to_step": state.step, "seconds": 0.0,
                            "machine": describe_machine(str(s.device), cfg.run.precision)})
     row: dict[str, Any] = {}
-    with StopOnSignal() as stop:
-        s = replace(s, stop=stop)
-        while state.step < cfg.optim.iterations and not _early_stop(s, state, log):
-            train_one_epoch(s, state, log)
-            if s.stop_requested():
-                _save(s, state)
-                raise RunStopped(stop.signum or int(signal.SIGTERM), state.step, s.run_dir)
-            if state.batch >= steps_per_epoch:  # the epoch is complete
-                row = evaluate_epoch(s, state)
-                log.record(row)
-                log.message(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                     for k, v in row.items()))
-                state.epoch, state.batch = state.epoch + 1, 0
-                _save(s, state)
-        _save(s, state)
-        seconds = state.seconds()
-        extra = {}
-        if cfg.run.precise_bn:
-            extra = {"precise_bn": precise_bn_pass(s, log)}
-            row = {}  # the weights changed: evaluate again
-        return finish(s, state, seconds, log, row, extra)
+    while state.step < cfg.optim.iterations and not _early_stop(s, state, log):
+        train_one_epoch(s, state, log)
+        if s.guard.stop_requested():
+            _save(s, state)
+            raise s.guard.stopped(state.step)
+        if state.batch >= steps_per_epoch:  # the epoch is complete
+            row = evaluate_epoch(s, state)
+            log.record(row)
+            log.message(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                 for k, v in row.items()))
+            state.epoch, state.batch = state.epoch + 1, 0
+            _save(s, state)
+    _save(s, state)
+    seconds = state.seconds()
+    extra = {}
+    if cfg.run.precise_bn:
+        extra = {"precise_bn": precise_bn_pass(s, log)}
+        row = {}  # the weights changed: evaluate again
+    return finish(s, state, seconds, log, row, extra)
 
 
 def _early_stop(s: Setup, state: TrainState, log: Logger) -> bool:
@@ -261,7 +234,7 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
                 log.message(f"step {state.step}: training error below "
                             f"{o.warmup_until_error:.0%}; warm-up over, lr {o.lr}")
         if state.step % cfg.run.log_every == 0 or state.step == o.iterations:
-            s.finite.raise_if_found(s.ctx, state.step)
+            s.guard.check_finite(state.step)
             totals = s.ctx.sum(torch.stack([loss_sum, wrong_sum,
                                             torch.tensor(float(seen), device=s.device)]))
             loss_v, wrong_v, n = totals.tolist()
@@ -276,10 +249,10 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
             loss_sum.zero_(), wrong_sum.zero_()
             seen, t_last = 0, now
         if state.step % cfg.run.checkpoint_every == 0:
-            s.finite.raise_if_found(s.ctx, state.step)  # never checkpoint past a bad step
+            s.guard.check_finite(state.step)  # never checkpoint past a bad step
             _save(s, state)
-        if s.stop_requested(state.step):
-            s.finite.raise_if_found(s.ctx, state.step)
+        if s.guard.stop_requested(state.step):
+            s.guard.check_finite(state.step)
             return
 
 
@@ -306,7 +279,7 @@ def _step(s: Setup, x: torch.Tensor, target: torch.Tensor, step: int
         s.scaler.step(s.optimizer)
         s.scaler.update()
     else:
-        s.finite.after_backward(s.module, total, step)
+        s.guard.after_backward(s.module, total, step)
         if o.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(s.module.parameters(), o.clip_grad_norm)
         s.optimizer.step()
@@ -315,7 +288,7 @@ def _step(s: Setup, x: torch.Tensor, target: torch.Tensor, step: int
 
 def _save(s: Setup, state: TrainState) -> None:
     if s.ctx.is_main:
-        save_checkpoint(_checkpoint_payload(s, state), s.run_dir / CHECKPOINT)
+        save_checkpoint(_checkpoint_payload(s, state), s.guard.folder.checkpoint)
     s.ctx.barrier()
 
 

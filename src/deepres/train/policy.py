@@ -1,10 +1,10 @@
 """Which settings a resume may change: one table, read by train/runs.py (what a resume
-accepts) and train/divergence.py (what it reports)."""
+accepts) and train/guard.py (what it reports after a divergence)."""
 
 from __future__ import annotations
 
 # Which settings a resume may change, in one table (train/runs.py applies it, and
-# train/divergence.py reports the changes). "always": where the run runs and in what precision
+# train/guard.py reports the changes). "always": where the run runs and in what precision
 # (a long run that moves to a CPU without native bf16 resumes in fp32 with --precision auto:
 # README, "Runs that move between machines"), how often it logs and checkpoints, and its length
 # (the schedule is recomputed over it). "after a divergence": the optimisation settings, once a

@@ -63,7 +63,7 @@ class Logger:
         if self.active:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(s.run_dir / "tensorboard"))
+                self.tb = SummaryWriter(str(s.guard.folder.tensorboard))
             except ImportError:  # tensorboard is optional at run time
                 self.tb = None
             if s.cfg.run.tracker == "mlflow":

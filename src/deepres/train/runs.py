@@ -14,8 +14,7 @@ from ..runtime.options import declared
 from ..runtime.runfolder import RunFolder
 from ..runtime.terminal import safe
 from .config import SECTIONS, TrainConfig, with_overrides
-from .divergence import DIVERGED
-from .guard import RunError
+from .errors import RunError
 from .policy import may_change_on_resume
 
 
@@ -38,7 +37,7 @@ def resume_config(run: str, cfg: TrainConfig, given: dict[str, Any],
     value; ``fields`` maps a flag to its config section and field) that may change on resume;
     any other that differs is a RunError naming each. After a stop on non-finite values
     (``diverged.json``) the optimisation settings may change too."""
-    diverged = (Path(run) / DIVERGED).exists()
+    diverged = RunFolder(run).diverged.exists()
     safe = may_change_on_resume(diverged)  # policy.py RESUME_POLICY
     changed = []
     for flag, value in given.items():

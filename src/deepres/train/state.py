@@ -4,7 +4,6 @@ pipeline, model, optimizer, device, processes), built by ``prepare``."""
 from __future__ import annotations
 
 import copy
-import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -22,8 +21,7 @@ from ..models.weights import init_from
 from ..runtime import distributed as dist
 from ..runtime.precision import configure_cuda
 from .config import OptimConfig, TrainConfig
-from .divergence import FiniteCheck
-from .guard import StopOnSignal
+from .guard import RunGuard
 from .schedule import ScheduleState
 
 
@@ -55,14 +53,12 @@ class TrainState:
         return done
 
 
-STOP_CHECK_EVERY = 10  # steps between the processes' agreement on a stop signal (torchrun)
-
-
 @dataclass(frozen=True)
 class Setup:
     """Everything a run trains with, built once by :func:`prepare` (its config already
-    settled against the data: see :func:`settle`); a resume's changes and the signal watcher
-    are added with ``dataclasses.replace``, never by patching."""
+    settled against the data: see :func:`settle`); a resume's changes are added with
+    ``dataclasses.replace``, never by patching. Signals, non-finite values and divergence are
+    the run guard's (train/guard.py)."""
 
     cfg: TrainConfig
     model: nn.Module
@@ -72,10 +68,8 @@ class Setup:
     device: torch.device
     run_dir: Path
     ctx: dist.Context
-    stop: StopOnSignal | None = None
+    guard: RunGuard
     ema: nn.Module | None = None  # the moving average of the weights (--ema)
-    # The per-step finite check; on a GPU it stays on the device (train/divergence.py).
-    finite: FiniteCheck = field(default_factory=FiniteCheck)
     resume_changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
     # Beyond the paper (data/policies.py): mixup/cutmix of the batch, the class weights of the
     # loss, fp16's gradient scaler; None when off.
@@ -101,24 +95,10 @@ class Setup:
     def prep_eval(self, x: torch.Tensor) -> torch.Tensor:
         return self.data.prep_eval(x)
 
-    def stop_requested(self, step: int | None = None) -> bool:
-        """A SIGTERM/SIGINT arrived; with several processes, one that all of them agree on,
-        asked every ``STOP_CHECK_EVERY`` steps (the agreement is a collective read back to the
-        host; ``step`` None asks now)."""
-        signum = self.stop.signum if self.stop is not None else None
-        if not self.ctx.active:
-            return signum is not None
-        if step is not None and step % STOP_CHECK_EVERY:
-            return False
-        flag = torch.tensor([float(signum or 0)], device=self.device)
-        got = self.ctx.sum(flag).item()  # the same answer on every process
-        if got and self.stop is not None and self.stop.signum is None:
-            self.stop.signum = int(signal.SIGTERM)
-        return bool(got)
 
-
-def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
-    """Data (one pipeline, data/pipeline.py), model, optimizer."""
+def prepare(cfg: TrainConfig, ctx: dist.Context, guard: RunGuard | None = None) -> Setup:
+    """Data (one pipeline, data/pipeline.py), model, optimizer; ``guard``: the run's guard
+    (train/guard.py; a new one on ``cfg.run.run_dir`` if None)."""
     device = ctx.local_device(cfg.run.device)
     configure_cuda(device, cfg.run.tf32)
     if cfg.run.deterministic:
@@ -157,8 +137,8 @@ def prepare(cfg: TrainConfig, ctx: dist.Context) -> Setup:
     # not flush to zero; a step with overflowing gradients is skipped and the scale lowered.
     scaler = torch.amp.GradScaler("cuda") if cfg.run.precision == "fp16" else None
     return Setup(settle(cfg, p), model, module, _optimizer(module, o), p, device,
-                 Path(cfg.run.run_dir), ctx, finite=FiniteCheck(deferred=device.type == "cuda"),
-                 ema=ema, mix=mixing(len(p.classes), o.mixup, o.cutmix), loss_weight=weight,
+                 Path(cfg.run.run_dir), ctx, guard or RunGuard(cfg.run.run_dir, ctx), ema=ema,
+                 mix=mixing(len(p.classes), o.mixup, o.cutmix), loss_weight=weight,
                  scaler=scaler)
 
 

@@ -19,9 +19,6 @@ from typing import Any
 
 from ..runtime.runfolder import RunFolder
 
-ID_FILE = "mlflow.json"
-
-
 # A tracking server that is down must not stop or stall a run: MLflow's HTTP client retries a
 # call 7 times with exponential backoff (minutes); we ask for 2 retries and 10 s, and after a
 # failure skip calls for RETRY_AFTER_S seconds. The run folder keeps every row regardless.
@@ -53,7 +50,7 @@ class MlflowTracker:
                              "'deepres[mlflow]' (or mlflow-skinny)") from exc
         self.mlflow, self.run_dir = mlflow, run_dir
         self.failures, self.down_since = 0, None  # calls that failed; when it went down
-        saved = run_dir / ID_FILE
+        saved = RunFolder(run_dir).tracking
         info = json.loads(saved.read_text()) if saved.exists() else {}
         run_id = info.get("run_id")
         uri = tracking_uri(uri, info.get("tracking_uri"))
@@ -130,7 +127,7 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
 
 def log_artifact(run_dir: str | Path, path: str | Path) -> None:
     """Add a file (``curves.png``) to the MLflow run of ``run_dir``, if it has one."""
-    saved = Path(run_dir) / ID_FILE
+    saved = RunFolder(run_dir).tracking
     if not saved.exists() or not Path(path).exists():
         return
     import mlflow
