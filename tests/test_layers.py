@@ -161,3 +161,15 @@ def test_held_and_streamed_data_branch_only_inside_data():
              if "data" not in p.relative_to(root).parts[:1]
              for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert found == [], found
+
+
+def test_training_flows_one_way():
+    """Issue 41 item 4: config -> setup (state) -> loop -> guard -> records, never back up; the
+    guard and the records know nothing of the loop or of how a run is set up."""
+    graph = import_graph()
+    train = {m for m in graph if m.startswith("deepres.train.")}
+    above = {"deepres.train.loop", "deepres.train.state", "deepres.train.evaluation"}
+    for low in ("guard", "records", "checkpoint", "config", "policy", "errors", "schedule"):
+        reached = graph[f"deepres.train.{low}"] & train
+        assert not reached & above, (low, reached & above)
+    assert "deepres.train.loop" not in set().union(*(graph[m] for m in train))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write_text
+from .files import atomic_write_text, is_out_of_space, out_of_space
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 CHECKPOINT, WEIGHTS, CURVES, LOCK = "checkpoint.pt", "weights.safetensors", "curves.png", ".lock"
@@ -104,8 +104,15 @@ class RunFolder:
         return rows
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        """One row more; the rows already written stay, and a full disk is said plainly."""
+        line = json.dumps(row) + "\n"
+        try:
+            with open(self.metrics, "a") as f:
+                f.write(line)
+        except OSError as exc:
+            if is_out_of_space(exc, self.path):
+                raise out_of_space(self.metrics, len(line), exc) from exc
+            raise
 
     def truncate_metrics(self, last_step: int) -> None:
         """Drop the rows logged after ``last_step`` (a resumed run redoes them)."""

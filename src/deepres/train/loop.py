@@ -130,7 +130,7 @@ def _start(cfg: TrainConfig, resume: bool, ctx: dist.Context, guard: RunGuard
 def _train(s: Setup, cfg: TrainConfig, state: TrainState, ctx: dist.Context,
            requested_precision: str | None) -> dict[str, Any]:
     steps_per_epoch = len(s.train)
-    log = Logger(s, cfg.optim.iterations)
+    log = Logger(s.guard.folder, cfg, ctx.is_main, cfg.optim.iterations)
     if s.data.skipped_bad:
         log.message(f"skipped {s.data.skipped_bad} bad file(s) (--skip-bad)")
         log.record({"step": state.step, "epoch": state.epoch,

@@ -3,17 +3,15 @@ these names, not by strings of its own), and the logger that writes ``metrics.js
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..runtime.files import is_out_of_space, out_of_space
 from ..runtime.runfolder import RunFolder
 
 if TYPE_CHECKING:
-    from .state import Setup
+    from .config import TrainConfig
 
 # Per-step rows of metrics.jsonl
 STEP, EPOCH, LR = "step", "epoch", "lr"
@@ -53,35 +51,30 @@ def precise_bn_error(split: str, when: str) -> str:
 class Logger:
     """metrics.jsonl, TensorBoard and the console; only rank 0 writes anything."""
 
-    def __init__(self, s: Setup, total_steps: int) -> None:
-        self.active = s.ctx.is_main
+    def __init__(self, folder: RunFolder, cfg: TrainConfig, is_main: bool,
+                 total_steps: int) -> None:
+        self.active = is_main
         self.total, self.t0, self.tty = total_steps, time.time(), sys.stderr.isatty()
         self.first_step: int | None = None  # the first step this sitting reports (resume)
-        self.path = RunFolder(s.run_dir).metrics
+        self.folder = folder
         self.tb = None
         self.tracker = None
         if self.active:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(s.guard.folder.tensorboard))
+                self.tb = SummaryWriter(str(folder.tensorboard))
             except ImportError:  # tensorboard is optional at run time
                 self.tb = None
-            if s.cfg.run.tracker == "mlflow":
+            if cfg.run.tracker == "mlflow":
                 from .tracking import MlflowTracker
 
-                self.tracker = MlflowTracker(s.run_dir, s.cfg.run.tracking_uri, s.cfg.to_dict(),
-                                             s.cfg.run.experiment)
+                self.tracker = MlflowTracker(folder.path, cfg.run.tracking_uri, cfg.to_dict(),
+                                             cfg.run.experiment)
 
     def record(self, row: dict[str, Any]) -> None:
         if not self.active:
             return
-        try:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-        except OSError as exc:  # lines already written stay; a full disk is said plainly
-            if is_out_of_space(exc, self.path.parent):
-                raise out_of_space(self.path, len(json.dumps(row)) + 1, exc) from exc
-            raise
+        self.folder.append_metrics(row)
         if self.tracker is not None:
             self.tracker.log(row)
         if self.tb is not None:
