@@ -150,3 +150,49 @@ def test_the_card_names_its_origin_by_file_and_sha256_or_by_name(tmp_path):
     assert again == f"{path} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})"
     named = deepres.create_model("resnet20", pretrained="deepres:resnet20.cifar10")
     assert named.card.origin == "deepres:resnet20.cifar10"
+
+
+def test_every_route_reads_a_file_into_the_same_card(tmp_path):
+    """Issue 41 item 1: one function (models/source.py read_source) reads every weight source,
+    so the five routes that load a file agree on its card: description, input specification,
+    class names and origin."""
+    from deepres.models.source import read_source
+    from deepres.models.transfer import init_from
+
+    model = deepres.create_model("resnet8", num_classes=3)
+    spec = model.input_spec
+    path = tmp_path / "w.safetensors"
+    deepres.save_weights(model, path, class_names=["x", "y", "z"],
+                         extra={**spec.to_metadata(), "input_mean": "[0.25, 0.5, 0.75]"})
+    truth = read_source(path).card
+    assert truth.class_names == ("x", "y", "z") and truth.args.name == "resnet8"
+    assert truth.input_spec.mean.flatten().tolist() == [0.25, 0.5, 0.75]
+    built = deepres.create_model("resnet8", num_classes=3)
+    deepres.load_weights(built, path)
+    fresh = deepres.create_model("resnet8", num_classes=3)
+    init = init_from(fresh, str(path))
+    cards = {"model_from_weights": deepres.model_from_weights(path)[0].card,
+             "load_weights": built.card,
+             "pretrained": deepres.create_model("resnet8", num_classes=3,
+                                                pretrained=str(path)).card,
+             "Predictor": deepres.Predictor.from_weights(path, engine="torch").card}
+    for route, card in cards.items():
+        assert card.args == truth.args, route
+        assert card.class_names == truth.class_names, route
+        assert card.origin == truth.origin, route
+        assert torch.equal(card.input_spec.mean.cpu(), truth.input_spec.mean), route
+        assert card.input_spec.to_metadata() == truth.input_spec.to_metadata(), route
+    assert init.spec.to_metadata() == truth.input_spec.to_metadata()
+    assert tuple(init.class_names) == truth.class_names
+
+
+def test_only_the_source_reader_opens_weight_sources():
+    """Every route goes through read_source: no other module calls the file readers."""
+    readers = re.compile(r"\b(read_weights|read_metadata|_torchvision_weights|hub_spec|"
+                         r"_read_safetensors|_read_pickle_checkpoint)\(")
+    allowed = {SRC / "models" / n for n in ("source.py", "weights.py", "onnxread.py", "hub.py")}
+    found = [f"{p.relative_to(SRC)}:{n}: {line.strip()}"
+             for p in sorted(SRC.rglob("*.py")) if p not in allowed
+             for n, line in enumerate(p.read_text().splitlines(), 1)
+             if readers.search(line) and not line.lstrip().startswith(("def ", "#"))]
+    assert not found, "\n".join(found)

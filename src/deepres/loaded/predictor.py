@@ -5,10 +5,9 @@ predictions. evaluate/, export/ and serve/ all start from one; none of them impo
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..inputspec import InputSpec
-from ..models.card import ModelCard, describes_input, origin_of, read_card
-from ..models.loading import rebuild_foreign, rebuild_from_weights
+from ..models.card import ModelCard, read_class_names
+from ..models.loading import build, metadata_of
+from ..models.source import TORCHSCRIPT_INT8, Source, read_source
 from ..models.weights import WeightsError
 from ..runtime.options import MEASURING_PRECISION, RUNNING_PRECISION
 from ..runtime.precision import resolve_precision
@@ -163,30 +163,24 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     export --format onnx`` or ``int8``) with its class names and mean, run by ``engine``
     ("auto", "torch", "onnxruntime", "openvino": loaded/engines.py; None: torch for weights,
     auto for an ONNX file, what library callers that use ``model`` want); ``any_size``: the engine
-    takes any input height and width (multi-scale testing). Every metadata field is checked
-    before it is used, and errors name the field."""
-    from ..models.hub import is_hub_source
-    from ..models.published import local_path
-    from ..models.weights import refuse_url
-    from .int8 import is_int8_file
-    from .onnxfile import is_onnx_file
+    takes any input height and width (multi-scale testing). The source is read by
+    models/source.py ``read_source`` (every field checked before it is used, errors naming it)."""
+    from ..models.onnxread import is_onnx_file
 
-    source = str(path)  # a Hub name stays a name: its config says the model and its input
-    path = local_path(path)  # deepres:NAME[.TAG]: the published file, its sha256 checked
-    refuse_url(path)
-    if is_hub_source(source):
-        path = source
-    elif is_onnx_file(path):
-        return _load_onnx(path, engines.choose(engine or "auto", True, device), precision)
-    elif is_int8_file(path):
-        return _load_torchscript_int8(path, device, engine)
-    if model_name is not None:
-        model, meta = rebuild_foreign(path, model_name)
-    else:
-        model, meta = rebuild_from_weights(path)
+    path = str(path)
+    if is_onnx_file(path):  # the engine is chosen before the file is read
+        choice = engines.choose(engine or "auto", True, device)
+        return _load_onnx(read_source(path), choice, precision)
+    source = read_source(path, model_name)
+    if source.format == TORCHSCRIPT_INT8:
+        return _load_torchscript_int8(source, device, engine)
+    model, source = build(path, model_name, source)
+    card, meta = model.card, metadata_of(model, source)
     if classes_file is not None:
-        meta = {**meta, **ModelCard(None, None, tuple(_read_classes(classes_file))).to_metadata()}
-    classes, spec = _input_spec(meta, path, model.fc.out_features)
+        card = card.with_classes(_read_classes(classes_file, model.fc.out_features))
+        meta = {**meta, **ModelCard(None, None, card.class_names).to_metadata()}
+    spec = card.input_spec
+    assert spec is not None
     choice = engines.choose(engine or "torch", False, device)
     precision = resolve_precision(precision, device)
     model = model.to(device).eval()
@@ -196,17 +190,17 @@ def load_predictor(path: str, device: torch.device | str = "cpu",
     if choice.engine != "torch":
         run = engines.converted(model, choice.engine, precision, spec.input_size, any_size,
                                 spec.channels)
-    model.card = replace(model.card, input_spec=spec, origin=origin_of(source),
-                         class_names=None if classes is None else tuple(classes))
-    return Predictor(model, classes, spec.to(device), precision, meta, choice.engine, reason,
-                     run, card=model.card)
+    model.card = card
+    return Predictor(model, card.class_names and list(card.class_names), spec.to(device),
+                     precision, meta, choice.engine, reason, run, card=card)
 
 
-def _load_torchscript_int8(path: str, device: torch.device | str, engine: str | None
+def _load_torchscript_int8(source: Source, device: torch.device | str, engine: str | None
                            ) -> Predictor:
     """A TorchScript int8 file, the format before ONNX int8: loaded, on the CPU, with a note."""
     from .int8 import load_int8
 
+    path = source.path
     if torch.device(device).type != "cpu":
         raise WeightsError(f"{path}: int8 files run on the CPU only; use --device cpu")
     if engine not in (None, "auto", "torch"):
@@ -215,80 +209,38 @@ def _load_torchscript_int8(path: str, device: torch.device | str, engine: str | 
     print(f"note: {path} is a TorchScript int8 file, the format before ONNX int8; it "
           "loads in this release only: re-export it with `deepres export --format int8`",
           file=sys.stderr, flush=True)
-    module, raw = load_int8(path)
-    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
-    n = raw.get("num_classes")
-    if not _is_int(n, 1, 1_000_000):
-        raise WeightsError(f"{path}: metadata field 'num_classes' must be a positive "
-                           f"integer, not {n!r}")
-    classes, spec = _input_spec(meta, path, n)
+    module, _ = load_int8(path)
+    card = source.card
+    assert card.input_spec is not None
     # int8 kernels take float input and quantize it themselves: no autocast.
-    return Predictor(module, classes, spec, "fp32", meta, "torch",
-                     "a TorchScript int8 file (the format before ONNX int8)",
-                     card=ModelCard(None, spec, classes and tuple(classes),
-                                    origin=origin_of(path)))
+    return Predictor(module, card.class_names and list(card.class_names), card.input_spec,
+                     "fp32", dict(source.metadata), "torch",
+                     "a TorchScript int8 file (the format before ONNX int8)", card=card)
 
 
-def _load_onnx(path: str, choice: engines.Choice, precision: str | None) -> Predictor:
+def _load_onnx(source: Source, choice: engines.Choice, precision: str | None) -> Predictor:
     """An exported ONNX file run by ``choice``'s engine: mean subtraction is in the graph."""
-    from .onnxfile import FORMAT_KEY, onnx_run, read_metadata
+    from .onnxfile import FORMAT_KEY, onnx_run
 
-    meta, shape, outputs = read_metadata(path)
-    if not describes_input(meta):
-        raise WeightsError(f"{path}: an ONNX file without deepres's metadata (no input "
-                           "specification); give deepres the file `deepres export` wrote, or "
-                           "run this one with ONNX Runtime directly")
-    card = read_card(meta, path, outputs, origin_of(path))  # one class name per output
-    classes = None if card.class_names is None else list(card.class_names)
-    spec = card.input_spec
-    if len(shape) != 4 or (isinstance(shape[2], int) and shape[2] != spec.input_size):
-        raise WeightsError(f"{path}: the graph's input is {shape}, not N x 3 x "
-                           f"{spec.input_size} x {spec.input_size} as its metadata says")
-    run, precision, reason = onnx_run(path, choice, precision, meta.get(FORMAT_KEY) == "int8")
-    return Predictor(None, classes, spec, precision, meta, choice.engine, reason, run,
+    card, path = source.card, source.path
+    assert card.input_spec is not None
+    run, precision, reason = onnx_run(path, choice, precision,
+                                      source.metadata.get(FORMAT_KEY) == "int8")
+    return Predictor(None, card.class_names and list(card.class_names), card.input_spec,
+                     precision, dict(source.metadata), choice.engine, reason, run,
                      takes_pixels=True, card=card)
 
 
-def _read_classes(path: str) -> list[str]:
+def _read_classes(path: str, outputs: int) -> list[str]:
+    """``--classes FILE``: one name a line, one per classifier output (the card's rule)."""
     try:
         names = [x.strip() for x in Path(path).read_text().splitlines() if x.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{path}: cannot read the class names ({exc})") from exc
     if not names:
         raise WeightsError(f"{path}: no class names in it (one per line)")
+    read_class_names(ModelCard(None, None, tuple(names)).to_metadata(), path, outputs)
     return names
-
-
-def _input_spec(meta: dict[str, str], path: str, n: int) -> tuple[list[str] | None, InputSpec]:
-    """The class names and the input specification of a file's card; sizes a file lacks
-    (written before they were saved) are its model family's defaults, no guessing."""
-    if not describes_input(meta):
-        raise WeightsError(f"{path}: has no input mean; it was not written by `deepres train`")
-    card = read_card(meta, path, n)
-    assert card.input_spec is not None
-    return (None if card.class_names is None else list(card.class_names)), card.input_spec
-
-
-def _is_int(v: object, low: int, high: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
-
-
-def _field(meta: dict[str, str], key: str, path: str, valid, expected: str):
-    """A JSON metadata field, or None when absent; a malformed one is a WeightsError."""
-    if key not in meta:
-        return None
-    try:
-        value = json.loads(meta[key])
-    except ValueError:
-        value = _INVALID
-    if value is _INVALID or not valid(value):
-        shown = meta[key] if len(meta[key]) <= 60 else meta[key][:57] + "..."
-        raise WeightsError(f"{path}: metadata field {key!r} must be {expected}, not {shown}")
-    return value
-
-
-_INVALID = object()
-
 
 
 def _softmax(p: Predictor, x: torch.Tensor) -> torch.Tensor:

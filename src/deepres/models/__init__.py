@@ -16,7 +16,7 @@ __getattr__, __dir__, __all__ = exports(__name__, {
     "FeatureInfo": ".resnet",
     "ResNet": ".resnet",
     "WeightsError": ".errors",
-    "load_weights": ".weights",
+    "load_weights": ".transfer",
     "read_weights": ".weights",
     "save_weights": ".weights",
 })

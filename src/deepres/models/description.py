@@ -13,13 +13,28 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from ..runtime.options import number, option
 from .choices import CONV_INITS, SHORTCUTS
 from .metakeys import MODEL_OPTIONS
-from .names import ModelSpec, resolve
+
+if typing.TYPE_CHECKING:  # torch-free at import time: the command line's flags come from here
+    from .names import ModelSpec
 
 # The options a weights file's ``model_options`` may carry (the rest only initialise weights).
 SAVED = ("num_classes", "shortcut", "stride_in_1x1", "zero_init_residual", "resnet_d",
          "dropout", "in_chans")
+
+
+def _in_chans(text: str) -> int:
+    """``--in-chans``: deepres reads images as RGB, so a run trains on 3 channels or their
+    luma (the Python API takes any count)."""
+    import argparse
+
+    if text not in ("1", "3"):
+        raise argparse.ArgumentTypeError(f"must be 3 (RGB) or 1 (grayscale), not {text!r}: "
+                                         "images are read as RGB; other channel counts are "
+                                         "for one's own tensors (create_model(in_chans=N))")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -50,19 +65,39 @@ class ModelArgs:
             tensors: deepres's data pipeline, eval and serve read RGB images.
     """
 
-    name: str
+    # Each option's command-line flag (``deepres train``: a run's ``model`` section embeds
+    # this class, train/config.py ModelConfig) is declared with it; num_classes is the data's.
+    name: str = option(help="a name from `deepres models` (default resnet20)", flag="model")
     num_classes: int | None = None
-    shortcut: str | None = None
-    stride_in_1x1: bool = False
-    zero_init_residual: bool = False
-    conv_init: str = "fan_out"
-    resnet_d: bool = False
-    dropout: float = 0.0
-    drop_path_rate: float = 0.0
-    in_chans: int = 3  # input channels: 1 for grayscale, more for multispectral images
+    shortcut: str | None = option(None, choices=SHORTCUTS, help="A (zero-padded identity), B "
+                                  "(projection where the shape changes) or C (all projection), "
+                                  "§4.1 (default: A for CIFAR nets, B for ImageNet ones)")
+    stride_in_1x1: bool = option(False, switch="on", help="bottleneck nets: the downsampling "
+                                 "stride in the first 1x1 conv, as the paper's models "
+                                 "(default: in the 3x3, as torchvision)")
+    zero_init_residual: bool = option(False, switch="both", help="start each residual "
+                                      "branch's last BN at zero (torchvision's)")
+    # Runs saved before conv_init existed used fan_out, which is why it is the default.
+    conv_init: str = option("fan_out", choices=CONV_INITS, help="He initialisation of the "
+                            "convolutions: fan_in (the paper's reference [13]; the paper's "
+                            "recipes) or fan_out (torchvision's; other recipes)")
+    resnet_d: bool = option(False, switch="on", help="ImageNet nets: ResNet-D's deep stem and "
+                            "average-pool shortcuts (He et al. 2019)")
+    dropout: float = option(0.0, parse=number(float, 0.0, 0.9), help="wide and pre-activation "
+                            "basic blocks: dropout between the convolutions (WRN: 0.3)")
+    drop_path_rate: float = option(0.0, parse=number(float, 0.0, 0.99), help="stochastic depth: "
+                                   "the chance of dropping a residual branch, rising linearly "
+                                   "to this at the last block (timm's; 0.05-0.1 is common)")
+    # The command line's --in-chans: 1 trains a grayscale network on the luma of the (RGB-read)
+    # images; other counts need one's own tensors (create_model(in_chans=N)).
+    in_chans: int = option(3, parse=_in_chans, help="input channels: 3 (RGB) or 1 (grayscale: "
+                           "the network reads the luma of each image; --init RGB weights are "
+                           "summed over their colours, as timm)")
 
     @property
     def spec(self) -> ModelSpec:
+        from .names import resolve
+
         return resolve(self.name)
 
     def settled(self) -> ModelArgs:

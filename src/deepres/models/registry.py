@@ -136,12 +136,12 @@ def _file_classes(source: str) -> int | None:
     if source.startswith("torchvision:"):
         return None
     from .published import local_path
-    from .weights import read_weights
+    from .source import read_source
 
     path = local_path(source)
     shapes = _header_shapes(path) if str(path).endswith(".safetensors") else None
     if shapes is None:
-        shapes = {k: tuple(v.shape) for k, v in read_weights(path)[0].items()}
+        return read_source(source).classifier_rows
     fc = next((v for k, v in shapes.items() if k.endswith("fc.weight") and len(v) == 2), None)
     return int(fc[0]) if fc is not None else None
 
@@ -159,7 +159,8 @@ def _header_shapes(path: object) -> dict[str, tuple[int, ...]] | None:
 
 
 def _load_pretrained(model: nn.Module, name: str, pretrained: bool | str) -> None:
-    from .weights import WeightsError, init_from
+    from .errors import WeightsError
+    from .transfer import init_from
 
     if pretrained is True:
         # deepres's own weights where it publishes some (its CIFAR nets), else torchvision's
@@ -181,5 +182,5 @@ def _load_pretrained(model: nn.Module, name: str, pretrained: bool | str) -> Non
         source = str(pretrained)
     init = init_from(model, source)
     model.card = replace(model.card, input_spec=init.spec, origin=origin_of(source),
-                         class_names=init.class_names if init.class_names and
+                         class_names=tuple(init.class_names) if init.class_names and
                          model.fc.out_features == len(init.class_names) else None)

@@ -10,19 +10,16 @@ import json
 import os
 import pickle
 import re
-import warnings
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..inputspec import InputSpec, from_torchvision_transforms
 from ..runtime.files import atomic_write
-from .card import MODEL, ModelCard, describes_input, read_card, read_model_args
+from .card import MODEL, ModelCard
 from .errors import WeightsError  # noqa: F401  (where users and callers have always found it)
 
 CLASSIFIER_PREFIXES = ("fc.",)
@@ -181,47 +178,6 @@ def _refuse_programs(path: Path, head: bytes) -> None:
                                "deepres export --format int8 are taken as they are)")
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike[str], *,
-                 skip_classifier: bool = False) -> dict[str, str]:
-    """Load weights into ``model`` from ``.safetensors`` or ``.pth``/``.pt``; return metadata.
-
-    A mismatch raises :class:`WeightsError` listing missing, unexpected and wrong-shaped keys,
-    and leaves the model unchanged. ``skip_classifier=True`` loads everything but the final
-    ``fc`` layer (for fine-tuning on other classes).
-    """
-    from .published import local_path
-
-    path = Path(local_path(str(path)))  # deepres:NAME[.TAG]: the published file, checked
-    state, metadata = read_weights(path)
-    _warn_stride_mismatch(model, metadata, path)
-    _apply_state(model, _strip_prefixes(state, set(model.state_dict())), path, skip_classifier)
-    if describes_input(metadata) and MODEL in metadata:  # a deepres file: its own input
-        outputs = getattr(model.fc, "out_features", None)
-        card = read_card(metadata, str(path), None if skip_classifier else outputs, str(path))
-        keep = model.card
-        model.card = replace(card, args=keep.args, class_names=keep.class_names
-                             if skip_classifier else card.class_names)
-    return metadata
-
-
-def _warn_stride_mismatch(model: nn.Module, metadata: Mapping[str, str], path: Path) -> None:
-    """Bottleneck weights trained with the stride in the 3x3 (torchvision's, timm's) have the
-    same shapes as stride-in-1x1 ones but compute something else in the other model."""
-    args = getattr(model, "model_args", None)
-    ours = bool(args is not None and args.stride_in_1x1)
-    try:
-        saved = read_model_args(metadata, str(path))
-    except WeightsError:
-        saved = None
-    theirs = bool(saved is not None and saved.stride_in_1x1)
-    if ours != theirs:
-        where = "1x1" if theirs else "3x3 (as torchvision and timm)"
-        warnings.warn(f"{path}: these weights were trained with the downsampling stride in the "
-                      f"{where}, but the model puts it in the {'1x1' if ours else '3x3'}; they "
-                      "load (the shapes agree) but the outputs will differ. Build the model "
-                      f"with stride_in_1x1={theirs} to match", UserWarning, stacklevel=3)
-
-
 def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path,
                  skip_classifier: bool = False) -> None:
     """Check every key and shape, then load; on any mismatch raise and leave the model as is.
@@ -307,93 +263,3 @@ def canonical_safetensors(blob: bytes) -> bytes:
     if len(text) > n:  # never: the same content in another order (kept safe all the same)
         return blob
     return blob[:8] + text.ljust(n) + blob[8 + n:]
-
-
-@dataclass(frozen=True)
-class Init:
-    """What :func:`init_from` did and what the source says of its inputs."""
-
-    message: str  # one line: the source, and whether the classifier was kept
-    # The input the weights expect: a deepres file's own specification; torchvision's for its
-    # published weights and for foreign ImageNet-family state dicts; None where the source
-    # says nothing (a foreign CIFAR-family file): the data's own mean then.
-    spec: InputSpec | None
-    spec_origin: str  # where ``spec`` came from, for the line that says it
-    class_names: list[str] | None = None
-
-
-def init_from(model: nn.Module, source: str) -> Init:
-    """Start ``model`` from the weights in ``source`` for fine-tuning: a deepres ``.safetensors``,
-    a torchvision or timm state dict (``.pth``/``.safetensors``, DDP/Lightning prefixes and
-    reference-script checkpoints included), or ``torchvision:NAME[.WEIGHTS]`` (torchvision's
-    published weights through its own API, with its download hash check). The classifier is
-    kept when its shape fits, else left new. The source decides the input specification, the
-    same way on every route (see :class:`Init`)."""
-    from .adapt import adapt_first_conv
-    from .hub import hub_spec, is_hub_source
-    from .names import default_input_spec, resolve
-
-    refuse_url(source)
-    name = str(getattr(model, "model_name", ""))
-    if source.startswith("torchvision:"):
-        state, spec, classes = _torchvision_weights(source)
-        path, origin = Path(source), f"{source}'s published transforms"
-    else:
-        from .published import local_path
-
-        path = Path(local_path(source))  # deepres:NAME[.TAG]: the published file, checked
-        state, metadata = read_weights(path)
-        _warn_stride_mismatch(model, metadata, path)
-        classes = None
-        if MODEL in metadata:  # a deepres file carries its own
-            fc_rows = state.get("fc.weight", state.get("module.fc.weight"))
-            card = read_card(metadata, str(path), None if fc_rows is None or fc_rows.dim() != 2
-                             else int(fc_rows.shape[0]))
-            spec, classes = card.input_spec, card.class_names
-            origin = f"{path}'s metadata"
-        elif is_hub_source(source) and hub_spec(source) is not None:  # timm's pretrained_cfg
-            spec, origin = hub_spec(source), f"{source}'s pretrained_cfg"
-        elif _family(name, resolve) == "imagenet":  # torchvision's, timm's, a bare state dict
-            spec, origin = default_input_spec(name), "torchvision's ImageNet weights (assumed)"
-        else:
-            spec, origin = None, "no specification in the file"
-    own = model.state_dict()  # an RGB first convolution fitted to the model's in_chans
-    state = adapt_first_conv(_strip_prefixes(state, set(own)), own)
-    fc = state.get("fc.weight")
-    new_head = fc is not None and fc.shape != own["fc.weight"].shape
-    _apply_state(model, state, path, skip_classifier=new_head or fc is None)
-    message = (f"initialised from {source}; new classifier head: {fc.shape[0]} -> "
-               f"{own['fc.weight'].shape[0]} classes" if new_head
-               else f"initialised from {source}, classifier included")
-    return Init(message, spec, origin, None if classes is None else list(classes))
-
-
-def _family(name: str, resolve: Any) -> str | None:
-    try:
-        return resolve(name).family
-    except ValueError:  # a name no registry knows
-        return None
-
-
-def _torchvision_weights(source: str
-                         ) -> tuple[dict[str, torch.Tensor], InputSpec, list[str]]:
-    """``torchvision:resnet50`` (its DEFAULT weights) or ``torchvision:resnet50.IMAGENET1K_V1``.
-
-    Loaded with torchvision's ``get_state_dict`` (download with hash check into the torch hub
-    cache, or the file already there: this machine has no internet, so tests place one)."""
-    from torchvision.models import get_model_weights
-
-    name, _, which = source.split(":", 1)[1].partition(".")
-    try:
-        enum = get_model_weights(name)
-        weights = enum[which] if which else enum.DEFAULT
-    except (ValueError, KeyError) as exc:
-        raise WeightsError(f"{source}: torchvision has no weights by that name ({exc})") from exc
-    try:
-        state = weights.get_state_dict(progress=False, check_hash=True)
-    except (OSError, RuntimeError) as exc:
-        raise WeightsError(f"{source}: could not get {weights.url} ({exc}); with no internet, "
-                           "put the file in torch's hub cache (torch.hub.get_dir()/checkpoints)"
-                           ) from exc
-    spec = from_torchvision_transforms(weights.transforms())
-    return dict(state), spec, list(weights.meta.get("categories", []))

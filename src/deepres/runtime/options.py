@@ -134,6 +134,12 @@ def option(default: Any = MISSING, *, help: str, parse: Callable[[str], Any] | N
 
 
 def declared(cls: type) -> list[tuple[str, Option]]:
-    """``(field name, Option)`` of every declared field of a config dataclass, in order."""
-    return [(f.name, f.metadata["option"]) for f in dataclasses.fields(cls)
-            if "option" in f.metadata]
+    """``(field name, Option)`` of every declared field of a config dataclass, in order; an
+    embedded dataclass (a field with ``{"embed": Class}`` metadata) declares its own, flat."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if "embed" in f.metadata:
+            out += declared(f.metadata["embed"])
+        elif "option" in f.metadata:
+            out.append((f.name, f.metadata["option"]))
+    return out

@@ -12,7 +12,8 @@ from typing import Any
 
 def checked_fields(kind: type, values: dict[str, Any], where: str) -> dict[str, Any]:
     """``values`` of a config section checked against the field types declared on ``kind``."""
-    hints = typing.get_type_hints(kind)
+    # A section that embeds another dataclass says its flat keys itself (train/config.py).
+    hints = kind.field_types() if hasattr(kind, "field_types") else typing.get_type_hints(kind)
     unknown = sorted(set(values) - set(hints))
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; known: "

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..data.config import DataConfig
-from ..models.choices import CONV_INITS, SHORTCUTS
+from ..models.description import ModelArgs
 from ..runtime.options import (
     NONNEG_FLOAT,
     NONNEG_INT,
@@ -24,33 +23,19 @@ from ..runtime.options import (
 )
 from ..runtime.typecheck import checked_fields
 
-if TYPE_CHECKING:
-    from ..models.description import ModelArgs
+_EMBEDDED: dict[str, Any] = {}  # ModelArgs's field types (filled on first use)
 
 
-def _in_chans(text: str) -> int:
-    if text not in ("1", "3"):
-        raise argparse.ArgumentTypeError(f"must be 3 (RGB) or 1 (grayscale), not {text!r}: "
-                                         "images are read as RGB; other channel counts are "
-                                         "for one's own tensors (create_model(in_chans=N))")
-    return int(text)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ModelConfig:
-    name: str = option("resnet20", flag="model",
-                       help="a name from `deepres models` (default resnet20)")
-    # None: the model's default (A for CIFAR, B for ImageNet)
-    shortcut: str | None = option(None, choices=SHORTCUTS, help="A (zero-padded identity), B "
-                                  "(projection where the shape changes) or C (all projection), "
-                                  "§4.1 (default: A for CIFAR nets, B for ImageNet ones)")
-    zero_init_residual: bool = option(False, switch="both", help="start each residual "
-                                      "branch's last BN at zero (torchvision's)")
-    # Bottlenecks: the downsampling stride in the first 1x1 convolution, as the paper's own
-    # models (Table 1's FLOPs); False puts it in the 3x3, as torchvision does.
-    stride_in_1x1: bool = option(False, switch="on", help="bottleneck nets: the downsampling "
-                                 "stride in the first 1x1 conv, as the paper's models "
-                                 "(default: in the 3x3, as torchvision)")
+    """The model a run trains: its description, :class:`~deepres.models.description.ModelArgs`
+    (every model option and its flag declared there once; the class count comes from the
+    data), and how training starts it. ``cfg.model.shortcut`` and the like read the
+    description; ``config.json`` keeps them flat in its ``model`` section, as it always has.
+    Built as ``ModelConfig("resnet56", conv_init="fan_in", init=...)``; ``dataclasses.replace``
+    takes a description field by name too."""
+
+    model_args: ModelArgs = field(metadata={"embed": ModelArgs})
     # Start from these weights (a file, or torchvision:NAME): fine-tuning; see init_from.
     init: str | None = option(None, metavar="SOURCE", help="start from weights (fine-tuning): "
                               "a deepres .safetensors, a torchvision or timm .pth/.safetensors, "
@@ -58,34 +43,53 @@ class ModelConfig:
                               "classifier head when the classes differ")
     freeze_backbone: bool = option(False, switch="on",
                                    help="with --init: train only the classifier")
-    # He initialisation of the convolutions: "fan_out" (torchvision's) or "fan_in" (the
-    # paper's reference [13], §3.4; the paper's recipes use it). Runs saved before this field
-    # existed used fan_out, which is why it is the default when a config.json lacks it.
-    conv_init: str = option("fan_out", choices=CONV_INITS, help="He initialisation of the "
-                            "convolutions: fan_in (the paper's reference [13]; the paper's "
-                            "recipes) or fan_out (torchvision's; other recipes)")
-    # ImageNet nets: ResNet-D (He et al. 2019): deep stem, average pooling in the shortcuts.
-    resnet_d: bool = option(False, switch="on", help="ImageNet nets: ResNet-D's deep stem and "
-                            "average-pool shortcuts (He et al. 2019)")
-    dropout: float = option(0.0, parse=number(float, 0.0, 0.9), help="wide and pre-activation "
-                            "basic blocks: dropout between the convolutions (WRN: 0.3)")
-    drop_path_rate: float = option(0.0, parse=number(float, 0.0, 0.99), help="stochastic depth: "
-                                   "the chance of dropping a residual branch, rising linearly "
-                                   "to this at the last block (timm's; 0.05-0.1 is common)")
-    # timm's --in-chans: 1 trains a grayscale network on the luma of the (RGB-read) images;
-    # other counts need one's own tensors (the Python API's create_model(in_chans=N)).
-    in_chans: int = option(3, parse=_in_chans, help="input channels: 3 (RGB) or 1 (grayscale: "
-                           "the network reads the luma of each image; --init RGB weights are "
-                           "summed over their colours, as timm)")
+
+    def __init__(self, name: str | None = None, *, model_args: ModelArgs | None = None,
+                 init: str | None = None, freeze_backbone: bool = False,
+                 **options: Any) -> None:
+        if "num_classes" in options:
+            raise TypeError("a run's class count is its data's; ModelConfig takes no "
+                            "num_classes")
+        base = model_args if model_args is not None else ModelArgs("resnet20")
+        changes = {**options, **({"name": name} if name is not None else {})}
+        object.__setattr__(self, "model_args", replace(base, **changes) if changes else base)
+        object.__setattr__(self, "init", init)
+        object.__setattr__(self, "freeze_backbone", freeze_backbone)
+
+    def __getattr__(self, item: str) -> Any:
+        if item == "model_args" or item.startswith("__"):  # not yet set (copy, unpickle)
+            raise AttributeError(item)
+        if item in field_types():
+            return getattr(self.model_args, item)
+        raise AttributeError(f"ModelConfig has no {item!r}")
 
     def args(self, num_classes: int) -> ModelArgs:
-        """This run's model description (models/description.py): each field of this class
-        that is a model option, by its name (init and freeze_backbone are training's)."""
-        from ..models.description import ModelArgs
+        """This run's model description, with the data's class count."""
+        return replace(self.model_args, num_classes=num_classes)
 
-        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(ModelArgs)
-                 if hasattr(self, f.name)}
-        return ModelArgs(**{**given, "num_classes": num_classes})
+    def flat(self) -> dict[str, Any]:
+        """The ``model`` section of ``config.json``: the description's fields but the class
+        count, and the training ones."""
+        d = {k: v for k, v in dataclasses.asdict(self.model_args).items() if k != "num_classes"}
+        return {**d, "init": self.init, "freeze_backbone": self.freeze_backbone}
+
+    @staticmethod
+    def field_types() -> dict[str, Any]:
+        """The ``model`` section's keys and their types (for checking a config file)."""
+        import typing
+
+        return {**field_types(), **{k: v for k, v in typing.get_type_hints(ModelConfig).items()
+                                    if k != "model_args"}}
+
+
+def field_types() -> dict[str, Any]:
+    """The description's fields a run sets (all but num_classes), with their types."""
+    if not _EMBEDDED:
+        import typing
+
+        _EMBEDDED.update({k: v for k, v in typing.get_type_hints(ModelArgs).items()
+                          if k != "num_classes"})
+    return _EMBEDDED
 
 
 SCHEDULES = ("step", "plateau", "cosine", "onecycle")
@@ -221,7 +225,7 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "model": self.model.flat()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -17,7 +17,7 @@ from ..data.loaders import Loader
 from ..data.pipeline import Pipeline, build_pipeline
 from ..data.policies import class_loss_weights, mixing
 from ..models import create_model
-from ..models.weights import init_from
+from ..models.transfer import init_from
 from ..runtime import distributed as dist
 from ..runtime.precision import configure_cuda
 from .config import OptimConfig, TrainConfig
