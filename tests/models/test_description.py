@@ -72,11 +72,15 @@ def test_a_training_config_gives_every_model_option_by_name():
     cfg = recipe("cifar-paper", "resnet56").model
     args = cfg.args(10)
     assert args == ModelArgs("resnet56", num_classes=10, conv_init="fan_in")
-    shared = {f.name for f in dataclasses.fields(ModelArgs)} & \
-        {f.name for f in dataclasses.fields(ModelConfig)}
-    # every model option is a training option but the class count (the data decides it);
-    # in_chans too (--in-chans 1: grayscale)
-    assert shared == {f.name for f in dataclasses.fields(ModelArgs)} - {"num_classes"}
+    # ModelConfig embeds the description rather than copying its fields (issue 41): every
+    # model option is a training option but the class count (the data decides it), read by
+    # name and saved flat in config.json; in_chans too (--in-chans 1: grayscale)
+    assert [f.name for f in dataclasses.fields(ModelConfig)] == ["model_args", "init",
+                                                                 "freeze_backbone"]
+    options = {f.name for f in dataclasses.fields(ModelArgs)} - {"num_classes"}
+    assert options <= set(cfg.flat()) and all(
+        getattr(cfg, name) == getattr(cfg.model_args, name) for name in options)
+    assert dataclasses.replace(cfg, shortcut="B").args(10).shortcut == "B"
 
 
 def test_a_model_option_is_declared_on_modelargs_only():
