@@ -84,7 +84,7 @@ def loaders(root: Path, batch_size: int, workers: int) -> tuple:
 
 def dataset_root(archive: Path) -> Path:
     sys.path.insert(0, str(ROOT / "src"))
-    from deepres.data.sources import extract_folder_archive  # noqa: PLC0415
+    from deepres.data.splits import extract_folder_archive  # noqa: PLC0415
     return extract_folder_archive(archive)
 
 

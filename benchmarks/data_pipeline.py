@@ -55,7 +55,7 @@ def decode_breakdown(archive: Path) -> None:
     code = f"""
 import time
 from pathlib import Path
-from deepres.data import sources as S
+from deepres.data import splits as S
 t = time.perf_counter(); root = S.extract_folder_archive(Path({str(archive)!r}))
 extract = time.perf_counter() - t
 splits = S.scan_dataset(root)
@@ -74,7 +74,7 @@ print(f"| extract 60,000 files | {{extract:.1f}} s |\\n| decode 60,000 JPEGs | "
 def cifar_rates(archive: Path) -> None:
     from deepres import create_model
     from deepres.data import ArrayLoader, load_data
-    from deepres.data import transforms as T
+    from deepres.data import augment as T
 
     s = load_data(str(archive))
     mean = T.mean_image(torch.from_numpy(s.train.images))
@@ -116,7 +116,7 @@ def make_folder(root: Path, n: int, classes: int = 10) -> None:
 
 def folder_rates(n_images: int) -> None:
     from deepres.data import scan_folder
-    from deepres.data.loaders import FolderDataset, FolderLoader
+    from deepres.data.batches import FolderDataset, FolderLoader
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "folder"

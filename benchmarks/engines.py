@@ -220,7 +220,7 @@ def accuracy() -> int:
 
 def _top1(p) -> torch.Tensor:
     from deepres.data import load_data
-    from deepres.data.testview import test_batches
+    from deepres.data.testtime import test_batches
     from deepres.loaded import probs_single
 
     ds = load_data(str(CIFAR)).split("test")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from deepres.data import load_data
-from deepres.data.testview import test_batches
+from deepres.data.testtime import test_batches
 from deepres.evaluate.metrics import count_errors, explain
 from deepres.evaluate.testing import load_predictor, probs_single
 from deepres.report.confusion import draw_confusion

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 import deepres
 from deepres.data import ArrayLoader, load_data
-from deepres.data import transforms as T
+from deepres.data import augment as T
 
 HERE = Path(__file__).resolve().parent
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deepres.data.sources import extract_folder_archive
+from deepres.data.splits import extract_folder_archive
 
 HERE = Path(__file__).resolve().parent
 PRETRAIN = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"]

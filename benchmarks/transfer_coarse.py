@@ -28,7 +28,7 @@ COARSE = {"air_sea": ("airplane", "ship"), "road": ("automobile", "truck"),
 
 
 def build_task(out: Path, per_class_train: int = 400) -> Path:
-    from deepres.data.sources import image_folder_of
+    from deepres.data.splits import image_folder_of
 
     task = out / "task"
     if (task / ".complete").exists():

@@ -173,3 +173,18 @@ def test_training_flows_one_way():
         reached = graph[f"deepres.train.{low}"] & train
         assert not reached & above, (low, reached & above)
     assert "deepres.train.loop" not in set().union(*(graph[m] for m in train))
+
+
+def test_each_data_concept_has_one_file_named_for_it():
+    """Issue 41 item 5: data/'s files are the ones its package docstring maps to concepts (a
+    new file is placed there, by its concept); the near-synonyms are gone."""
+    import re
+
+    folder = SRC / "deepres" / "data"
+    files = {p.name for p in folder.glob("*.py")} - {"__init__.py"}
+    doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))
+    listed = set(re.findall(r"``(\w+\.py)``", doc))
+    assert files == listed, (sorted(files - listed), sorted(listed - files))
+    gone = {"sources.py", "loaders.py", "transforms.py", "policies.py", "usertransform.py",
+            "testview.py"}
+    assert not files & gone

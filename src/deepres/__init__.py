@@ -17,8 +17,8 @@ _API = {
     "count_macs": ".analysis", "count_params": ".analysis", "WeightsError": ".models",
     "create_model": ".models", "list_models": ".models", "load_weights": ".models",
     "model_from_weights": ".models", "save_weights": ".models", "Predictor": ".loaded",
-    "data_config": ".data.usertransform", "create_transform": ".data.usertransform",
-    "resolve_data_config": ".data.usertransform",
+    "data_config": ".data.model_transform", "create_transform": ".data.model_transform",
+    "resolve_data_config": ".data.model_transform",
 }
 
 _SUBPACKAGES = ("analysis", "data", "evaluate", "export", "loaded", "models", "serve", "train")

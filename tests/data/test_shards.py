@@ -12,7 +12,7 @@ from deepres.cli import main
 from deepres.data import DatasetError, load_data, resolve
 from deepres.data.images import decode_image
 from deepres.data.shards import expand_braces, write_shards
-from deepres.data.sources import cache_dir
+from deepres.data.splits import cache_dir
 from deepres.data.tarindex import TarMember
 from helpers import make_large_folder
 
@@ -84,7 +84,7 @@ def test_a_plain_tar_is_read_in_place_in_the_folders_order(tiny_data, tmp_path):
 def test_large_images_in_shards_are_streamed_from_the_shards(tmp_path):
     import pickle
 
-    from deepres.data.testview import test_batches
+    from deepres.data.testtime import test_batches
     from deepres.inputspec import InputSpec
 
     folder = make_large_folder(tmp_path / "big", 12, 4, size=80, seed=1, learnable=False,
@@ -189,7 +189,7 @@ def test_decoded_images_too_large_for_the_cache_disk_are_held_uncached(tiny_data
     import shutil
     from collections import namedtuple
 
-    from deepres.data import sources
+    from deepres.data import splits as sources
 
     def entries():
         return set((sources.cache_dir() / "arrays").glob("*-fit"))
@@ -206,7 +206,7 @@ def test_decoded_images_too_large_for_the_cache_disk_are_held_uncached(tiny_data
 def test_shard_indexes_hold_image_sizes_so_no_image_is_read_again(tmp_path, monkeypatch):
     """The sizes (and unreadable images) come from the index pass, equal to a header scan of
     the folder they were made from; the scan then reads nothing (an object store once)."""
-    from deepres.data import sources
+    from deepres.data import splits as sources
 
     folder = make_large_folder(tmp_path / "big", 6, 2, seed=3)
     odd = folder / "train" / "c0" / "wide.png"

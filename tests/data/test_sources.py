@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from deepres.data import DatasetError, FolderDataset, load_data, sample_root, scan_folder
-from deepres.data import sources as S
-from deepres.data.testview import test_batches as read_test_batches
+from deepres.data import splits as S
+from deepres.data.testtime import test_batches as read_test_batches
 from deepres.inputspec import IMAGENET
 
 
@@ -102,7 +102,7 @@ def test_processes_building_one_cache_entry_take_turns(tmp_path):
     import threading
     import time
 
-    from deepres.data.sources import _cached_dir
+    from deepres.data.splits import _cached_dir
 
     builds, errors = [], []
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from deepres.data import ArrayDataset, ArrayLoader
-from deepres.data import transforms as T
-from deepres.data.loaders import derived_generator
+from deepres.data import augment as T
+from deepres.data.batches import derived_generator
 from deepres.inputspec import IMAGENET
 
 

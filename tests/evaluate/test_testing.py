@@ -113,7 +113,7 @@ def test_folder_of_large_images_ten_crop_and_multiscale(tmp_path):
 def test_eval_decodes_only_the_split_it_evaluates(tiny, weights_file, monkeypatch):
     """A plain folder: eval of test/ decodes test/ only (the training split was decoded first,
     5,000 images on the sample); --split train decodes train/ only."""
-    from deepres.data import sources
+    from deepres.data import splits as sources
 
     decoded = []
     real = sources.load_cached_arrays

@@ -3,7 +3,7 @@ a net misses Table 6 by more than the target."""
 
 import pytest
 
-from deepres.data import transforms as T
+from deepres.data import augment as T
 from deepres.experiments.recipe_checks import augment_check, expected_lr, lr_check, phase_ends
 from deepres.report.recipe_checks import gap_section
 

@@ -54,7 +54,7 @@ def test_one_class_is_refused_and_leaves_no_run_dir(cli, tmp_path):
 
 
 def test_refused_tar_leaves_no_temporary_folder(cli, tmp_path):
-    from deepres.data.sources import cache_dir
+    from deepres.data.splits import cache_dir
 
     tar = tmp_path / "evil.tar"
     with tarfile.open(tar, "w") as t:

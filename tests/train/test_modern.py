@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from deepres.cli import main
 from deepres.data import ArrayDataset, ArrayLoader
-from deepres.data.policies import auto_augment, class_loss_weights, mixing, random_erasing
+from deepres.data.augment import auto_augment, class_loss_weights, mixing, random_erasing
 
 MODERN = ["--optimizer", "adamw", "--lr", "0.003", "--mixup", "0.2", "--cutmix", "1.0",
           "--auto-augment", "trivialaugment", "--random-erasing", "0.25", "--balanced-sampler",

@@ -8,7 +8,7 @@ from typing import Any
 from .datasource import resolve
 from .folder import check_index
 from .images import refused_images
-from .sources import choose_layout, scan_sizes
+from .splits import choose_layout, scan_sizes
 
 
 def dataset_report(path: str) -> dict[str, Any]:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..runtime.terminal import safe
-from . import remote, sources
+from . import remote, splits
 from .cifar import prepare_cifar
 from .config import DATA_FORMATS
 from .errors import DatasetError
 from .folder import FolderIndex, index_members, scan_dataset
 from .hfdata import hf_indexes, is_hf_folder, parse_spec
 from .shards import is_shard_folder, is_shard_pattern, shard_indexes, shards_of
-from .sources import ARCHIVE_SUFFIXES, Splits, cache_dir, is_cifar_folder, load_indexes
+from .splits import ARCHIVE_SUFFIXES, Splits, cache_dir, is_cifar_folder, load_indexes
 from .tarindex import is_plain_tar, member_table
 
 ACCEPTS = "; ".join(DATA_FORMATS.values()) + "; or 'sample'"
@@ -104,7 +104,7 @@ READERS: dict[str, Reader] = {
     "hf": Reader(lambda s, _: hf_indexes(s.spec if s.spec.startswith("hf:")
                                          else f"hf:{s.path}", cache_dir())),  # local files
     "cifar": Reader(lambda s, _: None,
-                    lambda s, splits: sources.cifar_splits(s.path, s.name, splits)),
+                    lambda s, splits: splits.cifar_splits(s.path, s.name, splits)),
 }
 
 
@@ -121,7 +121,7 @@ def _from_file(spec: str, path: Path) -> DataSource:
             return DataSource("tar", spec, _archive_name(path), (path,))
     if not spec.endswith(ARCHIVE_SUFFIXES):
         raise DatasetError(f"{safe(spec)}: is a file, not a dataset; --data takes {ACCEPTS}")
-    folder = sources.extract_folder_archive(path)  # compressed, or CIFAR batches: extracted once
+    folder = splits.extract_folder_archive(path)  # compressed, or CIFAR batches: extracted once
     kind = "cifar" if is_cifar_folder(folder) else "folder"
     return DataSource(kind, spec, _archive_name(path), (folder,))
 
@@ -130,7 +130,7 @@ def resolve(spec: str, root: str | os.PathLike[str] | None = None) -> DataSource
     """The one place ``--data`` is read. ``cifar10``/``cifar100`` are downloaded into ``root``
     (default: the cache) unless already there, and checked against the published MD5."""
     if spec == "sample":
-        return DataSource("folder", spec, "sample", (sources.sample_root(),))
+        return DataSource("folder", spec, "sample", (splits.sample_root(),))
     if spec in ("cifar10", "cifar100"):
         folder = prepare_cifar(spec, Path(root) if root else cache_dir() / "datasets")
         return DataSource("cifar", spec, spec, (folder,))

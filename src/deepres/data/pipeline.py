@@ -11,16 +11,15 @@ import torch
 
 from ..inputspec import IMAGENET, InputSpec
 from ..runtime.terminal import safe
-from . import transforms as T
-from .cifar import ArrayDataset
+from . import augment as T
+from .augment import auto_augment, random_erasing
+from .batches import ArrayLoader, FolderDataset, FolderLoader, Loader
 from .config import DataConfig
 from .datasource import load_data
 from .folder import DatasetError, FolderIndex, holdout_split
-from .loaders import ArrayLoader, FolderDataset, FolderLoader, Loader
-from .policies import auto_augment, random_erasing
-from .sources import Splits
+from .splits import Split, Splits
 from .tarindex import MemberRows
-from .testview import test_batches
+from .testtime import test_batches
 
 
 @dataclass(kw_only=True)
@@ -29,11 +28,11 @@ class Pipeline:
 
     train: Loader
     # The held-out or val/ images and the test images, read through the one test-time path
-    # (data/testview.py) by eval_batches.
-    val: ArrayDataset | FolderIndex | None
-    test: ArrayDataset | FolderIndex | None
+    # (data/testtime.py) by eval_batches.
+    val: Split | None
+    test: Split | None
     classes: list[str]
-    train_source: ArrayDataset | FolderIndex  # the training images (for unaugmented passes)
+    train_source: Split  # the training images (for unaugmented passes)
     # Sizes and normalisation (on the training device); the data's own mean until a source of
     # weights with its own specification replaces it (train/loop.py).
     spec: InputSpec
@@ -42,14 +41,14 @@ class Pipeline:
     skipped_bad: int
     layout: str  # in memory or streamed, and why
     validation: str  # where the validation error comes from
-    # Random erasing of the normalised training batch (data/policies.py), or None.
+    # Random erasing of the normalised training batch (data/augment.py), or None.
     erase: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
     eval_batch_size: int = 256
     rank: int = 0
     world_size: int = 1
     workers: int = 2
 
-    def eval_batches(self, source: ArrayDataset | FolderIndex
+    def eval_batches(self, source: Split
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This process's share of ``source`` at the test view of the spec (uint8)."""
         for b in test_batches(source, self.spec, self.eval_batch_size, rank=self.rank,

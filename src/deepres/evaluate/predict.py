@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.images import is_image_name
-from ..data.testview import test_batches
+from ..data.testtime import test_batches
 from ..loaded import load_predictor, probs_single
 from ..runtime.options import RUNNING_PRECISION
 

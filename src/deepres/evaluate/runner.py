@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..data import DatasetError, load_data
-from ..data.testview import test_batches
+from ..data.testtime import test_batches
 from ..loaded import Predictor, load_predictor, probs_single
 from ..runtime import distributed as dist
 from ..runtime.options import MEASURING_PRECISION

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..data import transforms as T
+from ..data import augment as T
 from ..train.records import STEP, TRAIN_ERROR
 
 LR = "lr"
@@ -61,7 +61,7 @@ def phase_ends(record: dict[str, Any], bounds: list[int]) -> list[dict[str, Any]
 
 
 def augment_check(draws: int = 20_000, seed: int = 0, pad: int = 4) -> dict[str, Any]:
-    """Draw the training augmentation (data/transforms.py, what the runs used) on ``draws``
+    """Draw the training augmentation (data/augment.py, what the runs used) on ``draws``
     copies of an image whose pixels name their own position (red the row, green the column,
     blue 255), and read back each copy's crop offset and flip: §4.2 wants all (2*pad+1)^2
     offsets equally often, zero padding, and half of the copies flipped."""

@@ -7,7 +7,7 @@ import sys
 import torch
 
 from ..data import load_data
-from ..data.testview import test_batches
+from ..data.testtime import test_batches
 from ..runtime.terminal import safe
 from .predictor import Predictor
 

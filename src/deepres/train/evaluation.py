@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.loaders import derived_generator
-from ..data.testview import test_batches
+from ..data.batches import derived_generator
+from ..data.testtime import test_batches
 from ..evaluate.metrics import evaluate
 from ..models import save_weights
 from ..runtime.files import atomic_write_text
@@ -83,7 +83,7 @@ def precise_bn_pass(s: Setup, log: Logger) -> dict[str, Any]:
 
 def unaugmented_batches(s: Setup) -> Iterator[torch.Tensor]:
     """Training images as the model sees them at test time (no augmentation), shuffled each
-    pass; each process gets its share of every global batch (data/testview.py)."""
+    pass; each process gets its share of every global batch (data/testtime.py)."""
     ds, world = s.data.train_source, s.ctx.world_size
     epoch = 0
     while True:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import DatasetError
-from ..data.loaders import derived_generator
+from ..data.batches import derived_generator
 from ..runtime import distributed as dist
 from ..runtime.files import atomic_write_text, stray_temporaries
 from ..runtime.machine import describe_machine
@@ -212,7 +212,7 @@ def train_one_epoch(s: Setup, state: TrainState, log: Logger) -> None:
         if cfg.run.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         target = y
-        if s.mix is not None:  # mixup/cutmix: soft targets (data/policies.py)
+        if s.mix is not None:  # mixup/cutmix: soft targets (data/augment.py)
             x, target = s.mix(x, y, derived_generator(cfg.run.seed, state.epoch, state.batch, 3))
         lr = lr_at(state.step, o, state.schedule)
         for group in s.optimizer.param_groups:

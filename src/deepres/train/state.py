@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.loaders import Loader
+from ..data.augment import class_loss_weights, mixing
+from ..data.batches import Loader
 from ..data.pipeline import Pipeline, build_pipeline
-from ..data.policies import class_loss_weights, mixing
 from ..models import create_model
 from ..models.transfer import init_from
 from ..runtime import distributed as dist
@@ -71,7 +71,7 @@ class Setup:
     guard: RunGuard
     ema: nn.Module | None = None  # the moving average of the weights (--ema)
     resume_changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
-    # Beyond the paper (data/policies.py): mixup/cutmix of the batch, the class weights of the
+    # Beyond the paper (data/augment.py): mixup/cutmix of the batch, the class weights of the
     # loss, fp16's gradient scaler; None when off.
     mix: Any = None
     loss_weight: torch.Tensor | None = None

@@ -8,7 +8,7 @@ code, so the same pixels): shorter side to the test resize, centre crop, the wei
 (per pixel where the paper subtracts one, §3.4 and §4.2) and std. With ``training=True`` it is
 the paper's augmentation, per image: CIFAR nets pad 4 pixels, crop and flip (§4.2); ImageNet
 nets resize the shorter side to a random size in [256, 480], crop and flip (§3.4). deepres's own
-training applies the same policy to whole batches on the device (data/transforms.py), so the
+training applies the same policy to whole batches on the device (data/augment.py), so the
 random draws differ from this one's.
 """
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import deepres
-from deepres.data.testview import test_batches as eval_batches
+from deepres.data.testtime import test_batches as eval_batches
 from deepres.inputspec import InputSpec
 from helpers import make_weights
 
@@ -68,7 +68,7 @@ def test_a_bad_config_is_one_clear_error():
 
 @pytest.mark.parametrize("h, w", [(50, 40), (20, 20), (33, 97), (32, 32)])
 def test_a_mixed_size_image_held_in_memory_is_the_test_view(h, w):
-    from deepres.data.sources import fit_to
+    from deepres.data.splits import fit_to
     from deepres.inputspec import center_crop, resize_shorter
 
     img = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), np.uint8)

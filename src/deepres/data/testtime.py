@@ -14,6 +14,7 @@ from .cifar import ArrayDataset
 from .folder import FolderIndex
 from .images import BadImageError, decode_image
 from .progress import progress
+from .splits import Split
 
 # How much of the test transform a batch gets: "crop", the spec's test view (shorter side
 # resized, centre crop); "resized", the resize only, one image at a time (10-crop cuts its own
@@ -60,7 +61,7 @@ def _view(img: torch.Tensor, spec: InputSpec, mode: str) -> torch.Tensor:
     return img.contiguous()
 
 
-def test_batches(data: ArrayDataset | FolderIndex | Sequence[str], spec: InputSpec,
+def test_batches(data: Split | Sequence[str], spec: InputSpec,
                  batch_size: int, *, mode: str = "crop", indices: Sequence[int] | None = None,
                  rank: int = 0, world_size: int = 1, workers: int = 0,
                  tolerate_bad: bool = False, desc: str | None = None) -> Iterator[TestBatch]:

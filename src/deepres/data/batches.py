@@ -16,7 +16,7 @@ from typing import Protocol
 
 import torch
 
-from . import transforms as T
+from . import augment as T
 from .cifar import ArrayDataset
 from .folder import FolderIndex
 from .images import BadImageError, decode_image, decode_image_bytes
@@ -26,8 +26,8 @@ from .tarindex import read_remote
 
 def balanced_order(labels: torch.Tensor, epoch: int, seed: int) -> torch.Tensor:
     """An epoch's image order for a class-balanced sampler: as many draws as images, with
-    replacement, each class equally likely (data/policies.py weights)."""
-    from .policies import balanced_weights
+    replacement, each class equally likely (data/augment.py weights)."""
+    from .augment import balanced_weights
 
     w = balanced_weights(labels.cpu().long(), int(labels.max()) + 1)
     return torch.multinomial(w, len(w), replacement=True,
@@ -37,7 +37,7 @@ def balanced_order(labels: torch.Tensor, epoch: int, seed: int) -> torch.Tensor:
 class Loader(Protocol):
     """What training asks of a loader, held or streamed: the batches of an epoch from a
     position (so a resumed run continues exactly), how many there are, their size. The
-    unaugmented view of the same images is data/testview.py's ``test_batches``."""
+    unaugmented view of the same images is data/testtime.py's ``test_batches``."""
 
     batch_size: int
 
@@ -59,7 +59,7 @@ class ArrayLoader:
     """Shuffled, augmented batches from a small dataset held on ``device`` as uint8.
 
     ``augment(x_uint8, generator) -> x_uint8`` is applied per batch (e.g.
-    :func:`deepres.data.transforms.cifar_train_augment`). With ``rank``/``world_size`` each process
+    :func:`deepres.data.augment.cifar_train_augment`). With ``rank``/``world_size`` each process
     takes a disjoint shard of every global batch.
     """
 
@@ -107,14 +107,14 @@ class ArrayLoader:
 
 class FolderDataset(torch.utils.data.Dataset):
     """Training images decoded from files on demand with scale augmentation (§3.4). Returns
-    ``(uint8 3 x crop x crop, label)``. Test-time views are data/testview.py's."""
+    ``(uint8 3 x crop x crop, label)``. Test-time views are data/testtime.py's."""
 
     def __init__(self, index: FolderIndex, *, crop: int = 224, seed: int = 0,
                  scale: tuple[int, int] = (256, 480),
                  policy: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
                  whole_shards: bool = False) -> None:
         self.index, self.crop, self.seed, self.scale = index, crop, seed, scale
-        self.policy = policy  # an automatic augmentation (data/policies.py), after the crop
+        self.policy = policy  # an automatic augmentation (data/augment.py), after the crop
         self.epoch = 0
         self.whole_shards = whole_shards  # streamed shards (data/streams.py): fetched whole
         self._shards: tuple[tuple[int, int], ShardCache] | None = None

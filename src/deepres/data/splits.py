@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 
@@ -42,6 +43,13 @@ SMALL_MAX_SIDE = 64  # images this size or smaller are held in memory as uint8 a
 CACHE_VERSION = 2
 
 
+# One split of a dataset, whichever way it is read: held in memory as arrays (small images,
+# CIFAR batches) or streamed from files (an index over folders, tars, shards, Hugging Face rows).
+# Both give ``labels``, ``classes`` and ``len()``; only data/ tells them apart (pipeline.py: the
+# training loader; testtime.py: the test batches; Splits.in_memory), never a caller.
+Split: TypeAlias = ArrayDataset | FolderIndex
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("DEEPRES_CACHE") or Path.home() / ".cache" / "deepres")
 
@@ -52,17 +60,17 @@ class Splits:
 
     name: str
     classes: list[str]
-    train: ArrayDataset | FolderIndex | None  # None: a folder with only test/ or val/
-    test: ArrayDataset | FolderIndex | None
+    train: Split | None  # None: a folder with only test/ or val/
+    test: Split | None
     bad: list[BadImageError] = field(default_factory=list)
     layout: str = ""  # in memory or streamed, and why
-    val: ArrayDataset | FolderIndex | None = None  # the dataset's own val/ folder, if any
+    val: Split | None = None  # the dataset's own val/ folder, if any
 
     @property
     def in_memory(self) -> bool:
         return any(isinstance(x, ArrayDataset) for x in (self.train, self.test, self.val))
 
-    def split(self, which: str) -> ArrayDataset | FolderIndex:
+    def split(self, which: str) -> Split:
         """The ``train``, ``val`` or ``test`` split; a missing one is a DatasetError that
         says which splits there are."""
         found = {"train": self.train, "val": self.val, "test": self.test}
