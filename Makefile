@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/deepres train
 
+# One pytest-xdist worker per core of the project's 2-core machines (tests/conftest.py gives
+# each worker, and the commands it starts, one thread).
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n 2 --durations=25
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''

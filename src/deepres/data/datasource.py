@@ -104,7 +104,7 @@ READERS: dict[str, Reader] = {
     "hf": Reader(lambda s, _: hf_indexes(s.spec if s.spec.startswith("hf:")
                                          else f"hf:{s.path}", cache_dir())),  # local files
     "cifar": Reader(lambda s, _: None,
-                    lambda s, splits: splits.cifar_splits(s.path, s.name, splits)),
+                    lambda s, wanted: splits.cifar_splits(s.path, s.name, wanted)),
 }
 
 
