@@ -38,9 +38,15 @@ def layer_response_stds(model: nn.Module, batches: Iterable[torch.Tensor]
     handles = []
     for i, (_, bn) in enumerate(layers):
         def hook(_m, _inp, out, i=i):
-            o = out.double().transpose(0, 1).flatten(1)  # C x (N*H*W)
-            acc = torch.stack([torch.full((o.shape[0],), float(o.shape[1]), dtype=torch.float64,
-                                          device=o.device), o.sum(1), (o * o).sum(1)]).cpu()
+            # Per channel, without a float64 copy of the batch (that copy, transposed, cost
+            # three times the forward pass): float32 moments about the batch's channel mean,
+            # made exact sums in float64 again.
+            o = out.detach().float()
+            count = o.numel() // o.shape[1]
+            mean = o.mean(dim=(0, 2, 3), keepdim=True)
+            m2 = (o - mean).square_().sum(dim=(0, 2, 3)).double()
+            s = mean.flatten().double() * count
+            acc = torch.stack([torch.full_like(s, float(count)), s, m2 + s * s / count]).cpu()
             sums[i] = acc if sums[i] is None else sums[i] + acc
         handles.append(bn.register_forward_hook(hook))
     was_training = model.training
