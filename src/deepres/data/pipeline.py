@@ -122,7 +122,6 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
         augment = _held_augment(d) if d.augment else None
         train = ArrayLoader(train_ds, batch_size, device, seed=seed, augment=augment,
                             balanced=d.balanced_sampler, **shard)
-
         size = int(train_ds.images.shape[1])
         if d.input_size and d.input_size != size:  # resized in batches: one mean per channel
             size, mean = d.input_size, mean.mean(dim=(1, 2))
@@ -152,8 +151,7 @@ def build_pipeline(d: DataConfig, batch_size: int, device: torch.device, seed: i
     mean = _mean(index, InputSpec(crop, resize, torch.zeros(3)), d.pixel_mean).to(device)
     return Pipeline(train=train, val=val_index, test=test_split, classes=splits.classes,
                     train_source=index, spec=InputSpec(crop, resize, mean, channels=channels),
-                    in_memory=False,
-                    augment=d.augment, skipped_bad=skipped, layout=splits.layout,
+                    in_memory=False, augment=d.augment, skipped_bad=skipped, layout=splits.layout,
                     validation=validation, **evaluation)
 
 
