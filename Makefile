@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint bench clean browser-test gpu-data
+.PHONY: setup demo test test-all lint docs bench clean browser-test gpu-data
 
 setup: $(STAMP)
 
@@ -27,6 +27,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
+
+# The documentation site (MkDocs, Material): docs/ into site/; --strict fails on any broken
+# link or reference. The command-line page is generated from the parser (docs/hooks.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

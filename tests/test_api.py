@@ -12,7 +12,7 @@ import deepres
 from deepres.evaluate.predict import predict_files
 from helpers import make_weights
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "api.md"  # the API page
 
 
 def test_readme_predict_example_runs(tmp_path, monkeypatch, capsys):

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def _readme_block() -> list[str]:
     """The bash block after "With a team's server:" in the README."""
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "training.md").read_text()
     after = text[text.index("With a team's server:"):]
     block = re.search(r"```bash\n(.*?)```", after, re.S).group(1)
     return [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
