@@ -28,9 +28,10 @@ def test_every_published_file_is_listed_with_its_card_and_checks():
 
 
 def test_the_readme_table_of_published_weights_is_the_index():
-    """The docs' table (docs/published-weights.md) names every published file once, with the index's test error and tag."""
-    rows = [x.split("|") for x in (ROOT / "docs" / "published-weights.md").read_text().splitlines()
-            if x.startswith("| `deepres:")]
+    """The docs' table (docs/published-weights.md) names every published file once, with the
+    index's test error and tag."""
+    page = (ROOT / "docs" / "published-weights.md").read_text()
+    rows = [x.split("|") for x in page.splitlines() if x.startswith("| `deepres:")]
     said = {r[1].strip(" `"): (r[2].strip(), r[4].strip(" `")) for r in rows
             if r[2].strip().endswith("%")}  # the table of files, not of error messages
     found = {}
