@@ -1,5 +1,6 @@
-"""MkDocs hook: the command-line reference page, generated from deepres's own parser (every
-flag as declared with its option), never written by hand."""
+"""MkDocs hooks: pages generated from deepres's own declarations, never written by hand: the
+command-line reference (from the parser: every flag as declared with its option) and the data
+formats (from the readers' table, data/config.py DATA_FORMATS, and DataConfig's options)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,24 @@ def cli_page() -> str:
     return "\n".join(parts)
 
 
+def data_page() -> str:
+    from deepres.data.config import DATA_FORMATS, DataConfig
+    from deepres.runtime.options import declared
+
+    parts = ["# Data formats", "",
+             "What `--data` (train, eval, `data check`, int8 calibration) reads, from the readers'",
+             "table; generated when the site is built.", "",
+             "| format | what `--data` names |", "|---|---|"]
+    parts += [f"| {name} | {text} |" for name, text in DATA_FORMATS.items()]
+    parts += ["| sample | `sample`: the bundled CIFAR-10 cut (500 training and 100 test images "
+              "per class) |", "", "## Data options of `deepres train`", "",
+              "| flag | what it does |", "|---|---|"]
+    parts += [f"| `--{(o.flag or name).replace('_', '-')}` | {o.help} |"
+              for name, o in declared(DataConfig)]
+    return "\n".join(parts) + "\n"
+
+
 def on_files(files, config):
     files.append(File.generated(config, "cli.md", content=cli_page()))
+    files.append(File.generated(config, "data.md", content=data_page()))
     return files

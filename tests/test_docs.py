@@ -25,6 +25,10 @@ def test_the_site_builds_strictly_with_every_flag_on_the_cli_page(tmp_path):
                  "--report-only", "--tracking-uri"):
         assert flag in page, flag
     assert (tmp_path / "site" / "cli" / "index.html").is_file()
+    from deepres.data.config import DATA_FORMATS
+
+    data = (tmp_path / "site" / "data" / "index.html").read_text()
+    assert all(name in data for name in DATA_FORMATS) and "--shuffle-buffer" in data
 
 
 def test_the_readme_is_a_quickstart_that_links_every_page():
