@@ -34,7 +34,7 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs reports
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
