@@ -15,12 +15,12 @@ def test_the_site_builds_strictly_with_every_flag_on_the_cli_page(tmp_path):
                            "--site-dir", str(tmp_path / "site")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    sys.path.insert(0, str(ROOT / "docs"))
-    try:
-        from hooks import cli_page
-    finally:
-        sys.path.pop(0)
-    page = cli_page()
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deepres_docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    page = hooks.cli_page()
     for flag in ("--model", "--in-chans", "--shuffle-buffer", "--max-connections", "--engine",
                  "--report-only", "--tracking-uri"):
         assert flag in page, flag
