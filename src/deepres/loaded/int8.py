@@ -15,19 +15,8 @@ from typing import Any
 
 import torch
 
-INT8_FORMAT = "deepres-int8"
-METADATA_NAME = "deepres.json"
-
-
-def is_int8_file(path: str | os.PathLike[str]) -> bool:
-    """A TorchScript archive that holds deepres int8 metadata (checked without loading it)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any(n.endswith("/extra/" + METADATA_NAME) for n in z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
+# The file's format is recognised where every weight source is read (models/source.py).
+from ..models.source import INT8_FORMAT, METADATA_NAME, is_int8_file  # noqa: F401
 
 
 def load_int8(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:

@@ -92,8 +92,9 @@ def read_source(source: str | os.PathLike[str], model: str | None = None) -> Sou
     path = local_path(text)  # deepres:NAME[.TAG]: the published file, its sha256 checked
     if is_onnx_file(path):
         return _onnx(path)
-    if is_int8_file(path):
-        return _torchscript_int8(path)
+    member = _int8_member(path)
+    if member is not None:
+        return _torchscript_int8(path, member)
     state, meta = read_weights(Path(path))
     return _weights(text, path, state, meta, model)
 
@@ -192,12 +193,11 @@ def _int8_member(path: str | os.PathLike[str]) -> str | None:
         return None
 
 
-def _torchscript_int8(path: str) -> Source:
+def _torchscript_int8(path: str, member: str) -> Source:
     """A TorchScript int8 file's card, from the metadata beside its program (not loaded)."""
-    member = _int8_member(path)
     try:
         with zipfile.ZipFile(path) as z:
-            info = z.getinfo(str(member))
+            info = z.getinfo(member)
             if info.file_size > MAX_INT8_METADATA:
                 raise WeightsError(f"{path}: its {METADATA_NAME} is {info.file_size:,} bytes; "
                                    "not a deepres int8 file")

@@ -89,6 +89,7 @@ class RunGuard:
         self.finite = FiniteCheck()
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self.created = False  # whether this run made its folder (a failed start removes it)
 
     @property
     def run_dir(self) -> Path:
@@ -101,7 +102,6 @@ class RunGuard:
         """The run directory, created if new and locked for the run (the main process); a
         resume needs a checkpoint, a new run refuses a folder that holds one."""
         ckpt = self.folder.checkpoint
-        self.created = False
         if self.ctx.is_main:
             if resume and not ckpt.is_file():
                 raise RunError(f"{ckpt}: no checkpoint to resume from; nothing was changed. "
